@@ -1,0 +1,294 @@
+//! `PUT`, `GET` and `HEAD` on
+//! `/projects/:id/packages/generic/:package_name/:package_version/(:path/):file_name`.
+//!
+//! Publishing streams the body to a fresh object and records the file only
+//! once storage has every byte, so an acknowledged file always downloads and
+//! a failed upload leaves no record.
+
+use std::time::Duration;
+
+use super::Context;
+use crate::auth::Actor;
+use crate::blob::upload::{Upload, UploadError};
+use crate::blob::{self, Requests};
+use crate::checksum;
+use crate::config::DownloadMode;
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Body, ByteSource, Method, Request, Response};
+use crate::meta::kv::KeyValue;
+use crate::meta::model::PackageStatus;
+use crate::meta::{self, Commit, MetaError, NewFile};
+use crate::range::{self, RangeRequest};
+use crate::validate::{self, FileCoordinates};
+
+/// How long a redirect to object storage stays valid.
+const REDIRECT_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// Query parameters of a publish, validated.
+struct PublishOptions {
+    status: Option<PackageStatus>,
+    select_package_file: bool,
+}
+
+/// Validates the path and the query together, so every problem is reported
+/// at once, joined as GitLab does.
+fn parse_publish(
+    request: &Request,
+    segments: &[&str],
+) -> ApiResult<(FileCoordinates, PublishOptions)> {
+    let mut messages = Vec::new();
+    let coordinates = validate::file_coordinates(segments)
+        .map_err(|invalid| messages.push(validate::join_messages(&invalid)))
+        .ok();
+    let status = match request.query_param("status") {
+        None => None,
+        Some(s) => {
+            let status = PackageStatus::parse(s);
+            if status.is_none() {
+                messages.push("status does not have a valid value".into());
+            }
+            status
+        }
+    };
+    let select_package_file = match request.query_param("select") {
+        None => false,
+        Some("package_file") => true,
+        Some(_) => {
+            messages.push("select does not have a valid value".into());
+            false
+        }
+    };
+    match coordinates {
+        Some(coordinates) if messages.is_empty() => Ok((
+            coordinates,
+            PublishOptions {
+                status,
+                select_package_file,
+            },
+        )),
+        _ => Err(ApiError::InvalidParams(messages.join(", "))),
+    }
+}
+
+pub fn publish<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_project: &str,
+    segments: &[&str],
+    body: &mut dyn ByteSource,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    if matches!(actor, Actor::Anonymous) {
+        return Err(ApiError::Unauthorized);
+    }
+    let (coordinates, options) = parse_publish(request, segments)?;
+    let expected_sha256 = match request.header("x-checksum-sha256") {
+        None => None,
+        Some(value) => Some(
+            checksum::parse_sha256_header(value)
+                .ok_or_else(|| ApiError::InvalidParams("X-Checksum-SHA256 is invalid".into()))?,
+        ),
+    };
+    let content_length = match request.header("content-length") {
+        None => None,
+        Some(value) => Some(
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| ApiError::BadRequest("Content-Length is invalid".into()))?,
+        ),
+    };
+    let (project, access) = ctx.project(&actor, raw_project)?;
+    if !access.publish {
+        return Err(ApiError::Forbidden);
+    }
+
+    let object_key = blob::new_object_key((ctx.random)());
+    let requests = Requests::new(&ctx.config.s3, ctx.now).map_err(ApiError::internal)?;
+    let digests = Upload {
+        store: ctx.store,
+        requests: &requests,
+        key: &object_key,
+        part_size: ctx.config.part_size,
+        max_size: ctx.config.max_file_size,
+        expected_sha256: expected_sha256.as_deref(),
+    }
+    .run(body, content_length)
+    .map_err(|e| match e {
+        UploadError::TooLarge => ApiError::PayloadTooLarge,
+        UploadError::ChecksumMismatch => {
+            ApiError::BadRequest("X-Checksum-SHA256 does not match the uploaded file".into())
+        }
+        UploadError::ClientGone(_) | UploadError::LengthMismatch => {
+            ApiError::BadRequest(e.to_string())
+        }
+        UploadError::Storage(e) => ApiError::Upstream(e.to_string()),
+    })?;
+
+    let settings =
+        meta::namespace_settings(ctx.kv, &project.namespace).map_err(ApiError::internal)?;
+    let commit = Commit {
+        project: &project,
+        name: &coordinates.package_name,
+        version: &coordinates.package_version,
+        status: options.status,
+        settings: &settings,
+        now: ctx.now_millis(),
+    };
+    let file = NewFile {
+        file_name: coordinates.stored_file_name.clone(),
+        size: digests.size,
+        md5: digests.md5,
+        sha1: digests.sha1,
+        sha256: digests.sha256,
+        object_key: object_key.clone(),
+    };
+    let (package, file) = match meta::commit_file(ctx.kv, &commit, file) {
+        Ok(committed) => committed,
+        Err(refused @ (MetaError::Duplicate | MetaError::PackageFull)) => {
+            // Nothing points at the object: remove it.
+            let _ = ctx.store.delete(&requests.delete_object(&object_key));
+            return Err(ApiError::BadRequest(refused.to_string()));
+        }
+        // The write may or may not have landed: keep the object, since a
+        // record must never point at a missing one.
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+
+    if options.select_package_file {
+        Ok(Response::json(
+            200,
+            &entities::package_file_record(&project, &package, &file),
+        ))
+    } else {
+        Ok(Response::json(201, &serde_json::json!({ "message": "201 Created" })))
+    }
+}
+
+/// `GET` and `HEAD`.
+pub fn download<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_project: &str,
+    segments: &[&str],
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let coordinates = validate::file_coordinates(segments)
+        .map_err(|invalid| ApiError::InvalidParams(validate::join_messages(&invalid)))?;
+    let (project, access) = ctx.project(&actor, raw_project)?;
+    if !access.download {
+        return Err(ApiError::Forbidden);
+    }
+    let package = meta::package(
+        ctx.kv,
+        project.id,
+        &coordinates.package_name,
+        &coordinates.package_version,
+    )
+    .map_err(ApiError::internal)?
+    .ok_or_else(ApiError::not_found)?;
+    let file = package
+        .newest_file(&coordinates.stored_file_name)
+        .ok_or_else(ApiError::not_found)?;
+
+    let etag = format!("\"{}\"", file.sha256);
+    let disposition = blob::requests::content_disposition(&coordinates.file_name);
+    let common = |response: Response| {
+        response
+            .header("etag", etag.clone())
+            .header("x-checksum-sha256", file.sha256.clone())
+            .header("accept-ranges", "bytes")
+            .header("cache-control", "private")
+    };
+    if if_none_match(request.header("if-none-match"), &etag) {
+        return Ok(common(Response::new(304)));
+    }
+    let is_get = request.method == Method::Get;
+    if is_get {
+        if let Err(e) = meta::mark_downloaded(
+            ctx.kv,
+            project.id,
+            &package.name,
+            &package.version,
+            ctx.now_millis(),
+        ) {
+            eprintln!("warning: last_downloaded_at not updated: {e}");
+        }
+    }
+
+    let requests = Requests::new(&ctx.config.s3, ctx.now).map_err(ApiError::internal)?;
+    if ctx.config.download_mode == DownloadMode::Redirect {
+        let link = requests.download_link(&file.object_key, &coordinates.file_name, REDIRECT_LIFETIME);
+        return Ok(common(Response::new(302)).header("location", link.to_string()));
+    }
+
+    let (status, range) = match range::parse(request.header("range"), file.size) {
+        RangeRequest::Whole => (200, None),
+        RangeRequest::Part { start, end } => (206, Some((start, end))),
+        RangeRequest::Unsatisfiable => {
+            return Err(ApiError::RangeNotSatisfiable { size: file.size })
+        }
+    };
+    let length = range.map_or(file.size, |(start, end)| end - start + 1);
+    let mut response = common(Response::new(status))
+        .header("content-type", "application/octet-stream")
+        .header("content-disposition", disposition)
+        .header("content-length", length.to_string());
+    if let Some((start, end)) = range {
+        response = response.header("content-range", format!("bytes {start}-{end}/{}", file.size));
+    }
+    if !is_get || length == 0 {
+        return Ok(response);
+    }
+    let object = ctx
+        .store
+        .get(&requests.get_object(&file.object_key), range)
+        .map_err(|e| ApiError::Upstream(e.to_string()))?;
+    if object.length != length {
+        return Err(ApiError::Upstream(format!(
+            "object {} has {} bytes, expected {length}",
+            file.object_key, object.length
+        )));
+    }
+    response.body = Body::Stream(object.source);
+    Ok(response)
+}
+
+/// Whether `If-None-Match` names this entity tag (weak comparison) or `*`.
+fn if_none_match(header: Option<&str>, etag: &str) -> bool {
+    header.is_some_and(|value| {
+        value.split(',').map(str::trim).any(|candidate| {
+            candidate == "*" || candidate.trim_start_matches("W/") == etag
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_accepts_lists_weak_tags_and_star() {
+        let etag = "\"abc\"";
+        assert!(if_none_match(Some("\"abc\""), etag));
+        assert!(if_none_match(Some("\"x\", W/\"abc\""), etag));
+        assert!(if_none_match(Some("*"), etag));
+        assert!(!if_none_match(Some("\"abd\""), etag));
+        assert!(!if_none_match(None, etag));
+    }
+
+    #[test]
+    fn all_invalid_params_are_reported_together() {
+        let request = Request::new(Method::Put, "/x?status=gone&select=all", vec![]);
+        let Err(ApiError::InvalidParams(message)) =
+            parse_publish(&request, &["bad name", "1.0", "a"])
+        else {
+            panic!("expected invalid params")
+        };
+        assert_eq!(
+            message,
+            "package_name is invalid, status does not have a valid value, select does not have a valid value"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! `POST /projects` (administrators) and `GET /projects/:id`.
+
+use serde::Deserialize;
+
+use super::Context;
+use crate::auth::Actor;
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Request, Response};
+use crate::meta::kv::KeyValue;
+use crate::meta::model::Visibility;
+use crate::meta::{self, MetaError, NewProject};
+
+/// The largest request body a JSON or form endpoint reads.
+pub const MAX_FORM_BODY: usize = 64 * 1024;
+
+#[derive(Debug, Default, Deserialize)]
+struct CreateProject {
+    path: Option<String>,
+    namespace_path: Option<String>,
+    name: Option<String>,
+    visibility: Option<String>,
+}
+
+/// Reads the fields from a JSON body, a form body or the query string, as
+/// GitLab's API accepts all three.
+fn parse_create(request: &Request, body: &[u8]) -> ApiResult<CreateProject> {
+    let is_json = request
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/json"));
+    let mut fields: CreateProject = if is_json {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the JSON body is invalid: {e}")))?
+    } else {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+        let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        CreateProject {
+            path: get("path"),
+            namespace_path: get("namespace_path"),
+            name: get("name"),
+            visibility: get("visibility"),
+        }
+    };
+    let from_query = |name: &str| request.query_param(name).map(str::to_string);
+    fields.path = fields.path.or_else(|| from_query("path"));
+    fields.namespace_path = fields.namespace_path.or_else(|| from_query("namespace_path"));
+    fields.name = fields.name.or_else(|| from_query("name"));
+    fields.visibility = fields.visibility.or_else(|| from_query("visibility"));
+    Ok(fields)
+}
+
+/// A path segment of a project or group: letters, digits, `_`, `-`, `.`,
+/// starting with a letter, digit or `_`, and not ending in `.git`/`.atom`.
+pub fn is_valid_path_segment(segment: &str) -> bool {
+    let mut bytes = segment.bytes();
+    segment.len() <= 255
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        && !segment.ends_with(".git")
+        && !segment.ends_with(".atom")
+}
+
+fn invalid(field: &'static str, text: &str) -> ApiError {
+    ApiError::FieldInvalid {
+        field,
+        text: text.into(),
+    }
+}
+
+pub fn create<K: KeyValue>(ctx: &Context<K>, request: &Request, body: &[u8]) -> ApiResult<Response> {
+    match ctx.authenticate(request)? {
+        Actor::Anonymous => return Err(ApiError::Unauthorized),
+        actor if !actor.is_admin() => return Err(ApiError::Forbidden),
+        _ => {}
+    }
+    let fields = parse_create(request, body)?;
+    let path = fields
+        .path
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::InvalidParams("path is missing".into()))?;
+    if !is_valid_path_segment(&path) {
+        return Err(invalid(
+            "path",
+            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'",
+        ));
+    }
+    let namespace = fields
+        .namespace_path
+        .map(|n| n.trim_matches('/').to_string())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::InvalidParams("namespace_path is missing".into()))?;
+    if namespace.split('/').count() > 20 || !namespace.split('/').all(is_valid_path_segment) {
+        return Err(invalid("namespace", "is invalid"));
+    }
+    let visibility = match fields.visibility.as_deref() {
+        None | Some("") => Visibility::Private,
+        Some(v) => Visibility::parse(v)
+            .ok_or_else(|| ApiError::InvalidParams("visibility does not have a valid value".into()))?,
+    };
+    let name = fields.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| path.clone());
+    if name.len() > 255 {
+        return Err(invalid("name", "is too long (maximum is 255 characters)"));
+    }
+    let new = NewProject {
+        name,
+        path,
+        namespace,
+        visibility,
+    };
+    match meta::create_project(ctx.kv, new, ctx.now_millis()) {
+        Ok(project) => Ok(Response::json(201, &entities::project(&project, &ctx.config.public_url))),
+        Err(MetaError::PathTaken) => Err(invalid("path", "has already been taken")),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (project, _) = ctx.project(&actor, raw_id).map_err(|e| match e {
+        // GitLab answers 404 for a project anonymous callers may not see.
+        ApiError::Unauthorized => ApiError::NotFound("Project Not Found"),
+        other => other,
+    })?;
+    Ok(Response::json(200, &entities::project(&project, &ctx.config.public_url)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_path_segment;
+
+    #[test]
+    fn path_segments_follow_gitlab_rules() {
+        for ok in ["tools", "my-tool.v2", "_x", "A1"] {
+            assert!(is_valid_path_segment(ok), "{ok}");
+        }
+        for bad in ["", "-x", ".x", "a/b", "x.git", "x.atom", "caf\u{e9}", "a b"] {
+            assert!(!is_valid_path_segment(bad), "{bad}");
+        }
+    }
+}

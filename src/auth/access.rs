@@ -1,0 +1,165 @@
+//! Who may do what on a project: GitLab's permission table for packages.
+
+use genreg_token::{Claims, Kind, Role, Scope};
+
+use crate::meta::model::{Project, Visibility};
+
+/// The caller, after authentication.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    Anonymous,
+    Token(Claims),
+}
+
+impl Actor {
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Actor::Token(c) if c.admin)
+    }
+}
+
+/// What the caller may do on one project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Access {
+    /// The project exists for the caller (otherwise: 404).
+    pub visible: bool,
+    pub download: bool,
+    pub publish: bool,
+}
+
+const NONE: Access = Access {
+    visible: false,
+    download: false,
+    publish: false,
+};
+const READ: Access = Access {
+    visible: true,
+    download: true,
+    publish: false,
+};
+const WRITE: Access = Access {
+    visible: true,
+    download: true,
+    publish: true,
+};
+/// Sees the project but may not read its packages (a token whose scopes do
+/// not cover reading): 403 rather than 404.
+const SEE: Access = Access {
+    visible: true,
+    download: false,
+    publish: false,
+};
+
+pub fn access(actor: &Actor, project: &Project) -> Access {
+    let public = project.visibility == Visibility::Public;
+    let anyone = if public { READ } else { NONE };
+    let claims = match actor {
+        Actor::Anonymous => return anyone,
+        Actor::Token(claims) if claims.admin => return WRITE,
+        Actor::Token(claims) => claims,
+    };
+    let role = claims.role_on(project.id, &project.full_path());
+    match (claims.kind, role) {
+        (_, None) => anyone,
+        (Kind::Job, Some(_)) => WRITE,
+        (Kind::Deploy, Some(_)) => {
+            if claims.has_scope(Scope::WritePackageRegistry) {
+                WRITE
+            } else if claims.has_scope(Scope::ReadPackageRegistry) || public {
+                READ
+            } else {
+                SEE
+            }
+        }
+        (Kind::Personal, Some(role)) => {
+            let writes = claims.has_scope(Scope::Api) && role >= Role::Developer;
+            let reads = writes
+                || [
+                    Scope::Api,
+                    Scope::ReadApi,
+                    Scope::ReadPackageRegistry,
+                    Scope::WritePackageRegistry,
+                ]
+                .iter()
+                .any(|s| claims.has_scope(*s));
+            match (writes, reads || public) {
+                (true, _) => WRITE,
+                (false, true) => READ,
+                (false, false) => SEE,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use genreg_token::Grant;
+
+    fn project(visibility: Visibility) -> Project {
+        Project {
+            id: 7,
+            name: "tools".into(),
+            path: "tools".into(),
+            namespace: "acme".into(),
+            visibility,
+            created_at: 0,
+        }
+    }
+
+    fn token(kind: Kind, scopes: &[Scope], grant: Option<(&str, Role)>) -> Actor {
+        Actor::Token(Claims {
+            id: "x".into(),
+            kind,
+            subject: "s".into(),
+            scopes: scopes.to_vec(),
+            grants: grant
+                .map(|(p, role)| Grant {
+                    project: p.into(),
+                    role,
+                })
+                .into_iter()
+                .collect(),
+            admin: false,
+            issued_at: 0,
+            expires_at: None,
+        })
+    }
+
+    #[test]
+    fn the_permission_table_of_api_md() {
+        let private = project(Visibility::Private);
+        let public = project(Visibility::Public);
+        let on = |role| Some(("acme/tools", role));
+        let rows = [
+            (token(Kind::Personal, &[Scope::Api], on(Role::Developer)), WRITE),
+            (token(Kind::Personal, &[Scope::Api], on(Role::Maintainer)), WRITE),
+            (token(Kind::Personal, &[Scope::ReadApi], on(Role::Owner)), READ),
+            (token(Kind::Personal, &[Scope::Api], on(Role::Reporter)), READ),
+            (token(Kind::Personal, &[Scope::Api], on(Role::Guest)), READ),
+            (token(Kind::Personal, &[], on(Role::Owner)), SEE),
+            (token(Kind::Deploy, &[Scope::WritePackageRegistry], on(Role::Developer)), WRITE),
+            (token(Kind::Deploy, &[Scope::ReadPackageRegistry], on(Role::Developer)), READ),
+            (token(Kind::Job, &[], Some(("7", Role::Developer))), WRITE),
+            (token(Kind::Personal, &[Scope::Api], Some(("other/x", Role::Owner))), NONE),
+            (token(Kind::Job, &[], Some(("8", Role::Developer))), NONE),
+            (Actor::Anonymous, NONE),
+        ];
+        for (actor, expected) in rows {
+            assert_eq!(access(&actor, &private), expected, "{actor:?}");
+        }
+        assert_eq!(access(&Actor::Anonymous, &public), READ);
+        assert_eq!(
+            access(&token(Kind::Job, &[], Some(("8", Role::Developer))), &public),
+            READ
+        );
+    }
+
+    #[test]
+    fn administrators_may_do_everything() {
+        let Actor::Token(mut claims) = token(Kind::Personal, &[Scope::Api], None) else {
+            unreachable!()
+        };
+        claims.admin = true;
+        assert_eq!(access(&Actor::Token(claims), &project(Visibility::Private)), WRITE);
+    }
+}

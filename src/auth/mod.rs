@@ -1,0 +1,38 @@
+//! Authentication (who is asking) and authorization (what they may do).
+//! Both are decided from the request alone plus one key-value read for
+//! revocation: no sessions.
+
+pub mod access;
+pub mod credentials;
+
+pub use access::{access, Access, Actor};
+use credentials::Credentials;
+
+use crate::error::ApiError;
+use crate::http::Request;
+use crate::meta::{self, kv::KeyValue};
+
+/// Authenticates a request. Anonymous requests pass (endpoints decide whether
+/// that is enough); a token that is malformed, forged, expired, revoked or
+/// presented in a place meant for another kind answers 401.
+pub fn authenticate<K: KeyValue>(
+    request: &Request,
+    secrets: &[String],
+    kv: &K,
+    now_secs: u64,
+) -> Result<Actor, ApiError> {
+    let presented = match credentials::extract(request) {
+        Credentials::None => return Ok(Actor::Anonymous),
+        Credentials::Malformed => return Err(ApiError::Unauthorized),
+        Credentials::Token(presented) => presented,
+    };
+    let claims = genreg_token::verify(secrets, &presented.token, now_secs)
+        .map_err(|_| ApiError::Unauthorized)?;
+    if presented.expected_kind.is_some_and(|k| k != claims.kind) {
+        return Err(ApiError::Unauthorized);
+    }
+    if meta::is_token_revoked(kv, &claims.id).map_err(ApiError::internal)? {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(Actor::Token(claims))
+}

@@ -1,0 +1,132 @@
+//! The WASI side of a request: turn the incoming request into plain types,
+//! build the per-request context from Spin's variables, key-value store and
+//! outbound HTTP, and write the answer back (streaming it when it is a file).
+
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::wit::wasi::http0_2_0::types::{
+    self as wasi_http, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingResponse,
+};
+
+use crate::api::Context;
+use crate::blob::wasi::WasiStore;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::http::{Body, ByteSource, Method, Request, Response};
+use crate::router;
+use crate::wasi_io::{describe, flush, write_all, IncomingBytes};
+use crate::wasi_kv::WasiKv;
+
+pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
+    let request = Request::new(
+        method(incoming.method()),
+        &incoming.path_with_query().unwrap_or_else(|| "/".into()),
+        incoming.headers().entries(),
+    );
+    let mut body = match incoming.consume() {
+        Ok(body) => RequestBody::Open(body),
+        Err(()) => RequestBody::Gone,
+    };
+    let response = match context_parts() {
+        Ok((config, kv)) => {
+            let ctx = Context {
+                config,
+                kv: &kv,
+                store: &WasiStore,
+                now: jiff::Timestamp::now(),
+                random: &random_bytes,
+            };
+            router::handle(&ctx, &request, &mut body)
+        }
+        Err(e) => e.into_response(),
+    };
+    // The request body (and so the request) must outlive reading it.
+    drop(body);
+    drop(incoming);
+    respond(out.into_inner(), response);
+}
+
+fn context_parts() -> Result<(Config, WasiKv), ApiError> {
+    let config = Config::from_variables(|name| spin_sdk::variables::get(name).ok())?;
+    let kv = WasiKv::open_default().map_err(ApiError::internal)?;
+    Ok((config, kv))
+}
+
+fn random_bytes() -> [u8; 16] {
+    let bytes = wasi::random::random::get_random_bytes(16);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&bytes[..16]);
+    out
+}
+
+fn method(method: WasiMethod) -> Method {
+    match method {
+        WasiMethod::Get => Method::Get,
+        WasiMethod::Head => Method::Head,
+        WasiMethod::Put => Method::Put,
+        WasiMethod::Post => Method::Post,
+        WasiMethod::Delete => Method::Delete,
+        WasiMethod::Patch => Method::Patch,
+        WasiMethod::Options => Method::Other("OPTIONS".into()),
+        WasiMethod::Connect => Method::Other("CONNECT".into()),
+        WasiMethod::Trace => Method::Other("TRACE".into()),
+        WasiMethod::Other(other) => Method::Other(other),
+    }
+}
+
+/// The client's body, opened lazily: only endpoints that read it open it.
+enum RequestBody {
+    Open(IncomingBody),
+    Reading(IncomingBytes<()>),
+    Gone,
+}
+
+impl ByteSource for RequestBody {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
+        if let RequestBody::Open(_) = self {
+            let RequestBody::Open(body) = std::mem::replace(self, RequestBody::Gone) else {
+                unreachable!()
+            };
+            *self = RequestBody::Reading(IncomingBytes::new(body, ())?);
+        }
+        match self {
+            RequestBody::Reading(bytes) => bytes.next_chunk(),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn respond(out: wasi_http::ResponseOutparam, response: Response) {
+    let headers: Vec<(String, Vec<u8>)> = response
+        .headers
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_bytes().to_vec()))
+        .collect();
+    let headers = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
+    let outgoing = OutgoingResponse::new(headers);
+    let _ = outgoing.set_status_code(response.status);
+    let body = outgoing.body().expect("a new response has a body");
+    wasi_http::ResponseOutparam::set(out, Ok(outgoing));
+    match write_body(&body, response.body) {
+        Ok(()) => {
+            if let Err(e) = OutgoingBody::finish(body, None) {
+                eprintln!("warning: response body not finished: {e:?}");
+            }
+        }
+        // Dropping an unfinished body tells the host the response broke off.
+        Err(e) => eprintln!("warning: response body broke off: {e}"),
+    }
+}
+
+fn write_body(body: &OutgoingBody, content: Body) -> Result<(), String> {
+    let stream = body.write().map_err(|()| "body already taken".to_string())?;
+    match content {
+        Body::Empty => {}
+        Body::Bytes(bytes) => write_all(&stream, &bytes).map_err(describe)?,
+        Body::Stream(mut source) => {
+            while let Some(chunk) = source.next_chunk()? {
+                write_all(&stream, &chunk).map_err(describe)?;
+            }
+        }
+    }
+    flush(&stream).map_err(describe)
+}

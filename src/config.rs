@@ -1,0 +1,142 @@
+//! Spin variables turned into typed configuration, read once per request.
+
+use crate::error::ApiError;
+
+/// S3 refuses multipart parts smaller than this (except the last one).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+pub const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadMode {
+    /// Stream the bytes through the component.
+    Proxy,
+    /// Answer 302 to a short-lived presigned URL of the object.
+    Redirect,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Settings {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub s3: S3Settings,
+    /// The first signs, all verify.
+    pub token_secrets: Vec<String>,
+    /// `None` means unlimited.
+    pub max_file_size: Option<u64>,
+    pub download_mode: DownloadMode,
+    /// Base URL clients reach the registry at, without a trailing slash.
+    pub public_url: String,
+    /// Bodies larger than this go up as multipart uploads of parts this size.
+    pub part_size: u64,
+}
+
+impl Config {
+    /// Builds the configuration from a variable lookup (Spin's
+    /// `variables::get`, or a map in tests). Missing optional variables take
+    /// their defaults; missing required ones are a server error.
+    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Config, ApiError> {
+        let required = |name: &str| {
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| ApiError::internal(format!("variable {name} is not set")))
+        };
+        let optional = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let bytes = |name: &str, default: u64| -> Result<u64, ApiError> {
+            match optional(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| ApiError::internal(format!("variable {name} is not a number"))),
+            }
+        };
+        let token_secrets: Vec<String> = genreg_token::parse_secrets(&required("token_secret")?)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        if token_secrets.is_empty() {
+            return Err(ApiError::internal("variable token_secret holds no secret"));
+        }
+        let download_mode = match optional("download_mode").as_deref().map(str::trim) {
+            None | Some("proxy") => DownloadMode::Proxy,
+            Some("redirect") => DownloadMode::Redirect,
+            Some(other) => {
+                return Err(ApiError::internal(format!(
+                    "variable download_mode is {other:?}, expected proxy or redirect"
+                )))
+            }
+        };
+        let max_file_size = match bytes("max_file_size", DEFAULT_MAX_FILE_SIZE)? {
+            0 => None,
+            n => Some(n),
+        };
+        Ok(Config {
+            s3: S3Settings {
+                endpoint: required("s3_endpoint")?.trim_end_matches('/').to_string(),
+                bucket: required("s3_bucket")?,
+                region: optional("s3_region").unwrap_or_else(|| "us-east-1".into()),
+                access_key_id: required("s3_access_key_id")?,
+                secret_access_key: required("s3_secret_access_key")?,
+            },
+            token_secrets,
+            max_file_size,
+            download_mode,
+            public_url: optional("public_url")
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_string(),
+            part_size: bytes("s3_part_size", DEFAULT_PART_SIZE)?.max(MIN_PART_SIZE),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ApiError> {
+        let mut vars: HashMap<&str, &str> = HashMap::from([
+            ("s3_endpoint", "http://127.0.0.1:9000/"),
+            ("s3_bucket", "b"),
+            ("s3_access_key_id", "k"),
+            ("s3_secret_access_key", "s"),
+            ("token_secret", "new,old"),
+        ]);
+        vars.extend(pairs.iter().copied());
+        Config::from_variables(|name| vars.get(name).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_apply_when_optional_variables_are_empty() {
+        let c = config(&[("max_file_size", ""), ("download_mode", "")]).unwrap();
+        assert_eq!(c.s3.endpoint, "http://127.0.0.1:9000");
+        assert_eq!(c.s3.region, "us-east-1");
+        assert_eq!(c.max_file_size, Some(DEFAULT_MAX_FILE_SIZE));
+        assert_eq!(c.download_mode, DownloadMode::Proxy);
+        assert_eq!(c.token_secrets, vec!["new", "old"]);
+        assert_eq!(c.part_size, DEFAULT_PART_SIZE);
+    }
+
+    #[test]
+    fn zero_max_file_size_means_unlimited_and_parts_have_a_floor() {
+        let c = config(&[("max_file_size", "0"), ("s3_part_size", "1024")]).unwrap();
+        assert_eq!(c.max_file_size, None);
+        assert_eq!(c.part_size, MIN_PART_SIZE);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(config(&[("download_mode", "teleport")]).is_err());
+        assert!(config(&[("max_file_size", "lots")]).is_err());
+        assert!(config(&[("token_secret", " , ")]).is_err());
+    }
+}

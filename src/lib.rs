@@ -1,0 +1,32 @@
+//! A GitLab-compatible generic package registry as a Spin HTTP component.
+//!
+//! Every request gets a fresh instance: [`component::serve`] reads the
+//! request, [`router`] picks the endpoint in [`api`], which authenticates
+//! ([`auth`]), validates ([`validate`]), keeps metadata in the key-value store
+//! ([`meta`]) and file bytes in S3 ([`blob`]).
+
+pub mod api;
+pub mod auth;
+pub mod blob;
+pub mod checksum;
+pub mod config;
+pub mod entities;
+pub mod error;
+pub mod http;
+pub mod meta;
+pub mod range;
+pub mod router;
+pub mod validate;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+#[cfg(target_arch = "wasm32")]
+mod wasi_io;
+#[cfg(target_arch = "wasm32")]
+mod wasi_kv;
+
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+fn handle(request: spin_sdk::http::IncomingRequest, out: spin_sdk::http::ResponseOutparam) {
+    component::serve(request, out)
+}

@@ -1,0 +1,305 @@
+//! Package metadata: projects, packages and their files, kept in a key-value
+//! store. Every request touches a handful of keys, whatever the size of the
+//! store; every shared value is changed with compare-and-swap.
+
+pub mod keys;
+pub mod kv;
+pub mod model;
+
+use kv::{update, KeyValue, KvError, Step};
+use model::*;
+
+/// Values are kept under this size: hosted key-value stores cap values at
+/// 400 KB to 1 MB, and a package record holds all its file records.
+pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+
+/// Package ids per shard of a project's package index.
+pub const INDEX_SHARD_SIZE: u64 = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error(transparent)]
+    Store(#[from] KvError),
+    #[error("stored record {key} is corrupt: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("has already been taken")]
+    PathTaken,
+    #[error("Duplicate package is not allowed")]
+    Duplicate,
+    #[error("Package has too many files")]
+    PackageFull,
+}
+
+/// A project named by id or by full path, as `:id` in the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectRef {
+    Id(u64),
+    Path(String),
+}
+
+impl ProjectRef {
+    /// Parses an already URL-decoded `:id`.
+    pub fn parse(decoded: &str) -> ProjectRef {
+        match decoded.parse::<u64>() {
+            Ok(id) => ProjectRef::Id(id),
+            Err(_) => ProjectRef::Path(decoded.to_string()),
+        }
+    }
+}
+
+fn read<K: KeyValue, T: serde::de::DeserializeOwned>(
+    kv: &K,
+    key: &str,
+) -> Result<Option<T>, MetaError> {
+    match kv.get(key)? {
+        None => Ok(None),
+        Some(bytes) => decode(key, &bytes).map(Some),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, MetaError> {
+    serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records always serialize")
+}
+
+/// A fresh numeric id of the given kind (`project`, `package`, `file`).
+pub fn next_id<K: KeyValue>(kv: &K, kind: &str) -> Result<u64, MetaError> {
+    let id = kv.increment(&keys::sequence(kind), 1)?;
+    u64::try_from(id).map_err(|_| MetaError::Corrupt {
+        key: keys::sequence(kind),
+        reason: format!("counter is {id}"),
+    })
+}
+
+pub fn project<K: KeyValue>(kv: &K, reference: &ProjectRef) -> Result<Option<Project>, MetaError> {
+    let id = match reference {
+        ProjectRef::Id(id) => *id,
+        ProjectRef::Path(path) => match kv.get(&keys::project_path(path))? {
+            None => return Ok(None),
+            Some(bytes) => decode(&keys::project_path(path), &bytes)?,
+        },
+    };
+    read(kv, &keys::project(id))
+}
+
+/// What creating a project needs; the id and time are filled in here.
+pub struct NewProject {
+    pub name: String,
+    pub path: String,
+    pub namespace: String,
+    pub visibility: Visibility,
+}
+
+/// Creates a project and claims its full path. The record is written before
+/// the path is claimed, so a path never points at a missing project; a
+/// record whose claim lost is deleted again.
+pub fn create_project<K: KeyValue>(
+    kv: &K,
+    new: NewProject,
+    now: Millis,
+) -> Result<Project, MetaError> {
+    let project = Project {
+        id: next_id(kv, "project")?,
+        name: new.name,
+        path: new.path,
+        namespace: new.namespace,
+        visibility: new.visibility,
+        created_at: now,
+    };
+    let path_key = keys::project_path(&project.full_path());
+    if kv.get(&path_key)?.is_some() {
+        return Err(MetaError::PathTaken);
+    }
+    kv.set(&keys::project(project.id), &encode(&project))?;
+    let claimed = update(kv, &path_key, |current| match current {
+        Some(_) => Step::Keep(false),
+        None => Step::<_, MetaError>::Write(encode(&project.id), true),
+    });
+    match claimed {
+        Ok(true) => Ok(project),
+        Ok(false) => {
+            kv.delete(&keys::project(project.id))?;
+            Err(MetaError::PathTaken)
+        }
+        Err(e) => {
+            let _ = kv.delete(&keys::project(project.id));
+            Err(e)
+        }
+    }
+}
+
+pub fn package<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    name: &str,
+    version: &str,
+) -> Result<Option<Package>, MetaError> {
+    read(kv, &keys::package(project_id, name, version))
+}
+
+pub fn namespace_settings<K: KeyValue>(
+    kv: &K,
+    namespace: &str,
+) -> Result<NamespaceSettings, MetaError> {
+    Ok(read(kv, &keys::namespace_settings(namespace))?.unwrap_or_default())
+}
+
+pub fn is_token_revoked<K: KeyValue>(kv: &K, token_id: &str) -> Result<bool, MetaError> {
+    Ok(kv.get(&keys::revoked_token(token_id))?.is_some())
+}
+
+/// A file whose bytes are safely in object storage, ready to be recorded.
+pub struct NewFile {
+    pub file_name: String,
+    pub size: u64,
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub object_key: String,
+}
+
+/// Where a file should go and under which rules.
+pub struct Commit<'a> {
+    pub project: &'a Project,
+    pub name: &'a str,
+    pub version: &'a str,
+    pub status: Option<PackageStatus>,
+    pub settings: &'a NamespaceSettings,
+    pub now: Millis,
+}
+
+/// Records a file in its package, creating the package if needed.
+///
+/// Runs as a compare-and-swap loop on the package record, so concurrent
+/// publishes into the same (possibly new) package all land, and the duplicate
+/// rule is checked against what is really stored at the moment of the write.
+pub fn commit_file<K: KeyValue>(
+    kv: &K,
+    commit: &Commit,
+    file: NewFile,
+) -> Result<(Package, PackageFile), MetaError> {
+    let key = keys::package(commit.project.id, commit.name, commit.version);
+    let file = PackageFile {
+        id: next_id(kv, "file")?,
+        file_name: file.file_name,
+        size: file.size,
+        md5: file.md5,
+        sha1: file.sha1,
+        sha256: file.sha256,
+        object_key: file.object_key,
+        created_at: commit.now,
+    };
+    let duplicates_allowed = commit
+        .settings
+        .duplicates_allowed_for(commit.name, commit.version);
+    // Allocated once, on the first attempt that finds no package.
+    let mut new_package_id: Option<u64> = None;
+    let mut created = false;
+
+    let package = update(kv, &key, |current| {
+        let mut package = match current {
+            Some(bytes) => match decode::<Package>(&key, &bytes) {
+                Ok(package) => package,
+                Err(e) => return Step::Fail(e),
+            },
+            None => {
+                let id = match new_package_id {
+                    Some(id) => id,
+                    None => match next_id(kv, "package") {
+                        Ok(id) => *new_package_id.insert(id),
+                        Err(e) => return Step::Fail(e),
+                    },
+                };
+                Package {
+                    id,
+                    project_id: commit.project.id,
+                    name: commit.name.to_string(),
+                    version: commit.version.to_string(),
+                    status: PackageStatus::Default,
+                    created_at: commit.now,
+                    updated_at: commit.now,
+                    last_downloaded_at: None,
+                    files: Vec::new(),
+                }
+            }
+        };
+        if !duplicates_allowed && package.newest_file(&file.file_name).is_some() {
+            return Step::Fail(MetaError::Duplicate);
+        }
+        created = package.files.is_empty() && Some(package.id) == new_package_id;
+        package.files.push(file.clone());
+        package.updated_at = commit.now;
+        if let Some(status) = commit.status {
+            package.status = status;
+        }
+        let bytes = encode(&package);
+        if bytes.len() > MAX_VALUE_BYTES {
+            return Step::Fail(MetaError::PackageFull);
+        }
+        Step::Write(bytes, package)
+    })?;
+
+    if created {
+        record_new_package(kv, &package)?;
+    }
+    Ok((package, file))
+}
+
+/// Makes a newly created package findable by id and listable in its project.
+fn record_new_package<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError> {
+    let location = PackageLocation {
+        project_id: package.project_id,
+        name: package.name.clone(),
+        version: package.version.clone(),
+    };
+    kv.set(&keys::package_by_id(package.id), &encode(&location))?;
+    let ordinal = kv.increment(&keys::package_ordinal(package.project_id), 1)?;
+    let shard = (ordinal.max(1) as u64 - 1) / INDEX_SHARD_SIZE;
+    let index_key = keys::package_index(package.project_id, shard);
+    update(kv, &index_key, |current| {
+        let mut ids: Vec<u64> = match current {
+            Some(bytes) => match decode(&index_key, &bytes) {
+                Ok(ids) => ids,
+                Err(e) => return Step::Fail(e),
+            },
+            None => Vec::new(),
+        };
+        ids.push(package.id);
+        Step::Write(encode(&ids), ())
+    })
+}
+
+/// Sets `last_downloaded_at`, at most once a minute per package. Best effort:
+/// a lost race means someone else just wrote a fresh time.
+pub fn mark_downloaded<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    name: &str,
+    version: &str,
+    now: Millis,
+) -> Result<(), MetaError> {
+    let key = keys::package(project_id, name, version);
+    let (cas, current) = kv.read_for_swap(&key)?;
+    let Some(bytes) = current else {
+        return Ok(());
+    };
+    let mut package: Package = decode(&key, &bytes)?;
+    if package
+        .last_downloaded_at
+        .is_some_and(|last| now - last < 60_000)
+    {
+        return Ok(());
+    }
+    package.last_downloaded_at = Some(now);
+    kv.swap(cas, &encode(&package))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

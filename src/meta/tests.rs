@@ -1,0 +1,171 @@
+use super::kv::MemoryStore;
+use super::*;
+
+fn new_project(kv: &MemoryStore, path: &str) -> Project {
+    create_project(
+        kv,
+        NewProject {
+            name: path.into(),
+            path: path.into(),
+            namespace: "acme/platform".into(),
+            visibility: Visibility::Private,
+        },
+        1_000,
+    )
+    .unwrap()
+}
+
+fn file(name: &str, sha256: &str) -> NewFile {
+    NewFile {
+        file_name: name.into(),
+        size: 3,
+        md5: "m".into(),
+        sha1: "s".into(),
+        sha256: sha256.into(),
+        object_key: format!("objects/{sha256}"),
+    }
+}
+
+fn commit<'a>(project: &'a Project, settings: &'a NamespaceSettings) -> Commit<'a> {
+    Commit {
+        project,
+        name: "tool",
+        version: "1.0.0",
+        status: None,
+        settings,
+        now: 2_000,
+    }
+}
+
+#[test]
+fn projects_are_found_by_id_and_by_case_insensitive_path() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    assert_eq!(project.full_path(), "acme/platform/tools");
+    let by_id = super::project(&kv, &ProjectRef::Id(project.id)).unwrap();
+    let by_path = super::project(&kv, &ProjectRef::parse("ACME/Platform/tools")).unwrap();
+    assert_eq!(by_id.as_ref(), Some(&project));
+    assert_eq!(by_path.as_ref(), Some(&project));
+    assert_eq!(super::project(&kv, &ProjectRef::Id(999)).unwrap(), None);
+}
+
+#[test]
+fn a_taken_project_path_is_refused_and_leaves_no_record() {
+    let kv = MemoryStore::default();
+    new_project(&kv, "tools");
+    let before = kv.values.borrow().len();
+    let err = create_project(
+        &kv,
+        NewProject {
+            name: "x".into(),
+            path: "TOOLS".into(),
+            namespace: "acme/platform".into(),
+            visibility: Visibility::Public,
+        },
+        1,
+    )
+    .unwrap_err();
+    assert!(matches!(err, MetaError::PathTaken));
+    // Only the id counter moved.
+    assert_eq!(kv.values.borrow().len(), before);
+}
+
+#[test]
+fn first_file_creates_the_package_and_indexes_it() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    let (package, stored) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    assert_eq!(package.files, vec![stored.clone()]);
+    assert_eq!(package.status, PackageStatus::Default);
+    let location: PackageLocation =
+        serde_json::from_slice(&kv.get(&keys::package_by_id(package.id)).unwrap().unwrap()).unwrap();
+    assert_eq!(location.name, "tool");
+    let index: Vec<u64> =
+        serde_json::from_slice(&kv.get(&keys::package_index(project.id, 0)).unwrap().unwrap()).unwrap();
+    assert_eq!(index, vec![package.id]);
+}
+
+#[test]
+fn same_file_name_twice_keeps_both_and_the_newest_wins() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    commit_file(&kv, &commit(&project, &settings), file("a.bin", "old")).unwrap();
+    let (package, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "new")).unwrap();
+    assert_eq!(package.files.len(), 2);
+    assert_eq!(package.newest_file("a.bin").unwrap().sha256, "new");
+    // The package was created once and indexed once.
+    let index: Vec<u64> =
+        serde_json::from_slice(&kv.get(&keys::package_index(project.id, 0)).unwrap().unwrap()).unwrap();
+    assert_eq!(index.len(), 1);
+}
+
+#[test]
+fn duplicates_are_refused_when_the_namespace_forbids_them() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings {
+        generic_duplicates_allowed: false,
+        generic_duplicate_exception_regex: String::new(),
+    };
+    commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let err = commit_file(&kv, &commit(&project, &settings), file("a.bin", "2")).unwrap_err();
+    assert!(matches!(err, MetaError::Duplicate));
+    commit_file(&kv, &commit(&project, &settings), file("b.bin", "3")).unwrap();
+}
+
+#[test]
+fn commit_retries_after_a_conflicting_write() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    *kv.conflicts.borrow_mut() = 3;
+    let (package, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    assert_eq!(package.files.len(), 1);
+    // The package id was allocated once despite the retries.
+    assert_eq!(kv.increment(&keys::sequence("package"), 0).unwrap(), package.id as i64);
+}
+
+#[test]
+fn status_on_upload_sets_the_whole_package() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    let mut hidden = commit(&project, &settings);
+    hidden.status = Some(PackageStatus::Hidden);
+    commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let (package, _) = commit_file(&kv, &hidden, file("b.bin", "2")).unwrap();
+    assert_eq!(package.status, PackageStatus::Hidden);
+}
+
+#[test]
+fn a_package_that_would_outgrow_a_value_is_refused() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    let big = "x".repeat(200 * 1024);
+    commit_file(&kv, &commit(&project, &settings), file("a.bin", &big)).unwrap();
+    let err = commit_file(&kv, &commit(&project, &settings), file("b.bin", &big)).unwrap_err();
+    assert!(matches!(err, MetaError::PackageFull));
+}
+
+#[test]
+fn last_downloaded_at_moves_at_most_once_a_minute() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let at = |kv: &MemoryStore| {
+        package(kv, project.id, "tool", "1.0.0")
+            .unwrap()
+            .unwrap()
+            .last_downloaded_at
+    };
+    mark_downloaded(&kv, project.id, "tool", "1.0.0", 100_000).unwrap();
+    assert_eq!(at(&kv), Some(100_000));
+    mark_downloaded(&kv, project.id, "tool", "1.0.0", 150_000).unwrap();
+    assert_eq!(at(&kv), Some(100_000));
+    mark_downloaded(&kv, project.id, "tool", "1.0.0", 160_000).unwrap();
+    assert_eq!(at(&kv), Some(160_000));
+}

@@ -1,0 +1,61 @@
+//! [`KeyValue`] over `wasi:keyvalue` (store + atomics), as Spin provides it.
+
+use spin_sdk::wit::wasi::keyvalue::atomics::{self, Cas, CasError};
+use spin_sdk::wit::wasi::keyvalue::store::{self, Bucket, Error};
+
+use crate::meta::kv::{KeyValue, KvError, Swap};
+
+/// The `default` store, which spin.toml grants the component.
+pub struct WasiKv {
+    bucket: Bucket,
+}
+
+fn kv_error(e: Error) -> KvError {
+    KvError(match e {
+        Error::NoSuchStore => "no such store".into(),
+        Error::AccessDenied => "access denied".into(),
+        Error::Other(s) => s,
+    })
+}
+
+impl WasiKv {
+    pub fn open_default() -> Result<WasiKv, KvError> {
+        Ok(WasiKv {
+            bucket: store::open("default").map_err(kv_error)?,
+        })
+    }
+}
+
+impl KeyValue for WasiKv {
+    type Cas = Cas;
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.bucket.get(key).map_err(kv_error)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.bucket.set(key, value).map_err(kv_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.bucket.delete(key).map_err(kv_error)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        atomics::increment(&self.bucket, key, delta).map_err(kv_error)
+    }
+
+    fn read_for_swap(&self, key: &str) -> Result<(Cas, Option<Vec<u8>>), KvError> {
+        let cas = Cas::new(&self.bucket, key).map_err(kv_error)?;
+        let current = cas.current().map_err(kv_error)?;
+        Ok((cas, current))
+    }
+
+    fn swap(&self, cas: Cas, value: &[u8]) -> Result<Swap, KvError> {
+        match atomics::swap(cas, value) {
+            Ok(()) => Ok(Swap::Done),
+            Err(CasError::CasFailed(_)) => Ok(Swap::Conflict),
+            Err(CasError::StoreError(e)) => Err(kv_error(e)),
+        }
+    }
+}
