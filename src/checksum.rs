@@ -72,7 +72,10 @@ mod tests {
     #[test]
     fn sha256_header_must_be_64_hex_digits() {
         let upper = "B94D27B9934D3E08A52E52D7DA7DABFAC484EFE37A5380EE9088F7ACE2EFCDE9";
-        assert_eq!(parse_sha256_header(upper).unwrap(), upper.to_ascii_lowercase());
+        assert_eq!(
+            parse_sha256_header(upper).unwrap(),
+            upper.to_ascii_lowercase()
+        );
         assert_eq!(parse_sha256_header("abc"), None);
         assert_eq!(parse_sha256_header(&"g".repeat(64)), None);
     }

@@ -118,7 +118,9 @@ fn respond(out: wasi_http::ResponseOutparam, response: Response) {
 }
 
 fn write_body(body: &OutgoingBody, content: Body) -> Result<(), String> {
-    let stream = body.write().map_err(|()| "body already taken".to_string())?;
+    let stream = body
+        .write()
+        .map_err(|()| "body already taken".to_string())?;
     match content {
         Body::Empty => {}
         Body::Bytes(bytes) => write_all(&stream, &bytes).map_err(describe)?,

@@ -47,9 +47,9 @@ impl ApiError {
 
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::InvalidParams(_) | ApiError::BadRequest(_) | ApiError::FieldInvalid { .. } => {
-                400
-            }
+            ApiError::InvalidParams(_)
+            | ApiError::BadRequest(_)
+            | ApiError::FieldInvalid { .. } => 400,
             ApiError::Unauthorized => 401,
             ApiError::Forbidden => 403,
             ApiError::NotFound(_) => 404,
@@ -65,7 +65,9 @@ impl ApiError {
         use serde_json::json;
         match self {
             ApiError::InvalidParams(message) => json!({ "error": message }),
-            ApiError::BadRequest(detail) => json!({ "message": format!("400 Bad request - {detail}") }),
+            ApiError::BadRequest(detail) => {
+                json!({ "message": format!("400 Bad request - {detail}") })
+            }
             ApiError::Unauthorized => json!({ "message": "401 Unauthorized" }),
             ApiError::Forbidden => json!({ "message": "403 Forbidden" }),
             ApiError::NotFound(what) => json!({ "message": format!("404 {what}") }),

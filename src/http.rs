@@ -117,6 +117,9 @@ impl Response {
     }
 
     pub fn with_body(mut self, body: Vec<u8>) -> Response {
+        self.headers.retain(|(n, _)| n != "content-length");
+        self.headers
+            .push(("content-length".into(), body.len().to_string()));
         self.body = Body::Bytes(body);
         self
     }

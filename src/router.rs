@@ -46,7 +46,10 @@ fn dispatch<K: KeyValue>(
     body: &mut dyn ByteSource,
 ) -> ApiResult<Response> {
     let Some(route) = route(&request.path) else {
-        return Ok(Response::json(404, &serde_json::json!({ "error": "404 Not Found" })));
+        return Ok(Response::json(
+            404,
+            &serde_json::json!({ "error": "404 Not Found" }),
+        ));
     };
     match (&request.method, route) {
         (Method::Get, Route::Health) => Ok(Response::new(200).with_body(b"OK".to_vec())),
@@ -94,7 +97,10 @@ mod tests {
             route("/api/v4/projects/7/packages/generic/t/1.0/linux/t.tgz"),
             Some(Route::GenericFile("7", vec!["t", "1.0", "linux", "t.tgz"]))
         );
-        assert_eq!(route("/api/v4/projects/7/packages/generic/"), Some(Route::GenericFile("7", vec![""])));
+        assert_eq!(
+            route("/api/v4/projects/7/packages/generic/"),
+            Some(Route::GenericFile("7", vec![""]))
+        );
         assert_eq!(route("/api/v4/projects/7/packages/generic"), None);
         assert_eq!(route("/api/v3/projects"), None);
     }

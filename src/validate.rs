@@ -54,7 +54,9 @@ pub fn is_traversal(value: &str) -> bool {
     value.starts_with('/')
         || value.contains('\\')
         || value.chars().any(char::is_control)
-        || value.split('/').any(|segment| segment == "." || segment == "..")
+        || value
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
         || has_percent_escape(value)
 }
 
@@ -224,15 +226,24 @@ mod tests {
 
     #[test]
     fn characters_outside_the_rules_are_invalid() {
-        assert_eq!(coords("my tool/1.0/a").unwrap_err(), "package_name is invalid");
-        assert_eq!(coords("t/1.0..1/a").unwrap_err(), "package_version is invalid");
+        assert_eq!(
+            coords("my tool/1.0/a").unwrap_err(),
+            "package_name is invalid"
+        );
+        assert_eq!(
+            coords("t/1.0..1/a").unwrap_err(),
+            "package_version is invalid"
+        );
         assert_eq!(coords("t/1.0/~a").unwrap_err(), "file_name is invalid");
         assert_eq!(coords("t/1.0/a@").unwrap_err(), "file_name is invalid");
         assert_eq!(
             coords("t%C3%A9/1%2F0/a").unwrap_err(),
             "package_name is invalid, package_version is invalid"
         );
-        assert_eq!(coords("t/1.0/caf%C3%A9").unwrap_err(), "file_name is invalid");
+        assert_eq!(
+            coords("t/1.0/caf%C3%A9").unwrap_err(),
+            "file_name is invalid"
+        );
     }
 
     #[test]

@@ -20,7 +20,9 @@ pub fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamEr
             stream.subscribe().block();
             continue;
         }
-        let n = bytes.len().min(usize::try_from(budget).unwrap_or(usize::MAX));
+        let n = bytes
+            .len()
+            .min(usize::try_from(budget).unwrap_or(usize::MAX));
         stream.write(&bytes[..n])?;
         bytes = &bytes[n..];
     }

@@ -1,1 +1,290 @@
+//! `genreg`: a native host that serves the generic-registry component the way
+//! Spin's HTTP trigger does, with everything it needs on one machine.
+//!
+//! - [`Registry::start`] compiles the component once per process (see
+//!   [`runtime`]), opens the key-value store (SQLite in the data directory),
+//!   starts the embedded S3 server unless an external one is configured, and
+//!   serves HTTP: one fresh instance per request.
+//! - Each import lives in its own module with a `Ctx` / view /
+//!   `add_to_linker`: [`keyvalue`], [`variables`], [`outbound`].
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! let registry = genreg::Registry::start(genreg::Config::new(".genreg")).await?;
+//! println!("{} admin token {}", registry.url(), registry.admin_token());
+//! registry.shutdown().await;
+//! # Ok(()) }
+//! ```
 
+pub mod data_dir;
+mod handler;
+pub mod keyvalue;
+pub mod outbound;
+mod runtime;
+mod s3;
+mod serve;
+mod state;
+pub mod variables;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+pub use genreg_token;
+
+use crate::handler::GuestHandler;
+use crate::keyvalue::{SqliteStore, WasiKeyValueCtx};
+use crate::outbound::{AllowedHosts, OutboundHttp};
+use crate::serve::ServerHandle;
+use crate::state::Imports;
+use crate::variables::VariablesCtx;
+
+/// The component file `build.rs` built alongside this crate.
+pub fn component_path() -> PathBuf {
+    PathBuf::from(env!("GENREG_COMPONENT"))
+}
+
+/// Default of the `max_file_size` variable: 5 GiB.
+pub const DEFAULT_MAX_FILE_SIZE: &str = "5368709120";
+
+/// How to run a registry.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the registry listens (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Token secret, key-value database and embedded S3 files.
+    pub data_dir: PathBuf,
+    pub s3: S3Config,
+    /// The component to serve.
+    pub component: PathBuf,
+    /// Variables overriding or adding to the ones derived from the rest of
+    /// the configuration (`max_file_size`, `download_mode`, `public_url`, ...).
+    pub variables: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Listen on 127.0.0.1:3000, embedded S3 on an ephemeral port, the
+    /// component built with this crate.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: data_dir.into(),
+            s3: S3Config::Embedded { listen: None },
+            component: component_path(),
+            variables: BTreeMap::new(),
+        }
+    }
+}
+
+/// Where file bytes go.
+#[derive(Clone, Debug)]
+pub enum S3Config {
+    /// The built-in S3 server on loopback (`None`: an ephemeral port).
+    Embedded { listen: Option<SocketAddr> },
+    /// Any S3-compatible service.
+    External {
+        endpoint: String,
+        bucket: String,
+        region: String,
+        access_key_id: String,
+        secret_access_key: String,
+    },
+}
+
+/// How to reach the registry's bucket directly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Access {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// A running registry.
+pub struct Registry {
+    url: String,
+    admin_token: String,
+    token_secret: String,
+    s3: S3Access,
+    s3_root: Option<PathBuf>,
+    http: ServerHandle,
+    embedded_s3: Option<ServerHandle>,
+}
+
+impl Registry {
+    /// Starts everything; returns once both servers accept connections.
+    pub async fn start(config: Config) -> anyhow::Result<Registry> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let token_secret = data_dir::token_secret(&data_dir).context("reading the token secret")?;
+
+        let pre = runtime::load(&config.component).await?;
+
+        let (s3, s3_root, embedded_s3) = match config.s3 {
+            S3Config::Embedded { listen } => {
+                let embedded = s3::start(&data_dir, listen).await?;
+                let access = S3Access {
+                    endpoint: embedded.endpoint(),
+                    bucket: s3::BUCKET.to_string(),
+                    region: s3::REGION.to_string(),
+                    access_key_id: embedded.credentials.access_key_id.clone(),
+                    secret_access_key: embedded.credentials.secret_access_key.clone(),
+                };
+                (access, Some(embedded.root), Some(embedded.server))
+            }
+            S3Config::External {
+                endpoint,
+                bucket,
+                region,
+                access_key_id,
+                secret_access_key,
+            } => {
+                let access = S3Access {
+                    endpoint,
+                    bucket,
+                    region,
+                    access_key_id,
+                    secret_access_key,
+                };
+                (access, None, None)
+            }
+        };
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let local = listener.local_addr()?;
+        let url = format!("http://{local}");
+
+        let variables = component_variables(&s3, &token_secret, &url, config.variables);
+        let store = tokio::task::spawn_blocking({
+            let path = data_dir::keyvalue_path(&data_dir);
+            move || SqliteStore::open(&path)
+        })
+        .await?
+        .context("opening the key-value database")?;
+        let imports = Imports {
+            keyvalue: WasiKeyValueCtx::new(Arc::new(store)),
+            outbound: OutboundHttp::new(AllowedHosts::from_urls([
+                variables["s3_endpoint"].as_str()
+            ])),
+            variables: VariablesCtx::new(variables),
+        };
+
+        let guest = GuestHandler::new(pre, imports, local);
+        let http = serve::spawn(listener, move |peer| {
+            let guest = guest.clone();
+            hyper::service::service_fn(move |req| {
+                let guest = guest.clone();
+                async move { Ok::<_, Infallible>(guest.handle(req, peer).await) }
+            })
+        })?;
+
+        let admin_token = mint_admin_token(&token_secret);
+        Ok(Registry {
+            url,
+            admin_token,
+            token_secret,
+            s3,
+            s3_root,
+            http,
+            embedded_s3,
+        })
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:43121`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// An administrator personal token minted at start.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The token secret text (the `token_secret` variable).
+    pub fn token_secret(&self) -> &str {
+        &self.token_secret
+    }
+
+    /// How to reach the bucket directly.
+    pub fn s3(&self) -> S3Access {
+        self.s3.clone()
+    }
+
+    /// The embedded S3 server's directory; `None` with an external S3.
+    pub fn s3_root(&self) -> Option<PathBuf> {
+        self.s3_root.clone()
+    }
+
+    /// Stops serving, waits for requests in flight, then stops the S3 server.
+    pub async fn shutdown(self) {
+        self.http.shutdown().await;
+        if let Some(s3) = self.embedded_s3 {
+            s3.shutdown().await;
+        }
+    }
+}
+
+/// The variables the component sees: S3 access, the token secret and the
+/// defaults, then the caller's overrides.
+fn component_variables(
+    s3: &S3Access,
+    token_secret: &str,
+    url: &str,
+    overrides: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::from([
+        ("s3_endpoint", s3.endpoint.as_str()),
+        ("s3_bucket", s3.bucket.as_str()),
+        ("s3_region", s3.region.as_str()),
+        ("s3_access_key_id", s3.access_key_id.as_str()),
+        ("s3_secret_access_key", s3.secret_access_key.as_str()),
+        ("token_secret", token_secret),
+        ("max_file_size", DEFAULT_MAX_FILE_SIZE),
+        ("download_mode", "proxy"),
+        ("public_url", url),
+    ])
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect::<BTreeMap<_, _>>();
+    vars.extend(overrides);
+    vars
+}
+
+/// Mints an administrator personal token (scope `api`, no expiry) signed with
+/// the first of the secrets.
+pub fn mint_admin_token(token_secret: &str) -> String {
+    use genreg_token::{Claims, Kind, Scope};
+    let secret = genreg_token::parse_secrets(token_secret)
+        .first()
+        .copied()
+        .unwrap_or(token_secret);
+    let claims = Claims {
+        id: data_dir::random_hex(16),
+        kind: Kind::Personal,
+        subject: "admin".to_string(),
+        scopes: vec![Scope::Api],
+        grants: vec![],
+        admin: true,
+        issued_at: unix_now(),
+        expires_at: None,
+    };
+    genreg_token::mint(secret.as_bytes(), &claims)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

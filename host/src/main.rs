@@ -1,1 +1,360 @@
-fn main() {}
+//! The `genreg` command: `genreg up` runs a registry, `genreg token create`
+//! mints a token offline.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use genreg::genreg_token::{self, Claims, Grant, Kind, Role, Scope};
+use genreg::{Config, Registry, S3Config};
+
+#[derive(Parser)]
+#[command(
+    name = "genreg",
+    version,
+    about = "A GitLab-compatible generic package registry"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the registry (and, unless --s3-endpoint is given, an S3 server).
+    Up(Up),
+    /// Tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Args)]
+struct Up {
+    /// Address to serve the registry on.
+    #[arg(long, env = "GENREG_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Data directory (token secret, key-value database, embedded S3 files).
+    #[arg(long, env = "GENREG_DATA", default_value = ".genreg")]
+    data: PathBuf,
+    /// External S3 endpoint, e.g. https://s3.eu-west-1.amazonaws.com; without
+    /// it an embedded S3 server runs on loopback.
+    #[arg(long, env = "GENREG_S3_ENDPOINT", requires_all = ["s3_bucket", "s3_access_key_id", "s3_secret_access_key"])]
+    s3_endpoint: Option<String>,
+    #[arg(long, env = "GENREG_S3_BUCKET")]
+    s3_bucket: Option<String>,
+    #[arg(long, env = "GENREG_S3_REGION", default_value = "us-east-1")]
+    s3_region: String,
+    #[arg(long, env = "GENREG_S3_ACCESS_KEY_ID")]
+    s3_access_key_id: Option<String>,
+    #[arg(long, env = "GENREG_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    s3_secret_access_key: Option<String>,
+    /// Address of the embedded S3 server (default: an ephemeral loopback port).
+    #[arg(long, env = "GENREG_S3_LISTEN", conflicts_with = "s3_endpoint")]
+    s3_listen: Option<SocketAddr>,
+    /// Largest file accepted, in bytes (0 = unlimited; default 5 GiB).
+    #[arg(long, env = "GENREG_MAX_FILE_SIZE")]
+    max_file_size: Option<u64>,
+    /// Serve downloads through the registry (proxy) or redirect to S3.
+    #[arg(long, env = "GENREG_DOWNLOAD_MODE", value_enum)]
+    download_mode: Option<DownloadMode>,
+    /// The URL clients use to reach the registry (default: the listen URL).
+    #[arg(long, env = "GENREG_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Serve another component file instead of the one built with genreg.
+    #[arg(long, env = "GENREG_COMPONENT", hide = true)]
+    component: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DownloadMode {
+    Proxy,
+    Redirect,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mint a token; it is printed alone on the last line.
+    Create(TokenCreate),
+}
+
+#[derive(Args)]
+struct TokenCreate {
+    /// Data directory whose token_secret signs the token.
+    #[arg(
+        long,
+        env = "GENREG_DATA",
+        required_unless_present = "secret",
+        conflicts_with = "secret"
+    )]
+    data: Option<PathBuf>,
+    /// The token secret itself (the first comma-separated entry signs).
+    #[arg(long, env = "GENREG_TOKEN_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// An administrator token (may do everything).
+    #[arg(long)]
+    admin: bool,
+    /// personal, deploy or job.
+    #[arg(long, default_value = "personal")]
+    kind: String,
+    /// Comma-separated scopes (default: api for personal tokens,
+    /// read_package_registry,write_package_registry for deploy tokens).
+    #[arg(long, value_delimiter = ',')]
+    scopes: Vec<String>,
+    /// A project (numeric id, full path, `group/*` or `*`) with an optional
+    /// role (`=maintainer`; default developer). Repeatable.
+    #[arg(long = "project")]
+    projects: Vec<String>,
+    /// Lifetime such as 30d, 12h, 45m (default: never expires).
+    #[arg(long)]
+    expires_in: Option<String>,
+    /// Who the token speaks for.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(up) => run_up(up),
+        Command::Token {
+            command: TokenCommand::Create(create),
+        } => create_token(create).map(|token| println!("{token}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_up(up: Up) -> anyhow::Result<()> {
+    let mut config = Config::new(&up.data);
+    config.listen = up.listen;
+    if let Some(component) = up.component {
+        config.component = component;
+    }
+    config.s3 = match up.s3_endpoint {
+        Some(endpoint) => S3Config::External {
+            endpoint,
+            bucket: up.s3_bucket.context("--s3-bucket is required")?,
+            region: up.s3_region,
+            access_key_id: up
+                .s3_access_key_id
+                .context("--s3-access-key-id is required")?,
+            secret_access_key: up
+                .s3_secret_access_key
+                .context("--s3-secret-access-key is required")?,
+        },
+        None => S3Config::Embedded {
+            listen: up.s3_listen,
+        },
+    };
+    let mut variables = BTreeMap::new();
+    if let Some(size) = up.max_file_size {
+        variables.insert("max_file_size".to_string(), size.to_string());
+    }
+    if let Some(mode) = up.download_mode {
+        let mode = match mode {
+            DownloadMode::Proxy => "proxy",
+            DownloadMode::Redirect => "redirect",
+        };
+        variables.insert("download_mode".to_string(), mode.to_string());
+    }
+    if let Some(url) = up.public_url {
+        variables.insert("public_url".to_string(), url);
+    }
+    config.variables = variables;
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let registry = Registry::start(config).await?;
+        let s3 = registry.s3();
+        println!("genreg serving on {}", registry.url());
+        println!("S3 endpoint: {} (bucket {})", s3.endpoint, s3.bucket);
+        println!("admin token: {}", registry.admin_token());
+        wait_for_stop_signal().await?;
+        eprintln!("stopping: waiting for requests in flight");
+        registry.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+fn create_token(args: TokenCreate) -> anyhow::Result<String> {
+    let secret_text = match (&args.secret, &args.data) {
+        (Some(secret), _) => secret.clone(),
+        (None, Some(dir)) => genreg::data_dir::existing_token_secret(dir)?,
+        (None, None) => bail!("give --data DIR or --secret SECRET"),
+    };
+    let secret = *genreg_token::parse_secrets(&secret_text)
+        .first()
+        .context("the token secret is empty")?;
+    let claims = claims_for(&args, genreg::unix_now())?;
+    Ok(genreg_token::mint(secret.as_bytes(), &claims))
+}
+
+/// The claims `token create` puts in a token, from its arguments.
+fn claims_for(args: &TokenCreate, now: u64) -> anyhow::Result<Claims> {
+    let kind = Kind::parse(&args.kind).with_context(|| {
+        format!(
+            "unknown token kind {:?} (personal, deploy or job)",
+            args.kind
+        )
+    })?;
+    let scopes = if args.scopes.is_empty() {
+        match kind {
+            Kind::Personal => vec![Scope::Api],
+            Kind::Deploy => vec![Scope::ReadPackageRegistry, Scope::WritePackageRegistry],
+            Kind::Job => vec![],
+        }
+    } else {
+        args.scopes
+            .iter()
+            .map(|s| Scope::parse(s.trim()).with_context(|| format!("unknown scope {s:?}")))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let grants = args
+        .projects
+        .iter()
+        .map(|p| parse_grant(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if kind == Kind::Job && grants.len() != 1 {
+        bail!("a job token needs exactly one --project");
+    }
+    let expires_at = match &args.expires_in {
+        None => None,
+        Some(text) => {
+            let secs = genreg_token::parse_duration_secs(text)
+                .with_context(|| format!("invalid --expires-in {text:?} (e.g. 30d, 12h, 45m)"))?;
+            Some(now.checked_add(secs).context("--expires-in is too large")?)
+        }
+    };
+    let subject = args.name.clone().unwrap_or_else(|| match kind {
+        Kind::Personal if args.admin => "admin".to_string(),
+        Kind::Personal => "user".to_string(),
+        Kind::Deploy => "deploy-token".to_string(),
+        Kind::Job => "gitlab-ci-token".to_string(),
+    });
+    Ok(Claims {
+        id: genreg::data_dir::random_hex(16),
+        kind,
+        subject,
+        scopes,
+        grants,
+        admin: args.admin,
+        issued_at: now,
+        expires_at,
+    })
+}
+
+/// `ID_OR_PATH[=ROLE]`, role developer by default.
+fn parse_grant(text: &str) -> anyhow::Result<Grant> {
+    let (project, role) = match text.rsplit_once('=') {
+        Some((project, role)) => {
+            let role = Role::parse(role.trim()).with_context(|| {
+                format!("unknown role {role:?} (guest, reporter, developer, maintainer, owner)")
+            })?;
+            (project, role)
+        }
+        None => (text, Role::Developer),
+    };
+    let project = project.trim();
+    if project.is_empty() {
+        bail!("--project needs a project id or path");
+    }
+    Ok(Grant {
+        project: project.to_string(),
+        role,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> TokenCreate {
+        let mut argv = vec!["genreg", "token", "create", "--secret", "s"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Token {
+                command: TokenCommand::Create(c),
+            } => c,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn personal_tokens_default_to_api_scope() {
+        let c = claims_for(&args(&[]), 100).unwrap();
+        assert_eq!(c.kind, Kind::Personal);
+        assert_eq!(c.scopes, vec![Scope::Api]);
+        assert_eq!(c.expires_at, None);
+    }
+
+    #[test]
+    fn deploy_tokens_default_to_registry_scopes() {
+        let c = claims_for(&args(&["--kind", "deploy", "--project", "g/p=reporter"]), 0).unwrap();
+        assert_eq!(
+            c.scopes,
+            vec![Scope::ReadPackageRegistry, Scope::WritePackageRegistry]
+        );
+        assert_eq!(
+            c.grants,
+            vec![Grant {
+                project: "g/p".into(),
+                role: Role::Reporter
+            }]
+        );
+    }
+
+    #[test]
+    fn job_tokens_need_exactly_one_project() {
+        assert!(claims_for(&args(&["--kind", "job"]), 0).is_err());
+        let c = claims_for(&args(&["--kind", "job", "--project", "42"]), 0).unwrap();
+        assert_eq!(c.grants[0].role, Role::Developer);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(claims_for(&args(&["--kind", "robot"]), 0).is_err());
+        assert!(claims_for(&args(&["--scopes", "api,nope"]), 0).is_err());
+        assert!(claims_for(&args(&["--project", "1=king"]), 0).is_err());
+        assert!(claims_for(&args(&["--expires-in", "soon"]), 0).is_err());
+    }
+
+    #[test]
+    fn expiry_is_relative_to_now() {
+        let c = claims_for(&args(&["--expires-in", "1d", "--admin"]), 1000).unwrap();
+        assert_eq!(c.expires_at, Some(1000 + 86_400));
+        assert!(c.admin);
+    }
+
+    #[test]
+    fn minted_tokens_verify_with_the_secret() {
+        let token = create_token(args(&["--scopes", "read_api"])).unwrap();
+        let claims = genreg_token::verify(&["s"], &token, genreg::unix_now()).unwrap();
+        assert_eq!(claims.scopes, vec![Scope::ReadApi]);
+    }
+}

@@ -162,7 +162,10 @@ pub fn publish<K: KeyValue>(
             &entities::package_file_record(&project, &package, &file),
         ))
     } else {
-        Ok(Response::json(201, &serde_json::json!({ "message": "201 Created" })))
+        Ok(Response::json(
+            201,
+            &serde_json::json!({ "message": "201 Created" }),
+        ))
     }
 }
 
@@ -219,7 +222,8 @@ pub fn download<K: KeyValue>(
 
     let requests = Requests::new(&ctx.config.s3, ctx.now).map_err(ApiError::internal)?;
     if ctx.config.download_mode == DownloadMode::Redirect {
-        let link = requests.download_link(&file.object_key, &coordinates.file_name, REDIRECT_LIFETIME);
+        let link =
+            requests.download_link(&file.object_key, &coordinates.file_name, REDIRECT_LIFETIME);
         return Ok(common(Response::new(302)).header("location", link.to_string()));
     }
 
@@ -236,7 +240,10 @@ pub fn download<K: KeyValue>(
         .header("content-disposition", disposition)
         .header("content-length", length.to_string());
     if let Some((start, end)) = range {
-        response = response.header("content-range", format!("bytes {start}-{end}/{}", file.size));
+        response = response.header(
+            "content-range",
+            format!("bytes {start}-{end}/{}", file.size),
+        );
     }
     if !is_get || length == 0 {
         return Ok(response);
@@ -258,9 +265,10 @@ pub fn download<K: KeyValue>(
 /// Whether `If-None-Match` names this entity tag (weak comparison) or `*`.
 fn if_none_match(header: Option<&str>, etag: &str) -> bool {
     header.is_some_and(|value| {
-        value.split(',').map(str::trim).any(|candidate| {
-            candidate == "*" || candidate.trim_start_matches("W/") == etag
-        })
+        value
+            .split(',')
+            .map(str::trim)
+            .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
     })
 }
 

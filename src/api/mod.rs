@@ -70,7 +70,10 @@ pub fn iso8601(millis: Millis) -> String {
 mod tests {
     #[test]
     fn times_render_like_gitlab() {
-        assert_eq!(super::iso8601(1_634_040_323_387), "2021-10-12T12:05:23.387Z");
+        assert_eq!(
+            super::iso8601(1_634_040_323_387),
+            "2021-10-12T12:05:23.387Z"
+        );
         assert_eq!(super::iso8601(0), "1970-01-01T00:00:00.000Z");
     }
 }

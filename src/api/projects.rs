@@ -33,7 +33,12 @@ fn parse_create(request: &Request, body: &[u8]) -> ApiResult<CreateProject> {
             .map_err(|e| ApiError::BadRequest(format!("the JSON body is invalid: {e}")))?
     } else {
         let pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
-        let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
         CreateProject {
             path: get("path"),
             namespace_path: get("namespace_path"),
@@ -43,7 +48,9 @@ fn parse_create(request: &Request, body: &[u8]) -> ApiResult<CreateProject> {
     };
     let from_query = |name: &str| request.query_param(name).map(str::to_string);
     fields.path = fields.path.or_else(|| from_query("path"));
-    fields.namespace_path = fields.namespace_path.or_else(|| from_query("namespace_path"));
+    fields.namespace_path = fields
+        .namespace_path
+        .or_else(|| from_query("namespace_path"));
     fields.name = fields.name.or_else(|| from_query("name"));
     fields.visibility = fields.visibility.or_else(|| from_query("visibility"));
     Ok(fields)
@@ -69,7 +76,11 @@ fn invalid(field: &'static str, text: &str) -> ApiError {
     }
 }
 
-pub fn create<K: KeyValue>(ctx: &Context<K>, request: &Request, body: &[u8]) -> ApiResult<Response> {
+pub fn create<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    body: &[u8],
+) -> ApiResult<Response> {
     match ctx.authenticate(request)? {
         Actor::Anonymous => return Err(ApiError::Unauthorized),
         actor if !actor.is_admin() => return Err(ApiError::Forbidden),
@@ -96,10 +107,14 @@ pub fn create<K: KeyValue>(ctx: &Context<K>, request: &Request, body: &[u8]) -> 
     }
     let visibility = match fields.visibility.as_deref() {
         None | Some("") => Visibility::Private,
-        Some(v) => Visibility::parse(v)
-            .ok_or_else(|| ApiError::InvalidParams("visibility does not have a valid value".into()))?,
+        Some(v) => Visibility::parse(v).ok_or_else(|| {
+            ApiError::InvalidParams("visibility does not have a valid value".into())
+        })?,
     };
-    let name = fields.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| path.clone());
+    let name = fields
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| path.clone());
     if name.len() > 255 {
         return Err(invalid("name", "is too long (maximum is 255 characters)"));
     }
@@ -110,7 +125,10 @@ pub fn create<K: KeyValue>(ctx: &Context<K>, request: &Request, body: &[u8]) -> 
         visibility,
     };
     match meta::create_project(ctx.kv, new, ctx.now_millis()) {
-        Ok(project) => Ok(Response::json(201, &entities::project(&project, &ctx.config.public_url))),
+        Ok(project) => Ok(Response::json(
+            201,
+            &entities::project(&project, &ctx.config.public_url),
+        )),
         Err(MetaError::PathTaken) => Err(invalid("path", "has already been taken")),
         Err(e) => Err(ApiError::internal(e)),
     }
@@ -123,7 +141,10 @@ pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> Ap
         ApiError::Unauthorized => ApiError::NotFound("Project Not Found"),
         other => other,
     })?;
-    Ok(Response::json(200, &entities::project(&project, &ctx.config.public_url)))
+    Ok(Response::json(
+        200,
+        &entities::project(&project, &ctx.config.public_url),
+    ))
 }
 
 #[cfg(test)]

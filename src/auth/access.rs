@@ -131,16 +131,49 @@ mod tests {
         let public = project(Visibility::Public);
         let on = |role| Some(("acme/tools", role));
         let rows = [
-            (token(Kind::Personal, &[Scope::Api], on(Role::Developer)), WRITE),
-            (token(Kind::Personal, &[Scope::Api], on(Role::Maintainer)), WRITE),
-            (token(Kind::Personal, &[Scope::ReadApi], on(Role::Owner)), READ),
-            (token(Kind::Personal, &[Scope::Api], on(Role::Reporter)), READ),
+            (
+                token(Kind::Personal, &[Scope::Api], on(Role::Developer)),
+                WRITE,
+            ),
+            (
+                token(Kind::Personal, &[Scope::Api], on(Role::Maintainer)),
+                WRITE,
+            ),
+            (
+                token(Kind::Personal, &[Scope::ReadApi], on(Role::Owner)),
+                READ,
+            ),
+            (
+                token(Kind::Personal, &[Scope::Api], on(Role::Reporter)),
+                READ,
+            ),
             (token(Kind::Personal, &[Scope::Api], on(Role::Guest)), READ),
             (token(Kind::Personal, &[], on(Role::Owner)), SEE),
-            (token(Kind::Deploy, &[Scope::WritePackageRegistry], on(Role::Developer)), WRITE),
-            (token(Kind::Deploy, &[Scope::ReadPackageRegistry], on(Role::Developer)), READ),
+            (
+                token(
+                    Kind::Deploy,
+                    &[Scope::WritePackageRegistry],
+                    on(Role::Developer),
+                ),
+                WRITE,
+            ),
+            (
+                token(
+                    Kind::Deploy,
+                    &[Scope::ReadPackageRegistry],
+                    on(Role::Developer),
+                ),
+                READ,
+            ),
             (token(Kind::Job, &[], Some(("7", Role::Developer))), WRITE),
-            (token(Kind::Personal, &[Scope::Api], Some(("other/x", Role::Owner))), NONE),
+            (
+                token(
+                    Kind::Personal,
+                    &[Scope::Api],
+                    Some(("other/x", Role::Owner)),
+                ),
+                NONE,
+            ),
             (token(Kind::Job, &[], Some(("8", Role::Developer))), NONE),
             (Actor::Anonymous, NONE),
         ];
@@ -149,7 +182,10 @@ mod tests {
         }
         assert_eq!(access(&Actor::Anonymous, &public), READ);
         assert_eq!(
-            access(&token(Kind::Job, &[], Some(("8", Role::Developer))), &public),
+            access(
+                &token(Kind::Job, &[], Some(("8", Role::Developer))),
+                &public
+            ),
             READ
         );
     }
@@ -160,6 +196,9 @@ mod tests {
             unreachable!()
         };
         claims.admin = true;
-        assert_eq!(access(&Actor::Token(claims), &project(Visibility::Private)), WRITE);
+        assert_eq!(
+            access(&Actor::Token(claims), &project(Visibility::Private)),
+            WRITE
+        );
     }
 }

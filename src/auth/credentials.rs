@@ -112,14 +112,20 @@ mod tests {
     #[test]
     fn every_gitlab_place_is_read() {
         let cases = [
-            (request("/", &[("PRIVATE-TOKEN", "t")]), Some(Kind::Personal)),
+            (
+                request("/", &[("PRIVATE-TOKEN", "t")]),
+                Some(Kind::Personal),
+            ),
             (request("/", &[("Job-Token", "t")]), Some(Kind::Job)),
             (request("/", &[("Deploy-Token", "t")]), Some(Kind::Deploy)),
             (request("/?private_token=t", &[]), Some(Kind::Personal)),
             (request("/?job_token=t", &[]), Some(Kind::Job)),
             (request("/", &[("Authorization", "Bearer t")]), None),
             // base64("gitlab-ci-token:t")
-            (request("/", &[("Authorization", "Basic Z2l0bGFiLWNpLXRva2VuOnQ=")]), None),
+            (
+                request("/", &[("Authorization", "Basic Z2l0bGFiLWNpLXRva2VuOnQ=")]),
+                None,
+            ),
         ];
         for (req, kind) in cases {
             assert_eq!(extract(&req), presented("t", kind), "{req:?}");
@@ -133,13 +139,23 @@ mod tests {
 
     #[test]
     fn broken_credentials_are_malformed() {
-        for header in ["Basic !!!", "Basic dXNlcg==", "Bearer ", "Bearer", "Digest abc", "Basic Og=="] {
+        for header in [
+            "Basic !!!",
+            "Basic dXNlcg==",
+            "Bearer ",
+            "Bearer",
+            "Digest abc",
+            "Basic Og==",
+        ] {
             assert_eq!(
                 extract(&request("/", &[("authorization", header)])),
                 Credentials::Malformed,
                 "{header}"
             );
         }
-        assert_eq!(extract(&request("/", &[("private-token", " ")])), Credentials::Malformed);
+        assert_eq!(
+            extract(&request("/", &[("private-token", " ")])),
+            Credentials::Malformed
+        );
     }
 }

@@ -162,7 +162,9 @@ mod tests {
         let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         assert_eq!(get("X-Amz-Algorithm").as_deref(), Some("AWS4-HMAC-SHA256"));
         assert_eq!(get("X-Amz-Date").as_deref(), Some("20260102T030405Z"));
-        assert!(get("X-Amz-Credential").unwrap().starts_with("AKID/20260102/us-east-1/s3/"));
+        assert!(get("X-Amz-Credential")
+            .unwrap()
+            .starts_with("AKID/20260102/us-east-1/s3/"));
         assert_eq!(get("X-Amz-Signature").unwrap().len(), 64);
     }
 
@@ -178,7 +180,8 @@ mod tests {
         let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         assert!(query.contains(&("partNumber".into(), "3".into())));
         assert!(query.contains(&("uploadId".into(), "up-1".into())));
-        let (_, body) = requests().complete_multipart_upload("k", "up-1", &["\"e1\"".into(), "\"e2\"".into()]);
+        let (_, body) =
+            requests().complete_multipart_upload("k", "up-1", &["\"e1\"".into(), "\"e2\"".into()]);
         assert!(body.contains("<PartNumber>2</PartNumber>"), "{body}");
     }
 

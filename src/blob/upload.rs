@@ -54,9 +54,7 @@ impl Upload<'_> {
         let mut reader = BodyReader::new(body, self.max_size);
         reader.declared_total = content_length;
         match content_length {
-            Some(len) if len <= self.part_size => {
-                self.put_single(&mut reader, Part::Streamed(len))
-            }
+            Some(len) if len <= self.part_size => self.put_single(&mut reader, Part::Streamed(len)),
             Some(len) => self.put_multipart(&mut reader, Part::Streamed(len.min(self.part_size))),
             None => {
                 let first = reader.fill(self.part_size)?;
@@ -70,7 +68,11 @@ impl Upload<'_> {
         .and_then(|digests| self.check_length(digests, content_length))
     }
 
-    fn check_length(&self, digests: Digests, expected: Option<u64>) -> Result<Digests, UploadError> {
+    fn check_length(
+        &self,
+        digests: Digests,
+        expected: Option<u64>,
+    ) -> Result<Digests, UploadError> {
         match expected {
             Some(expected) if expected != digests.size => {
                 self.discard_object();
@@ -110,9 +112,9 @@ impl Upload<'_> {
             .create_multipart(&self.requests.create_multipart_upload(self.key))?;
         match self.send_parts(reader, first, &upload_id) {
             Ok((digests, etags)) => {
-                let (url, xml) =
-                    self.requests
-                        .complete_multipart_upload(self.key, &upload_id, &etags);
+                let (url, xml) = self
+                    .requests
+                    .complete_multipart_upload(self.key, &upload_id, &etags);
                 match self.store.complete_multipart(&url, xml) {
                     Ok(()) => Ok(digests),
                     Err(e) => {
@@ -261,7 +263,10 @@ impl<'a> BodyReader<'a> {
         if !self.refill()? {
             return Ok(None);
         }
-        let take = self.pending.len().min(usize::try_from(max).unwrap_or(usize::MAX));
+        let take = self
+            .pending
+            .len()
+            .min(usize::try_from(max).unwrap_or(usize::MAX));
         let chunk = if take == self.pending.len() {
             std::mem::take(&mut self.pending)
         } else {

@@ -41,16 +41,25 @@ impl PutRequest for MemoryPut<'_> {
     }
 
     fn finish(self: Box<Self>) -> Result<String, StoreError> {
-        assert_eq!(self.bytes.len() as u64, self.length, "body matches Content-Length");
+        assert_eq!(
+            self.bytes.len() as u64,
+            self.length,
+            "body matches Content-Length"
+        );
         let etag = format!("\"{}\"", self.bytes.len());
         match (query(&self.url, "uploadId"), query(&self.url, "partNumber")) {
             (Some(id), Some(n)) => {
                 let mut uploads = self.s3.uploads.borrow_mut();
-                let upload = uploads.get_mut(&id).ok_or(StoreError("NoSuchUpload".into()))?;
+                let upload = uploads
+                    .get_mut(&id)
+                    .ok_or(StoreError("NoSuchUpload".into()))?;
                 upload.1.insert(n.parse().unwrap(), self.bytes);
             }
             _ => {
-                self.s3.objects.borrow_mut().insert(key_of(&self.url), self.bytes);
+                self.s3
+                    .objects
+                    .borrow_mut()
+                    .insert(key_of(&self.url), self.bytes);
             }
         }
         Ok(etag)
@@ -89,9 +98,13 @@ impl ObjectStore for MemoryS3 {
 
     fn delete(&self, url: &Url) -> Result<(), StoreError> {
         match query(url, "uploadId") {
-            Some(id) => self.uploads.borrow_mut().remove(&id),
-            None => self.objects.borrow_mut().remove(&key_of(url)),
-        };
+            Some(id) => {
+                self.uploads.borrow_mut().remove(&id);
+            }
+            None => {
+                self.objects.borrow_mut().remove(&key_of(url));
+            }
+        }
         Ok(())
     }
 
@@ -158,7 +171,11 @@ fn large_bodies_go_up_in_parts_with_or_without_length() {
             let s3 = MemoryS3::default();
             let digests = upload(&s3, &data, chunk, length, None, None).unwrap();
             assert_eq!(digests.size, data.len() as u64);
-            assert_eq!(stored(&s3).unwrap(), data, "chunk {chunk} length {length:?}");
+            assert_eq!(
+                stored(&s3).unwrap(),
+                data,
+                "chunk {chunk} length {length:?}"
+            );
             assert_eq!(*s3.next_upload.borrow(), 1);
             assert!(s3.uploads.borrow().is_empty());
         }
@@ -203,7 +220,10 @@ struct Failing(VecDeque<Vec<u8>>);
 
 impl ByteSource for Failing {
     fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
-        self.0.pop_front().map(Some).ok_or_else(|| "connection reset".to_string())
+        self.0
+            .pop_front()
+            .map(Some)
+            .ok_or_else(|| "connection reset".to_string())
     }
 }
 

@@ -3,8 +3,7 @@
 
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
-    Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
-    Scheme,
+    Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
 };
 use url::Url;
 use wasi::io::streams::OutputStream;
@@ -43,7 +42,9 @@ fn start(method: Method, url: &Url, headers: &[(&str, String)]) -> Result<InFlig
         None => url.path().to_string(),
     };
     let refused = |what: &str| StoreError(format!("could not set {what}"));
-    request.set_method(&method).map_err(|()| refused("method"))?;
+    request
+        .set_method(&method)
+        .map_err(|()| refused("method"))?;
     request
         .set_scheme(Some(&scheme))
         .map_err(|()| refused("scheme"))?;
@@ -73,7 +74,10 @@ impl InFlight {
     /// Ends the body and waits for the answer.
     fn finish(mut self) -> Result<IncomingResponse, StoreError> {
         if let Some(stream) = self.stream.take() {
-            flush(&stream).map_err(|e| self.failure(describe(e)))?;
+            // Once the last byte of a body with Content-Length is out, the
+            // host may close the stream: a failed flush is no failure, the
+            // answer below says how the request went.
+            let _ = flush(&stream);
         }
         if let Some(body) = self.body.take() {
             OutgoingBody::finish(body, None).map_err(|e| StoreError(format!("{e:?}")))?;
@@ -86,13 +90,18 @@ impl InFlight {
         }
     }
 
-    /// When writing fails, S3 may already have answered (with an error).
+    /// When writing fails, S3 has answered early (with an error) or the
+    /// connection broke; the pending answer tells which.
     fn failure(&self, write_error: String) -> StoreError {
+        self.response.subscribe().block();
         match self.response.get() {
-            Some(Ok(Ok(response))) => StoreError(format!(
-                "S3 answered {} while the body was sent",
-                response.status()
-            )),
+            Some(Ok(Ok(response))) => {
+                let status = response.status();
+                let detail = read_answer(response).map(|a| a.body).unwrap_or_default();
+                StoreError(format!(
+                    "S3 answered {status} while the body was sent: {detail}"
+                ))
+            }
             Some(Ok(Err(e))) => StoreError(format!("S3 request failed: {e:?}")),
             _ => StoreError(format!("sending to S3: {write_error}")),
         }
@@ -136,7 +145,12 @@ fn header(response: &IncomingResponse, name: &str) -> Option<String> {
         .and_then(|v| String::from_utf8(v).ok())
 }
 
-fn call(method: Method, url: &Url, headers: &[(&str, String)], body: &[u8]) -> Result<Answer, StoreError> {
+fn call(
+    method: Method,
+    url: &Url,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<Answer, StoreError> {
     let mut request = start(method, url, headers)?;
     if !body.is_empty() {
         request.write(body)?;
@@ -218,7 +232,10 @@ impl ObjectStore for WasiStore {
         let status = response.status();
         if !(200..300).contains(&status) {
             let answer = read_answer(response)?;
-            return Err(StoreError(format!("GET: S3 answered {status}: {}", answer.body)));
+            return Err(StoreError(format!(
+                "GET: S3 answered {status}: {}",
+                answer.body
+            )));
         }
         let length = header(&response, "content-length")
             .and_then(|v| v.trim().parse().ok())

@@ -22,7 +22,7 @@ fn file(name: &str, sha256: &str) -> NewFile {
         md5: "m".into(),
         sha1: "s".into(),
         sha256: sha256.into(),
-        object_key: format!("objects/{sha256}"),
+        object_key: format!("objects/{}", sha256.len()),
     }
 }
 
@@ -75,14 +75,20 @@ fn first_file_creates_the_package_and_indexes_it() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
     let settings = NamespaceSettings::default();
-    let (package, stored) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let (package, stored) =
+        commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
     assert_eq!(package.files, vec![stored.clone()]);
     assert_eq!(package.status, PackageStatus::Default);
     let location: PackageLocation =
-        serde_json::from_slice(&kv.get(&keys::package_by_id(package.id)).unwrap().unwrap()).unwrap();
+        serde_json::from_slice(&kv.get(&keys::package_by_id(package.id)).unwrap().unwrap())
+            .unwrap();
     assert_eq!(location.name, "tool");
-    let index: Vec<u64> =
-        serde_json::from_slice(&kv.get(&keys::package_index(project.id, 0)).unwrap().unwrap()).unwrap();
+    let index: Vec<u64> = serde_json::from_slice(
+        &kv.get(&keys::package_index(project.id, 0))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(index, vec![package.id]);
 }
 
@@ -92,12 +98,17 @@ fn same_file_name_twice_keeps_both_and_the_newest_wins() {
     let project = new_project(&kv, "tools");
     let settings = NamespaceSettings::default();
     commit_file(&kv, &commit(&project, &settings), file("a.bin", "old")).unwrap();
-    let (package, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "new")).unwrap();
+    let (package, _) =
+        commit_file(&kv, &commit(&project, &settings), file("a.bin", "new")).unwrap();
     assert_eq!(package.files.len(), 2);
     assert_eq!(package.newest_file("a.bin").unwrap().sha256, "new");
     // The package was created once and indexed once.
-    let index: Vec<u64> =
-        serde_json::from_slice(&kv.get(&keys::package_index(project.id, 0)).unwrap().unwrap()).unwrap();
+    let index: Vec<u64> = serde_json::from_slice(
+        &kv.get(&keys::package_index(project.id, 0))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(index.len(), 1);
 }
 
@@ -124,7 +135,10 @@ fn commit_retries_after_a_conflicting_write() {
     let (package, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
     assert_eq!(package.files.len(), 1);
     // The package id was allocated once despite the retries.
-    assert_eq!(kv.increment(&keys::sequence("package"), 0).unwrap(), package.id as i64);
+    assert_eq!(
+        kv.increment(&keys::sequence("package"), 0).unwrap(),
+        package.id as i64
+    );
 }
 
 #[test]

@@ -31,7 +31,10 @@ fn minted_token_verifies_to_the_same_claims() {
 #[test]
 fn token_signed_with_another_secret_is_rejected() {
     let token = mint(b"other", &claims(Kind::Personal));
-    assert_eq!(verify(&[SECRET], &token, NOW), Err(TokenError::BadSignature));
+    assert_eq!(
+        verify(&[SECRET], &token, NOW),
+        Err(TokenError::BadSignature)
+    );
 }
 
 #[test]
@@ -71,7 +74,15 @@ fn tampered_payload_or_prefix_is_rejected() {
 
 #[test]
 fn garbage_is_malformed_not_a_panic() {
-    for junk in ["", "glpat-", "glpat-.", "glpat-%%%.abc", "nope", "glpat-e30.e30", "gldt-\u{e9}.x"] {
+    for junk in [
+        "",
+        "glpat-",
+        "glpat-.",
+        "glpat-%%%.abc",
+        "nope",
+        "glpat-e30.e30",
+        "gldt-\u{e9}.x",
+    ] {
         assert!(verify(&[SECRET], junk, NOW).is_err(), "{junk:?}");
     }
     assert_eq!(

@@ -1,0 +1,328 @@
+//! The key-value backend: one SQLite table in the data directory.
+//!
+//! Values are opaque bytes. Counters use the encoding Spin's own SQLite store
+//! uses (an `i64`, 8 bytes little-endian), so data written by `increment`
+//! reads back the same on both hosts.
+//!
+//! Concurrency: requests run in parallel, each on its own instance, and all
+//! of them share one connection behind a mutex. Every statement is short, so
+//! the lock is held for microseconds; the read-modify-write operations
+//! (`increment`, `swap`) run inside an immediate transaction, so they stay
+//! atomic even against another process that opens the same file.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+/// How many keys one `list-keys` call returns at most.
+pub const LIST_PAGE_SIZE: usize = 1000;
+
+/// A failure of the database itself (I/O, corruption, a value that is not a
+/// counter). Surfaces to the guest as `error::other(message)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError(format!("sqlite: {e}"))
+    }
+}
+
+/// One page of keys and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    pub keys: Vec<String>,
+    /// Pass back to get the next page; `None` when this was the last.
+    pub cursor: Option<String>,
+}
+
+/// The store: a `kv(key, value)` table.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Self::init(conn)
+    }
+
+    /// A throwaway database, for tests.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS kv (
+                 key   TEXT PRIMARY KEY NOT NULL,
+                 value BLOB NOT NULL
+             ) WITHOUT ROWID;",
+        )?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent
+        // (statements are atomic), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(read(&self.conn(), key)?)
+    }
+
+    pub fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        write(&self.conn(), key, value)?;
+        Ok(())
+    }
+
+    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.conn()
+            .prepare_cached("DELETE FROM kv WHERE key = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
+
+    pub fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT 1 FROM kv WHERE key = ?1")?
+            .exists([key])?)
+    }
+
+    /// Keys in byte order, at most `limit` of them, starting after `cursor`.
+    pub fn list_keys(&self, cursor: Option<&str>, limit: usize) -> Result<KeyPage, StoreError> {
+        let conn = self.conn();
+        // One extra row tells whether another page follows.
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let mut keys = match cursor {
+            None => conn
+                .prepare_cached("SELECT key FROM kv ORDER BY key LIMIT ?1")?
+                .query_map([fetch], |row| row.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(after) => conn
+                .prepare_cached("SELECT key FROM kv WHERE key > ?1 ORDER BY key LIMIT ?2")?
+                .query_map(rusqlite::params![after, fetch], |row| {
+                    row.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let cursor = if keys.len() > limit {
+            keys.truncate(limit);
+            keys.last().cloned()
+        } else {
+            None
+        };
+        Ok(KeyPage { keys, cursor })
+    }
+
+    /// Adds `delta` to the counter at `key` (absent counts as 0) and returns
+    /// the new value.
+    pub fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = match read(&tx, key)? {
+            None => 0,
+            Some(bytes) => decode_counter(&bytes)?,
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| StoreError(format!("counter {key:?} would overflow")))?;
+        write(&tx, key, &next.to_le_bytes())?;
+        tx.commit()?;
+        Ok(next)
+    }
+
+    /// Writes `value` only if the key still holds `expected` (`None`: the key
+    /// must still be absent). Returns whether the write happened.
+    pub fn swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if read(&tx, key)?.as_deref() != expected {
+            return Ok(false);
+        }
+        write(&tx, key, value)?;
+        tx.commit()?;
+        Ok(true)
+    }
+}
+
+fn read(conn: &Connection, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+        .query_row([key], |row| row.get(0))
+        .optional()
+}
+
+fn write(conn: &Connection, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO kv (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(rusqlite::params![key, value])?;
+    Ok(())
+}
+
+fn decode_counter(bytes: &[u8]) -> Result<i64, StoreError> {
+    let bytes: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError("value is not a counter (8-byte little-endian i64)".into()))?;
+    Ok(i64::from_le_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn store() -> SqliteStore {
+        SqliteStore::open_in_memory().unwrap()
+    }
+
+    #[test]
+    fn set_get_delete_exists() {
+        let s = store();
+        assert_eq!(s.get("a").unwrap(), None);
+        assert!(!s.exists("a").unwrap());
+        s.set("a", b"1").unwrap();
+        s.set("a", b"2").unwrap();
+        assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"2"[..]));
+        assert!(s.exists("a").unwrap());
+        s.delete("a").unwrap();
+        s.delete("a").unwrap();
+        assert_eq!(s.get("a").unwrap(), None);
+    }
+
+    #[test]
+    fn increment_starts_at_zero_and_uses_spins_encoding() {
+        let s = store();
+        assert_eq!(s.increment("n", 1).unwrap(), 1);
+        assert_eq!(s.increment("n", 2).unwrap(), 3);
+        assert_eq!(s.increment("n", -10).unwrap(), -7);
+        assert_eq!(s.get("n").unwrap().unwrap(), (-7i64).to_le_bytes());
+    }
+
+    #[test]
+    fn increment_rejects_a_value_that_is_not_a_counter() {
+        let s = store();
+        s.set("n", b"hello").unwrap();
+        assert!(s.increment("n", 1).is_err());
+        assert_eq!(s.get("n").unwrap().as_deref(), Some(&b"hello"[..]));
+    }
+
+    #[test]
+    fn increment_is_atomic_across_threads() {
+        let s = Arc::new(store());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        s.increment("n", 1).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(s.increment("n", 0).unwrap(), 800);
+    }
+
+    #[test]
+    fn swap_succeeds_when_the_value_is_unchanged() {
+        let s = store();
+        s.set("k", b"old").unwrap();
+        assert!(s.swap("k", Some(b"old"), b"new").unwrap());
+        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn swap_fails_when_the_value_changed() {
+        let s = store();
+        s.set("k", b"old").unwrap();
+        s.set("k", b"other").unwrap();
+        assert!(!s.swap("k", Some(b"old"), b"new").unwrap());
+        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"other"[..]));
+    }
+
+    #[test]
+    fn swap_expecting_absent_fails_once_the_key_exists() {
+        let s = store();
+        assert!(s.swap("k", None, b"first").unwrap());
+        assert!(!s.swap("k", None, b"second").unwrap());
+        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"first"[..]));
+    }
+
+    #[test]
+    fn swap_expecting_a_value_fails_once_the_key_is_deleted() {
+        let s = store();
+        s.set("k", b"v").unwrap();
+        s.delete("k").unwrap();
+        assert!(!s.swap("k", Some(b"v"), b"w").unwrap());
+        assert_eq!(s.get("k").unwrap(), None);
+    }
+
+    #[test]
+    fn list_keys_pages_in_order_with_a_cursor() {
+        let s = store();
+        for i in (0..25).rev() {
+            s.set(&format!("k{i:02}"), b"").unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = s.list_keys(cursor.as_deref(), 10).unwrap();
+            pages += 1;
+            seen.extend(page.keys);
+            match page.cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3);
+        let expected: Vec<_> = (0..25).map(|i| format!("k{i:02}")).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn list_keys_exact_multiple_has_no_trailing_cursor() {
+        let s = store();
+        for i in 0..10 {
+            s.set(&format!("k{i}"), b"").unwrap();
+        }
+        let page = s.list_keys(None, 10).unwrap();
+        assert_eq!(page.keys.len(), 10);
+        assert_eq!(page.cursor, None);
+        assert_eq!(s.list_keys(None, 100).unwrap().keys.len(), 10);
+    }
+
+    #[test]
+    fn list_keys_of_an_empty_store_is_empty() {
+        let page = store().list_keys(None, 10).unwrap();
+        assert!(page.keys.is_empty());
+        assert_eq!(page.cursor, None);
+    }
+}

@@ -1,0 +1,207 @@
+//! The embedded S3 server: `s3s` over `s3s-fs` (objects are plain files under
+//! `<data>/s3/<bucket>/`), SigV4 with one access key kept in the data
+//! directory, served on loopback.
+//!
+//! [`FastFs`] wraps s3s-fs to stream object downloads in large blocks read on
+//! the blocking pool (s3s-fs reads 4 KiB at a time); everything else is
+//! s3s-fs unchanged.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use s3s::auth::SimpleAuth;
+use s3s::dto::*;
+use s3s::service::S3ServiceBuilder;
+use s3s::{S3Request, S3Response, S3Result, S3};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::data_dir::{self, S3Credentials};
+use crate::serve::{self, ServerHandle};
+
+/// The bucket the embedded server creates and the component uses.
+pub const BUCKET: &str = "genreg";
+/// The region the embedded server reports (it accepts any in signatures).
+pub const REGION: &str = "us-east-1";
+/// Size of the blocks object downloads are streamed in.
+const READ_BLOCK: usize = 1 << 20;
+
+/// A running embedded S3 server.
+pub struct EmbeddedS3 {
+    pub server: ServerHandle,
+    pub credentials: S3Credentials,
+    pub root: PathBuf,
+}
+
+impl EmbeddedS3 {
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.server.local_addr())
+    }
+}
+
+/// Starts the server on `listen` (default `127.0.0.1:0`), creating the root
+/// directory, the bucket and the credentials on first start.
+pub async fn start(data_dir: &Path, listen: Option<SocketAddr>) -> anyhow::Result<EmbeddedS3> {
+    let root = data_dir::s3_root(data_dir);
+    std::fs::create_dir_all(root.join(BUCKET))
+        .with_context(|| format!("creating {}", root.display()))?;
+    let credentials = data_dir::s3_credentials(data_dir).context("reading S3 credentials")?;
+
+    let fs = s3s_fs::FileSystem::new(&root)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", root.display()))?;
+    let mut builder = S3ServiceBuilder::new(FastFs {
+        inner: fs,
+        root: root.clone(),
+    });
+    builder.set_auth(SimpleAuth::from_single(
+        credentials.access_key_id.clone(),
+        credentials.secret_access_key.clone(),
+    ));
+    let service = builder.build();
+
+    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the embedded S3 server to {listen}"))?;
+    let server = serve::spawn(listener, move |_peer| service.clone())?;
+    Ok(EmbeddedS3 {
+        server,
+        credentials,
+        root,
+    })
+}
+
+/// s3s-fs with faster object reads.
+struct FastFs {
+    inner: s3s_fs::FileSystem,
+    root: PathBuf,
+}
+
+impl std::fmt::Debug for FastFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastFs").field("root", &self.root).finish()
+    }
+}
+
+/// Implements [`S3`] for [`FastFs`]: the listed operations go to s3s-fs
+/// unchanged, `get_object` to [`FastFs::get_object_fast`]. (A macro writes
+/// the whole impl so `async_trait` sees the generated methods.)
+macro_rules! s3_impl {
+    ($($op:ident($input:ty) -> $output:ty;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for FastFs {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    self.inner.$op(req).await
+                }
+            )*
+
+            async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+                self.get_object_fast(req).await
+            }
+        }
+    };
+}
+
+s3_impl! {
+    create_bucket(CreateBucketInput) -> CreateBucketOutput;
+    copy_object(CopyObjectInput) -> CopyObjectOutput;
+    delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput;
+    delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
+    get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
+    head_bucket(HeadBucketInput) -> HeadBucketOutput;
+    head_object(HeadObjectInput) -> HeadObjectOutput;
+    list_buckets(ListBucketsInput) -> ListBucketsOutput;
+    list_objects(ListObjectsInput) -> ListObjectsOutput;
+    list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
+    put_object(PutObjectInput) -> PutObjectOutput;
+    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
+    upload_part(UploadPartInput) -> UploadPartOutput;
+    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
+    list_parts(ListPartsInput) -> ListPartsOutput;
+    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
+}
+
+impl FastFs {
+    /// s3s-fs answers (headers, range checks, metadata); the body is then
+    /// re-read from the same file in large blocks.
+    async fn get_object_fast(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let path = self.root.join(&req.input.bucket).join(&req.input.key);
+        let range = req.input.range;
+        let mut response = self.inner.get_object(req).await?;
+        let Some(length) = response
+            .output
+            .content_length
+            .and_then(|l| u64::try_from(l).ok())
+        else {
+            return Ok(response);
+        };
+        let Ok(file) = std::fs::File::open(&path) else {
+            return Ok(response);
+        };
+        let Ok(file_len) = file.metadata().map(|m| m.len()) else {
+            return Ok(response);
+        };
+        let start = match range {
+            None => 0,
+            Some(r) => match r.check(file_len) {
+                Ok(r) => r.start,
+                Err(_) => return Ok(response),
+            },
+        };
+        response.output.body = Some(StreamingBlob::wrap(FileBlocks::spawn(file, start, length)));
+        Ok(response)
+    }
+}
+
+/// `length` bytes of a file from `start`, read on a blocking thread and
+/// handed over in [`READ_BLOCK`]-sized chunks (two in flight).
+struct FileBlocks {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+}
+
+impl FileBlocks {
+    fn spawn(mut file: std::fs::File, start: u64, length: u64) -> Self {
+        let (tx, rx) = mpsc::channel(2);
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Seek, SeekFrom};
+            if let Err(e) = file.seek(SeekFrom::Start(start)) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            let mut remaining = length;
+            while remaining > 0 {
+                let want = remaining.min(READ_BLOCK as u64) as usize;
+                let mut buf = vec![0u8; want];
+                let chunk = match file.read_exact(&mut buf) {
+                    Ok(()) => Ok(Bytes::from(buf)),
+                    Err(e) => Err(e),
+                };
+                let failed = chunk.is_err();
+                if tx.blocking_send(chunk).is_err() || failed {
+                    return;
+                }
+                remaining -= want as u64;
+            }
+        });
+        FileBlocks { rx }
+    }
+}
+
+impl futures_core::Stream for FileBlocks {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the built component under `genreg` (wasmtime), with the
+//! embedded S3 server, over real HTTP. One test binary, so the component is
+//! compiled once for all of them.
+
+mod auth;
+mod bad_input;
+mod common;
+mod component;
+mod concurrency;
+mod faults;
+mod projects;
+mod publish;
