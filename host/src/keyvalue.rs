@@ -11,9 +11,12 @@
 //!   in one page with no cursor, so a guest that follows cursors works on both.
 //! - `increment` treats an absent key as 0 and stores an 8-byte little-endian
 //!   `i64`, like Spin's SQLite store.
-//! - `cas::new` snapshots the value (or its absence); `current` returns that
-//!   snapshot; `swap` writes only if the key still holds the snapshot, and
-//!   otherwise fails with `cas-failed` carrying a fresh `cas` (a new snapshot).
+//! - Compare-and-swap behaves exactly like Spin's SQLite store: `current`
+//!   reads the value and remembers it; `swap` writes only if the key still
+//!   holds that value, and otherwise fails with `cas-failed` carrying a fresh
+//!   `cas`. When the remembered value is *absent* (or `current` was never
+//!   called) `swap` writes unconditionally, as Spin's does, so a guest cannot
+//!   use compare-and-swap to create a key exactly once, here or on Spin.
 
 mod sqlite;
 
@@ -111,17 +114,15 @@ impl WasiKeyValue<'_> {
         Ok(())
     }
 
-    /// Makes a `cas` handle for `key` with a fresh snapshot.
+    /// Makes a `cas` handle for `key`; nothing is read until `current`.
     async fn new_cas(
         &mut self,
         key: String,
     ) -> wasmtime::Result<Result<Resource<Cas>, store::Error>> {
-        let lookup = key.clone();
-        let snapshot = match self.ctx.run(move |db| db.get(&lookup)).await {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(Ok(self.table.push(Cas { key, snapshot })?))
+        Ok(Ok(self.table.push(Cas {
+            key,
+            snapshot: None,
+        })?))
     }
 }
 
@@ -244,7 +245,13 @@ impl atomics::HostCas for WasiKeyValue<'_> {
         &mut self,
         cas: Resource<Cas>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
-        Ok(Ok(self.table.get(&cas)?.snapshot.clone()))
+        let lookup = self.table.get(&cas)?.key.clone();
+        let value = match self.ctx.run(move |db| db.get(&lookup)).await {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.table.get_mut(&cas)?.snapshot = value.clone();
+        Ok(Ok(value))
     }
 
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {

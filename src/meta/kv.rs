@@ -4,6 +4,13 @@
 //! atomic counters, and compare-and-swap where a swap fails if the value
 //! changed since it was read. The component plugs in the WASI store; unit
 //! tests plug in [`MemoryStore`].
+//!
+//! One trap shapes [`update`]: Spin's SQLite store cannot swap "from absent"
+//! (it then writes unconditionally), so compare-and-swap alone cannot create
+//! a key exactly once. Keys are therefore created by whoever first raises the
+//! key's creation counter to 1 (counters are atomic on every store), changed
+//! afterwards only by compare-and-swap from a present value, and never
+//! deleted (records that go away are marked, not removed).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -32,7 +39,8 @@ pub trait KeyValue {
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError>;
     /// Reads `key` and remembers what was read.
     fn read_for_swap(&self, key: &str) -> Result<(Self::Cas, Option<Vec<u8>>), KvError>;
-    /// Writes `value` only if `key` still holds what `cas` read (absent included).
+    /// Writes `value` only if `key` still holds what `cas` read. When `cas`
+    /// read nothing, stores may write unconditionally (Spin's SQLite does).
     fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<Swap, KvError>;
 }
 
@@ -51,29 +59,52 @@ pub enum Step<T, E> {
     Fail(E),
 }
 
-/// Read-modify-write of one key with compare-and-swap: `step` sees the
-/// current value and decides; on conflict it runs again on the newer value.
+/// The counter whose first increment grants the right to create `key`.
+pub fn creation_claim(key: &str) -> String {
+    format!("{key}#created")
+}
+
+/// Read-modify-write of one key: `step` sees the current value and decides;
+/// on conflict it runs again on the newer value.
+///
+/// An existing value is replaced by compare-and-swap. An absent one is
+/// created only by the caller that wins the key's creation claim; the others
+/// read again until the winner's value is there and then change that.
 pub fn update<K: KeyValue, T, E: From<KvError>>(
     kv: &K,
     key: &str,
     mut step: impl FnMut(Option<Vec<u8>>) -> Step<T, E>,
 ) -> Result<T, E> {
+    let mut won_claim: Option<bool> = None;
     for _ in 0..MAX_SWAP_ATTEMPTS {
         let (cas, current) = kv.read_for_swap(key)?;
+        let exists = current.is_some();
         match step(current) {
             Step::Keep(result) => return Ok(result),
             Step::Fail(error) => return Err(error),
-            Step::Write(value, result) => match kv.swap(cas, &value)? {
+            Step::Write(value, result) if exists => match kv.swap(cas, &value)? {
                 Swap::Done => return Ok(result),
                 Swap::Conflict => continue,
             },
+            Step::Write(value, result) => {
+                let won = match won_claim {
+                    Some(won) => won,
+                    None => *won_claim.insert(kv.increment(&creation_claim(key), 1)? == 1),
+                };
+                if won {
+                    kv.set(key, &value)?;
+                    return Ok(result);
+                }
+                // Another caller is creating it right now: read again.
+            }
         }
     }
     Err(KvError(format!("too many conflicting writes to {key}")).into())
 }
 
-/// An in-memory store for unit tests. `conflicts` makes the next N swaps
-/// fail as if another writer had come first.
+/// An in-memory store for unit tests, with Spin's compare-and-swap
+/// semantics (a swap from absent writes unconditionally). `conflicts` makes
+/// the next N swaps fail as if another writer had come first.
 #[derive(Default)]
 pub struct MemoryStore {
     pub values: RefCell<BTreeMap<String, Vec<u8>>>,
@@ -123,7 +154,7 @@ impl KeyValue for MemoryStore {
             return Ok(Swap::Conflict);
         }
         let mut values = self.values.borrow_mut();
-        if values.get(&key) != expected.as_ref() {
+        if expected.is_some() && values.get(&key) != expected.as_ref() {
             return Ok(Swap::Conflict);
         }
         values.insert(key, value.to_vec());

@@ -183,3 +183,31 @@ fn last_downloaded_at_moves_at_most_once_a_minute() {
     mark_downloaded(&kv, project.id, "tool", "1.0.0", 160_000).unwrap();
     assert_eq!(at(&kv), Some(160_000));
 }
+
+#[test]
+fn a_new_package_is_created_once_even_where_swap_from_absent_overwrites() {
+    // Another publisher won the creation claim and wrote the package first:
+    // this commit must add to it, not overwrite it.
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    commit_file(&kv, &commit(&project, &settings), file("first.bin", "1")).unwrap();
+    let key = keys::package(project.id, "tool", "1.0.0");
+    assert_eq!(kv.increment(&kv::creation_claim(&key), 0).unwrap(), 1);
+    let (package, _) =
+        commit_file(&kv, &commit(&project, &settings), file("second.bin", "2")).unwrap();
+    let names: Vec<&str> = package.files.iter().map(|f| f.file_name.as_str()).collect();
+    assert_eq!(names, ["first.bin", "second.bin"]);
+}
+
+#[test]
+fn a_creation_claimed_by_someone_who_never_wrote_fails_instead_of_overwriting() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    let key = keys::package(project.id, "tool", "1.0.0");
+    kv.increment(&kv::creation_claim(&key), 1).unwrap();
+    let err = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap_err();
+    assert!(matches!(err, MetaError::Store(_)), "{err}");
+    assert_eq!(kv.get(&key).unwrap(), None);
+}

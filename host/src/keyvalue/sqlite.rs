@@ -150,8 +150,9 @@ impl SqliteStore {
         Ok(next)
     }
 
-    /// Writes `value` only if the key still holds `expected` (`None`: the key
-    /// must still be absent). Returns whether the write happened.
+    /// Writes `value` only if the key still holds `expected`; with `None` it
+    /// writes unconditionally, as Spin's SQLite store does. Returns whether
+    /// the write happened.
     pub fn swap(
         &self,
         key: &str,
@@ -160,7 +161,7 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if read(&tx, key)?.as_deref() != expected {
+        if expected.is_some() && read(&tx, key)?.as_deref() != expected {
             return Ok(false);
         }
         write(&tx, key, value)?;
@@ -268,11 +269,11 @@ mod tests {
     }
 
     #[test]
-    fn swap_expecting_absent_fails_once_the_key_exists() {
+    fn swap_from_absent_overwrites_as_spin_does() {
         let s = store();
         assert!(s.swap("k", None, b"first").unwrap());
-        assert!(!s.swap("k", None, b"second").unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"first"[..]));
+        assert!(s.swap("k", None, b"second").unwrap());
+        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"second"[..]));
     }
 
     #[test]
