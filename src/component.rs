@@ -17,6 +17,7 @@ use crate::wasi_io::{describe, flush, write_all, IncomingBytes};
 use crate::wasi_kv::WasiKv;
 
 pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
+    let head = matches!(incoming.method(), WasiMethod::Head);
     let request = Request::new(
         method(incoming.method()),
         &incoming.path_with_query().unwrap_or_else(|| "/".into()),
@@ -42,7 +43,7 @@ pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
     // The request body (and so the request) must outlive reading it.
     drop(body);
     drop(incoming);
-    respond(out.into_inner(), response);
+    respond(out.into_inner(), response, head);
 }
 
 fn context_parts() -> Result<(Config, WasiKv), ApiError> {
@@ -95,7 +96,10 @@ impl ByteSource for RequestBody {
     }
 }
 
-fn respond(out: wasi_http::ResponseOutparam, response: Response) {
+/// Sends the answer. A `HEAD` answer carries the `Content-Length` of the
+/// body it does not send, so its body is left unfinished for the host to
+/// drop rather than finished short.
+fn respond(out: wasi_http::ResponseOutparam, response: Response, head: bool) {
     let headers: Vec<(String, Vec<u8>)> = response
         .headers
         .iter()
@@ -106,6 +110,9 @@ fn respond(out: wasi_http::ResponseOutparam, response: Response) {
     let _ = outgoing.set_status_code(response.status);
     let body = outgoing.body().expect("a new response has a body");
     wasi_http::ResponseOutparam::set(out, Ok(outgoing));
+    if head {
+        return;
+    }
     match write_body(&body, response.body) {
         Ok(()) => {
             if let Err(e) = OutgoingBody::finish(body, None) {

@@ -9,11 +9,14 @@ use crate::blob::store::{ObjectBody, PutRequest};
 use crate::config::S3Settings;
 use url::Url;
 
+/// An open multipart upload: its key and its parts by number.
+type OpenUpload = (String, BTreeMap<u16, Vec<u8>>);
+
 #[derive(Default)]
 struct MemoryS3 {
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
-    /// upload id → (key, parts by number)
-    uploads: RefCell<BTreeMap<String, (String, BTreeMap<u16, Vec<u8>>)>>,
+    /// By upload id.
+    uploads: RefCell<BTreeMap<String, OpenUpload>>,
     next_upload: RefCell<u32>,
 }
 

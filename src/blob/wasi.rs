@@ -139,7 +139,7 @@ fn read_answer(response: IncomingResponse) -> Result<Answer, StoreError> {
 fn header(response: &IncomingResponse, name: &str) -> Option<String> {
     response
         .headers()
-        .get(&name.to_string())
+        .get(name)
         .into_iter()
         .next()
         .and_then(|v| String::from_utf8(v).ok())

@@ -57,7 +57,9 @@ async fn every_row_of_the_permission_table() {
     let deploy_header = |spec| Some(("Deploy-Token", r.token(spec)));
     let job_header = |spec| Some(("JOB-TOKEN", r.token(spec)));
     use StatusCode as S;
-    let rows: Vec<(&str, Option<(&str, String)>, &String, (S, S))> = vec![
+    /// Name, credential header, project, expected (publish, download).
+    type Row<'a> = (&'a str, Option<(&'a str, String)>, &'a String, (S, S));
+    let rows: Vec<Row> = vec![
         (
             "api developer",
             pat(personal(&[Scope::Api], "acme/private", Role::Developer)),
