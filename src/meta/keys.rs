@@ -28,7 +28,7 @@ pub fn package_ordinal(project_id: u64) -> String {
     format!("{V}/pkg-ordinal/{project_id}")
 }
 
-/// One shard of a project's package index: the ids of up to
+/// One shard of a project's package index: summaries of up to
 /// [`super::INDEX_SHARD_SIZE`] packages in creation order.
 pub fn package_index(project_id: u64, shard: u64) -> String {
     format!("{V}/pkg-index/{project_id}/{shard}")

@@ -13,8 +13,9 @@ use model::*;
 /// 400 KB to 1 MB, and a package record holds all its file records.
 pub const MAX_VALUE_BYTES: usize = 256 * 1024;
 
-/// Package ids per shard of a project's package index.
-pub const INDEX_SHARD_SIZE: u64 = 500;
+/// Packages per shard of a project's package index. With names and versions
+/// of at most 255 bytes a full shard stays far below [`MAX_VALUE_BYTES`].
+pub const INDEX_SHARD_SIZE: u64 = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -201,6 +202,7 @@ pub fn commit_file<K: KeyValue>(
     // Allocated once, on the first attempt that finds no package.
     let mut new_package_id: Option<u64> = None;
     let mut created = false;
+    let mut status_changed = false;
 
     let package = update(kv, &key, |current| {
         let mut package = match current {
@@ -235,6 +237,7 @@ pub fn commit_file<K: KeyValue>(
         created = package.files.is_empty() && Some(package.id) == new_package_id;
         package.files.push(file.clone());
         package.updated_at = commit.now;
+        status_changed = commit.status.is_some_and(|s| s != package.status);
         if let Some(status) = commit.status {
             package.status = status;
         }
@@ -247,31 +250,75 @@ pub fn commit_file<K: KeyValue>(
 
     if created {
         record_new_package(kv, &package)?;
+    } else if status_changed {
+        update_summary(kv, package.id, |summary| summary.status = package.status)?;
     }
     Ok((package, file))
 }
 
+/// Where the package with this id lives, if it exists.
+pub fn package_location<K: KeyValue>(
+    kv: &K,
+    package_id: u64,
+) -> Result<Option<PackageLocation>, MetaError> {
+    read(kv, &keys::package_by_id(package_id))
+}
+
+/// Changes a package's entry in its project's index.
+fn update_summary<K: KeyValue>(
+    kv: &K,
+    package_id: u64,
+    change: impl Fn(&mut PackageSummary),
+) -> Result<(), MetaError> {
+    let Some(location) = package_location(kv, package_id)? else {
+        return Ok(());
+    };
+    let index_key = keys::package_index(location.project_id, location.index_shard);
+    update(kv, &index_key, |current| {
+        let Some(bytes) = current else {
+            return Step::Keep(());
+        };
+        let mut entries: Vec<PackageSummary> = match decode(&index_key, &bytes) {
+            Ok(entries) => entries,
+            Err(e) => return Step::Fail(e),
+        };
+        match entries.iter_mut().find(|e| e.id == package_id) {
+            Some(entry) => change(entry),
+            None => return Step::Keep(()),
+        }
+        Step::Write(encode(&entries), ())
+    })
+}
+
 /// Makes a newly created package findable by id and listable in its project.
 fn record_new_package<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError> {
+    let ordinal = kv.increment(&keys::package_ordinal(package.project_id), 1)?;
+    let shard = (ordinal.max(1) as u64 - 1) / INDEX_SHARD_SIZE;
     let location = PackageLocation {
         project_id: package.project_id,
         name: package.name.clone(),
         version: package.version.clone(),
+        index_shard: shard,
     };
     kv.set(&keys::package_by_id(package.id), &encode(&location))?;
-    let ordinal = kv.increment(&keys::package_ordinal(package.project_id), 1)?;
-    let shard = (ordinal.max(1) as u64 - 1) / INDEX_SHARD_SIZE;
+    let summary = PackageSummary {
+        id: package.id,
+        name: package.name.clone(),
+        version: package.version.clone(),
+        status: package.status,
+        created_at: package.created_at,
+    };
     let index_key = keys::package_index(package.project_id, shard);
     update(kv, &index_key, |current| {
-        let mut ids: Vec<u64> = match current {
+        let mut entries: Vec<PackageSummary> = match current {
             Some(bytes) => match decode(&index_key, &bytes) {
-                Ok(ids) => ids,
+                Ok(entries) => entries,
                 Err(e) => return Step::Fail(e),
             },
             None => Vec::new(),
         };
-        ids.push(package.id);
-        Step::Write(encode(&ids), ())
+        entries.push(summary.clone());
+        Step::Write(encode(&entries), ())
     })
 }
 

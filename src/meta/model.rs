@@ -145,6 +145,19 @@ pub struct PackageLocation {
     pub project_id: u64,
     pub name: String,
     pub version: String,
+    /// The shard of the project's package index that lists it.
+    pub index_shard: u64,
+}
+
+/// A package as the project's package index lists it: enough to filter,
+/// sort and page without reading every package record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageSummary {
+    pub id: u64,
+    pub name: String,
+    pub version: String,
+    pub status: PackageStatus,
+    pub created_at: Millis,
 }
 
 #[cfg(test)]

@@ -15,6 +15,14 @@ fn new_project(kv: &MemoryStore, path: &str) -> Project {
     .unwrap()
 }
 
+fn index_of(kv: &MemoryStore, project_id: u64) -> Vec<PackageSummary> {
+    let bytes = kv
+        .get(&keys::package_index(project_id, 0))
+        .unwrap()
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 fn file(name: &str, sha256: &str) -> NewFile {
     NewFile {
         file_name: name.into(),
@@ -83,13 +91,10 @@ fn first_file_creates_the_package_and_indexes_it() {
         serde_json::from_slice(&kv.get(&keys::package_by_id(package.id)).unwrap().unwrap())
             .unwrap();
     assert_eq!(location.name, "tool");
-    let index: Vec<u64> = serde_json::from_slice(
-        &kv.get(&keys::package_index(project.id, 0))
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(index, vec![package.id]);
+    assert_eq!(location.index_shard, 0);
+    let index = index_of(&kv, project.id);
+    assert_eq!(index.len(), 1);
+    assert_eq!((index[0].id, index[0].name.as_str()), (package.id, "tool"));
 }
 
 #[test]
@@ -103,13 +108,7 @@ fn same_file_name_twice_keeps_both_and_the_newest_wins() {
     assert_eq!(package.files.len(), 2);
     assert_eq!(package.newest_file("a.bin").unwrap().sha256, "new");
     // The package was created once and indexed once.
-    let index: Vec<u64> = serde_json::from_slice(
-        &kv.get(&keys::package_index(project.id, 0))
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(index.len(), 1);
+    assert_eq!(index_of(&kv, project.id).len(), 1);
 }
 
 #[test]
@@ -151,6 +150,7 @@ fn status_on_upload_sets_the_whole_package() {
     commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
     let (package, _) = commit_file(&kv, &hidden, file("b.bin", "2")).unwrap();
     assert_eq!(package.status, PackageStatus::Hidden);
+    assert_eq!(index_of(&kv, project.id)[0].status, PackageStatus::Hidden);
 }
 
 #[test]
