@@ -2,6 +2,7 @@
 //! parse the request, check who asks, do it, answer.
 
 pub mod generic;
+pub mod pagination;
 pub mod projects;
 
 use jiff::Timestamp;
