@@ -16,6 +16,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("forbidden")]
     Forbidden,
+    /// `403 Forbidden - <reason>`
+    #[error("forbidden: {0}")]
+    ForbiddenBecause(&'static str),
     /// `404 <what>`, e.g. `404 Not found`, `404 Project Not Found`.
     #[error("not found: {0}")]
     NotFound(&'static str),
@@ -51,7 +54,7 @@ impl ApiError {
             | ApiError::BadRequest(_)
             | ApiError::FieldInvalid { .. } => 400,
             ApiError::Unauthorized => 401,
-            ApiError::Forbidden => 403,
+            ApiError::Forbidden | ApiError::ForbiddenBecause(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::PayloadTooLarge => 413,
@@ -70,6 +73,9 @@ impl ApiError {
             }
             ApiError::Unauthorized => json!({ "message": "401 Unauthorized" }),
             ApiError::Forbidden => json!({ "message": "403 Forbidden" }),
+            ApiError::ForbiddenBecause(reason) => {
+                json!({ "message": format!("403 Forbidden - {reason}") })
+            }
             ApiError::NotFound(what) => json!({ "message": format!("404 {what}") }),
             ApiError::MethodNotAllowed => json!({ "error": "405 Method Not Allowed" }),
             ApiError::PayloadTooLarge => json!({ "message": "413 Request Entity Too Large" }),

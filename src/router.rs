@@ -1,6 +1,7 @@
 //! Which endpoint a request is for. Paths are matched on their raw,
 //! still-encoded segments, so `group%2Fproject` stays one `:id`.
 
+use crate::api::administer::Target;
 use crate::api::{self, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ByteSource, Method, Request, Response};
@@ -10,8 +11,32 @@ use crate::meta::kv::KeyValue;
 pub enum Route<'a> {
     Projects,
     Project(&'a str),
+    // Tokens, projects and groups: `groups/:id`, `groups/:id/projects`,
+    // `(projects|groups)/:id/(access|deploy)_tokens(/:token_id)`,
+    // `projects/:id/job_tokens`.
+    Group(&'a str),
+    GroupProjects(&'a str),
+    AccessTokens(Target<'a>),
+    AccessToken(Target<'a>, &'a str),
+    DeployTokens(Target<'a>),
+    DeployToken(Target<'a>, &'a str),
+    JobTokens(&'a str),
     /// `projects/:id/packages/generic/` and the segments after it.
     GenericFile(&'a str, Vec<&'a str>),
+    /// `projects/:id/packages`
+    Packages(&'a str),
+    /// `projects/:id/packages/protection/rules`
+    ProtectionRules(&'a str),
+    /// `projects/:id/packages/protection/rules/:rule_id`
+    ProtectionRule(&'a str, &'a str),
+    /// `projects/:id/packages/:package_id`
+    Package(&'a str, &'a str),
+    /// `projects/:id/packages/:package_id/package_files`
+    PackageFiles(&'a str, &'a str),
+    /// `projects/:id/packages/:package_id/package_files/:file_id`
+    PackageFile(&'a str, &'a str, &'a str),
+    /// `projects/:id/packages/:package_id/package_files/:file_id/download`
+    PackageFileDownload(&'a str, &'a str, &'a str),
     Health,
 }
 
@@ -24,8 +49,42 @@ pub fn route(path: &str) -> Option<Route<'_>> {
     match segments.as_slice() {
         ["projects"] => Some(Route::Projects),
         ["projects", id] => Some(Route::Project(id)),
+        ["groups", id] => Some(Route::Group(id)),
+        ["groups", id, "projects"] => Some(Route::GroupProjects(id)),
+        ["projects", id, "access_tokens"] => Some(Route::AccessTokens(Target::Project(id))),
+        ["groups", id, "access_tokens"] => Some(Route::AccessTokens(Target::Group(id))),
+        ["projects", id, "access_tokens", token] => {
+            Some(Route::AccessToken(Target::Project(id), token))
+        }
+        ["groups", id, "access_tokens", token] => {
+            Some(Route::AccessToken(Target::Group(id), token))
+        }
+        ["projects", id, "deploy_tokens"] => Some(Route::DeployTokens(Target::Project(id))),
+        ["groups", id, "deploy_tokens"] => Some(Route::DeployTokens(Target::Group(id))),
+        ["projects", id, "deploy_tokens", token] => {
+            Some(Route::DeployToken(Target::Project(id), token))
+        }
+        ["groups", id, "deploy_tokens", token] => {
+            Some(Route::DeployToken(Target::Group(id), token))
+        }
+        ["projects", id, "job_tokens"] => Some(Route::JobTokens(id)),
         ["projects", id, "packages", "generic", file @ ..] if !file.is_empty() => {
             Some(Route::GenericFile(id, file.to_vec()))
+        }
+        ["projects", id, "packages"] => Some(Route::Packages(id)),
+        ["projects", id, "packages", "protection", "rules"] => Some(Route::ProtectionRules(id)),
+        ["projects", id, "packages", "protection", "rules", rule] => {
+            Some(Route::ProtectionRule(id, rule))
+        }
+        ["projects", id, "packages", package] => Some(Route::Package(id, package)),
+        ["projects", id, "packages", package, "package_files"] => {
+            Some(Route::PackageFiles(id, package))
+        }
+        ["projects", id, "packages", package, "package_files", file] => {
+            Some(Route::PackageFile(id, package, file))
+        }
+        ["projects", id, "packages", package, "package_files", file, "download"] => {
+            Some(Route::PackageFileDownload(id, package, file))
         }
         _ => None,
     }
@@ -58,11 +117,77 @@ fn dispatch<K: KeyValue>(
             api::projects::create(ctx, request, &body)
         }
         (Method::Get, Route::Project(id)) => api::projects::get(ctx, request, id),
+        // Tokens, projects and groups.
+        (Method::Get, Route::Projects) => api::directory::list_projects(ctx, request),
+        (Method::Put, Route::Project(id)) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::directory::update_project(ctx, request, id, &body)
+        }
+        (Method::Get, Route::Group(id)) => api::directory::get_group(ctx, request, id),
+        (Method::Get, Route::GroupProjects(id)) => api::directory::group_projects(ctx, request, id),
+        (Method::Post, Route::AccessTokens(target)) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::access_tokens::create(ctx, request, target, &body)
+        }
+        (Method::Get, Route::AccessTokens(target)) => {
+            api::access_tokens::list(ctx, request, target)
+        }
+        (Method::Get, Route::AccessToken(target, token)) => {
+            api::access_tokens::get(ctx, request, target, token)
+        }
+        (Method::Delete, Route::AccessToken(target, token)) => {
+            api::access_tokens::revoke(ctx, request, target, token)
+        }
+        (Method::Post, Route::DeployTokens(target)) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::deploy_tokens::create(ctx, request, target, &body)
+        }
+        (Method::Get, Route::DeployTokens(target)) => {
+            api::deploy_tokens::list(ctx, request, target)
+        }
+        (Method::Get, Route::DeployToken(target, token)) => {
+            api::deploy_tokens::get(ctx, request, target, token)
+        }
+        (Method::Delete, Route::DeployToken(target, token)) => {
+            api::deploy_tokens::delete(ctx, request, target, token)
+        }
+        (Method::Post, Route::JobTokens(id)) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::job_tokens::create(ctx, request, id, &body)
+        }
         (Method::Put, Route::GenericFile(id, segments)) => {
             api::generic::publish(ctx, request, id, &segments, body)
         }
         (Method::Get | Method::Head, Route::GenericFile(id, segments)) => {
             api::generic::download(ctx, request, id, &segments)
+        }
+        (Method::Get, Route::Packages(id)) => api::packages::list(ctx, request, id),
+        (Method::Get, Route::ProtectionRules(id)) => api::protection::list(ctx, request, id),
+        (Method::Post, Route::ProtectionRules(id)) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::protection::create(ctx, request, id, &body)
+        }
+        (Method::Patch, Route::ProtectionRule(id, rule)) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::protection::update(ctx, request, id, rule, &body)
+        }
+        (Method::Delete, Route::ProtectionRule(id, rule)) => {
+            api::protection::delete(ctx, request, id, rule)
+        }
+        (Method::Get, Route::Package(id, package)) => {
+            api::packages::show(ctx, request, id, package)
+        }
+        (Method::Delete, Route::Package(id, package)) => {
+            api::packages::delete(ctx, request, id, package)
+        }
+        (Method::Get, Route::PackageFiles(id, package)) => {
+            api::packages::list_files(ctx, request, id, package)
+        }
+        (Method::Delete, Route::PackageFile(id, package, file)) => {
+            api::packages::delete_file(ctx, request, id, package, file)
+        }
+        (Method::Get | Method::Head, Route::PackageFileDownload(id, package, file)) => {
+            api::packages::download_file(ctx, request, id, package, file)
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
@@ -101,7 +226,23 @@ mod tests {
             route("/api/v4/projects/7/packages/generic/"),
             Some(Route::GenericFile("7", vec![""]))
         );
-        assert_eq!(route("/api/v4/projects/7/packages/generic"), None);
+        // Without a file it is a package id, which `generic` is not: 404 later.
+        assert_eq!(
+            route("/api/v4/projects/7/packages/generic"),
+            Some(Route::Package("7", "generic"))
+        );
         assert_eq!(route("/api/v3/projects"), None);
+        assert_eq!(
+            route("/api/v4/groups/acme%2Fplatform/access_tokens/12"),
+            Some(Route::AccessToken(Target::Group("acme%2Fplatform"), "12"))
+        );
+        assert_eq!(
+            route("/api/v4/projects/7/deploy_tokens"),
+            Some(Route::DeployTokens(Target::Project("7")))
+        );
+        assert_eq!(
+            route("/api/v4/groups/3/projects"),
+            Some(Route::GroupProjects("3"))
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Body, ByteSource, Method, Request, Response};
 use crate::meta::kv::KeyValue;
-use crate::meta::model::PackageStatus;
+use crate::meta::model::{Package, PackageFile, PackageStatus, Project};
 use crate::meta::{self, Commit, MetaError, NewFile};
 use crate::range::{self, RangeRequest};
 use crate::validate::{self, FileCoordinates};
@@ -103,6 +103,7 @@ pub fn publish<K: KeyValue>(
     if !access.publish {
         return Err(ApiError::Forbidden);
     }
+    super::protection::check_push(ctx, &actor, &project, &coordinates.package_name)?;
 
     let object_key = blob::new_object_key((ctx.random)());
     let requests = Requests::new(&ctx.config.s3, ctx.now).map_err(ApiError::internal)?;
@@ -194,9 +195,21 @@ pub fn download<K: KeyValue>(
     let file = package
         .newest_file(&coordinates.stored_file_name)
         .ok_or_else(ApiError::not_found)?;
+    serve_file(ctx, request, &project, &package, file)
+}
 
+/// Answers a `GET` or `HEAD` for one file: headers from its record, the
+/// bytes streamed from object storage (or a redirect there).
+pub fn serve_file<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    project: &Project,
+    package: &Package,
+    file: &PackageFile,
+) -> ApiResult<Response> {
+    let file_name = display_name(&file.file_name);
     let etag = format!("\"{}\"", file.sha256);
-    let disposition = blob::requests::content_disposition(&coordinates.file_name);
+    let disposition = blob::requests::content_disposition(&file_name);
     let common = |response: Response| {
         response
             .header("etag", etag.clone())
@@ -222,8 +235,7 @@ pub fn download<K: KeyValue>(
 
     let requests = Requests::new(&ctx.config.s3, ctx.now).map_err(ApiError::internal)?;
     if ctx.config.download_mode == DownloadMode::Redirect {
-        let link =
-            requests.download_link(&file.object_key, &coordinates.file_name, REDIRECT_LIFETIME);
+        let link = requests.download_link(&file.object_key, &file_name, REDIRECT_LIFETIME);
         return Ok(common(Response::new(302)).header("location", link.to_string()));
     }
 
@@ -262,6 +274,13 @@ pub fn download<K: KeyValue>(
     Ok(response)
 }
 
+/// The name a file is downloaded as: the last segment of its stored
+/// `path/file_name`.
+fn display_name(stored: &str) -> String {
+    let decoded = validate::decode_segment(stored).unwrap_or_else(|| stored.to_string());
+    decoded.rsplit('/').next().unwrap_or_default().to_string()
+}
+
 /// Whether `If-None-Match` names this entity tag (weak comparison) or `*`.
 fn if_none_match(header: Option<&str>, etag: &str) -> bool {
     header.is_some_and(|value| {
@@ -275,6 +294,12 @@ fn if_none_match(header: Option<&str>, etag: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_download_under_the_last_segment_of_their_stored_name() {
+        assert_eq!(display_name("linux%2Famd64%2Ftool.tar.gz"), "tool.tar.gz");
+        assert_eq!(display_name("tool.tar.gz"), "tool.tar.gz");
+    }
 
     #[test]
     fn if_none_match_accepts_lists_weak_tags_and_star() {

@@ -1,9 +1,17 @@
 //! The endpoints, one module per group. Each handler reads top to bottom:
 //! parse the request, check who asks, do it, answer.
 
+pub mod access_tokens;
+pub mod administer;
+pub mod deploy_tokens;
+pub mod directory;
+pub mod fields;
 pub mod generic;
+pub mod job_tokens;
+pub mod packages;
 pub mod pagination;
 pub mod projects;
+pub mod protection;
 
 use jiff::Timestamp;
 

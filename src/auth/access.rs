@@ -90,6 +90,55 @@ pub fn access(actor: &Actor, project: &Project) -> Access {
     }
 }
 
+/// The role a caller administers a project with (its tokens, its
+/// visibility): personal tokens with scope `api` act with their role;
+/// administrators count as owners. Deploy and job tokens, and read-only
+/// scopes, administer nothing.
+pub fn admin_role(actor: &Actor, project: &Project) -> Option<Role> {
+    administering(actor).and_then(|claims| match claims.admin {
+        true => Some(Role::Owner),
+        false => claims.role_on(project.id, &project.full_path()),
+    })
+}
+
+/// The role a caller administers a group with (`admin_role` for groups).
+pub fn admin_role_on_group(actor: &Actor, group_path: &str) -> Option<Role> {
+    administering(actor).and_then(|claims| match claims.admin {
+        true => Some(Role::Owner),
+        false => group_role(claims, group_path),
+    })
+}
+
+fn administering(actor: &Actor) -> Option<&Claims> {
+    match actor {
+        Actor::Token(claims) if claims.admin => Some(claims),
+        Actor::Token(claims) if claims.kind == Kind::Personal && claims.has_scope(Scope::Api) => {
+            Some(claims)
+        }
+        _ => None,
+    }
+}
+
+/// The role a token's grants give on a whole group: `*`, and `ns/*` where
+/// `ns` is the group or one of its parents. Grants on single projects or
+/// subgroups give no role on the group.
+pub fn group_role(claims: &Claims, group_path: &str) -> Option<Role> {
+    claims
+        .grants
+        .iter()
+        .filter(|g| {
+            g.project == "*"
+                || g.project.strip_suffix("/*").is_some_and(|ns| {
+                    ns.eq_ignore_ascii_case(group_path)
+                        || (group_path.len() > ns.len()
+                            && group_path.as_bytes()[ns.len()] == b'/'
+                            && group_path[..ns.len()].eq_ignore_ascii_case(ns))
+                })
+        })
+        .map(|g| g.role)
+        .max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +249,65 @@ mod tests {
             access(&Actor::Token(claims), &project(Visibility::Private)),
             WRITE
         );
+    }
+
+    #[test]
+    fn only_api_personal_tokens_and_administrators_administer() {
+        let private = project(Visibility::Private);
+        let on = |role| Some(("acme/*", role));
+        let maintainer = token(Kind::Personal, &[Scope::Api], on(Role::Maintainer));
+        assert_eq!(admin_role(&maintainer, &private), Some(Role::Maintainer));
+        assert_eq!(
+            admin_role(
+                &token(Kind::Personal, &[Scope::ReadApi], on(Role::Owner)),
+                &private
+            ),
+            None
+        );
+        let deploy = token(
+            Kind::Deploy,
+            &[Scope::WritePackageRegistry],
+            on(Role::Owner),
+        );
+        assert_eq!(admin_role(&deploy, &private), None);
+        assert_eq!(
+            admin_role(&token(Kind::Job, &[], Some(("7", Role::Owner))), &private),
+            None
+        );
+        assert_eq!(admin_role(&Actor::Anonymous, &private), None);
+        let Actor::Token(mut claims) = token(Kind::Personal, &[Scope::Api], None) else {
+            unreachable!()
+        };
+        claims.admin = true;
+        assert_eq!(
+            admin_role(&Actor::Token(claims.clone()), &private),
+            Some(Role::Owner)
+        );
+        assert_eq!(
+            admin_role_on_group(&Actor::Token(claims), "x/y"),
+            Some(Role::Owner)
+        );
+    }
+
+    #[test]
+    fn group_roles_come_from_grants_on_the_group_or_its_parents() {
+        let grant = |selector| {
+            let Actor::Token(claims) =
+                token(Kind::Personal, &[Scope::Api], Some((selector, Role::Owner)))
+            else {
+                unreachable!()
+            };
+            claims
+        };
+        assert_eq!(group_role(&grant("acme/*"), "acme"), Some(Role::Owner));
+        assert_eq!(
+            group_role(&grant("acme/*"), "ACME/platform"),
+            Some(Role::Owner)
+        );
+        assert_eq!(group_role(&grant("*"), "acme"), Some(Role::Owner));
+        assert_eq!(group_role(&grant("acme/platform/*"), "acme"), None);
+        assert_eq!(group_role(&grant("acm/*"), "acme"), None);
+        assert_eq!(group_role(&grant("acme/tools"), "acme"), None);
+        assert_eq!(group_role(&grant("7"), "acme"), None);
     }
 }

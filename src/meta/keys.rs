@@ -42,6 +42,54 @@ pub fn namespace_settings(namespace: &str) -> String {
     format!("{V}/settings/{}", namespace.to_lowercase())
 }
 
+/// A project's package protection rules, all in one value.
+pub fn protection_rules(project_id: u64) -> String {
+    format!("{V}/protection-rules/{project_id}")
+}
+
 pub fn revoked_token(token_id: &str) -> String {
     format!("{V}/revoked-token/{token_id}")
+}
+
+// Tokens, projects and groups (issue 3): the project directory, implicit
+// groups and the records of tokens issued through the API.
+
+/// Counter of projects ever indexed, used to pick shards of the project index.
+pub fn project_ordinal() -> String {
+    format!("{V}/project-ordinal")
+}
+
+/// One shard of the global project index: up to
+/// [`super::directory::PROJECT_INDEX_SHARD_SIZE`] entries in creation order.
+pub fn project_index(shard: u64) -> String {
+    format!("{V}/project-index/{shard}")
+}
+
+/// The shard of the project index that holds this project's entry.
+pub fn project_index_slot(project_id: u64) -> String {
+    format!("{V}/project-slot/{project_id}")
+}
+
+pub fn group(id: u64) -> String {
+    format!("{V}/group/{id}")
+}
+
+pub fn group_path(full_path: &str) -> String {
+    format!("{V}/group-path/{}", full_path.to_lowercase())
+}
+
+/// The record of a token issued through the API, by its numeric id.
+pub fn token(id: u64) -> String {
+    format!("{V}/token/{id}")
+}
+
+/// Counter of tokens of one kind ever issued for a holder (`project/7`,
+/// `group/3`), used to pick index shards.
+pub fn token_ordinal(kind: &str, holder: &str) -> String {
+    format!("{V}/token-ordinal/{kind}/{holder}")
+}
+
+/// One shard of a holder's index of token ids of one kind.
+pub fn token_index(kind: &str, holder: &str, shard: u64) -> String {
+    format!("{V}/token-index/{kind}/{holder}/{shard}")
 }

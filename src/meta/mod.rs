@@ -2,9 +2,12 @@
 //! store. Every request touches a handful of keys, whatever the size of the
 //! store; every shared value is changed with compare-and-swap.
 
+pub mod directory;
 pub mod keys;
 pub mod kv;
 pub mod model;
+pub mod protection;
+pub mod tokens;
 
 use kv::{update, KeyValue, KvError, Step};
 use model::*;
@@ -123,7 +126,10 @@ pub fn create_project<K: KeyValue>(
         None => Step::<_, MetaError>::Write(encode(&project.id), true),
     });
     match claimed {
-        Ok(true) => Ok(project),
+        Ok(true) => {
+            directory::record_new_project(kv, &project, now)?;
+            Ok(project)
+        }
         Ok(false) => {
             kv.delete(&keys::project(project.id))?;
             Err(MetaError::PathTaken)
@@ -135,13 +141,123 @@ pub fn create_project<K: KeyValue>(
     }
 }
 
+/// The live package with this name and version, if any.
 pub fn package<K: KeyValue>(
     kv: &K,
     project_id: u64,
     name: &str,
     version: &str,
 ) -> Result<Option<Package>, MetaError> {
-    read(kv, &keys::package(project_id, name, version))
+    let package: Option<Package> = read(kv, &keys::package(project_id, name, version))?;
+    Ok(package.filter(|p| !p.is_deleted()))
+}
+
+/// The live package with this id in this project, if any.
+pub fn package_by_id<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+) -> Result<Option<Package>, MetaError> {
+    let Some(location) = package_location(kv, package_id)? else {
+        return Ok(None);
+    };
+    if location.project_id != project_id {
+        return Ok(None);
+    }
+    let package = package(kv, project_id, &location.name, &location.version)?;
+    // The same name and version may have been deleted and published again.
+    Ok(package.filter(|p| p.id == package_id))
+}
+
+/// Every live package of a project, as its index lists them, oldest first.
+/// Reads one key per [`INDEX_SHARD_SIZE`] packages ever created.
+pub fn package_summaries<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+) -> Result<Vec<PackageSummary>, MetaError> {
+    let created = kv.increment(&keys::package_ordinal(project_id), 0)?.max(0) as u64;
+    let mut all = Vec::new();
+    for shard in 0..created.div_ceil(INDEX_SHARD_SIZE) {
+        let entries: Option<Vec<PackageSummary>> =
+            read(kv, &keys::package_index(project_id, shard))?;
+        all.extend(entries.unwrap_or_default());
+    }
+    Ok(all)
+}
+
+/// Marks a package deleted and takes it out of its project's index. Returns
+/// its files, whose objects the caller deletes.
+pub fn delete_package<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+    now: Millis,
+) -> Result<Option<Vec<PackageFile>>, MetaError> {
+    let Some(location) = package_location(kv, package_id)? else {
+        return Ok(None);
+    };
+    if location.project_id != project_id {
+        return Ok(None);
+    }
+    let key = keys::package(project_id, &location.name, &location.version);
+    let removed = update(kv, &key, |current| {
+        let Some(bytes) = current else {
+            return Step::Keep(None);
+        };
+        let mut package: Package = match decode(&key, &bytes) {
+            Ok(package) => package,
+            Err(e) => return Step::Fail(e),
+        };
+        if package.id != package_id || package.is_deleted() {
+            return Step::Keep(None);
+        }
+        let files = std::mem::take(&mut package.files);
+        package.deleted_at = Some(now);
+        package.updated_at = now;
+        Step::Write(encode(&package), Some(files))
+    })?;
+    if removed.is_some() {
+        change_index(kv, &location, |entries| {
+            entries.retain(|e| e.id != package_id)
+        })?;
+    }
+    Ok(removed)
+}
+
+/// Removes one file record from a package. Returns it, so the caller can
+/// delete its object.
+pub fn delete_file<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+    file_id: u64,
+    now: Millis,
+) -> Result<Option<PackageFile>, MetaError> {
+    let Some(location) = package_location(kv, package_id)? else {
+        return Ok(None);
+    };
+    if location.project_id != project_id {
+        return Ok(None);
+    }
+    let key = keys::package(project_id, &location.name, &location.version);
+    update(kv, &key, |current| {
+        let Some(bytes) = current else {
+            return Step::Keep(None);
+        };
+        let mut package: Package = match decode(&key, &bytes) {
+            Ok(package) => package,
+            Err(e) => return Step::Fail(e),
+        };
+        if package.id != package_id || package.is_deleted() {
+            return Step::Keep(None);
+        }
+        let Some(position) = package.files.iter().position(|f| f.id == file_id) else {
+            return Step::Keep(None);
+        };
+        let file = package.files.remove(position);
+        package.updated_at = now;
+        Step::Write(encode(&package), Some(file))
+    })
 }
 
 pub fn namespace_settings<K: KeyValue>(
@@ -205,11 +321,13 @@ pub fn commit_file<K: KeyValue>(
     let mut status_changed = false;
 
     let package = update(kv, &key, |current| {
-        let mut package = match current {
-            Some(bytes) => match decode::<Package>(&key, &bytes) {
-                Ok(package) => package,
-                Err(e) => return Step::Fail(e),
-            },
+        let existing = match current.map(|bytes| decode::<Package>(&key, &bytes)) {
+            Some(Ok(package)) => Some(package).filter(|p| !p.is_deleted()),
+            Some(Err(e)) => return Step::Fail(e),
+            None => None,
+        };
+        let mut package = match existing {
+            Some(package) => package,
             None => {
                 let id = match new_package_id {
                     Some(id) => id,
@@ -228,6 +346,7 @@ pub fn commit_file<K: KeyValue>(
                     updated_at: commit.now,
                     last_downloaded_at: None,
                     files: Vec::new(),
+                    deleted_at: None,
                 }
             }
         };
@@ -251,7 +370,13 @@ pub fn commit_file<K: KeyValue>(
     if created {
         record_new_package(kv, &package)?;
     } else if status_changed {
-        update_summary(kv, package.id, |summary| summary.status = package.status)?;
+        if let Some(location) = package_location(kv, package.id)? {
+            change_index(kv, &location, |entries| {
+                for entry in entries.iter_mut().filter(|e| e.id == package.id) {
+                    entry.status = package.status;
+                }
+            })?;
+        }
     }
     Ok((package, file))
 }
@@ -264,15 +389,12 @@ pub fn package_location<K: KeyValue>(
     read(kv, &keys::package_by_id(package_id))
 }
 
-/// Changes a package's entry in its project's index.
-fn update_summary<K: KeyValue>(
+/// Changes the index shard that lists the package at `location`.
+fn change_index<K: KeyValue>(
     kv: &K,
-    package_id: u64,
-    change: impl Fn(&mut PackageSummary),
+    location: &PackageLocation,
+    change: impl Fn(&mut Vec<PackageSummary>),
 ) -> Result<(), MetaError> {
-    let Some(location) = package_location(kv, package_id)? else {
-        return Ok(());
-    };
     let index_key = keys::package_index(location.project_id, location.index_shard);
     update(kv, &index_key, |current| {
         let Some(bytes) = current else {
@@ -282,10 +404,7 @@ fn update_summary<K: KeyValue>(
             Ok(entries) => entries,
             Err(e) => return Step::Fail(e),
         };
-        match entries.iter_mut().find(|e| e.id == package_id) {
-            Some(entry) => change(entry),
-            None => return Step::Keep(()),
-        }
+        change(&mut entries);
         Step::Write(encode(&entries), ())
     })
 }

@@ -85,9 +85,18 @@ pub struct Package {
     pub last_downloaded_at: Option<Millis>,
     /// Oldest first; the same file name may appear several times.
     pub files: Vec<PackageFile>,
+    /// Set when the package was deleted. The record stays (keys are never
+    /// deleted, see `meta::kv`); publishing the same name and version again
+    /// starts a new package with a new id in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Millis>,
 }
 
 impl Package {
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
     /// The newest file stored under this name.
     pub fn newest_file(&self, stored_name: &str) -> Option<&PackageFile> {
         self.files.iter().rev().find(|f| f.file_name == stored_name)

@@ -211,3 +211,95 @@ fn a_creation_claimed_by_someone_who_never_wrote_fails_instead_of_overwriting() 
     assert!(matches!(err, MetaError::Store(_)), "{err}");
     assert_eq!(kv.get(&key).unwrap(), None);
 }
+
+#[test]
+fn deleted_packages_leave_listings_and_lookups_and_can_be_published_again() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    let (old, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let files = delete_package(&kv, project.id, old.id, 5_000)
+        .unwrap()
+        .unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(package(&kv, project.id, "tool", "1.0.0").unwrap(), None);
+    assert_eq!(package_by_id(&kv, project.id, old.id).unwrap(), None);
+    assert!(package_summaries(&kv, project.id).unwrap().is_empty());
+    assert_eq!(
+        delete_package(&kv, project.id, old.id, 6_000).unwrap(),
+        None
+    );
+
+    let (new, _) = commit_file(&kv, &commit(&project, &settings), file("b.bin", "2")).unwrap();
+    assert_ne!(new.id, old.id);
+    assert_eq!(new.files.len(), 1);
+    let listed: Vec<u64> = package_summaries(&kv, project.id)
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed, vec![new.id]);
+    assert_eq!(package_by_id(&kv, project.id, old.id).unwrap(), None);
+    assert_eq!(
+        package_by_id(&kv, project.id, new.id).unwrap().unwrap().id,
+        new.id
+    );
+}
+
+#[test]
+fn a_package_is_only_found_in_its_own_project() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let other = new_project(&kv, "other");
+    let settings = NamespaceSettings::default();
+    let (package, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    assert_eq!(package_by_id(&kv, other.id, package.id).unwrap(), None);
+    assert_eq!(delete_package(&kv, other.id, package.id, 1).unwrap(), None);
+    assert_eq!(
+        delete_file(&kv, other.id, package.id, package.files[0].id, 1).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn deleting_a_file_keeps_the_others() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let (package, second) =
+        commit_file(&kv, &commit(&project, &settings), file("a.bin", "2")).unwrap();
+    let removed = delete_file(&kv, project.id, package.id, second.id, 9)
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed.id, second.id);
+    let left = super::package(&kv, project.id, "tool", "1.0.0")
+        .unwrap()
+        .unwrap();
+    assert_eq!(left.newest_file("a.bin").unwrap().sha256, "1");
+    assert_eq!(
+        delete_file(&kv, project.id, package.id, second.id, 9).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn summaries_span_shards() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    let versions: Vec<String> = (0..(INDEX_SHARD_SIZE + 5))
+        .map(|i| format!("1.{i}"))
+        .collect();
+    for version in &versions {
+        let mut c = commit(&project, &settings);
+        c.version = version;
+        commit_file(&kv, &c, file("a.bin", "1")).unwrap();
+    }
+    let listed: Vec<String> = package_summaries(&kv, project.id)
+        .unwrap()
+        .into_iter()
+        .map(|s| s.version)
+        .collect();
+    assert_eq!(listed, versions);
+}

@@ -1,0 +1,305 @@
+//! Project and group access tokens, as GitLab's API manages them:
+//! `POST`/`GET /projects/:id/access_tokens`, `GET`/`DELETE
+//! /projects/:id/access_tokens/:token_id`, and the same under `/groups/:id`.
+//!
+//! An access token is a personal token of a bot user with a role on the
+//! project (by id) or on every project under the group. It is stateless
+//! like every token; the record kept here only lets it be listed and
+//! revoked. Its `jti` is its numeric id, so revoking by the API's id is one
+//! key.
+
+use genreg_token::{Claims, Grant, Kind, Role, Scope};
+use serde_json::{json, Value};
+
+use super::administer::{self, Administered, Target};
+use super::fields::Fields;
+use super::pagination::Page;
+use super::{iso8601, Context};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Request, Response};
+use crate::meta::kv::KeyValue;
+use crate::meta::model::Millis;
+use crate::meta::tokens::{self, IssuedKind, NewToken, TokenRecord};
+
+/// GitLab's default (and maximum) lifetime of an access token: a year.
+const DEFAULT_LIFETIME_MILLIS: Millis = 365 * 86_400_000;
+
+/// The scopes an access token may carry here (GitLab knows more; they have
+/// no meaning in a package registry).
+const SCOPES: [(&str, Scope); 4] = [
+    ("api", Scope::Api),
+    ("read_api", Scope::ReadApi),
+    ("read_package_registry", Scope::ReadPackageRegistry),
+    ("write_package_registry", Scope::WritePackageRegistry),
+];
+
+/// GitLab's access levels.
+fn role_of_level(level: &str) -> Option<Role> {
+    match level.trim() {
+        "10" => Some(Role::Guest),
+        "20" => Some(Role::Reporter),
+        "30" => Some(Role::Developer),
+        "40" => Some(Role::Maintainer),
+        "50" => Some(Role::Owner),
+        _ => None,
+    }
+}
+
+/// The JSON GitLab answers for an access token (never the token itself).
+pub fn render(record: &TokenRecord, now: Millis) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.name,
+        "revoked": record.revoked,
+        "created_at": iso8601(record.created_at),
+        "description": null,
+        "scopes": record.scopes,
+        "user_id": record.id,
+        "last_used_at": null,
+        "active": record.is_active(now),
+        "expires_at": record.expires_at.map(|at| iso8601(at)[..10].to_string()),
+        "access_level": record.access_level,
+    })
+}
+
+struct CreateAccessToken {
+    name: String,
+    scopes: Vec<(String, Scope)>,
+    role: Role,
+    expires_at: Option<Millis>,
+}
+
+fn parse_create(fields: &Fields) -> ApiResult<CreateAccessToken> {
+    let missing = |name: &str| ApiError::InvalidParams(format!("{name} is missing"));
+    let invalid =
+        |name: &str| ApiError::InvalidParams(format!("{name} does not have a valid value"));
+    let name = fields.text("name").ok_or_else(|| missing("name"))?;
+    if name.len() > 255 {
+        return Err(ApiError::InvalidParams("name is too long".into()));
+    }
+    let scopes = fields
+        .list("scopes")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("scopes"))?
+        .into_iter()
+        .map(|given| {
+            SCOPES
+                .iter()
+                .find(|(name, _)| *name == given)
+                .map(|(name, scope)| (name.to_string(), *scope))
+                .ok_or_else(|| invalid("scopes"))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let role = match fields.text("access_level") {
+        None => Role::Maintainer,
+        Some(level) => role_of_level(&level).ok_or_else(|| invalid("access_level"))?,
+    };
+    let expires_at = fields
+        .text("expires_at")
+        .map(|t| administer::parse_expires_at(&t))
+        .transpose()?;
+    Ok(CreateAccessToken {
+        name,
+        scopes,
+        role,
+        expires_at,
+    })
+}
+
+pub fn create<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (holder, issuer_role) =
+        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    let wanted = parse_create(&Fields::parse(request, body)?)?;
+    if wanted.role > issuer_role {
+        return Err(ApiError::BadRequest(
+            "Access level of the token can't be greater the access level of the user who created the token".into(),
+        ));
+    }
+    let now = ctx.now_millis();
+    let expires_at = administer::expiry_within_issuer(
+        wanted.expires_at,
+        Some(now + DEFAULT_LIFETIME_MILLIS),
+        administer::issuer_expiry(&actor),
+        now,
+    )?;
+
+    let id = tokens::new_token_id(ctx.kv).map_err(ApiError::internal)?;
+    let username = holder.bot_name(id);
+    let claims = Claims {
+        id: tokens::claims_id(id),
+        kind: Kind::Personal,
+        subject: username.clone(),
+        scopes: wanted.scopes.iter().map(|(_, s)| *s).collect(),
+        grants: vec![Grant {
+            project: holder.grant_selector(),
+            role: wanted.role,
+        }],
+        admin: false,
+        issued_at: administer::to_secs(now),
+        expires_at: expires_at.map(administer::to_secs),
+    };
+    let token = administer::mint(ctx, &claims);
+    let record = tokens::record_token(
+        ctx.kv,
+        NewToken {
+            id,
+            kind: IssuedKind::Access,
+            holder: holder.holder(),
+            name: wanted.name,
+            username,
+            scopes: wanted.scopes.into_iter().map(|(name, _)| name).collect(),
+            access_level: Some(wanted.role.access_level()),
+            created_at: now,
+            expires_at,
+        },
+    )
+    .map_err(ApiError::internal)?;
+    let mut answer = render(&record, now);
+    answer["token"] = Value::String(token);
+    Ok(Response::json(201, &answer))
+}
+
+pub fn list<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (holder, _) =
+        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    let page = Page::from_request(request)?;
+    let ids = tokens::token_ids(ctx.kv, IssuedKind::Access, holder.holder())
+        .map_err(ApiError::internal)?;
+    let now = ctx.now_millis();
+    let mut shown = Vec::new();
+    for id in page.slice(&ids) {
+        if let Some(record) = tokens::token(ctx.kv, *id).map_err(ApiError::internal)? {
+            shown.push(render(&record, now));
+        }
+    }
+    Ok(page.add_headers(
+        Response::json(200, &shown),
+        ids.len() as u64,
+        request,
+        &ctx.config.public_url,
+    ))
+}
+
+pub fn get<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+    raw_token_id: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (holder, _) =
+        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    let record = find(ctx, &holder, raw_token_id)?;
+    Ok(Response::json(200, &render(&record, ctx.now_millis())))
+}
+
+/// Revokes the token: from the next request on it answers 401. It stays in
+/// the listing, `revoked: true`, as in GitLab.
+pub fn revoke<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+    raw_token_id: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (holder, _) =
+        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    let record = find(ctx, &holder, raw_token_id)?;
+    tokens::revoke_token(ctx.kv, &record, false).map_err(ApiError::internal)?;
+    Ok(Response::new(204))
+}
+
+/// The access token with this id, if it belongs to this project or group.
+fn find<K: KeyValue>(
+    ctx: &Context<K>,
+    holder: &Administered,
+    raw_token_id: &str,
+) -> ApiResult<TokenRecord> {
+    raw_token_id
+        .parse::<u64>()
+        .ok()
+        .map(|id| tokens::token(ctx.kv, id))
+        .transpose()
+        .map_err(ApiError::internal)?
+        .flatten()
+        .filter(|r| r.kind == IssuedKind::Access && r.holder == holder.holder())
+        .ok_or_else(ApiError::not_found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    fn fields(body: &str) -> Fields {
+        let request = Request::new(
+            Method::Post,
+            "/x",
+            vec![("content-type".into(), b"application/json".to_vec())],
+        );
+        Fields::parse(&request, body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn creation_fields_follow_gitlab() {
+        let wanted = parse_create(&fields(
+            r#"{"name":"ci","scopes":["api","read_api"],"access_level":30,"expires_at":"2030-01-31"}"#,
+        ))
+        .unwrap();
+        assert_eq!(wanted.name, "ci");
+        assert_eq!(wanted.role, Role::Developer);
+        assert_eq!(wanted.scopes.len(), 2);
+        assert!(wanted.expires_at.is_some());
+        let defaults = parse_create(&fields(r#"{"name":"ci","scopes":["api"]}"#)).unwrap();
+        assert_eq!(defaults.role, Role::Maintainer);
+        assert_eq!(defaults.expires_at, None);
+    }
+
+    #[test]
+    fn bad_creation_fields_are_refused() {
+        for body in [
+            r#"{"scopes":["api"]}"#,
+            r#"{"name":"ci"}"#,
+            r#"{"name":"ci","scopes":[]}"#,
+            r#"{"name":"ci","scopes":["sudo"]}"#,
+            r#"{"name":"ci","scopes":["api"],"access_level":35}"#,
+            r#"{"name":"ci","scopes":["api"],"expires_at":"someday"}"#,
+        ] {
+            assert!(parse_create(&fields(body)).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_json_never_holds_the_token_and_shows_activity() {
+        let record = TokenRecord {
+            id: 4,
+            kind: IssuedKind::Access,
+            holder: tokens::Holder::Project(1),
+            name: "ci".into(),
+            username: "project_1_bot_4".into(),
+            scopes: vec!["api".into()],
+            access_level: Some(40),
+            created_at: 0,
+            expires_at: Some(86_400_000),
+            revoked: false,
+            index_shard: 0,
+        };
+        let shown = render(&record, 1);
+        assert_eq!(shown["expires_at"], "1970-01-02");
+        assert_eq!(shown["active"], true);
+        assert_eq!(shown["access_level"], 40);
+        assert!(shown.get("token").is_none());
+        assert_eq!(render(&record, 86_400_000)["active"], false);
+    }
+}

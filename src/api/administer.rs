@@ -1,0 +1,252 @@
+//! What the token endpoints share: finding the project or group a token is
+//! issued for, checking that the caller may administer it, and keeping
+//! every issued token within what its issuer has.
+//!
+//! Rules (GitLab's, plus one of ours):
+//! - project tokens need maintainer on the project, group tokens owner on
+//!   the group; administrators may do everything;
+//! - only personal tokens with scope `api` administer: deploy and job tokens
+//!   are refused with 403 (404 when they cannot even see the target);
+//! - a token never carries a role above its issuer's, and (ours) never
+//!   outlives the token that issued it.
+
+use genreg_token::{Claims, Role};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+
+use super::Context;
+use crate::auth::access::{admin_role, admin_role_on_group, group_role};
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::meta::directory::{self, Group, GroupRef};
+use crate::meta::kv::KeyValue;
+use crate::meta::model::{Millis, Project};
+use crate::meta::tokens::Holder;
+use crate::validate;
+
+/// A project or group `:id` as the path names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    Project(&'a str),
+    Group(&'a str),
+}
+
+impl Target<'_> {
+    /// The role GitLab requires to manage the target's tokens.
+    pub fn role_to_manage_tokens(self) -> Role {
+        match self {
+            Target::Project(_) => Role::Maintainer,
+            Target::Group(_) => Role::Owner,
+        }
+    }
+}
+
+/// A project or group, found and administered by the caller.
+pub enum Administered {
+    Project(Project),
+    Group(Group),
+}
+
+impl Administered {
+    pub fn holder(&self) -> Holder {
+        match self {
+            Administered::Project(p) => Holder::Project(p.id),
+            Administered::Group(g) => Holder::Group(g.id),
+        }
+    }
+
+    /// The grant that reaches it: the project by id (so a project created
+    /// later at the same path is not reached), or every project under the
+    /// group, nested groups included.
+    pub fn grant_selector(&self) -> String {
+        match self {
+            Administered::Project(p) => p.id.to_string(),
+            Administered::Group(g) => format!("{}/*", g.full_path),
+        }
+    }
+
+    /// The user name of an access token's bot, as GitLab names them.
+    pub fn bot_name(&self, token_id: u64) -> String {
+        match self {
+            Administered::Project(p) => format!("project_{}_bot_{token_id}", p.id),
+            Administered::Group(g) => format!("group_{}_bot_{token_id}", g.id),
+        }
+    }
+}
+
+/// Finds `target` and checks that the caller holds at least `needed` on it.
+/// Returns it with the caller's role.
+pub fn administered<K: KeyValue>(
+    ctx: &Context<K>,
+    actor: &Actor,
+    target: Target,
+    needed: Role,
+) -> ApiResult<(Administered, Role)> {
+    if matches!(actor, Actor::Anonymous) {
+        return Err(ApiError::Unauthorized);
+    }
+    let (found, role) = match target {
+        Target::Project(raw) => {
+            let (project, _) = ctx.project(actor, raw)?;
+            let role = admin_role(actor, &project);
+            (Administered::Project(project), role)
+        }
+        Target::Group(raw) => {
+            let group = find_group(ctx, raw)?;
+            let role = admin_role_on_group(actor, &group.full_path);
+            if role.is_none() && !sees_group_through_grants(actor, &group.full_path) {
+                return Err(ApiError::NotFound("Group Not Found"));
+            }
+            (Administered::Group(group), role)
+        }
+    };
+    match role {
+        Some(role) if role >= needed => Ok((found, role)),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+/// The group `:id` names (numeric id or URL-encoded full path), whoever may
+/// see it.
+pub fn find_group<K: KeyValue>(ctx: &Context<K>, raw_id: &str) -> ApiResult<Group> {
+    let missing = || ApiError::NotFound("Group Not Found");
+    let decoded = validate::decode_segment(raw_id).ok_or_else(missing)?;
+    directory::group(ctx.kv, &GroupRef::parse(&decoded))
+        .map_err(ApiError::internal)?
+        .ok_or_else(missing)
+}
+
+/// Whether a token's grants name the group, a parent of it, or something
+/// below it. (Grants on single projects by id do not tell where the project
+/// lives; the group listing looks those up.)
+pub fn sees_group_through_grants(actor: &Actor, group_path: &str) -> bool {
+    let Actor::Token(claims) = actor else {
+        return false;
+    };
+    claims.admin
+        || group_role(claims, group_path).is_some()
+        || claims.grants.iter().any(|g| {
+            let selector = g.project.strip_suffix("/*").unwrap_or(&g.project);
+            directory::is_below(selector, group_path)
+        })
+}
+
+/// Signs new claims with the first of the configured secrets.
+pub fn mint<K: KeyValue>(ctx: &Context<K>, claims: &Claims) -> String {
+    let secret = ctx
+        .config
+        .token_secrets
+        .first()
+        .expect("the configuration holds at least one secret");
+    genreg_token::mint(secret.as_bytes(), claims)
+}
+
+/// When the caller's own token expires, in milliseconds.
+pub fn issuer_expiry(actor: &Actor) -> Option<Millis> {
+    match actor {
+        Actor::Token(claims) => claims
+            .expires_at
+            .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)),
+        Actor::Anonymous => None,
+    }
+}
+
+/// The expiry of a new token: the requested one, which must be in the
+/// future and no later than the issuer's own; without a request, `default`
+/// (if any) brought back to the issuer's expiry.
+pub fn expiry_within_issuer(
+    requested: Option<Millis>,
+    default: Option<Millis>,
+    issuer: Option<Millis>,
+    now: Millis,
+) -> ApiResult<Option<Millis>> {
+    let expires = match (requested, issuer) {
+        (Some(at), Some(limit)) if at > limit => {
+            return Err(ApiError::BadRequest(
+                "expires_at can't be later than the expiry of the token that creates it".into(),
+            ))
+        }
+        (Some(at), _) => Some(at),
+        (None, Some(limit)) => Some(default.map_or(limit, |d| d.min(limit))),
+        (None, None) => default,
+    };
+    if expires.is_some_and(|at| at <= now) {
+        return Err(ApiError::BadRequest(
+            "expires_at must be in the future".into(),
+        ));
+    }
+    Ok(expires)
+}
+
+/// Parses an `expires_at`: a date (`2030-01-31`, midnight UTC) or a time
+/// (`2030-01-31T12:00:00Z`).
+pub fn parse_expires_at(text: &str) -> ApiResult<Millis> {
+    let invalid = || ApiError::InvalidParams("expires_at is invalid".into());
+    let text = text.trim();
+    if let Ok(at) = text.parse::<Timestamp>() {
+        return Ok(at.as_millisecond());
+    }
+    let date: Date = text.parse().map_err(|_| invalid())?;
+    let at = date.to_zoned(TimeZone::UTC).map_err(|_| invalid())?;
+    Ok(at.timestamp().as_millisecond())
+}
+
+/// Milliseconds to the Unix seconds of token claims.
+pub fn to_secs(millis: Millis) -> u64 {
+    u64::try_from(millis.div_euclid(1000)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Millis = 86_400_000;
+
+    #[test]
+    fn expires_at_takes_dates_and_times() {
+        assert_eq!(parse_expires_at("1970-01-02").unwrap(), DAY);
+        assert_eq!(
+            parse_expires_at("1970-01-02T00:00:01Z").unwrap(),
+            DAY + 1000
+        );
+        assert_eq!(
+            parse_expires_at("1970-01-02T00:00:01.500Z").unwrap(),
+            DAY + 1500
+        );
+        assert!(parse_expires_at("tomorrow").is_err());
+        assert!(parse_expires_at("2030-13-01").is_err());
+    }
+
+    #[test]
+    fn a_token_never_outlives_its_issuer() {
+        let now = 10 * DAY;
+        // No issuer limit: the request or the default.
+        assert_eq!(
+            expiry_within_issuer(Some(20 * DAY), None, None, now).unwrap(),
+            Some(20 * DAY)
+        );
+        assert_eq!(
+            expiry_within_issuer(None, Some(30 * DAY), None, now).unwrap(),
+            Some(30 * DAY)
+        );
+        assert_eq!(expiry_within_issuer(None, None, None, now).unwrap(), None);
+        // An issuer that expires sooner caps the default and refuses later requests.
+        let issuer = Some(15 * DAY);
+        assert_eq!(
+            expiry_within_issuer(None, Some(30 * DAY), issuer, now).unwrap(),
+            Some(15 * DAY)
+        );
+        assert_eq!(
+            expiry_within_issuer(None, None, issuer, now).unwrap(),
+            Some(15 * DAY)
+        );
+        assert!(expiry_within_issuer(Some(16 * DAY), None, issuer, now).is_err());
+        assert_eq!(
+            expiry_within_issuer(Some(12 * DAY), None, issuer, now).unwrap(),
+            Some(12 * DAY)
+        );
+        // The past is refused.
+        assert!(expiry_within_issuer(Some(now), None, None, now).is_err());
+    }
+}

@@ -1,0 +1,280 @@
+//! Deploy tokens, as GitLab's API manages them: `POST`/`GET
+//! /projects/:id/deploy_tokens`, `GET`/`DELETE
+//! /projects/:id/deploy_tokens/:token_id`, and the same under `/groups/:id`.
+//!
+//! A deploy token reads and/or writes packages of its project (or of every
+//! project under its group) and nothing else. Deleting one revokes it and
+//! takes it out of the listing, as GitLab deletes it.
+
+use genreg_token::{Claims, Grant, Kind, Role, Scope};
+use serde_json::{json, Value};
+
+use super::administer::{self, Administered, Target};
+use super::fields::Fields;
+use super::pagination::Page;
+use super::{iso8601, Context};
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Request, Response};
+use crate::meta::kv::KeyValue;
+use crate::meta::model::Millis;
+use crate::meta::tokens::{self, IssuedKind, NewToken, TokenRecord};
+
+const SCOPES: [(&str, Scope); 2] = [
+    ("read_package_registry", Scope::ReadPackageRegistry),
+    ("write_package_registry", Scope::WritePackageRegistry),
+];
+
+/// The JSON GitLab answers for a deploy token (never the token itself).
+pub fn render(record: &TokenRecord, now: Millis) -> Value {
+    json!({
+        "id": record.id,
+        "name": record.name,
+        "username": record.username,
+        "expires_at": record.expires_at.map(iso8601),
+        "scopes": record.scopes,
+        "revoked": record.revoked,
+        "expired": record.is_expired(now),
+    })
+}
+
+/// GitLab's rule for deploy token user names.
+fn is_valid_username(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
+}
+
+struct CreateDeployToken {
+    name: String,
+    scopes: Vec<(String, Scope)>,
+    expires_at: Option<Millis>,
+    username: Option<String>,
+}
+
+fn parse_create(fields: &Fields) -> ApiResult<CreateDeployToken> {
+    let missing = |name: &str| ApiError::InvalidParams(format!("{name} is missing"));
+    let invalid =
+        |name: &str| ApiError::InvalidParams(format!("{name} does not have a valid value"));
+    let name = fields.text("name").ok_or_else(|| missing("name"))?;
+    if name.len() > 255 {
+        return Err(ApiError::InvalidParams("name is too long".into()));
+    }
+    let scopes = fields
+        .list("scopes")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| missing("scopes"))?
+        .into_iter()
+        .map(|given| {
+            SCOPES
+                .iter()
+                .find(|(name, _)| *name == given)
+                .map(|(name, scope)| (name.to_string(), *scope))
+                .ok_or_else(|| invalid("scopes"))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let username = fields.text("username");
+    if username.as_deref().is_some_and(|u| !is_valid_username(u)) {
+        return Err(ApiError::FieldInvalid {
+            field: "username",
+            text: "can contain only letters, digits, '_', '-', '+', and '.'".into(),
+        });
+    }
+    let expires_at = fields
+        .text("expires_at")
+        .map(|t| administer::parse_expires_at(&t))
+        .transpose()?;
+    Ok(CreateDeployToken {
+        name,
+        scopes,
+        expires_at,
+        username,
+    })
+}
+
+pub fn create<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (holder, _) =
+        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    let wanted = parse_create(&Fields::parse(request, body)?)?;
+    let now = ctx.now_millis();
+    let expires_at = administer::expiry_within_issuer(
+        wanted.expires_at,
+        None,
+        administer::issuer_expiry(&actor),
+        now,
+    )?;
+
+    let id = tokens::new_token_id(ctx.kv).map_err(ApiError::internal)?;
+    let username = wanted
+        .username
+        .unwrap_or_else(|| format!("gitlab+deploy-token-{id}"));
+    // Deploy tokens publish at most, which the maintainers and owners who
+    // issue them may do themselves.
+    let claims = Claims {
+        id: tokens::claims_id(id),
+        kind: Kind::Deploy,
+        subject: username.clone(),
+        scopes: wanted.scopes.iter().map(|(_, s)| *s).collect(),
+        grants: vec![Grant {
+            project: holder.grant_selector(),
+            role: Role::Developer,
+        }],
+        admin: false,
+        issued_at: administer::to_secs(now),
+        expires_at: expires_at.map(administer::to_secs),
+    };
+    let token = administer::mint(ctx, &claims);
+    let record = tokens::record_token(
+        ctx.kv,
+        NewToken {
+            id,
+            kind: IssuedKind::Deploy,
+            holder: holder.holder(),
+            name: wanted.name,
+            username,
+            scopes: wanted.scopes.into_iter().map(|(name, _)| name).collect(),
+            access_level: None,
+            created_at: now,
+            expires_at,
+        },
+    )
+    .map_err(ApiError::internal)?;
+    let mut answer = render(&record, now);
+    answer["token"] = Value::String(token);
+    Ok(Response::json(201, &answer))
+}
+
+pub fn list<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (holder, _) =
+        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    let page = Page::from_request(request)?;
+    let ids = tokens::token_ids(ctx.kv, IssuedKind::Deploy, holder.holder())
+        .map_err(ApiError::internal)?;
+    let now = ctx.now_millis();
+    let mut shown = Vec::new();
+    for id in page.slice(&ids) {
+        if let Some(record) = tokens::token(ctx.kv, *id).map_err(ApiError::internal)? {
+            shown.push(render(&record, now));
+        }
+    }
+    Ok(page.add_headers(
+        Response::json(200, &shown),
+        ids.len() as u64,
+        request,
+        &ctx.config.public_url,
+    ))
+}
+
+pub fn get<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+    raw_token_id: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (holder, _) =
+        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    let record = find(ctx, &holder, raw_token_id)?;
+    Ok(Response::json(200, &render(&record, ctx.now_millis())))
+}
+
+/// Revokes the token and takes it out of the listing: 204.
+pub fn delete<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+    raw_token_id: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (holder, _) =
+        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    let record = find(ctx, &holder, raw_token_id)?;
+    tokens::revoke_token(ctx.kv, &record, true).map_err(ApiError::internal)?;
+    Ok(Response::new(204))
+}
+
+/// The live deploy token with this id, if it belongs to this project or
+/// group. Deleted ones are gone, as in GitLab.
+fn find<K: KeyValue>(
+    ctx: &Context<K>,
+    holder: &Administered,
+    raw_token_id: &str,
+) -> ApiResult<TokenRecord> {
+    raw_token_id
+        .parse::<u64>()
+        .ok()
+        .map(|id| tokens::token(ctx.kv, id))
+        .transpose()
+        .map_err(ApiError::internal)?
+        .flatten()
+        .filter(|r| r.kind == IssuedKind::Deploy && r.holder == holder.holder() && !r.revoked)
+        .ok_or_else(ApiError::not_found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    fn fields(body: &str) -> Fields {
+        let request = Request::new(
+            Method::Post,
+            "/x",
+            vec![("content-type".into(), b"application/json".to_vec())],
+        );
+        Fields::parse(&request, body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn creation_fields_follow_gitlab() {
+        let wanted = parse_create(&fields(
+            r#"{"name":"d","scopes":["read_package_registry","write_package_registry"],"username":"ci+bot","expires_at":"2030-01-31T00:00:00Z"}"#,
+        ))
+        .unwrap();
+        assert_eq!(wanted.scopes.len(), 2);
+        assert_eq!(wanted.username.as_deref(), Some("ci+bot"));
+        assert!(wanted.expires_at.is_some());
+        for body in [
+            r#"{"scopes":["read_package_registry"]}"#,
+            r#"{"name":"d"}"#,
+            r#"{"name":"d","scopes":["api"]}"#,
+            r#"{"name":"d","scopes":["read_package_registry"],"username":"a b"}"#,
+        ] {
+            assert!(parse_create(&fields(body)).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_json_never_holds_the_token() {
+        let record = TokenRecord {
+            id: 9,
+            kind: IssuedKind::Deploy,
+            holder: tokens::Holder::Group(2),
+            name: "d".into(),
+            username: "gitlab+deploy-token-9".into(),
+            scopes: vec!["read_package_registry".into()],
+            access_level: None,
+            created_at: 0,
+            expires_at: None,
+            revoked: false,
+            index_shard: 0,
+        };
+        let shown = render(&record, 5);
+        assert_eq!(shown["username"], "gitlab+deploy-token-9");
+        assert_eq!(shown["expires_at"], Value::Null);
+        assert_eq!(shown["expired"], false);
+        assert!(shown.get("token").is_none());
+    }
+}

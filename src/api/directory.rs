@@ -1,0 +1,267 @@
+//! Listing and changing projects, and the implicit groups:
+//! `GET /projects`, `PUT /projects/:id`, `GET /groups/:id` and
+//! `GET /groups/:id/projects`.
+//!
+//! Listings filter the project index (`meta::directory`), whose entries
+//! know enough to decide visibility, and then read only the records of the
+//! page they answer. A group is visible to whoever may see a project in it
+//! (nested groups included) or holds a grant on it.
+
+use serde_json::{json, Value};
+
+use super::administer::{find_group, sees_group_through_grants};
+use super::fields::Fields;
+use super::pagination::Page;
+use super::{iso8601, Context};
+use crate::auth::access::admin_role;
+use crate::auth::{access, Actor};
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Request, Response};
+use crate::meta::directory::{self, Group, GroupRef, ProjectEntry};
+use crate::meta::kv::KeyValue;
+use crate::meta::model::Visibility;
+use crate::meta::{self, ProjectRef};
+use genreg_token::Role;
+
+/// `GET /projects`: the projects the caller may see, newest first unless
+/// `sort=asc`; `visibility` and `search` (in the full path) filter.
+pub fn list_projects<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    answer_projects(ctx, request, &actor, |_| true)
+}
+
+/// `GET /groups/:id/projects`: the same for the projects of one group;
+/// `include_subgroups=true` adds those of its subgroups.
+pub fn group_projects<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_group: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (group, _) = visible_group(ctx, &actor, raw_group)?;
+    let nested = request.query_param("include_subgroups") == Some("true");
+    answer_projects(ctx, request, &actor, |e| e.is_in(&group.full_path, nested))
+}
+
+/// `GET /groups/:id`, by numeric id or URL-encoded full path.
+pub fn get_group<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_group: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (group, entries) = visible_group(ctx, &actor, raw_group)?;
+    let parent_id = match group.parent_path() {
+        Some(parent) => directory::group(ctx.kv, &GroupRef::Path(parent.to_string()))
+            .map_err(ApiError::internal)?
+            .map(|g| g.id),
+        None => None,
+    };
+    let public = entries.iter().any(|e| e.public);
+    Ok(Response::json(
+        200,
+        &render_group(&group, parent_id, public, &ctx.config.public_url),
+    ))
+}
+
+/// `PUT /projects/:id`: changes `visibility` (maintainers and above).
+pub fn update_project<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_project: &str,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (project, _) = ctx.project(&actor, raw_project)?;
+    if admin_role(&actor, &project).is_none_or(|role| role < Role::Maintainer) {
+        return Err(ApiError::Forbidden);
+    }
+    let fields = Fields::parse(request, body)?;
+    let Some(visibility) = fields.text("visibility") else {
+        return Err(ApiError::InvalidParams(
+            "at least one parameter must be provided".into(),
+        ));
+    };
+    let visibility = Visibility::parse(&visibility)
+        .ok_or_else(|| ApiError::InvalidParams("visibility does not have a valid value".into()))?;
+    let updated = directory::set_visibility(ctx.kv, project.id, visibility)
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound("Project Not Found"))?;
+    Ok(Response::json(
+        200,
+        &entities::project(&updated, &ctx.config.public_url),
+    ))
+}
+
+/// The group, if the caller may see it, with the index entries of every
+/// project under it that the caller may see.
+fn visible_group<K: KeyValue>(
+    ctx: &Context<K>,
+    actor: &Actor,
+    raw_group: &str,
+) -> ApiResult<(Group, Vec<ProjectEntry>)> {
+    let group = find_group(ctx, raw_group)?;
+    let entries: Vec<ProjectEntry> = directory::project_entries(ctx.kv)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|e| e.is_in(&group.full_path, true) && access(actor, &e.as_project()).visible)
+        .collect();
+    if entries.is_empty() && !sees_group_through_grants(actor, &group.full_path) {
+        return Err(ApiError::NotFound("Group Not Found"));
+    }
+    Ok((group, entries))
+}
+
+/// How a project listing is ordered and filtered, from the query.
+struct ListOptions {
+    ascending: bool,
+    visibility: Option<Option<Visibility>>,
+    search: Option<String>,
+}
+
+fn parse_list_options(request: &Request) -> ApiResult<ListOptions> {
+    let invalid =
+        |name: &str| ApiError::InvalidParams(format!("{name} does not have a valid value"));
+    match request.query_param("order_by") {
+        None | Some("") | Some("id") | Some("created_at") => {}
+        Some(_) => return Err(invalid("order_by")),
+    }
+    let ascending = match request.query_param("sort") {
+        None | Some("") | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => return Err(invalid("sort")),
+    };
+    let visibility = match request.query_param("visibility") {
+        None | Some("") => None,
+        // GitLab's third visibility; no project here has it.
+        Some("internal") => Some(None),
+        Some(v) => Some(Some(
+            Visibility::parse(v).ok_or_else(|| invalid("visibility"))?,
+        )),
+    };
+    let search = request
+        .query_param("search")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase);
+    Ok(ListOptions {
+        ascending,
+        visibility,
+        search,
+    })
+}
+
+fn answer_projects<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    actor: &Actor,
+    belongs: impl Fn(&ProjectEntry) -> bool,
+) -> ApiResult<Response> {
+    let options = parse_list_options(request)?;
+    let page = Page::from_request(request)?;
+    let mut entries: Vec<ProjectEntry> = directory::project_entries(ctx.kv)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|e| belongs(e))
+        .filter(|e| match options.visibility {
+            None => true,
+            Some(None) => false,
+            Some(Some(v)) => e.public == (v == Visibility::Public),
+        })
+        .filter(|e| {
+            options
+                .search
+                .as_ref()
+                .is_none_or(|s| e.full_path.to_lowercase().contains(s))
+        })
+        .filter(|e| access(actor, &e.as_project()).visible)
+        .collect();
+    // The index is in creation order, which is id order.
+    if !options.ascending {
+        entries.reverse();
+    }
+    let mut shown: Vec<Value> = Vec::new();
+    for entry in page.slice(&entries) {
+        let project =
+            meta::project(ctx.kv, &ProjectRef::Id(entry.id)).map_err(ApiError::internal)?;
+        // The record decides: an index entry may lag a visibility change.
+        if let Some(project) = project.filter(|p| access(actor, p).visible) {
+            shown.push(entities::project(&project, &ctx.config.public_url));
+        }
+    }
+    Ok(page.add_headers(
+        Response::json(200, &shown),
+        entries.len() as u64,
+        request,
+        &ctx.config.public_url,
+    ))
+}
+
+/// GitLab's group JSON.
+pub fn render_group(
+    group: &Group,
+    parent_id: Option<u64>,
+    public: bool,
+    public_url: &str,
+) -> Value {
+    let full_name = group.full_path.split('/').collect::<Vec<_>>().join(" / ");
+    json!({
+        "id": group.id,
+        "web_url": format!("{public_url}/groups/{}", group.full_path),
+        "name": group.path(),
+        "path": group.path(),
+        "description": "",
+        "visibility": if public { "public" } else { "private" },
+        "full_name": full_name,
+        "full_path": group.full_path,
+        "parent_id": parent_id,
+        "created_at": iso8601(group.created_at),
+        "avatar_url": null,
+        "packages_enabled": true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    fn options(query: &str) -> ApiResult<ListOptions> {
+        parse_list_options(&Request::new(Method::Get, &format!("/x?{query}"), vec![]))
+    }
+
+    #[test]
+    fn list_options_follow_gitlab() {
+        let o = options("").unwrap();
+        assert!(!o.ascending);
+        assert_eq!(o.visibility, None);
+        let o = options("sort=asc&visibility=public&search=Tools&order_by=id").unwrap();
+        assert!(o.ascending);
+        assert_eq!(o.visibility, Some(Some(Visibility::Public)));
+        assert_eq!(o.search.as_deref(), Some("tools"));
+        assert_eq!(
+            options("visibility=internal").unwrap().visibility,
+            Some(None)
+        );
+        for bad in ["sort=up", "order_by=stars", "visibility=secret"] {
+            assert!(options(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn groups_render_like_gitlab() {
+        let group = Group {
+            id: 3,
+            full_path: "acme/platform".into(),
+            created_at: 0,
+        };
+        let shown = render_group(&group, Some(1), false, "https://r.example");
+        assert_eq!(shown["name"], "platform");
+        assert_eq!(shown["full_name"], "acme / platform");
+        assert_eq!(shown["full_path"], "acme/platform");
+        assert_eq!(shown["parent_id"], 1);
+        assert_eq!(shown["visibility"], "private");
+        assert_eq!(shown["web_url"], "https://r.example/groups/acme/platform");
+    }
+}

@@ -1,0 +1,142 @@
+//! The parameters of a `POST`/`PUT`, wherever a GitLab client puts them: a
+//! JSON object body (python-gitlab), a form body (`curl --data`), or the
+//! query string. A list (`scopes`) is a JSON array, repeated `scopes[]=`
+//! form fields, or one comma-separated value.
+
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::Request;
+
+pub struct Fields {
+    json: Map<String, Value>,
+    pairs: Vec<(String, String)>,
+}
+
+impl Fields {
+    pub fn parse(request: &Request, body: &[u8]) -> ApiResult<Fields> {
+        let is_json = request
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json"));
+        let mut fields = Fields {
+            json: Map::new(),
+            pairs: Vec::new(),
+        };
+        if is_json && !body.iter().all(u8::is_ascii_whitespace) {
+            match serde_json::from_slice(body) {
+                Ok(Value::Object(map)) => fields.json = map,
+                _ => return Err(ApiError::BadRequest("the JSON body is invalid".into())),
+            }
+        } else if !is_json {
+            fields.pairs = form_urlencoded::parse(body).into_owned().collect();
+        }
+        fields.pairs.extend(request.query.iter().cloned());
+        Ok(fields)
+    }
+
+    /// A single value; numbers and booleans as their text. Empty counts as
+    /// absent.
+    pub fn text(&self, name: &str) -> Option<String> {
+        let value = match self.json.get(name) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        };
+        value
+            .or_else(|| {
+                self.pairs
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+            })
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// A list of values, `None` when the field is absent.
+    pub fn list(&self, name: &str) -> Option<Vec<String>> {
+        if let Some(value) = self.json.get(name) {
+            return match value {
+                Value::Array(items) => Some(
+                    items
+                        .iter()
+                        .map(|v| match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect(),
+                ),
+                Value::String(s) => Some(split_list(s)),
+                Value::Null => None,
+                other => Some(vec![other.to_string()]),
+            };
+        }
+        let bracketed = format!("{name}[]");
+        let values: Vec<String> = self
+            .pairs
+            .iter()
+            .filter(|(n, _)| *n == bracketed || n == name)
+            .flat_map(|(_, v)| split_list(v))
+            .collect();
+        (!values.is_empty()).then_some(values)
+    }
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    fn request(path: &str, json: bool) -> Request {
+        let headers = if json {
+            vec![("content-type".to_string(), b"application/json".to_vec())]
+        } else {
+            vec![]
+        };
+        Request::new(Method::Post, path, headers)
+    }
+
+    #[test]
+    fn json_bodies_give_texts_and_lists() {
+        let f = Fields::parse(
+            &request("/x", true),
+            br#"{"name":"ci","scopes":["api","read_api"],"access_level":30,"expires_at":null}"#,
+        )
+        .unwrap();
+        assert_eq!(f.text("name").as_deref(), Some("ci"));
+        assert_eq!(f.text("access_level").as_deref(), Some("30"));
+        assert_eq!(f.text("expires_at"), None);
+        assert_eq!(f.list("scopes").unwrap(), vec!["api", "read_api"]);
+        assert_eq!(f.list("other"), None);
+    }
+
+    #[test]
+    fn form_bodies_and_queries_give_texts_and_lists() {
+        let f = Fields::parse(
+            &request("/x?expires_in=60", false),
+            b"name=ci&scopes[]=api&scopes[]=read_api&username=",
+        )
+        .unwrap();
+        assert_eq!(f.text("name").as_deref(), Some("ci"));
+        assert_eq!(f.text("expires_in").as_deref(), Some("60"));
+        assert_eq!(f.text("username"), None);
+        assert_eq!(f.list("scopes").unwrap(), vec!["api", "read_api"]);
+        let f = Fields::parse(&request("/x", false), b"scopes=api,read_api").unwrap();
+        assert_eq!(f.list("scopes").unwrap(), vec!["api", "read_api"]);
+    }
+
+    #[test]
+    fn broken_json_is_a_bad_request() {
+        assert!(Fields::parse(&request("/x", true), b"{nope").is_err());
+        assert!(Fields::parse(&request("/x", true), b"[1]").is_err());
+        assert!(Fields::parse(&request("/x", true), b"").is_ok());
+    }
+}

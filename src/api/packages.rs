@@ -1,0 +1,477 @@
+//! GitLab's Packages API for a project: list, show, list files, download a
+//! file by id, delete a package or a file.
+//!
+//! Listing reads the project's package index (one key per 200 packages),
+//! filters, sorts and pages the summaries there, and reads full records only
+//! for the page it answers.
+
+use std::cmp::Ordering;
+
+use serde_json::{json, Value};
+
+use super::pagination::Page;
+use super::{generic, iso8601, protection, Context};
+use crate::auth::access::admin_role;
+use crate::auth::Actor;
+use crate::blob::Requests;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Request, Response};
+use crate::meta::kv::KeyValue;
+use crate::meta::model::{Package, PackageFile, PackageSummary, Project};
+use crate::meta::{self};
+use genreg_token::Role;
+
+/// Package types GitLab knows; only `generic` packages exist here, so the
+/// others filter everything out.
+const PACKAGE_TYPES: &[&str] = &[
+    "conan",
+    "maven",
+    "npm",
+    "pypi",
+    "composer",
+    "nuget",
+    "helm",
+    "terraform_module",
+    "golang",
+    "generic",
+    "debian",
+    "rubygems",
+    "rpm",
+    "ml_model",
+    "cargo",
+];
+const STATUSES: &[&str] = &[
+    "default",
+    "hidden",
+    "processing",
+    "error",
+    "pending_destruction",
+    "deprecated",
+];
+
+/// Validated listing parameters.
+struct ListQuery {
+    order_by: &'static str,
+    descending: bool,
+    package_type: Option<String>,
+    package_name: Option<String>,
+    package_version: Option<String>,
+    status: Option<String>,
+}
+
+fn one_of(
+    request: &Request,
+    name: &str,
+    allowed: &[&'static str],
+    default: &'static str,
+    messages: &mut Vec<String>,
+) -> &'static str {
+    match request.query_param(name) {
+        None => default,
+        Some(value) => match allowed.iter().find(|a| **a == value) {
+            Some(found) => found,
+            None => {
+                messages.push(format!("{name} does not have a valid value"));
+                default
+            }
+        },
+    }
+}
+
+fn parse_list(request: &Request) -> ApiResult<ListQuery> {
+    let mut messages = Vec::new();
+    let order_by = one_of(
+        request,
+        "order_by",
+        &["created_at", "name", "version", "type"],
+        "created_at",
+        &mut messages,
+    );
+    let sort = one_of(request, "sort", &["asc", "desc"], "asc", &mut messages);
+    let mut optional = |name: &str, allowed: Option<&[&str]>| {
+        let value = request.query_param(name).map(str::to_string)?;
+        if allowed.is_some_and(|a| !a.contains(&value.as_str())) {
+            messages.push(format!("{name} does not have a valid value"));
+        }
+        Some(value)
+    };
+    let query = ListQuery {
+        order_by,
+        descending: sort == "desc",
+        package_type: optional("package_type", Some(PACKAGE_TYPES)),
+        package_name: optional("package_name", None),
+        package_version: optional("package_version", None),
+        status: optional("status", Some(STATUSES)),
+    };
+    if messages.is_empty() {
+        Ok(query)
+    } else {
+        Err(ApiError::InvalidParams(messages.join(", ")))
+    }
+}
+
+impl ListQuery {
+    fn keeps(&self, summary: &PackageSummary) -> bool {
+        let wanted_status = self.status.as_deref().unwrap_or("default");
+        self.package_type.as_deref().is_none_or(|t| t == "generic")
+            && summary.status.as_str() == wanted_status
+            && self
+                .package_name
+                .as_deref()
+                .is_none_or(|n| summary.name.to_lowercase().contains(&n.to_lowercase()))
+            && self
+                .package_version
+                .as_deref()
+                .is_none_or(|v| summary.version == v)
+    }
+
+    fn compare(&self, a: &PackageSummary, b: &PackageSummary) -> Ordering {
+        let order = match self.order_by {
+            "name" => a.name.cmp(&b.name),
+            "version" => a.version.cmp(&b.version),
+            _ => a.created_at.cmp(&b.created_at),
+        }
+        .then(a.id.cmp(&b.id));
+        if self.descending {
+            order.reverse()
+        } else {
+            order
+        }
+    }
+}
+
+/// The package as the Packages API shows it.
+pub fn package_entity(
+    package: &Package,
+    project: &Project,
+    public_url: &str,
+    may_delete: bool,
+) -> Value {
+    let mut links = json!({
+        "web_path": format!("/{}/-/packages/{}", project.full_path(), package.id),
+    });
+    if may_delete {
+        links["delete_api_path"] = json!(format!(
+            "{public_url}/api/v4/projects/{}/packages/{}",
+            project.id, package.id
+        ));
+    }
+    json!({
+        "id": package.id,
+        "name": package.name,
+        "version": package.version,
+        "package_type": "generic",
+        "status": package.status.as_str(),
+        "_links": links,
+        "created_at": iso8601(package.created_at),
+        "last_downloaded_at": package.last_downloaded_at.map(iso8601),
+        "tags": [],
+        "pipelines": [],
+    })
+}
+
+fn file_entity(package: &Package, file: &PackageFile) -> Value {
+    json!({
+        "id": file.id,
+        "package_id": package.id,
+        "created_at": iso8601(file.created_at),
+        "file_name": file.file_name,
+        "size": file.size,
+        "file_md5": file.md5,
+        "file_sha1": file.sha1,
+        "file_sha256": file.sha256,
+        "pipelines": [],
+    })
+}
+
+fn may_delete(actor: &Actor, project: &Project) -> bool {
+    admin_role(actor, project).is_some_and(|role| role >= Role::Maintainer)
+}
+
+/// The project, for a caller who may read its packages.
+fn readable_project<K: KeyValue>(
+    ctx: &Context<K>,
+    actor: &Actor,
+    raw_id: &str,
+) -> ApiResult<Project> {
+    let (project, access) = ctx.project(actor, raw_id)?;
+    if !access.download {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(project)
+}
+
+fn parse_id(raw: &str) -> ApiResult<u64> {
+    raw.parse().map_err(|_| ApiError::NotFound("Not found"))
+}
+
+pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let query = parse_list(request)?;
+    let page = Page::from_request(request)?;
+    let project = readable_project(ctx, &actor, raw_id)?;
+    let mut summaries = meta::package_summaries(ctx.kv, project.id).map_err(ApiError::internal)?;
+    summaries.retain(|s| query.keeps(s));
+    summaries.sort_by(|a, b| query.compare(a, b));
+    let deletable = may_delete(&actor, &project);
+    let mut entities = Vec::new();
+    for summary in page.slice(&summaries) {
+        let package =
+            meta::package_by_id(ctx.kv, project.id, summary.id).map_err(ApiError::internal)?;
+        if let Some(package) = package {
+            entities.push(package_entity(
+                &package,
+                &project,
+                &ctx.config.public_url,
+                deletable,
+            ));
+        }
+    }
+    let response = Response::json(200, &entities);
+    Ok(page.add_headers(
+        response,
+        summaries.len() as u64,
+        request,
+        &ctx.config.public_url,
+    ))
+}
+
+/// The live package `:package_id` of the project.
+fn find_package<K: KeyValue>(
+    ctx: &Context<K>,
+    project: &Project,
+    raw_package_id: &str,
+) -> ApiResult<Package> {
+    meta::package_by_id(ctx.kv, project.id, parse_id(raw_package_id)?)
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound("Not found"))
+}
+
+pub fn show<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_id: &str,
+    raw_package_id: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let project = readable_project(ctx, &actor, raw_id)?;
+    let package = find_package(ctx, &project, raw_package_id)?;
+    let mut entity = package_entity(
+        &package,
+        &project,
+        &ctx.config.public_url,
+        may_delete(&actor, &project),
+    );
+    let versions: Vec<Value> = meta::package_summaries(ctx.kv, project.id)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|s| s.name == package.name && s.id != package.id)
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "version": s.version,
+                "created_at": iso8601(s.created_at),
+                "tags": [],
+                "pipelines": [],
+            })
+        })
+        .collect();
+    entity["versions"] = json!(versions);
+    Ok(Response::json(200, &entity))
+}
+
+pub fn list_files<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_id: &str,
+    raw_package_id: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let mut messages = Vec::new();
+    let order_by = one_of(
+        request,
+        "order_by",
+        &["id", "created_at", "file_name"],
+        "id",
+        &mut messages,
+    );
+    let sort = one_of(request, "sort", &["asc", "desc"], "asc", &mut messages);
+    if !messages.is_empty() {
+        return Err(ApiError::InvalidParams(messages.join(", ")));
+    }
+    let page = Page::from_request(request)?;
+    let project = readable_project(ctx, &actor, raw_id)?;
+    let package = find_package(ctx, &project, raw_package_id)?;
+    let mut files: Vec<&PackageFile> = package.files.iter().collect();
+    files.sort_by(|a, b| {
+        let order = match order_by {
+            "file_name" => a.file_name.cmp(&b.file_name),
+            "created_at" => a.created_at.cmp(&b.created_at),
+            _ => Ordering::Equal,
+        }
+        .then(a.id.cmp(&b.id));
+        if sort == "desc" {
+            order.reverse()
+        } else {
+            order
+        }
+    });
+    let entities: Vec<Value> = page
+        .slice(&files)
+        .iter()
+        .map(|f| file_entity(&package, f))
+        .collect();
+    let response = Response::json(200, &entities);
+    Ok(page.add_headers(
+        response,
+        files.len() as u64,
+        request,
+        &ctx.config.public_url,
+    ))
+}
+
+pub fn download_file<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_id: &str,
+    raw_package_id: &str,
+    raw_file_id: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let project = readable_project(ctx, &actor, raw_id)?;
+    let package = find_package(ctx, &project, raw_package_id)?;
+    let file_id = parse_id(raw_file_id)?;
+    let file = package
+        .files
+        .iter()
+        .find(|f| f.id == file_id)
+        .ok_or(ApiError::NotFound("Not found"))?;
+    generic::serve_file(ctx, request, &project, &package, file)
+}
+
+/// Deleting needs a maintainer; a caller who may read but not delete gets
+/// 403, one who may not see the project 404.
+fn deletable_project<K: KeyValue>(
+    ctx: &Context<K>,
+    actor: &Actor,
+    raw_id: &str,
+) -> ApiResult<Project> {
+    let (project, _) = ctx.project(actor, raw_id)?;
+    if !may_delete(actor, &project) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(project)
+}
+
+/// Deletes objects whose records are gone. A failure is only logged: the
+/// record is what counts, and `genreg gc` collects objects left behind.
+fn delete_objects<K: KeyValue>(ctx: &Context<K>, files: &[PackageFile]) {
+    let Ok(requests) = Requests::new(&ctx.config.s3, ctx.now) else {
+        return;
+    };
+    for file in files {
+        if let Err(e) = ctx.store.delete(&requests.delete_object(&file.object_key)) {
+            eprintln!("warning: object {} left behind: {e}", file.object_key);
+        }
+    }
+}
+
+pub fn delete<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_id: &str,
+    raw_package_id: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let project = deletable_project(ctx, &actor, raw_id)?;
+    let package = find_package(ctx, &project, raw_package_id)?;
+    protection::check_delete(ctx, &actor, &project, &package.name)?;
+    let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound("Not found"))?;
+    delete_objects(ctx, &files);
+    Ok(Response::new(204))
+}
+
+pub fn delete_file<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_id: &str,
+    raw_package_id: &str,
+    raw_file_id: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let project = deletable_project(ctx, &actor, raw_id)?;
+    let package = find_package(ctx, &project, raw_package_id)?;
+    protection::check_delete(ctx, &actor, &project, &package.name)?;
+    let file = meta::delete_file(
+        ctx.kv,
+        project.id,
+        package.id,
+        parse_id(raw_file_id)?,
+        ctx.now_millis(),
+    )
+    .map_err(ApiError::internal)?
+    .ok_or(ApiError::NotFound("Not found"))?;
+    delete_objects(ctx, std::slice::from_ref(&file));
+    Ok(Response::new(204))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+    use crate::meta::model::PackageStatus;
+
+    fn summary(id: u64, name: &str, version: &str, status: PackageStatus) -> PackageSummary {
+        PackageSummary {
+            id,
+            name: name.into(),
+            version: version.into(),
+            status,
+            created_at: id as i64,
+        }
+    }
+
+    fn listed(query: &str, all: &[PackageSummary]) -> ApiResult<Vec<u64>> {
+        let q = parse_list(&Request::new(Method::Get, &format!("/x?{query}"), vec![]))?;
+        let mut kept: Vec<PackageSummary> = all.iter().filter(|s| q.keeps(s)).cloned().collect();
+        kept.sort_by(|a, b| q.compare(a, b));
+        Ok(kept.iter().map(|s| s.id).collect())
+    }
+
+    #[test]
+    fn filters_and_orders_follow_the_packages_api() {
+        let all = [
+            summary(1, "Tool", "1.10", PackageStatus::Default),
+            summary(2, "other", "2.0", PackageStatus::Default),
+            summary(3, "tool-cli", "1.2", PackageStatus::Hidden),
+            summary(4, "toolbox", "1.2", PackageStatus::Default),
+        ];
+        assert_eq!(listed("", &all).unwrap(), [1, 2, 4]);
+        assert_eq!(listed("status=hidden", &all).unwrap(), [3]);
+        assert_eq!(listed("package_name=TOOL", &all).unwrap(), [1, 4]);
+        assert_eq!(listed("package_version=1.2", &all).unwrap(), [4]);
+        assert_eq!(listed("order_by=name", &all).unwrap(), [1, 2, 4]);
+        assert_eq!(
+            listed("order_by=version&sort=desc", &all).unwrap(),
+            [2, 4, 1]
+        );
+        assert_eq!(listed("sort=desc", &all).unwrap(), [4, 2, 1]);
+        assert_eq!(listed("package_type=generic", &all).unwrap(), [1, 2, 4]);
+        assert!(listed("package_type=npm", &all).unwrap().is_empty());
+    }
+
+    #[test]
+    fn invalid_listing_parameters_are_reported_together() {
+        let Err(ApiError::InvalidParams(message)) =
+            listed("order_by=size&sort=up&package_type=zip", &[])
+        else {
+            panic!("expected invalid params")
+        };
+        assert_eq!(
+            message,
+            "order_by does not have a valid value, sort does not have a valid value, package_type does not have a valid value"
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! `/projects/:id/packages/protection/rules`: GitLab's package protection
+//! rules, and the checks that enforce them on publish and delete.
+
+use genreg_token::{Kind, Role};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::Context;
+use crate::auth::access::admin_role;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Request, Response};
+use crate::meta::kv::KeyValue;
+use crate::meta::model::Project;
+use crate::meta::protection::{self, MinimumAccess, ProtectionRule, RuleError};
+
+const PUSH_PROTECTED: &str = "Package protected.";
+const DELETE_PROTECTED: &str = "Package is deletion protected.";
+
+/// Whether the caller reaches a rule's minimum access. Deploy tokens never
+/// do; job tokens act with the developer role they carry.
+fn reaches(actor: &Actor, project: &Project, minimum: MinimumAccess) -> bool {
+    let claims = match actor {
+        Actor::Anonymous => return false,
+        Actor::Token(claims) if claims.admin => return true,
+        Actor::Token(claims) if claims.kind == Kind::Deploy => return false,
+        Actor::Token(claims) => claims,
+    };
+    let role = claims.role_on(project.id, &project.full_path());
+    match minimum {
+        MinimumAccess::Maintainer => role >= Some(Role::Maintainer),
+        MinimumAccess::Owner => role >= Some(Role::Owner),
+        MinimumAccess::Admin => false,
+    }
+}
+
+/// Refuses a publish that a matching rule protects against this caller.
+pub fn check_push<K: KeyValue>(
+    ctx: &Context<K>,
+    actor: &Actor,
+    project: &Project,
+    name: &str,
+) -> ApiResult<()> {
+    let rules = protection::rules(ctx.kv, project.id).map_err(ApiError::internal)?;
+    match protection::demands(&rules, name).0 {
+        Some(minimum) if !reaches(actor, project, minimum) => {
+            Err(ApiError::ForbiddenBecause(PUSH_PROTECTED))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a deletion that a matching rule protects against this caller.
+pub fn check_delete<K: KeyValue>(
+    ctx: &Context<K>,
+    actor: &Actor,
+    project: &Project,
+    name: &str,
+) -> ApiResult<()> {
+    let rules = protection::rules(ctx.kv, project.id).map_err(ApiError::internal)?;
+    match protection::demands(&rules, name).1 {
+        Some(minimum) if !reaches(actor, project, minimum) => {
+            Err(ApiError::ForbiddenBecause(DELETE_PROTECTED))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn entity(rule: &ProtectionRule) -> Value {
+    json!({
+        "id": rule.id,
+        "project_id": rule.project_id,
+        "package_name_pattern": rule.package_name_pattern,
+        "package_type": rule.package_type,
+        "minimum_access_level_for_push": rule.minimum_access_level_for_push.map(MinimumAccess::as_str),
+        "minimum_access_level_for_delete": rule.minimum_access_level_for_delete.map(MinimumAccess::as_str),
+    })
+}
+
+/// Managing rules needs a maintainer.
+fn managed_project<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_id: &str,
+) -> ApiResult<Project> {
+    let actor = ctx.authenticate(request)?;
+    let (project, _) = ctx.project(&actor, raw_id)?;
+    if admin_role(&actor, &project) < Some(Role::Maintainer) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(project)
+}
+
+/// The fields of a create or update; `None` where not given, and
+/// `Some(None)` for a level explicitly set to null.
+#[derive(Debug, Default, Deserialize)]
+struct RuleFields {
+    package_name_pattern: Option<String>,
+    package_type: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    minimum_access_level_for_push: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    minimum_access_level_for_delete: Option<Option<String>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+fn parse_fields(request: &Request, body: &[u8]) -> ApiResult<RuleFields> {
+    let is_json = request
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/json"));
+    if is_json {
+        return serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("the JSON body is invalid: {e}")));
+    }
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(body)
+        .into_owned()
+        .chain(request.query.iter().cloned())
+        .collect();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let level = |name: &str| get(name).map(|v| Some(v).filter(|v| !v.is_empty()));
+    Ok(RuleFields {
+        package_name_pattern: get("package_name_pattern"),
+        package_type: get("package_type"),
+        minimum_access_level_for_push: level("minimum_access_level_for_push"),
+        minimum_access_level_for_delete: level("minimum_access_level_for_delete"),
+    })
+}
+
+/// Applies the given fields to `rule`, validating each.
+fn apply(fields: RuleFields, rule: &mut ProtectionRule) -> ApiResult<()> {
+    let mut invalid = Vec::new();
+    if let Some(pattern) = fields.package_name_pattern {
+        if pattern.is_empty() || pattern.len() > 255 {
+            invalid.push("package_name_pattern is invalid");
+        }
+        rule.package_name_pattern = pattern;
+    }
+    if let Some(package_type) = fields.package_type {
+        if !["generic", "npm", "pypi", "maven", "conan", "helm", "nuget"]
+            .contains(&package_type.as_str())
+        {
+            invalid.push("package_type does not have a valid value");
+        }
+        rule.package_type = package_type;
+    }
+    let level = |value: Option<String>, allowed: &[MinimumAccess]| {
+        value
+            .map(|v| {
+                MinimumAccess::parse(&v)
+                    .filter(|m| allowed.contains(m))
+                    .ok_or(())
+            })
+            .transpose()
+    };
+    use MinimumAccess::*;
+    if let Some(push) = fields.minimum_access_level_for_push {
+        match level(push, &[Maintainer, Owner, Admin]) {
+            Ok(push) => rule.minimum_access_level_for_push = push,
+            Err(()) => invalid.push("minimum_access_level_for_push does not have a valid value"),
+        }
+    }
+    if let Some(delete) = fields.minimum_access_level_for_delete {
+        match level(delete, &[Owner, Admin]) {
+            Ok(delete) => rule.minimum_access_level_for_delete = delete,
+            Err(()) => invalid.push("minimum_access_level_for_delete does not have a valid value"),
+        }
+    }
+    if !invalid.is_empty() {
+        return Err(ApiError::InvalidParams(invalid.join(", ")));
+    }
+    if rule.minimum_access_level_for_push.is_none()
+        && rule.minimum_access_level_for_delete.is_none()
+    {
+        return Err(ApiError::InvalidParams(
+            "minimum_access_level_for_push, minimum_access_level_for_delete are missing, at least one parameter must be provided".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn rule_error(e: RuleError) -> ApiError {
+    match e {
+        RuleError::Taken => {
+            ApiError::BadRequest("Package name pattern has already been taken".into())
+        }
+        RuleError::TooMany => ApiError::BadRequest(format!(
+            "a project has at most {} protection rules",
+            protection::MAX_RULES
+        )),
+        RuleError::NotFound => ApiError::not_found(),
+        RuleError::Meta(e) => ApiError::internal(e),
+    }
+}
+
+pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
+    let project = managed_project(ctx, request, raw_id)?;
+    let rules = protection::rules(ctx.kv, project.id).map_err(ApiError::internal)?;
+    Ok(Response::json(
+        200,
+        &rules.iter().map(entity).collect::<Vec<_>>(),
+    ))
+}
+
+pub fn create<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_id: &str,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let project = managed_project(ctx, request, raw_id)?;
+    let fields = parse_fields(request, body)?;
+    let mut missing = Vec::new();
+    if fields.package_name_pattern.is_none() {
+        missing.push("package_name_pattern is missing");
+    }
+    if fields.package_type.is_none() {
+        missing.push("package_type is missing");
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::InvalidParams(missing.join(", ")));
+    }
+    let mut rule = ProtectionRule {
+        id: 0,
+        project_id: project.id,
+        package_name_pattern: String::new(),
+        package_type: String::new(),
+        minimum_access_level_for_push: None,
+        minimum_access_level_for_delete: None,
+    };
+    apply(fields, &mut rule)?;
+    let saved = protection::save(ctx.kv, rule).map_err(rule_error)?;
+    Ok(Response::json(201, &entity(&saved)))
+}
+
+fn find_rule<K: KeyValue>(
+    ctx: &Context<K>,
+    project: &Project,
+    raw_rule_id: &str,
+) -> ApiResult<ProtectionRule> {
+    let rule_id: u64 = raw_rule_id.parse().map_err(|_| ApiError::not_found())?;
+    protection::rules(ctx.kv, project.id)
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .find(|r| r.id == rule_id)
+        .ok_or_else(ApiError::not_found)
+}
+
+pub fn update<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_id: &str,
+    raw_rule_id: &str,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let project = managed_project(ctx, request, raw_id)?;
+    let mut rule = find_rule(ctx, &project, raw_rule_id)?;
+    apply(parse_fields(request, body)?, &mut rule)?;
+    let saved = protection::save(ctx.kv, rule).map_err(rule_error)?;
+    Ok(Response::json(200, &entity(&saved)))
+}
+
+pub fn delete<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_id: &str,
+    raw_rule_id: &str,
+) -> ApiResult<Response> {
+    let project = managed_project(ctx, request, raw_id)?;
+    let rule = find_rule(ctx, &project, raw_rule_id)?;
+    protection::remove(ctx.kv, project.id, rule.id).map_err(rule_error)?;
+    Ok(Response::new(204))
+}

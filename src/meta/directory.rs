@@ -1,0 +1,383 @@
+//! The directory: a global index of projects (for `GET /projects` and a
+//! group's projects) and the implicit groups, the namespaces projects live
+//! in, which get numeric ids when first seen.
+//!
+//! The project index is sharded like a project's package index: an atomic
+//! ordinal picks the shard, and each shard is a list changed by
+//! compare-and-swap. Its entries carry what deciding visibility needs (id,
+//! full path, public or not), so a listing reads the shards and only the
+//! records of the page it answers.
+//!
+//! A group is created by claiming its path (`group-path/<path>` → id), then
+//! writing its record; both through [`update`], so concurrent creators agree
+//! on one id and nothing is ever deleted. An id whose claim lost is simply
+//! never used.
+
+use serde::{Deserialize, Serialize};
+
+use super::kv::{update, KeyValue, Step};
+use super::model::{Millis, Project, Visibility};
+use super::{decode, encode, keys, next_id, read, MetaError};
+
+/// Entries per shard of the project index. Entries hold a full path, so
+/// shards stay well under the value size limit for realistic paths.
+pub const PROJECT_INDEX_SHARD_SIZE: u64 = 200;
+
+/// What the project index knows of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectEntry {
+    pub id: u64,
+    #[serde(rename = "p")]
+    pub full_path: String,
+    #[serde(rename = "pub")]
+    pub public: bool,
+}
+
+impl ProjectEntry {
+    fn of(project: &Project) -> ProjectEntry {
+        ProjectEntry {
+            id: project.id,
+            full_path: project.full_path(),
+            public: project.visibility == Visibility::Public,
+        }
+    }
+
+    /// A stand-in project with what the entry knows, enough for permission
+    /// checks (`auth::access`).
+    pub fn as_project(&self) -> Project {
+        let (namespace, path) = self
+            .full_path
+            .rsplit_once('/')
+            .unwrap_or(("", &self.full_path));
+        Project {
+            id: self.id,
+            name: path.to_string(),
+            path: path.to_string(),
+            namespace: namespace.to_string(),
+            visibility: if self.public {
+                Visibility::Public
+            } else {
+                Visibility::Private
+            },
+            created_at: 0,
+        }
+    }
+
+    /// Whether the project lives in `group` (directly, or in a subgroup when
+    /// `nested`). Paths compare case-insensitively.
+    pub fn is_in(&self, group: &str, nested: bool) -> bool {
+        let Some(namespace) = self.full_path.rsplit_once('/').map(|(n, _)| n) else {
+            return false;
+        };
+        namespace.eq_ignore_ascii_case(group) || (nested && is_below(namespace, group))
+    }
+}
+
+/// Whether `path` is strictly below `ancestor` (`acme/platform` below `acme`).
+pub fn is_below(path: &str, ancestor: &str) -> bool {
+    path.len() > ancestor.len() + 1
+        && path.as_bytes()[ancestor.len()] == b'/'
+        && path[..ancestor.len()].eq_ignore_ascii_case(ancestor)
+}
+
+/// An implicit group: a namespace that holds projects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: u64,
+    pub full_path: String,
+    pub created_at: Millis,
+}
+
+impl Group {
+    /// The last segment of the path.
+    pub fn path(&self) -> &str {
+        self.full_path.rsplit('/').next().unwrap_or_default()
+    }
+
+    pub fn parent_path(&self) -> Option<&str> {
+        self.full_path.rsplit_once('/').map(|(parent, _)| parent)
+    }
+}
+
+/// A group named by id or by full path, as `:id` in `/groups/:id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupRef {
+    Id(u64),
+    Path(String),
+}
+
+impl GroupRef {
+    /// Parses an already URL-decoded `:id`.
+    pub fn parse(decoded: &str) -> GroupRef {
+        match decoded.parse::<u64>() {
+            Ok(id) => GroupRef::Id(id),
+            Err(_) => GroupRef::Path(decoded.trim_matches('/').to_string()),
+        }
+    }
+}
+
+/// Makes a new project known to the directory: every group along its
+/// namespace exists, and the project is in the index.
+pub fn record_new_project<K: KeyValue>(
+    kv: &K,
+    project: &Project,
+    now: Millis,
+) -> Result<(), MetaError> {
+    ensure_groups(kv, &project.namespace, now)?;
+    let ordinal = kv.increment(&keys::project_ordinal(), 1)?;
+    let shard = (ordinal.max(1) as u64 - 1) / PROJECT_INDEX_SHARD_SIZE;
+    kv.set(&keys::project_index_slot(project.id), &encode(&shard))?;
+    let index_key = keys::project_index(shard);
+    let entry = ProjectEntry::of(project);
+    update(kv, &index_key, |current| {
+        let mut entries: Vec<ProjectEntry> = match current {
+            Some(bytes) => match decode(&index_key, &bytes) {
+                Ok(entries) => entries,
+                Err(e) => return Step::Fail(e),
+            },
+            None => Vec::new(),
+        };
+        entries.push(entry.clone());
+        Step::Write(encode(&entries), ())
+    })
+}
+
+/// Every entry of the project index, oldest first. Reads one key per
+/// [`PROJECT_INDEX_SHARD_SIZE`] projects.
+pub fn project_entries<K: KeyValue>(kv: &K) -> Result<Vec<ProjectEntry>, MetaError> {
+    let mut all = Vec::new();
+    for shard in 0.. {
+        match read::<K, Vec<ProjectEntry>>(kv, &keys::project_index(shard))? {
+            Some(entries) => all.extend(entries),
+            None => break,
+        }
+    }
+    Ok(all)
+}
+
+/// Changes a project's visibility: the record first, then its index entry,
+/// which copies the record as it is when the entry is written, so
+/// concurrent changes end with both agreeing.
+pub fn set_visibility<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    visibility: Visibility,
+) -> Result<Option<Project>, MetaError> {
+    let key = keys::project(project_id);
+    let updated = update(kv, &key, |current| {
+        let Some(bytes) = current else {
+            return Step::Keep(None);
+        };
+        let mut project: Project = match decode(&key, &bytes) {
+            Ok(project) => project,
+            Err(e) => return Step::Fail(e),
+        };
+        if project.visibility == visibility {
+            return Step::Keep(Some(project));
+        }
+        project.visibility = visibility;
+        Step::Write(encode(&project), Some(project))
+    })?;
+    let Some(project) = updated else {
+        return Ok(None);
+    };
+    // Projects created before the index existed have no slot.
+    let Some(shard) = read::<K, u64>(kv, &keys::project_index_slot(project_id))? else {
+        return Ok(Some(project));
+    };
+    let index_key = keys::project_index(shard);
+    update(kv, &index_key, |current| {
+        let Some(bytes) = current else {
+            return Step::Keep(());
+        };
+        let mut entries: Vec<ProjectEntry> = match decode(&index_key, &bytes) {
+            Ok(entries) => entries,
+            Err(e) => return Step::Fail(e),
+        };
+        let fresh = match read::<K, Project>(kv, &key) {
+            Ok(Some(fresh)) => ProjectEntry::of(&fresh),
+            Ok(None) => return Step::Keep(()),
+            Err(e) => return Step::Fail(e),
+        };
+        match entries.iter_mut().find(|e| e.id == project_id) {
+            Some(entry) if *entry != fresh => {
+                *entry = fresh;
+                Step::Write(encode(&entries), ())
+            }
+            _ => Step::Keep(()),
+        }
+    })?;
+    Ok(Some(project))
+}
+
+/// Makes sure every group along `namespace` (`acme`, `acme/platform`)
+/// exists, and returns the innermost one.
+pub fn ensure_groups<K: KeyValue>(
+    kv: &K,
+    namespace: &str,
+    now: Millis,
+) -> Result<Option<Group>, MetaError> {
+    let mut path = String::new();
+    let mut innermost = None;
+    for segment in namespace.split('/').filter(|s| !s.is_empty()) {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(segment);
+        innermost = Some(ensure_group(kv, &path, now)?);
+    }
+    Ok(innermost)
+}
+
+fn ensure_group<K: KeyValue>(kv: &K, full_path: &str, now: Millis) -> Result<Group, MetaError> {
+    let path_key = keys::group_path(full_path);
+    let id = match read::<K, u64>(kv, &path_key)? {
+        Some(id) => id,
+        None => {
+            let fresh = next_id(kv, "group")?;
+            update(kv, &path_key, |current| match current {
+                Some(bytes) => match decode::<u64>(&path_key, &bytes) {
+                    Ok(id) => Step::Keep(id),
+                    Err(e) => Step::Fail(e),
+                },
+                None => Step::Write(encode(&fresh), fresh),
+            })?
+        }
+    };
+    // Also repairs a claim whose record was never written (a crash between
+    // the two writes).
+    let group_key = keys::group(id);
+    let group = Group {
+        id,
+        full_path: full_path.to_string(),
+        created_at: now,
+    };
+    update(kv, &group_key, |current| match current {
+        Some(bytes) => match decode::<Group>(&group_key, &bytes) {
+            Ok(existing) => Step::Keep(existing),
+            Err(e) => Step::Fail(e),
+        },
+        None => Step::Write(encode(&group), group.clone()),
+    })
+}
+
+pub fn group<K: KeyValue>(kv: &K, reference: &GroupRef) -> Result<Option<Group>, MetaError> {
+    let id = match reference {
+        GroupRef::Id(id) => *id,
+        GroupRef::Path(path) => match read::<K, u64>(kv, &keys::group_path(path))? {
+            Some(id) => id,
+            None => return Ok(None),
+        },
+    };
+    read(kv, &keys::group(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::kv::MemoryStore;
+    use super::super::{create_project, NewProject};
+    use super::*;
+
+    fn new_project(kv: &MemoryStore, namespace: &str, path: &str) -> Project {
+        create_project(
+            kv,
+            NewProject {
+                name: path.into(),
+                path: path.into(),
+                namespace: namespace.into(),
+                visibility: Visibility::Private,
+            },
+            1_000,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn new_projects_are_indexed_in_creation_order() {
+        let kv = MemoryStore::default();
+        let a = new_project(&kv, "acme", "a");
+        let b = new_project(&kv, "acme/platform", "b");
+        let entries = project_entries(&kv).unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![a.id, b.id]
+        );
+        assert_eq!(entries[1].full_path, "acme/platform/b");
+        assert!(!entries[1].public);
+        assert_eq!(entries[1].as_project().full_path(), "acme/platform/b");
+    }
+
+    #[test]
+    fn the_index_is_sharded() {
+        let kv = MemoryStore::default();
+        for i in 0..PROJECT_INDEX_SHARD_SIZE + 3 {
+            new_project(&kv, "acme", &format!("p{i}"));
+        }
+        assert!(kv.get(&keys::project_index(1)).unwrap().is_some());
+        assert_eq!(
+            project_entries(&kv).unwrap().len() as u64,
+            PROJECT_INDEX_SHARD_SIZE + 3
+        );
+    }
+
+    #[test]
+    fn groups_along_the_namespace_get_ids_once() {
+        let kv = MemoryStore::default();
+        new_project(&kv, "acme/platform", "a");
+        new_project(&kv, "ACME/platform", "b");
+        let acme = group(&kv, &GroupRef::parse("acme")).unwrap().unwrap();
+        let platform = group(&kv, &GroupRef::parse("Acme/Platform"))
+            .unwrap()
+            .unwrap();
+        assert_ne!(acme.id, platform.id);
+        assert_eq!(platform.full_path, "acme/platform");
+        assert_eq!(platform.parent_path(), Some("acme"));
+        assert_eq!(platform.path(), "platform");
+        assert_eq!(
+            group(&kv, &GroupRef::Id(platform.id)).unwrap(),
+            Some(platform.clone())
+        );
+        assert_eq!(
+            ensure_groups(&kv, "acme/platform", 5).unwrap(),
+            Some(platform)
+        );
+        assert_eq!(group(&kv, &GroupRef::parse("nope")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_group_claim_without_its_record_is_repaired() {
+        let kv = MemoryStore::default();
+        kv.set(&keys::group_path("acme"), b"41").unwrap();
+        assert_eq!(group(&kv, &GroupRef::parse("acme")).unwrap(), None);
+        let acme = ensure_groups(&kv, "acme", 7).unwrap().unwrap();
+        assert_eq!(acme.id, 41);
+        assert_eq!(group(&kv, &GroupRef::Id(41)).unwrap(), Some(acme));
+    }
+
+    #[test]
+    fn visibility_changes_reach_the_record_and_the_index() {
+        let kv = MemoryStore::default();
+        let a = new_project(&kv, "acme", "a");
+        let changed = set_visibility(&kv, a.id, Visibility::Public)
+            .unwrap()
+            .unwrap();
+        assert_eq!(changed.visibility, Visibility::Public);
+        assert!(project_entries(&kv).unwrap()[0].public);
+        assert_eq!(set_visibility(&kv, 999, Visibility::Public).unwrap(), None);
+    }
+
+    #[test]
+    fn entries_know_their_groups() {
+        let entry = ProjectEntry {
+            id: 1,
+            full_path: "acme/platform/tools".into(),
+            public: false,
+        };
+        assert!(entry.is_in("acme/platform", false));
+        assert!(entry.is_in("ACME/platform", false));
+        assert!(!entry.is_in("acme", false));
+        assert!(entry.is_in("acme", true));
+        assert!(!entry.is_in("acm", true));
+        assert!(!entry.is_in("acme/platform/tools", true));
+    }
+}
