@@ -25,6 +25,8 @@ pub enum Route<'a> {
     GenericFile(&'a str, Vec<&'a str>),
     /// `projects/:id/packages`
     Packages(&'a str),
+    /// `projects/:id/packages/cleanup_policy`
+    CleanupPolicy(&'a str),
     /// `projects/:id/packages/protection/rules`
     ProtectionRules(&'a str),
     /// `projects/:id/packages/protection/rules/:rule_id`
@@ -73,6 +75,7 @@ pub fn route(path: &str) -> Option<Route<'_>> {
         }
         ["projects", id, "packages"] => Some(Route::Packages(id)),
         ["projects", id, "packages", "protection", "rules"] => Some(Route::ProtectionRules(id)),
+        ["projects", id, "packages", "cleanup_policy"] => Some(Route::CleanupPolicy(id)),
         ["projects", id, "packages", "protection", "rules", rule] => {
             Some(Route::ProtectionRule(id, rule))
         }
@@ -162,6 +165,11 @@ fn dispatch<K: KeyValue>(
             api::generic::download(ctx, request, id, &segments)
         }
         (Method::Get, Route::Packages(id)) => api::packages::list(ctx, request, id),
+        (Method::Get, Route::CleanupPolicy(id)) => api::cleanup::get(ctx, request, id),
+        (Method::Put, Route::CleanupPolicy(id)) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::cleanup::put(ctx, request, id, &body)
+        }
         (Method::Get, Route::ProtectionRules(id)) => api::protection::list(ctx, request, id),
         (Method::Post, Route::ProtectionRules(id)) => {
             let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;

@@ -157,6 +157,8 @@ pub fn publish<K: KeyValue>(
         Err(e) => return Err(ApiError::internal(e)),
     };
 
+    apply_cleanup_policy(ctx, &project, &package, &file);
+
     if options.select_package_file {
         Ok(Response::json(
             200,
@@ -167,6 +169,29 @@ pub fn publish<K: KeyValue>(
             201,
             &serde_json::json!({ "message": "201 Created" }),
         ))
+    }
+}
+
+/// Drops files of the same name beyond what the project's cleanup policy
+/// keeps. The publish has succeeded whatever happens here.
+fn apply_cleanup_policy<K: KeyValue>(
+    ctx: &Context<K>,
+    project: &Project,
+    package: &Package,
+    file: &PackageFile,
+) {
+    let pruned = meta::cleanup::policy(ctx.kv, project.id).and_then(|policy| {
+        meta::cleanup::prune(
+            ctx.kv,
+            &meta::keys::package(project.id, &package.name, &package.version),
+            package.id,
+            &file.file_name,
+            policy.keep_n_duplicated_package_files,
+        )
+    });
+    match pruned {
+        Ok(files) => ctx.discard_objects(&files),
+        Err(e) => eprintln!("warning: cleanup policy not applied: {e}"),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod access_tokens;
 pub mod administer;
+pub mod cleanup;
 pub mod deploy_tokens;
 pub mod directory;
 pub mod fields;
@@ -16,12 +17,12 @@ pub mod protection;
 use jiff::Timestamp;
 
 use crate::auth::{self, Access, Actor};
-use crate::blob::ObjectStore;
+use crate::blob::{ObjectStore, Requests};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Request;
 use crate::meta::kv::KeyValue;
-use crate::meta::model::{Millis, Project};
+use crate::meta::model::{Millis, PackageFile, Project};
 use crate::meta::{self, ProjectRef};
 use crate::validate;
 
@@ -43,6 +44,20 @@ impl<K: KeyValue> Context<'_, K> {
     pub fn authenticate(&self, request: &Request) -> ApiResult<Actor> {
         let now = u64::try_from(self.now.as_second()).unwrap_or(0);
         auth::authenticate(request, &self.config.token_secrets, self.kv, now)
+    }
+
+    /// Deletes the objects of files whose records are gone. A failure is
+    /// only logged: the record is what counts, and `genreg gc` collects
+    /// objects left behind.
+    pub fn discard_objects(&self, files: &[PackageFile]) {
+        let Ok(requests) = Requests::new(&self.config.s3, self.now) else {
+            return;
+        };
+        for file in files {
+            if let Err(e) = self.store.delete(&requests.delete_object(&file.object_key)) {
+                eprintln!("warning: object {} left behind: {e}", file.object_key);
+            }
+        }
     }
 
     /// Finds the project `:id` names, as the caller may see it. A project the

@@ -13,7 +13,6 @@ use super::pagination::Page;
 use super::{generic, iso8601, protection, Context};
 use crate::auth::access::admin_role;
 use crate::auth::Actor;
-use crate::blob::Requests;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
@@ -363,19 +362,6 @@ fn deletable_project<K: KeyValue>(
     Ok(project)
 }
 
-/// Deletes objects whose records are gone. A failure is only logged: the
-/// record is what counts, and `genreg gc` collects objects left behind.
-fn delete_objects<K: KeyValue>(ctx: &Context<K>, files: &[PackageFile]) {
-    let Ok(requests) = Requests::new(&ctx.config.s3, ctx.now) else {
-        return;
-    };
-    for file in files {
-        if let Err(e) = ctx.store.delete(&requests.delete_object(&file.object_key)) {
-            eprintln!("warning: object {} left behind: {e}", file.object_key);
-        }
-    }
-}
-
 pub fn delete<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
@@ -389,7 +375,7 @@ pub fn delete<K: KeyValue>(
     let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())
         .map_err(ApiError::internal)?
         .ok_or(ApiError::NotFound("Not found"))?;
-    delete_objects(ctx, &files);
+    ctx.discard_objects(&files);
     Ok(Response::new(204))
 }
 
@@ -413,7 +399,7 @@ pub fn delete_file<K: KeyValue>(
     )
     .map_err(ApiError::internal)?
     .ok_or(ApiError::NotFound("Not found"))?;
-    delete_objects(ctx, std::slice::from_ref(&file));
+    ctx.discard_objects(std::slice::from_ref(&file));
     Ok(Response::new(204))
 }
 

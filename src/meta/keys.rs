@@ -42,6 +42,11 @@ pub fn namespace_settings(namespace: &str) -> String {
     format!("{V}/settings/{}", namespace.to_lowercase())
 }
 
+/// A project's packages cleanup policy.
+pub fn cleanup_policy(project_id: u64) -> String {
+    format!("{V}/cleanup-policy/{project_id}")
+}
+
 /// A project's package protection rules, all in one value.
 pub fn protection_rules(project_id: u64) -> String {
     format!("{V}/protection-rules/{project_id}")

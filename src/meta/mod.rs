@@ -2,6 +2,7 @@
 //! store. Every request touches a handful of keys, whatever the size of the
 //! store; every shared value is changed with compare-and-swap.
 
+pub mod cleanup;
 pub mod directory;
 pub mod keys;
 pub mod kv;

@@ -4,6 +4,7 @@
 
 mod auth;
 mod bad_input;
+mod cleanup;
 mod common;
 mod component;
 mod concurrency;
