@@ -12,6 +12,7 @@ pub mod checksum;
 pub mod config;
 pub mod entities;
 pub mod error;
+pub mod graphql;
 pub mod http;
 pub mod meta;
 pub mod range;

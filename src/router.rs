@@ -25,6 +25,12 @@ pub enum Route<'a> {
     GenericFile(&'a str, Vec<&'a str>),
     /// `projects/:id/packages`
     Packages(&'a str),
+    /// `groups/:id/packages`
+    GroupPackages(&'a str),
+    /// `groups/:id/packages/settings`
+    GroupPackageSettings(&'a str),
+    /// `POST /api/graphql`
+    GraphQl,
     /// `projects/:id/packages/cleanup_policy`
     CleanupPolicy(&'a str),
     /// `projects/:id/packages/protection/rules`
@@ -45,6 +51,9 @@ pub enum Route<'a> {
 pub fn route(path: &str) -> Option<Route<'_>> {
     if path == "/-/health" {
         return Some(Route::Health);
+    }
+    if path == "/api/graphql" {
+        return Some(Route::GraphQl);
     }
     let rest = path.strip_prefix("/api/v4/")?;
     let segments: Vec<&str> = rest.split('/').collect();
@@ -76,6 +85,8 @@ pub fn route(path: &str) -> Option<Route<'_>> {
         ["projects", id, "packages"] => Some(Route::Packages(id)),
         ["projects", id, "packages", "protection", "rules"] => Some(Route::ProtectionRules(id)),
         ["projects", id, "packages", "cleanup_policy"] => Some(Route::CleanupPolicy(id)),
+        ["groups", id, "packages"] => Some(Route::GroupPackages(id)),
+        ["groups", id, "packages", "settings"] => Some(Route::GroupPackageSettings(id)),
         ["projects", id, "packages", "protection", "rules", rule] => {
             Some(Route::ProtectionRule(id, rule))
         }
@@ -165,6 +176,16 @@ fn dispatch<K: KeyValue>(
             api::generic::download(ctx, request, id, &segments)
         }
         (Method::Get, Route::Packages(id)) => api::packages::list(ctx, request, id),
+        (Method::Get, Route::GroupPackages(id)) => api::packages::list_group(ctx, request, id),
+        (Method::Get, Route::GroupPackageSettings(id)) => api::settings::get(ctx, request, id),
+        (Method::Put, Route::GroupPackageSettings(id)) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::settings::put(ctx, request, id, &body)
+        }
+        (Method::Post, Route::GraphQl) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::graphql::handle(ctx, request, &body)
+        }
         (Method::Get, Route::CleanupPolicy(id)) => api::cleanup::get(ctx, request, id),
         (Method::Put, Route::CleanupPolicy(id)) => {
             let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;

@@ -96,7 +96,7 @@ pub fn update_project<K: KeyValue>(
 
 /// The group, if the caller may see it, with the index entries of every
 /// project under it that the caller may see.
-fn visible_group<K: KeyValue>(
+pub fn visible_group<K: KeyValue>(
     ctx: &Context<K>,
     actor: &Actor,
     raw_group: &str,

@@ -37,19 +37,22 @@ impl Fields {
     /// A single value; numbers and booleans as their text. Empty counts as
     /// absent.
     pub fn text(&self, name: &str) -> Option<String> {
+        self.raw_text(name).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A single value as given, empty included (to clear a setting).
+    pub fn raw_text(&self, name: &str) -> Option<String> {
         let value = match self.json.get(name) {
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Null) | None => None,
             Some(other) => Some(other.to_string()),
         };
-        value
-            .or_else(|| {
-                self.pairs
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
-            })
-            .filter(|v| !v.trim().is_empty())
+        value.or_else(|| {
+            self.pairs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        })
     }
 
     /// A list of values, `None` when the field is absent.

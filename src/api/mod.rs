@@ -8,11 +8,13 @@ pub mod deploy_tokens;
 pub mod directory;
 pub mod fields;
 pub mod generic;
+pub mod graphql;
 pub mod job_tokens;
 pub mod packages;
 pub mod pagination;
 pub mod projects;
 pub mod protection;
+pub mod settings;
 
 use jiff::Timestamp;
 

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::pagination::Page;
 use super::{generic, iso8601, protection, Context};
 use crate::auth::access::admin_role;
-use crate::auth::Actor;
+use crate::auth::{access, Actor};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
@@ -230,6 +230,63 @@ pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> A
     Ok(page.add_headers(
         response,
         summaries.len() as u64,
+        request,
+        &ctx.config.public_url,
+    ))
+}
+
+/// `GET /groups/:id/packages`: the same over every project under the group
+/// that the caller may read (subgroups too, unless `exclude_subgroups`);
+/// each entry adds `project_id` and `project_path`.
+pub fn list_group<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_group: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let query = parse_list(request)?;
+    let page = Page::from_request(request)?;
+    let nested = match request.query_param("exclude_subgroups") {
+        None | Some("false") => true,
+        Some("true") => false,
+        Some(_) => {
+            return Err(ApiError::InvalidParams(
+                "exclude_subgroups is invalid".into(),
+            ))
+        }
+    };
+    let (group, entries) = super::directory::visible_group(ctx, &actor, raw_group)?;
+    let mut listed: Vec<(PackageSummary, Project)> = Vec::new();
+    for entry in entries.iter().filter(|e| e.is_in(&group.full_path, nested)) {
+        let project = entry.as_project();
+        if !access(&actor, &project).download {
+            continue;
+        }
+        let summaries = meta::package_summaries(ctx.kv, project.id).map_err(ApiError::internal)?;
+        listed.extend(
+            summaries
+                .into_iter()
+                .filter(|s| query.keeps(s))
+                .map(|s| (s, project.clone())),
+        );
+    }
+    listed.sort_by(|(a, _), (b, _)| query.compare(a, b));
+    let mut entities = Vec::new();
+    for (summary, project) in page.slice(&listed) {
+        let package =
+            meta::package_by_id(ctx.kv, project.id, summary.id).map_err(ApiError::internal)?;
+        if let Some(package) = package {
+            let deletable = may_delete(&actor, project);
+            let mut entity = package_entity(&package, project, &ctx.config.public_url, deletable);
+            entity["project_id"] = json!(project.id);
+            entity["project_path"] = json!(project.full_path());
+            entities.push(entity);
+        }
+    }
+    let response = Response::json(200, &entities);
+    Ok(page.add_headers(
+        response,
+        listed.len() as u64,
         request,
         &ctx.config.public_url,
     ))

@@ -268,6 +268,24 @@ pub fn namespace_settings<K: KeyValue>(
     Ok(read(kv, &keys::namespace_settings(namespace))?.unwrap_or_default())
 }
 
+/// Changes a namespace's package settings and returns the result.
+pub fn change_namespace_settings<K: KeyValue>(
+    kv: &K,
+    namespace: &str,
+    change: impl Fn(&mut NamespaceSettings),
+) -> Result<NamespaceSettings, MetaError> {
+    let key = keys::namespace_settings(namespace);
+    update(kv, &key, |current| {
+        let mut settings: NamespaceSettings = match current.map(|b| decode(&key, &b)) {
+            Some(Ok(settings)) => settings,
+            Some(Err(e)) => return Step::Fail(e),
+            None => NamespaceSettings::default(),
+        };
+        change(&mut settings);
+        Step::Write(encode(&settings), settings)
+    })
+}
+
 pub fn is_token_revoked<K: KeyValue>(kv: &K, token_id: &str) -> Result<bool, MetaError> {
     Ok(kv.get(&keys::revoked_token(token_id))?.is_some())
 }

@@ -14,4 +14,6 @@ mod packages;
 mod projects;
 mod protection;
 mod publish;
+mod python_gitlab;
+mod settings;
 mod tokens;

@@ -1,0 +1,152 @@
+//! A namespace's package settings (duplicates): `GET`/`PUT
+//! /groups/:id/packages/settings` here, and the same through GraphQL's
+//! `updateNamespacePackageSettings` in [`super::graphql`].
+
+use genreg_token::Role;
+use serde_json::{json, Value};
+
+use super::administer::find_group;
+use super::fields::Fields;
+use super::Context;
+use crate::auth::access::admin_role_on_group;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Request, Response};
+use crate::meta::directory::Group;
+use crate::meta::kv::KeyValue;
+use crate::meta::model::NamespaceSettings;
+use crate::meta::{self};
+
+/// GitLab's limit on `generic_duplicate_exception_regex`.
+pub const MAX_REGEX_LEN: usize = 255;
+
+pub fn entity(settings: &NamespaceSettings) -> Value {
+    json!({
+        "generic_duplicates_allowed": settings.generic_duplicates_allowed,
+        "generic_duplicate_exception_regex": settings.generic_duplicate_exception_regex,
+    })
+}
+
+/// A change to the settings; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct SettingsChange {
+    pub generic_duplicates_allowed: Option<bool>,
+    pub generic_duplicate_exception_regex: Option<String>,
+}
+
+/// Why a change was refused: the field and GitLab's wording.
+pub fn check_regex(regex: &str) -> Result<(), String> {
+    if regex.chars().count() > MAX_REGEX_LEN {
+        return Err(format!(
+            "is too long (maximum is {MAX_REGEX_LEN} characters)"
+        ));
+    }
+    regex::RegexBuilder::new(&format!(r"\A(?:{regex})\z"))
+        .size_limit(1 << 20)
+        .build()
+        .map(|_| ())
+        .map_err(|_| "not valid RE2 syntax".to_string())
+}
+
+/// The settings of the namespace, for anyone who may see the group.
+pub fn read<K: KeyValue>(
+    ctx: &Context<K>,
+    actor: &Actor,
+    group: &Group,
+) -> ApiResult<NamespaceSettings> {
+    if !super::administer::sees_group_through_grants(actor, &group.full_path)
+        && super::directory::visible_group(ctx, actor, &group.id.to_string()).is_err()
+    {
+        return Err(ApiError::NotFound("Group Not Found"));
+    }
+    meta::namespace_settings(ctx.kv, &group.full_path).map_err(ApiError::internal)
+}
+
+/// Applies a change; owners of the group and administrators only.
+pub fn change<K: KeyValue>(
+    ctx: &Context<K>,
+    actor: &Actor,
+    group: &Group,
+    change: SettingsChange,
+) -> ApiResult<NamespaceSettings> {
+    match admin_role_on_group(actor, &group.full_path) {
+        Some(Role::Owner) => {}
+        _ if matches!(actor, Actor::Anonymous) => return Err(ApiError::Unauthorized),
+        _ => return Err(ApiError::Forbidden),
+    }
+    if let Some(regex) = &change.generic_duplicate_exception_regex {
+        check_regex(regex).map_err(|text| ApiError::FieldInvalid {
+            field: "generic_duplicate_exception_regex",
+            text,
+        })?;
+    }
+    meta::change_namespace_settings(ctx.kv, &group.full_path, |settings| {
+        if let Some(allowed) = change.generic_duplicates_allowed {
+            settings.generic_duplicates_allowed = allowed;
+        }
+        if let Some(regex) = &change.generic_duplicate_exception_regex {
+            settings.generic_duplicate_exception_regex = regex.clone();
+        }
+    })
+    .map_err(ApiError::internal)
+}
+
+pub fn get<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_group: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let group = find_group(ctx, raw_group)?;
+    Ok(Response::json(200, &entity(&read(ctx, &actor, &group)?)))
+}
+
+pub fn put<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_group: &str,
+    body: &[u8],
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let group = find_group(ctx, raw_group)?;
+    let fields = Fields::parse(request, body)?;
+    let allowed = match fields.text("generic_duplicates_allowed").as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(ApiError::InvalidParams(
+                "generic_duplicates_allowed is invalid".into(),
+            ))
+        }
+    };
+    let regex = fields.raw_text("generic_duplicate_exception_regex");
+    let settings = change(
+        ctx,
+        &actor,
+        &group,
+        SettingsChange {
+            generic_duplicates_allowed: allowed,
+            generic_duplicate_exception_regex: regex,
+        },
+    )?;
+    Ok(Response::json(200, &entity(&settings)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_regex;
+
+    #[test]
+    fn exception_regexes_must_be_short_and_valid() {
+        assert!(check_regex(".*-SNAPSHOT").is_ok());
+        assert!(check_regex("").is_ok());
+        assert_eq!(
+            check_regex("(unclosed").unwrap_err(),
+            "not valid RE2 syntax"
+        );
+        assert!(check_regex(&"a".repeat(256))
+            .unwrap_err()
+            .starts_with("is too long"));
+    }
+}
