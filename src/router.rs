@@ -45,6 +45,13 @@ pub enum Route<'a> {
     PackageFile(&'a str, &'a str, &'a str),
     /// `projects/:id/packages/:package_id/package_files/:file_id/download`
     PackageFileDownload(&'a str, &'a str, &'a str),
+    /// `users`, `users/:id`, `users/:id/personal_access_tokens`,
+    /// `personal_access_tokens(/:token_id)`.
+    Users,
+    User(&'a str),
+    UserPersonalAccessTokens(&'a str),
+    PersonalAccessTokens,
+    PersonalAccessToken(&'a str),
     Health,
 }
 
@@ -79,6 +86,11 @@ pub fn route(path: &str) -> Option<Route<'_>> {
             Some(Route::DeployToken(Target::Group(id), token))
         }
         ["projects", id, "job_tokens"] => Some(Route::JobTokens(id)),
+        ["users"] => Some(Route::Users),
+        ["users", id] => Some(Route::User(id)),
+        ["users", id, "personal_access_tokens"] => Some(Route::UserPersonalAccessTokens(id)),
+        ["personal_access_tokens"] => Some(Route::PersonalAccessTokens),
+        ["personal_access_tokens", token] => Some(Route::PersonalAccessToken(token)),
         ["projects", id, "packages", "generic", file @ ..] if !file.is_empty() => {
             Some(Route::GenericFile(id, file.to_vec()))
         }
@@ -131,6 +143,7 @@ fn dispatch<K: KeyValue>(
             api::projects::create(ctx, request, &body)
         }
         (Method::Get, Route::Project(id)) => api::projects::get(ctx, request, id),
+        (Method::Delete, Route::Project(id)) => api::projects::delete(ctx, request, id),
         // Tokens, projects and groups.
         (Method::Get, Route::Projects) => api::directory::list_projects(ctx, request),
         (Method::Put, Route::Project(id)) => {
@@ -168,6 +181,24 @@ fn dispatch<K: KeyValue>(
         (Method::Post, Route::JobTokens(id)) => {
             let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
             api::job_tokens::create(ctx, request, id, &body)
+        }
+        (Method::Post, Route::Users) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::users::create(ctx, request, &body)
+        }
+        (Method::Get, Route::User(id)) => api::users::get(ctx, request, id),
+        (Method::Post, Route::UserPersonalAccessTokens(id)) => {
+            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            api::personal_access_tokens::create(ctx, request, id, &body)
+        }
+        (Method::Get, Route::PersonalAccessTokens) => {
+            api::personal_access_tokens::list(ctx, request)
+        }
+        (Method::Get, Route::PersonalAccessToken(token)) => {
+            api::personal_access_tokens::get(ctx, request, token)
+        }
+        (Method::Delete, Route::PersonalAccessToken(token)) => {
+            api::personal_access_tokens::revoke(ctx, request, token)
         }
         (Method::Put, Route::GenericFile(id, segments)) => {
             api::generic::publish(ctx, request, id, &segments, body)
@@ -272,6 +303,14 @@ mod tests {
         assert_eq!(
             route("/api/v4/groups/3/projects"),
             Some(Route::GroupProjects("3"))
+        );
+        assert_eq!(
+            route("/api/v4/users/2/personal_access_tokens"),
+            Some(Route::UserPersonalAccessTokens("2"))
+        );
+        assert_eq!(
+            route("/api/v4/personal_access_tokens/9"),
+            Some(Route::PersonalAccessToken("9"))
         );
     }
 }

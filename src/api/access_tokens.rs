@@ -34,7 +34,7 @@ const SCOPES: [(&str, Scope); 4] = [
 ];
 
 /// GitLab's access levels.
-fn role_of_level(level: &str) -> Option<Role> {
+pub fn role_of_level(level: &str) -> Option<Role> {
     match level.trim() {
         "10" => Some(Role::Guest),
         "20" => Some(Role::Reporter),
@@ -157,6 +157,7 @@ pub fn create<K: KeyValue>(
             access_level: Some(wanted.role.access_level()),
             created_at: now,
             expires_at,
+            grants: Vec::new(),
         },
     )
     .map_err(ApiError::internal)?;
@@ -294,6 +295,7 @@ mod tests {
             expires_at: Some(86_400_000),
             revoked: false,
             index_shard: 0,
+            grants: Vec::new(),
         };
         let shown = render(&record, 1);
         assert_eq!(shown["expires_at"], "1970-01-02");

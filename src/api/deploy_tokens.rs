@@ -143,6 +143,7 @@ pub fn create<K: KeyValue>(
             access_level: None,
             created_at: now,
             expires_at,
+            grants: Vec::new(),
         },
     )
     .map_err(ApiError::internal)?;
@@ -270,6 +271,7 @@ mod tests {
             expires_at: None,
             revoked: false,
             index_shard: 0,
+            grants: Vec::new(),
         };
         let shown = render(&record, 5);
         assert_eq!(shown["username"], "gitlab+deploy-token-9");

@@ -82,6 +82,20 @@ impl Fields {
             .collect();
         (!values.is_empty()).then_some(values)
     }
+
+    /// A field of a JSON body as it came (objects and arrays of objects,
+    /// which form fields cannot carry).
+    pub fn json_value(&self, name: &str) -> Option<&Value> {
+        self.json.get(name).filter(|v| !v.is_null())
+    }
+
+    /// Whether a form field or query parameter with this name, or an array
+    /// or hash form of it (`name[]`, `name[][key]`), came.
+    pub fn has_form_field(&self, name: &str) -> bool {
+        self.pairs
+            .iter()
+            .any(|(n, _)| n == name || n.strip_prefix(name).is_some_and(|r| r.starts_with('[')))
+    }
 }
 
 fn split_list(value: &str) -> Vec<String> {

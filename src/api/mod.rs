@@ -12,9 +12,11 @@ pub mod graphql;
 pub mod job_tokens;
 pub mod packages;
 pub mod pagination;
+pub mod personal_access_tokens;
 pub mod projects;
 pub mod protection;
 pub mod settings;
+pub mod users;
 
 use jiff::Timestamp;
 

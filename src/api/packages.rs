@@ -209,27 +209,59 @@ pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> A
     let query = parse_list(request)?;
     let page = Page::from_request(request)?;
     let project = readable_project(ctx, &actor, raw_id)?;
-    let mut summaries = meta::package_summaries(ctx.kv, project.id).map_err(ApiError::internal)?;
-    summaries.retain(|s| query.keeps(s));
-    summaries.sort_by(|a, b| query.compare(a, b));
-    let deletable = may_delete(&actor, &project);
+    let mut listed = Vec::new();
+    add_listed(ctx, &query, &project, &mut listed)?;
+    answer_page(ctx, request, &actor, page, &query, listed, false)
+}
+
+/// Adds the packages of `project` that the query keeps.
+fn add_listed<K: KeyValue>(
+    ctx: &Context<K>,
+    query: &ListQuery,
+    project: &Project,
+    listed: &mut Vec<(PackageSummary, Project)>,
+) -> ApiResult<()> {
+    let summaries = meta::package_summaries(ctx.kv, project.id).map_err(ApiError::internal)?;
+    listed.extend(
+        summaries
+            .into_iter()
+            .filter(|s| query.keeps(s))
+            .map(|s| (s, project.clone())),
+    );
+    Ok(())
+}
+
+/// Sorts what a listing kept and answers one page of it, reading only the
+/// records of that page. Group listings name each package's project.
+fn answer_page<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    actor: &Actor,
+    page: Page,
+    query: &ListQuery,
+    mut listed: Vec<(PackageSummary, Project)>,
+    name_projects: bool,
+) -> ApiResult<Response> {
+    listed.sort_by(|(a, _), (b, _)| query.compare(a, b));
     let mut entities = Vec::new();
-    for summary in page.slice(&summaries) {
+    for (summary, project) in page.slice(&listed) {
         let package =
             meta::package_by_id(ctx.kv, project.id, summary.id).map_err(ApiError::internal)?;
-        if let Some(package) = package {
-            entities.push(package_entity(
-                &package,
-                &project,
-                &ctx.config.public_url,
-                deletable,
-            ));
+        let Some(package) = package else {
+            continue;
+        };
+        let deletable = may_delete(actor, project);
+        let mut entity = package_entity(&package, project, &ctx.config.public_url, deletable);
+        if name_projects {
+            entity["project_id"] = json!(project.id);
+            entity["project_path"] = json!(project.full_path());
         }
+        entities.push(entity);
     }
     let response = Response::json(200, &entities);
     Ok(page.add_headers(
         response,
-        summaries.len() as u64,
+        listed.len() as u64,
         request,
         &ctx.config.public_url,
     ))
@@ -256,40 +288,14 @@ pub fn list_group<K: KeyValue>(
         }
     };
     let (group, entries) = super::directory::visible_group(ctx, &actor, raw_group)?;
-    let mut listed: Vec<(PackageSummary, Project)> = Vec::new();
+    let mut listed = Vec::new();
     for entry in entries.iter().filter(|e| e.is_in(&group.full_path, nested)) {
         let project = entry.as_project();
-        if !access(&actor, &project).download {
-            continue;
-        }
-        let summaries = meta::package_summaries(ctx.kv, project.id).map_err(ApiError::internal)?;
-        listed.extend(
-            summaries
-                .into_iter()
-                .filter(|s| query.keeps(s))
-                .map(|s| (s, project.clone())),
-        );
-    }
-    listed.sort_by(|(a, _), (b, _)| query.compare(a, b));
-    let mut entities = Vec::new();
-    for (summary, project) in page.slice(&listed) {
-        let package =
-            meta::package_by_id(ctx.kv, project.id, summary.id).map_err(ApiError::internal)?;
-        if let Some(package) = package {
-            let deletable = may_delete(&actor, project);
-            let mut entity = package_entity(&package, project, &ctx.config.public_url, deletable);
-            entity["project_id"] = json!(project.id);
-            entity["project_path"] = json!(project.full_path());
-            entities.push(entity);
+        if access(&actor, &project).download {
+            add_listed(ctx, &query, &project, &mut listed)?;
         }
     }
-    let response = Response::json(200, &entities);
-    Ok(page.add_headers(
-        response,
-        listed.len() as u64,
-        request,
-        &ctx.config.public_url,
-    ))
+    answer_page(ctx, request, &actor, page, &query, listed, true)
 }
 
 /// The live package `:package_id` of the project.

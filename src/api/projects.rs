@@ -1,15 +1,23 @@
-//! `POST /projects` (administrators) and `GET /projects/:id`.
+//! `POST /projects` (administrators), `GET /projects/:id` and
+//! `DELETE /projects/:id` (administrators).
 
 use serde::Deserialize;
+use serde_json::json;
 
 use super::Context;
 use crate::auth::Actor;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
+use crate::meta::directory;
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Visibility;
 use crate::meta::{self, MetaError, NewProject};
+
+/// How many times deleting a project goes over its package index: a second
+/// pass catches packages that publishes in flight when the project was
+/// marked deleted created meanwhile.
+const PACKAGE_DELETION_PASSES: usize = 3;
 
 /// The largest request body a JSON or form endpoint reads.
 pub const MAX_FORM_BODY: usize = 64 * 1024;
@@ -145,6 +153,38 @@ pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> Ap
         200,
         &entities::project(&project, &ctx.config.public_url),
     ))
+}
+
+/// `DELETE /projects/:id` (administrators): the project is gone at once
+/// for every endpoint, listings and groups included, and its path may be
+/// taken again; its packages and their files are deleted. The records stay
+/// (keys are never deleted), marked. GitLab answers 202.
+pub fn delete<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    raw_id: &str,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (project, _) = ctx.project(&actor, raw_id)?;
+    if !actor.is_admin() {
+        return Err(ApiError::Forbidden);
+    }
+    let now = ctx.now_millis();
+    directory::delete_project(ctx.kv, project.id, now)
+        .map_err(ApiError::internal)?
+        .ok_or(ApiError::NotFound("Project Not Found"))?;
+    for _ in 0..PACKAGE_DELETION_PASSES {
+        let packages = meta::package_summaries(ctx.kv, project.id).map_err(ApiError::internal)?;
+        if packages.is_empty() {
+            break;
+        }
+        for package in packages {
+            let files = meta::delete_package(ctx.kv, project.id, package.id, now)
+                .map_err(ApiError::internal)?;
+            ctx.discard_objects(&files.unwrap_or_default());
+        }
+    }
+    Ok(Response::json(202, &json!({ "message": "202 Accepted" })))
 }
 
 #[cfg(test)]

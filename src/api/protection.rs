@@ -41,13 +41,13 @@ pub fn check_push<K: KeyValue>(
     project: &Project,
     name: &str,
 ) -> ApiResult<()> {
-    let rules = protection::rules(ctx.kv, project.id).map_err(ApiError::internal)?;
-    match protection::demands(&rules, name).0 {
-        Some(minimum) if !reaches(actor, project, minimum) => {
-            Err(ApiError::ForbiddenBecause(PUSH_PROTECTED))
-        }
-        _ => Ok(()),
-    }
+    check(
+        ctx,
+        actor,
+        project,
+        |rules| protection::demands(rules, name).0,
+        PUSH_PROTECTED,
+    )
 }
 
 /// Refuses a deletion that a matching rule protects against this caller.
@@ -57,10 +57,26 @@ pub fn check_delete<K: KeyValue>(
     project: &Project,
     name: &str,
 ) -> ApiResult<()> {
+    check(
+        ctx,
+        actor,
+        project,
+        |rules| protection::demands(rules, name).1,
+        DELETE_PROTECTED,
+    )
+}
+
+fn check<K: KeyValue>(
+    ctx: &Context<K>,
+    actor: &Actor,
+    project: &Project,
+    demand: impl Fn(&[ProtectionRule]) -> Option<MinimumAccess>,
+    refusal: &'static str,
+) -> ApiResult<()> {
     let rules = protection::rules(ctx.kv, project.id).map_err(ApiError::internal)?;
-    match protection::demands(&rules, name).1 {
+    match demand(&rules) {
         Some(minimum) if !reaches(actor, project, minimum) => {
-            Err(ApiError::ForbiddenBecause(DELETE_PROTECTED))
+            Err(ApiError::ForbiddenBecause(refusal))
         }
         _ => Ok(()),
     }

@@ -152,6 +152,7 @@ mod tests {
             namespace: "acme".into(),
             visibility,
             created_at: 0,
+            deleted_at: None,
         }
     }
 

@@ -60,6 +60,7 @@ impl ProjectEntry {
                 Visibility::Private
             },
             created_at: 0,
+            deleted_at: None,
         }
     }
 
@@ -172,6 +173,9 @@ pub fn set_visibility<K: KeyValue>(
             Ok(project) => project,
             Err(e) => return Step::Fail(e),
         };
+        if project.is_deleted() {
+            return Step::Keep(None);
+        }
         if project.visibility == visibility {
             return Step::Keep(Some(project));
         }
@@ -195,8 +199,8 @@ pub fn set_visibility<K: KeyValue>(
             Err(e) => return Step::Fail(e),
         };
         let fresh = match read::<K, Project>(kv, &key) {
-            Ok(Some(fresh)) => ProjectEntry::of(&fresh),
-            Ok(None) => return Step::Keep(()),
+            Ok(Some(fresh)) if !fresh.is_deleted() => ProjectEntry::of(&fresh),
+            Ok(_) => return Step::Keep(()),
             Err(e) => return Step::Fail(e),
         };
         match entries.iter_mut().find(|e| e.id == project_id) {
@@ -208,6 +212,55 @@ pub fn set_visibility<K: KeyValue>(
         }
     })?;
     Ok(Some(project))
+}
+
+/// Deletes a project: takes its entry out of the project index (listings
+/// and its groups forget it), then marks its record deleted (from then on
+/// no lookup finds it, and its path is free for a new project, see
+/// `meta::create_project`). In this order a failure in between leaves a
+/// live project that a second `DELETE` finishes, never a deleted one still
+/// listed. Returns the project as it was, or `None` when there is no live
+/// project with this id. Its packages are the caller's to delete.
+pub fn delete_project<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    now: Millis,
+) -> Result<Option<Project>, MetaError> {
+    if let Some(shard) = read::<K, u64>(kv, &keys::project_index_slot(project_id))? {
+        let index_key = keys::project_index(shard);
+        update(kv, &index_key, |current| {
+            let Some(bytes) = current else {
+                return Step::Keep(());
+            };
+            let mut entries: Vec<ProjectEntry> = match decode(&index_key, &bytes) {
+                Ok(entries) => entries,
+                Err(e) => return Step::Fail(e),
+            };
+            let before = entries.len();
+            entries.retain(|e| e.id != project_id);
+            if entries.len() == before {
+                Step::Keep(())
+            } else {
+                Step::Write(encode(&entries), ())
+            }
+        })?;
+    }
+    let key = keys::project(project_id);
+    update(kv, &key, |current| {
+        let Some(bytes) = current else {
+            return Step::Keep(None);
+        };
+        let mut project: Project = match decode(&key, &bytes) {
+            Ok(project) => project,
+            Err(e) => return Step::Fail(e),
+        };
+        if project.is_deleted() {
+            return Step::Keep(None);
+        }
+        let live = project.clone();
+        project.deleted_at = Some(now);
+        Step::Write(encode(&project), Some(live))
+    })
 }
 
 /// Makes sure every group along `namespace` (`acme`, `acme/platform`)
@@ -379,5 +432,77 @@ mod tests {
         assert!(entry.is_in("acme", true));
         assert!(!entry.is_in("acm", true));
         assert!(!entry.is_in("acme/platform/tools", true));
+    }
+
+    #[test]
+    fn a_deleted_project_is_gone_and_its_path_free_again() {
+        use super::super::{project, MetaError, ProjectRef};
+        let kv = MemoryStore::default();
+        let old = new_project(&kv, "acme", "tools");
+        let other = new_project(&kv, "acme", "other");
+        let deleted = delete_project(&kv, old.id, 2_000).unwrap();
+        assert_eq!(deleted, Some(old.clone()));
+        assert_eq!(project(&kv, &ProjectRef::Id(old.id)).unwrap(), None);
+        assert_eq!(
+            project(&kv, &ProjectRef::Path("acme/tools".into())).unwrap(),
+            None
+        );
+        assert_eq!(
+            project_entries(&kv)
+                .unwrap()
+                .iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>(),
+            vec![other.id]
+        );
+        // The record stays, marked.
+        let record: Project = read(&kv, &keys::project(old.id)).unwrap().unwrap();
+        assert_eq!(record.deleted_at, Some(2_000));
+        assert_eq!(delete_project(&kv, old.id, 3_000).unwrap(), None);
+        assert_eq!(
+            set_visibility(&kv, old.id, Visibility::Public).unwrap(),
+            None
+        );
+
+        let again = new_project(&kv, "ACME", "Tools");
+        assert_ne!(again.id, old.id);
+        assert_eq!(
+            project(&kv, &ProjectRef::Path("acme/tools".into()))
+                .unwrap()
+                .map(|p| p.id),
+            Some(again.id)
+        );
+        let taken = create_project(
+            &kv,
+            NewProject {
+                name: "tools".into(),
+                path: "tools".into(),
+                namespace: "acme".into(),
+                visibility: Visibility::Private,
+            },
+            4_000,
+        );
+        assert!(matches!(taken, Err(MetaError::PathTaken)));
+    }
+
+    #[test]
+    fn a_freed_path_is_taken_over_by_compare_and_swap() {
+        let kv = MemoryStore::default();
+        let old = new_project(&kv, "acme", "tools");
+        delete_project(&kv, old.id, 2_000).unwrap();
+        // Another creator swaps first: ours reads again and retries.
+        *kv.conflicts.borrow_mut() = 1;
+        let again = new_project(&kv, "acme", "tools");
+        assert_eq!(
+            kv.get(&keys::project_path("acme/tools")).unwrap(),
+            Some(again.id.to_string().into_bytes())
+        );
+        // A claim whose record is gone names no project: it is free too.
+        kv.set(&keys::project_path("acme/lost"), b"999").unwrap();
+        let found = new_project(&kv, "acme", "lost");
+        assert_eq!(
+            kv.get(&keys::project_path("acme/lost")).unwrap(),
+            Some(found.id.to_string().into_bytes())
+        );
     }
 }

@@ -98,3 +98,15 @@ pub fn token_ordinal(kind: &str, holder: &str) -> String {
 pub fn token_index(kind: &str, holder: &str, shard: u64) -> String {
     format!("{V}/token-index/{kind}/{holder}/{shard}")
 }
+
+// Users, for the personal access tokens administrators hand out.
+
+pub fn user(id: u64) -> String {
+    format!("{V}/user/{id}")
+}
+
+/// A username's claim: the id of the user who holds it. GitLab resolves
+/// usernames case-insensitively.
+pub fn username(username: &str) -> String {
+    format!("{V}/user-name/{}", username.to_lowercase())
+}

@@ -9,6 +9,7 @@ pub mod kv;
 pub mod model;
 pub mod protection;
 pub mod tokens;
+pub mod users;
 
 use kv::{update, KeyValue, KvError, Step};
 use model::*;
@@ -90,7 +91,8 @@ pub fn project<K: KeyValue>(kv: &K, reference: &ProjectRef) -> Result<Option<Pro
             Some(bytes) => decode(&keys::project_path(path), &bytes)?,
         },
     };
-    read(kv, &keys::project(id))
+    let project: Option<Project> = read(kv, &keys::project(id))?;
+    Ok(project.filter(|p| !p.is_deleted()))
 }
 
 /// What creating a project needs; the id and time are filled in here.
@@ -104,6 +106,12 @@ pub struct NewProject {
 /// Creates a project and claims its full path. The record is written before
 /// the path is claimed, so a path never points at a missing project; a
 /// record whose claim lost is deleted again.
+///
+/// The claim of a deleted project's path is free: it is taken over by
+/// compare-and-swap from the old id to the new one. Ids never repeat, so a
+/// claim cannot change and come back to the value read (a true swap on every
+/// store, since the key exists); of several creators racing for a freed
+/// path, one swaps and the others read the new, live claim.
 pub fn create_project<K: KeyValue>(
     kv: &K,
     new: NewProject,
@@ -116,15 +124,22 @@ pub fn create_project<K: KeyValue>(
         namespace: new.namespace,
         visibility: new.visibility,
         created_at: now,
+        deleted_at: None,
     };
     let path_key = keys::project_path(&project.full_path());
-    if kv.get(&path_key)?.is_some() {
-        return Err(MetaError::PathTaken);
+    if let Some(claim) = kv.get(&path_key)? {
+        if !path_claim_is_free(kv, &path_key, &claim)? {
+            return Err(MetaError::PathTaken);
+        }
     }
     kv.set(&keys::project(project.id), &encode(&project))?;
     let claimed = update(kv, &path_key, |current| match current {
-        Some(_) => Step::Keep(false),
         None => Step::<_, MetaError>::Write(encode(&project.id), true),
+        Some(claim) => match path_claim_is_free(kv, &path_key, &claim) {
+            Ok(true) => Step::Write(encode(&project.id), true),
+            Ok(false) => Step::Keep(false),
+            Err(e) => Step::Fail(e),
+        },
     });
     match claimed {
         Ok(true) => {
@@ -140,6 +155,15 @@ pub fn create_project<K: KeyValue>(
             Err(e)
         }
     }
+}
+
+/// Whether a path claim (`project-path/<path>` → id) may be taken: the
+/// project it names was deleted (or its record is gone, which a lookup by
+/// path also takes for no project).
+fn path_claim_is_free<K: KeyValue>(kv: &K, key: &str, claim: &[u8]) -> Result<bool, MetaError> {
+    let id: u64 = decode(key, claim)?;
+    let holder: Option<Project> = read(kv, &keys::project(id))?;
+    Ok(holder.is_none_or(|p| p.is_deleted()))
 }
 
 /// The live package with this name and version, if any.
@@ -159,12 +183,9 @@ pub fn package_by_id<K: KeyValue>(
     project_id: u64,
     package_id: u64,
 ) -> Result<Option<Package>, MetaError> {
-    let Some(location) = package_location(kv, package_id)? else {
+    let Some(location) = location_in(kv, project_id, package_id)? else {
         return Ok(None);
     };
-    if location.project_id != project_id {
-        return Ok(None);
-    }
     let package = package(kv, project_id, &location.name, &location.version)?;
     // The same name and version may have been deleted and published again.
     Ok(package.filter(|p| p.id == package_id))
@@ -194,12 +215,9 @@ pub fn delete_package<K: KeyValue>(
     package_id: u64,
     now: Millis,
 ) -> Result<Option<Vec<PackageFile>>, MetaError> {
-    let Some(location) = package_location(kv, package_id)? else {
+    let Some(location) = location_in(kv, project_id, package_id)? else {
         return Ok(None);
     };
-    if location.project_id != project_id {
-        return Ok(None);
-    }
     let key = keys::package(project_id, &location.name, &location.version);
     let removed = update(kv, &key, |current| {
         let Some(bytes) = current else {
@@ -234,12 +252,9 @@ pub fn delete_file<K: KeyValue>(
     file_id: u64,
     now: Millis,
 ) -> Result<Option<PackageFile>, MetaError> {
-    let Some(location) = package_location(kv, package_id)? else {
+    let Some(location) = location_in(kv, project_id, package_id)? else {
         return Ok(None);
     };
-    if location.project_id != project_id {
-        return Ok(None);
-    }
     let key = keys::package(project_id, &location.name, &location.version);
     update(kv, &key, |current| {
         let Some(bytes) = current else {
@@ -398,6 +413,15 @@ pub fn commit_file<K: KeyValue>(
         }
     }
     Ok((package, file))
+}
+
+/// Where the package with this id lives, if it is in this project.
+fn location_in<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+) -> Result<Option<PackageLocation>, MetaError> {
+    Ok(package_location(kv, package_id)?.filter(|l| l.project_id == project_id))
 }
 
 /// Where the package with this id lives, if it exists.

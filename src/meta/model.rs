@@ -39,11 +39,20 @@ pub struct Project {
     pub namespace: String,
     pub visibility: Visibility,
     pub created_at: Millis,
+    /// Set when the project was deleted (`DELETE /projects/:id`). The record
+    /// stays, as keys are never deleted; the project is gone for every
+    /// endpoint and its path may be taken by a new project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Millis>,
 }
 
 impl Project {
     pub fn full_path(&self) -> String {
         format!("{}/{}", self.namespace, self.path)
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Records of the tokens issued through the API (project and group access
-//! tokens, deploy tokens), so they can be listed and revoked.
+//! tokens, deploy tokens, users' personal access tokens), so they can be
+//! listed and revoked.
 //!
 //! Tokens stay stateless: a request is authenticated from the token alone
 //! plus the one revocation read. The record only serves the token
@@ -10,6 +11,7 @@
 //! then marks the record, so a failure in between still leaves the token
 //! refused.
 
+use genreg_token::Grant;
 use serde::{Deserialize, Serialize};
 
 use super::kv::{update, KeyValue, Step};
@@ -22,14 +24,17 @@ use super::{decode, encode, keys, next_id, read, MetaError, INDEX_SHARD_SIZE};
 pub enum Holder {
     Project(u64),
     Group(u64),
+    /// A user (`meta::users`), for personal access tokens.
+    User(u64),
 }
 
 impl Holder {
-    /// The holder's part of index keys: `project/7`, `group/3`.
+    /// The holder's part of index keys: `project/7`, `group/3`, `user/2`.
     fn key_part(self) -> String {
         match self {
             Holder::Project(id) => format!("project/{id}"),
             Holder::Group(id) => format!("group/{id}"),
+            Holder::User(id) => format!("user/{id}"),
         }
     }
 }
@@ -41,6 +46,8 @@ pub enum IssuedKind {
     /// A project or group access token (a personal token of a bot user).
     Access,
     Deploy,
+    /// A user's personal access token, handed out by an administrator.
+    Personal,
 }
 
 impl IssuedKind {
@@ -48,6 +55,7 @@ impl IssuedKind {
         match self {
             IssuedKind::Access => "access",
             IssuedKind::Deploy => "deploy",
+            IssuedKind::Personal => "personal",
         }
     }
 }
@@ -74,6 +82,10 @@ pub struct TokenRecord {
     pub revoked: bool,
     /// The shard of the holder's index that lists it.
     pub index_shard: u64,
+    /// The projects a personal access token reaches (the others' grants
+    /// follow from their holder).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<Grant>,
 }
 
 impl TokenRecord {
@@ -108,6 +120,8 @@ pub struct NewToken {
     pub access_level: Option<u8>,
     pub created_at: Millis,
     pub expires_at: Option<Millis>,
+    /// Personal access tokens only; empty for the others.
+    pub grants: Vec<Grant>,
 }
 
 pub fn new_token_id<K: KeyValue>(kv: &K) -> Result<u64, MetaError> {
@@ -131,6 +145,7 @@ pub fn record_token<K: KeyValue>(kv: &K, new: NewToken) -> Result<TokenRecord, M
         expires_at: new.expires_at,
         revoked: false,
         index_shard: (ordinal.max(1) as u64 - 1) / INDEX_SHARD_SIZE,
+        grants: new.grants,
     };
     let key = keys::token(record.id);
     update(kv, &key, |current| match current {
@@ -259,6 +274,7 @@ mod tests {
                 access_level: Some(40),
                 created_at: 1_000,
                 expires_at: Some(5_000),
+                grants: Vec::new(),
             },
         )
         .unwrap()

@@ -17,3 +17,4 @@ mod publish;
 mod python_gitlab;
 mod settings;
 mod tokens;
+mod users;

@@ -1,0 +1,165 @@
+//! Users, as far as a package registry needs them: `POST /users`
+//! (administrators) and `GET /users/:id`.
+//!
+//! A user here is only what administrators hand personal access tokens out
+//! to (`personal_access_tokens`): an id, a username and a name. It has no
+//! password, email or membership; what a user's token may do is in the
+//! token's own grants.
+
+use genreg_token::Kind;
+use serde_json::{json, Value};
+
+use super::fields::Fields;
+use super::projects::is_valid_path_segment;
+use super::{iso8601, Context};
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Request, Response};
+use crate::meta::kv::KeyValue;
+use crate::meta::users::{self, User};
+
+/// GitLab's user JSON (the fields a registry has).
+pub fn render(user: &User, public_url: &str) -> Value {
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "name": user.name,
+        "state": "active",
+        "locked": false,
+        "avatar_url": null,
+        "web_url": format!("{public_url}/{}", user.username),
+        "created_at": iso8601(user.created_at),
+        "bio": "",
+        "public_email": null,
+        "bot": false,
+        "is_admin": false,
+    })
+}
+
+/// Administrators only: 401 without a token, 403 with anyone else's.
+pub fn require_admin<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiResult<Actor> {
+    match ctx.authenticate(request)? {
+        Actor::Anonymous => Err(ApiError::Unauthorized),
+        actor if actor.is_admin() => Ok(actor),
+        _ => Err(ApiError::Forbidden),
+    }
+}
+
+/// The user `:id` names (numeric ids only, as in GitLab).
+pub fn find<K: KeyValue>(ctx: &Context<K>, raw_id: &str) -> ApiResult<User> {
+    let missing = || ApiError::NotFound("User Not Found");
+    let id = raw_id.parse::<u64>().map_err(|_| missing())?;
+    users::user(ctx.kv, id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(missing)
+}
+
+struct CreateUser {
+    username: String,
+    name: String,
+}
+
+fn parse_create(fields: &Fields) -> ApiResult<CreateUser> {
+    let username = fields
+        .text("username")
+        .ok_or_else(|| ApiError::InvalidParams("username is missing".into()))?;
+    // GitLab's namespace rule, which project paths follow too.
+    if !is_valid_path_segment(&username) {
+        return Err(ApiError::FieldInvalid {
+            field: "username",
+            text: "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'".into(),
+        });
+    }
+    let name = fields.text("name").unwrap_or_else(|| username.clone());
+    if name.len() > 255 {
+        return Err(ApiError::FieldInvalid {
+            field: "name",
+            text: "is too long (maximum is 255 characters)".into(),
+        });
+    }
+    Ok(CreateUser { username, name })
+}
+
+/// `POST /users`: `username` (required) and `name` (default: the
+/// username). Other GitLab fields (`email`, `password`, ...) are ignored.
+pub fn create<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    body: &[u8],
+) -> ApiResult<Response> {
+    require_admin(ctx, request)?;
+    let wanted = parse_create(&Fields::parse(request, body)?)?;
+    let created = users::create_user(ctx.kv, &wanted.username, &wanted.name, ctx.now_millis())
+        .map_err(ApiError::internal)?;
+    match created {
+        Some(user) => Ok(Response::json(201, &render(&user, &ctx.config.public_url))),
+        // GitLab answers a taken username with 409.
+        None => Ok(Response::json(
+            409,
+            &json!({ "message": "Username has already been taken" }),
+        )),
+    }
+}
+
+/// `GET /users/:id`, for administrators and personal tokens (deploy and job
+/// tokens have no business with users).
+pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
+    match ctx.authenticate(request)? {
+        Actor::Anonymous => return Err(ApiError::Unauthorized),
+        Actor::Token(claims) if !claims.admin && claims.kind != Kind::Personal => {
+            return Err(ApiError::Forbidden)
+        }
+        Actor::Token(_) => {}
+    }
+    let user = find(ctx, raw_id)?;
+    Ok(Response::json(200, &render(&user, &ctx.config.public_url)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Method;
+
+    fn fields(body: &str) -> Fields {
+        let request = Request::new(
+            Method::Post,
+            "/x",
+            vec![("content-type".into(), b"application/json".to_vec())],
+        );
+        Fields::parse(&request, body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn users_need_a_valid_username() {
+        let wanted = parse_create(&fields(r#"{"username":"alice","email":"a@x"}"#)).unwrap();
+        assert_eq!(wanted.name, "alice");
+        let wanted = parse_create(&fields(r#"{"username":"bob.b","name":"Bob B"}"#)).unwrap();
+        assert_eq!(
+            (wanted.username.as_str(), wanted.name.as_str()),
+            ("bob.b", "Bob B")
+        );
+        for body in [
+            r#"{}"#,
+            r#"{"username":""}"#,
+            r#"{"username":"-x"}"#,
+            r#"{"username":"a/b"}"#,
+            r#"{"username":"x.git"}"#,
+        ] {
+            assert!(parse_create(&fields(body)).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn users_render_like_gitlab() {
+        let user = User {
+            id: 3,
+            username: "alice".into(),
+            name: "Alice".into(),
+            created_at: 0,
+        };
+        let shown = render(&user, "https://r.example");
+        assert_eq!(shown["web_url"], "https://r.example/alice");
+        assert_eq!(shown["state"], "active");
+        assert_eq!(shown["created_at"], "1970-01-01T00:00:00.000Z");
+    }
+}
