@@ -49,6 +49,8 @@ pub enum Route<'a> {
     /// `personal_access_tokens(/:token_id)`.
     Users,
     User(&'a str),
+    /// `user`: the caller.
+    CurrentUser,
     UserPersonalAccessTokens(&'a str),
     PersonalAccessTokens,
     PersonalAccessToken(&'a str),
@@ -88,6 +90,7 @@ pub fn route(path: &str) -> Option<Route<'_>> {
         ["projects", id, "job_tokens"] => Some(Route::JobTokens(id)),
         ["users"] => Some(Route::Users),
         ["users", id] => Some(Route::User(id)),
+        ["user"] => Some(Route::CurrentUser),
         ["users", id, "personal_access_tokens"] => Some(Route::UserPersonalAccessTokens(id)),
         ["personal_access_tokens"] => Some(Route::PersonalAccessTokens),
         ["personal_access_tokens", token] => Some(Route::PersonalAccessToken(token)),
@@ -187,6 +190,7 @@ fn dispatch<K: KeyValue>(
             api::users::create(ctx, request, &body)
         }
         (Method::Get, Route::User(id)) => api::users::get(ctx, request, id),
+        (Method::Get, Route::CurrentUser) => api::users::current(ctx, request),
         (Method::Post, Route::UserPersonalAccessTokens(id)) => {
             let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
             api::personal_access_tokens::create(ctx, request, id, &body)
@@ -308,6 +312,7 @@ mod tests {
             route("/api/v4/users/2/personal_access_tokens"),
             Some(Route::UserPersonalAccessTokens("2"))
         );
+        assert_eq!(route("/api/v4/user"), Some(Route::CurrentUser));
         assert_eq!(
             route("/api/v4/personal_access_tokens/9"),
             Some(Route::PersonalAccessToken("9"))

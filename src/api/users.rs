@@ -1,12 +1,12 @@
 //! Users, as far as a package registry needs them: `POST /users`
-//! (administrators) and `GET /users/:id`.
+//! (administrators), `GET /users/:id` and `GET /user` (the caller).
 //!
 //! A user here is only what administrators hand personal access tokens out
 //! to (`personal_access_tokens`): an id, a username and a name. It has no
 //! password, email or membership; what a user's token may do is in the
 //! token's own grants.
 
-use genreg_token::Kind;
+use genreg_token::{Claims, Kind, Scope};
 use serde_json::{json, Value};
 
 use super::fields::Fields;
@@ -16,6 +16,7 @@ use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
+use crate::meta::tokens::{self, Holder, IssuedKind};
 use crate::meta::users::{self, User};
 
 /// GitLab's user JSON (the fields a registry has).
@@ -113,6 +114,98 @@ pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> Ap
     }
     let user = find(ctx, raw_id)?;
     Ok(Response::json(200, &render(&user, &ctx.config.public_url)))
+}
+
+/// `GET /user`: the caller, as python-gitlab's `gl.auth()` asks for it.
+///
+/// A personal access token issued to a user answers that user. Tokens not
+/// tied to a user record answer a stand-in: an access token its bot user
+/// (`id` the token's id, as its `user_id` says; `username`
+/// `project_<id>_bot_<token id>`; `bot: true`), a token minted with
+/// `genreg token create` (the administrator's among them) its subject, with
+/// `id` 0, which no user has. Anonymous callers get 401; so do deploy and
+/// job tokens, which GitLab does not accept on this endpoint; personal
+/// tokens without `api` or `read_api` get 403, as in GitLab.
+pub fn current<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiResult<Response> {
+    let claims = match ctx.authenticate(request)? {
+        Actor::Token(claims) if claims.kind == Kind::Personal => claims,
+        _ => return Err(ApiError::Unauthorized),
+    };
+    if !claims.admin && !claims.has_scope(Scope::Api) && !claims.has_scope(Scope::ReadApi) {
+        return Err(ApiError::Forbidden);
+    }
+    let public_url = &ctx.config.public_url;
+    let mut shown = match issued_record_user(ctx, &claims)? {
+        Some(shown) => shown,
+        None => {
+            let mut shown = render(
+                &User {
+                    id: 0,
+                    username: claims.subject.clone(),
+                    name: claims.subject.clone(),
+                    created_at: i64::try_from(claims.issued_at)
+                        .unwrap_or(0)
+                        .saturating_mul(1000),
+                },
+                public_url,
+            );
+            shown["is_admin"] = Value::Bool(claims.admin);
+            shown
+        }
+    };
+    // What GitLab adds for the caller's own record.
+    let own = json!({
+        "email": null,
+        "commit_email": null,
+        "confirmed_at": shown["created_at"],
+        "last_sign_in_at": null,
+        "current_sign_in_at": null,
+        "last_activity_on": null,
+        "identities": [],
+        "projects_limit": 0,
+        "can_create_group": false,
+        "can_create_project": claims.admin,
+        "two_factor_enabled": false,
+        "external": false,
+        "private_profile": false,
+    });
+    if let (Value::Object(shown), Value::Object(own)) = (&mut shown, own) {
+        shown.extend(own);
+    }
+    Ok(Response::json(200, &shown))
+}
+
+/// The user a token issued through the API stands for: the user of a
+/// personal access token, the bot user of an access token. `None` for
+/// tokens without a record (whose `jti` is no record id of theirs).
+fn issued_record_user<K: KeyValue>(ctx: &Context<K>, claims: &Claims) -> ApiResult<Option<Value>> {
+    let Ok(id) = claims.id.parse::<u64>() else {
+        return Ok(None);
+    };
+    let Some(record) = tokens::token(ctx.kv, id).map_err(ApiError::internal)? else {
+        return Ok(None);
+    };
+    if record.username != claims.subject {
+        return Ok(None);
+    }
+    let public_url = &ctx.config.public_url;
+    match (record.kind, record.holder) {
+        (IssuedKind::Personal, Holder::User(user_id)) => Ok(users::user(ctx.kv, user_id)
+            .map_err(ApiError::internal)?
+            .map(|user| render(&user, public_url))),
+        (IssuedKind::Access, _) => {
+            let bot = User {
+                id: record.id,
+                username: record.username.clone(),
+                name: record.name.clone(),
+                created_at: record.created_at,
+            };
+            let mut shown = render(&bot, public_url);
+            shown["bot"] = Value::Bool(true);
+            Ok(Some(shown))
+        }
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -54,6 +54,11 @@ def in_days(days):
 def main():
     admin = gitlab.Gitlab(URL, private_token=ADMIN_TOKEN)
 
+    step("gl.auth(): GET /user answers the caller (the CLI's admin token: a stand-in)")
+    admin.auth()
+    check(admin.user.username == "admin", admin.user.attributes)
+    check(admin.user.is_admin is True, admin.user.attributes)
+
     step("create a project (namespace_path is ours; GitLab takes namespace_id)")
     created = admin.projects.create(
         {"path": "tools", "namespace_path": "acme", "visibility": "private"}
@@ -94,6 +99,9 @@ def main():
 
     step("generic packages: upload and download with a project access token")
     with_access = gitlab.Gitlab(URL, private_token=access.token)
+    with_access.auth()
+    check(with_access.user.username == f"project_{project.id}_bot_{access.id}", with_access.user.attributes)
+    check(with_access.user.bot is True, with_access.user.attributes)
     as_developer = with_access.projects.get(project.id)
     payload = b"hello from python-gitlab\n"
     answer = as_developer.generic_packages.upload(
@@ -290,7 +298,11 @@ def main():
     )
     check(personal.token.startswith("glpat-"), personal.attributes)
     check(personal.user_id == user.id, personal.attributes)
-    as_alice = gitlab.Gitlab(URL, private_token=personal.token).projects.get("acme/tools")
+    alice_gl = gitlab.Gitlab(URL, private_token=personal.token)
+    alice_gl.auth()
+    check(alice_gl.user.username == "alice", alice_gl.user.attributes)
+    check(alice_gl.user.id == user.id, alice_gl.user.attributes)
+    as_alice = alice_gl.projects.get("acme/tools")
     as_alice.generic_packages.upload(
         package_name="tool", package_version="1.0.0", file_name="alice.txt", data=b"a"
     )
