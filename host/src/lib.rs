@@ -7,6 +7,8 @@
 //!   serves HTTP: one fresh instance per request.
 //! - Each import lives in its own module with a `Ctx` / view /
 //!   `add_to_linker`: [`keyvalue`], [`variables`], [`outbound`].
+//! - [`gc::run`] deletes the bucket's objects no package record points to
+//!   (`genreg gc`).
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
@@ -17,7 +19,9 @@
 //! ```
 
 pub mod data_dir;
+pub mod gc;
 mod handler;
+pub mod http_client;
 pub mod keyvalue;
 pub mod outbound;
 mod runtime;

@@ -1,10 +1,11 @@
 //! The `genreg` command: `genreg up` runs a registry, `genreg token create`
-//! mints a token offline.
+//! mints a token offline, `genreg gc` deletes unreferenced objects.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -31,18 +32,16 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Delete the bucket's objects (under files/) that no package record
+    /// points to; with --dry-run, only list them.
+    Gc(Gc),
 }
 
+/// Where file bytes are: the embedded S3 server unless --s3-endpoint.
 #[derive(Args)]
-struct Up {
-    /// Address to serve the registry on.
-    #[arg(long, env = "GENREG_LISTEN", default_value = "127.0.0.1:3000")]
-    listen: SocketAddr,
-    /// Data directory (token secret, key-value database, embedded S3 files).
-    #[arg(long, env = "GENREG_DATA", default_value = ".genreg")]
-    data: PathBuf,
+struct S3Args {
     /// External S3 endpoint, e.g. https://s3.eu-west-1.amazonaws.com; without
-    /// it an embedded S3 server runs on loopback.
+    /// it the embedded S3 server (files under the data directory) is used.
     #[arg(long, env = "GENREG_S3_ENDPOINT", requires_all = ["s3_bucket", "s3_access_key_id", "s3_secret_access_key"])]
     s3_endpoint: Option<String>,
     #[arg(long, env = "GENREG_S3_BUCKET")]
@@ -53,6 +52,62 @@ struct Up {
     s3_access_key_id: Option<String>,
     #[arg(long, env = "GENREG_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     s3_secret_access_key: Option<String>,
+}
+
+impl S3Args {
+    /// External with --s3-endpoint, else embedded on `listen`.
+    fn into_config(self, listen: Option<SocketAddr>) -> anyhow::Result<S3Config> {
+        Ok(match self.s3_endpoint {
+            Some(endpoint) => S3Config::External {
+                endpoint,
+                bucket: self.s3_bucket.context("--s3-bucket is required")?,
+                region: self.s3_region,
+                access_key_id: self
+                    .s3_access_key_id
+                    .context("--s3-access-key-id is required")?,
+                secret_access_key: self
+                    .s3_secret_access_key
+                    .context("--s3-secret-access-key is required")?,
+            },
+            None => S3Config::Embedded { listen },
+        })
+    }
+}
+
+#[derive(Args)]
+struct Gc {
+    /// The registry's data directory (its key-value database; with the
+    /// embedded S3 server, its files).
+    #[arg(long, env = "GENREG_DATA", default_value = ".genreg")]
+    data: PathBuf,
+    /// Only list the unreferenced objects.
+    #[arg(long)]
+    dry_run: bool,
+    /// Grace period: objects modified less than this long before gc read
+    /// the records are kept (an upload writes its object before its record),
+    /// e.g. 1h, 30m, 2d, 0.
+    #[arg(long, default_value = "1h", value_parser = parse_min_age)]
+    min_age: Duration,
+    #[command(flatten)]
+    s3: S3Args,
+}
+
+fn parse_min_age(text: &str) -> Result<Duration, String> {
+    genreg_token::parse_duration_secs(text)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("invalid duration {text:?} (e.g. 1h, 30m, 2d, 0)"))
+}
+
+#[derive(Args)]
+struct Up {
+    /// Address to serve the registry on.
+    #[arg(long, env = "GENREG_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Data directory (token secret, key-value database, embedded S3 files).
+    #[arg(long, env = "GENREG_DATA", default_value = ".genreg")]
+    data: PathBuf,
+    #[command(flatten)]
+    s3: S3Args,
     /// Address of the embedded S3 server (default: an ephemeral loopback port).
     #[arg(long, env = "GENREG_S3_LISTEN", conflicts_with = "s3_endpoint")]
     s3_listen: Option<SocketAddr>,
@@ -124,6 +179,7 @@ fn main() -> ExitCode {
         Command::Token {
             command: TokenCommand::Create(create),
         } => create_token(create).map(|token| println!("{token}")),
+        Command::Gc(gc) => run_gc(gc),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -140,22 +196,7 @@ fn run_up(up: Up) -> anyhow::Result<()> {
     if let Some(component) = up.component {
         config.component = component;
     }
-    config.s3 = match up.s3_endpoint {
-        Some(endpoint) => S3Config::External {
-            endpoint,
-            bucket: up.s3_bucket.context("--s3-bucket is required")?,
-            region: up.s3_region,
-            access_key_id: up
-                .s3_access_key_id
-                .context("--s3-access-key-id is required")?,
-            secret_access_key: up
-                .s3_secret_access_key
-                .context("--s3-secret-access-key is required")?,
-        },
-        None => S3Config::Embedded {
-            listen: up.s3_listen,
-        },
-    };
+    config.s3 = up.s3.into_config(up.s3_listen)?;
     let mut variables = BTreeMap::new();
     if let Some(size) = up.max_file_size {
         variables.insert("max_file_size".to_string(), size.to_string());
@@ -184,6 +225,34 @@ fn run_up(up: Up) -> anyhow::Result<()> {
         registry.shutdown().await;
         Ok(())
     })
+}
+
+/// `genreg gc`: one line per unreferenced object, then the summary. Fails
+/// (after the report) when a delete failed.
+fn run_gc(args: Gc) -> anyhow::Result<()> {
+    let config = genreg::gc::GcConfig {
+        s3: args.s3.into_config(None)?,
+        min_age: args.min_age,
+        dry_run: args.dry_run,
+        ..genreg::gc::GcConfig::new(args.data)
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(genreg::gc::run(&config))?;
+    for orphan in &report.unreferenced {
+        println!("{orphan}");
+    }
+    if !report.missing.is_empty() {
+        eprintln!(
+            "warning: {} object(s) that records point to are not in the bucket, e.g. {}",
+            report.missing.len(),
+            report.missing[0]
+        );
+    }
+    println!("{}", report.summary());
+    if report.failed() > 0 {
+        bail!("{} object(s) could not be deleted", report.failed());
+    }
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -349,6 +418,55 @@ mod tests {
         let c = claims_for(&args(&["--expires-in", "1d", "--admin"]), 1000).unwrap();
         assert_eq!(c.expires_at, Some(1000 + 86_400));
         assert!(c.admin);
+    }
+
+    fn gc_args(extra: &[&str]) -> Gc {
+        let mut argv = vec!["genreg", "gc", "--data", "d"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Gc(gc) => gc,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn gc_defaults_to_an_hour_of_grace_and_the_embedded_s3() {
+        let gc = gc_args(&[]);
+        assert_eq!(gc.min_age, Duration::from_secs(3600));
+        assert!(!gc.dry_run);
+        assert!(matches!(
+            gc.s3.into_config(None).unwrap(),
+            S3Config::Embedded { listen: None }
+        ));
+        let gc = gc_args(&["--dry-run", "--min-age", "0"]);
+        assert!(gc.dry_run);
+        assert_eq!(gc.min_age, Duration::ZERO);
+        assert_eq!(gc_args(&["--min-age", "2d"]).min_age.as_secs(), 172_800);
+        assert!(Cli::try_parse_from(["genreg", "gc", "--min-age", "soon"]).is_err());
+    }
+
+    #[test]
+    fn gc_takes_an_external_s3() {
+        let gc = gc_args(&[
+            "--s3-endpoint",
+            "https://s3.example.com",
+            "--s3-bucket",
+            "b",
+            "--s3-access-key-id",
+            "k",
+            "--s3-secret-access-key",
+            "s",
+        ]);
+        match gc.s3.into_config(None).unwrap() {
+            S3Config::External {
+                endpoint, region, ..
+            } => assert_eq!(
+                (endpoint.as_str(), region.as_str()),
+                ("https://s3.example.com", "us-east-1")
+            ),
+            S3Config::Embedded { .. } => panic!("external expected"),
+        }
+        assert!(Cli::try_parse_from(["genreg", "gc", "--s3-endpoint", "https://h"]).is_err());
     }
 
     #[test]

@@ -51,7 +51,96 @@ pub async fn start(data_dir: &Path, listen: Option<SocketAddr>) -> anyhow::Resul
     std::fs::create_dir_all(root.join(BUCKET))
         .with_context(|| format!("creating {}", root.display()))?;
     let credentials = data_dir::s3_credentials(data_dir).context("reading S3 credentials")?;
+    let (server, root) = serve_fs(root, &credentials, listen).await?;
+    Ok(EmbeddedS3 {
+        server,
+        credentials,
+        root,
+    })
+}
 
+/// An embedded S3 server over an existing data directory for an admin
+/// command (`genreg gc`), safe to run while `genreg up` serves the same
+/// directory. Stopping it removes its private root.
+pub struct EmbeddedS3View {
+    pub server: EmbeddedS3,
+    private_root: PathBuf,
+}
+
+impl EmbeddedS3View {
+    pub async fn shutdown(self) {
+        self.server.server.shutdown().await;
+        let _ = std::fs::remove_dir_all(&self.private_root);
+    }
+}
+
+/// Starts an embedded S3 server on an ephemeral loopback port over the
+/// bucket of an existing data directory; never creates the bucket or the
+/// credentials.
+///
+/// s3s-fs deletes every `.tmp.*.internal.part` file of its root when it
+/// starts: those are the objects a running server is writing. So this
+/// server gets a private root of its own (under the system temporary
+/// directory) holding only a symbolic link to the bucket directory, and a
+/// `genreg up` on the same data directory keeps its uploads in flight. On
+/// systems without symbolic links it uses the data directory's root.
+pub async fn start_view(data_dir: &Path) -> anyhow::Result<EmbeddedS3View> {
+    let root = data_dir::s3_root(data_dir);
+    let bucket_dir = root.join(BUCKET);
+    anyhow::ensure!(
+        bucket_dir.is_dir(),
+        "{} holds no embedded S3 bucket (for a registry on an external S3, give --s3-endpoint)",
+        bucket_dir.display()
+    );
+    let credentials_path = data_dir.join(data_dir::S3_CREDENTIALS_FILE);
+    anyhow::ensure!(
+        credentials_path.is_file(),
+        "{} is missing",
+        credentials_path.display()
+    );
+    let credentials = data_dir::s3_credentials(data_dir).context("reading S3 credentials")?;
+
+    let private_root = std::env::temp_dir().join(format!("genreg-s3-{}", data_dir::random_hex(8)));
+    std::fs::create_dir_all(&private_root)
+        .with_context(|| format!("creating {}", private_root.display()))?;
+    let fs_root = match link_bucket(&bucket_dir, &private_root.join(BUCKET)) {
+        Ok(()) => private_root.clone(),
+        Err(_) => root,
+    };
+    let started = serve_fs(fs_root, &credentials, None).await;
+    match started {
+        Ok((server, root)) => Ok(EmbeddedS3View {
+            server: EmbeddedS3 {
+                server,
+                credentials,
+                root,
+            },
+            private_root,
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&private_root);
+            Err(e)
+        }
+    }
+}
+
+#[cfg(unix)]
+fn link_bucket(bucket_dir: &Path, link: &Path) -> std::io::Result<()> {
+    let target = bucket_dir.canonicalize()?;
+    std::os::unix::fs::symlink(target, link)
+}
+
+#[cfg(not(unix))]
+fn link_bucket(_bucket_dir: &Path, _link: &Path) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Serves s3s-fs over `root` with one access key.
+async fn serve_fs(
+    root: PathBuf,
+    credentials: &S3Credentials,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<(ServerHandle, PathBuf)> {
     let fs = s3s_fs::FileSystem::new(&root)
         .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", root.display()))?;
     let mut builder = S3ServiceBuilder::new(FastFs {
@@ -69,11 +158,7 @@ pub async fn start(data_dir: &Path, listen: Option<SocketAddr>) -> anyhow::Resul
         .await
         .with_context(|| format!("binding the embedded S3 server to {listen}"))?;
     let server = serve::spawn(listener, move |_peer| service.clone())?;
-    Ok(EmbeddedS3 {
-        server,
-        credentials,
-        root,
-    })
+    Ok((server, root))
 }
 
 /// s3s-fs with faster object reads.

@@ -60,6 +60,34 @@ impl SqliteStore {
         Self::init(conn)
     }
 
+    /// Opens an existing database read-only, for offline tools (`genreg gc`):
+    /// never creates the file or its table, so a wrong path is an error
+    /// rather than an empty store.
+    pub fn open_existing(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        if !path.is_file() {
+            return Err(StoreError(format!(
+                "no key-value database at {}",
+                path.display()
+            )));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let has_table = conn
+            .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv'")?
+            .exists([])?;
+        if !has_table {
+            return Err(StoreError(format!(
+                "{} is not a genreg key-value database (it has no kv table)",
+                path.display()
+            )));
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
     /// A throwaway database, for tests.
     pub fn open_in_memory() -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory()?)
@@ -318,6 +346,40 @@ mod tests {
         assert_eq!(page.keys.len(), 10);
         assert_eq!(page.cursor, None);
         assert_eq!(s.list_keys(None, 100).unwrap().keys.len(), 10);
+    }
+
+    #[test]
+    fn open_existing_never_creates_a_database() {
+        let dir = std::env::temp_dir().join(format!(
+            "genreg-test-open-existing-{}",
+            crate::data_dir::random_hex(6)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kv.sqlite3");
+        assert!(SqliteStore::open_existing(&path).is_err());
+        assert!(!path.exists());
+
+        // A SQLite file of something else is refused too.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE other (x)")
+            .unwrap();
+        let refused = SqliteStore::open_existing(&path).err().unwrap();
+        assert!(refused.0.contains("no kv table"), "{refused}");
+
+        // Garbage is not a database.
+        let garbage = dir.join("garbage");
+        std::fs::write(&garbage, vec![7u8; 4096]).unwrap();
+        assert!(SqliteStore::open_existing(&garbage).is_err());
+
+        std::fs::remove_file(&path).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        store.set("k", b"v").unwrap();
+        drop(store);
+        let reopened = SqliteStore::open_existing(&path).unwrap();
+        assert_eq!(reopened.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert!(reopened.set("k", b"w").is_err(), "read-only");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

@@ -1,0 +1,781 @@
+//! `genreg gc`: deletes the objects of the bucket that no package record
+//! points to.
+//!
+//! Such objects are normal leftovers: a publish writes its object first and
+//! commits the record after (see DESIGN.md), so a crash, a refused commit
+//! whose cleanup failed, or a client that went away leaves an object behind.
+//!
+//! 1. Open the key-value database of the data directory (read-only; refuse
+//!    if it is missing or not genreg's), note the time, and read every
+//!    package record (`v1/pkg/...`), collecting the `object_key` of their
+//!    files. Records are decoded generically (`serde_json::Value`), so this
+//!    does not depend on the component's model beyond those two names; a
+//!    record that does not decode stops the run, since its objects would
+//!    otherwise look unreferenced.
+//! 2. List the bucket's objects under `files/` (ListObjectsV2, paginated).
+//!    Nothing outside `files/` is ever looked at or deleted.
+//! 3. An object no record points to is deleted (DeleteObject), unless it was
+//!    modified less than `min_age` before the records were read: an upload
+//!    in flight has its object before its record, so young objects are only
+//!    reported.
+//!
+//! S3 requests are SigV4-presigned with `rusty-s3` and sent with
+//! [`HttpClient`]. With the embedded S3 server, `gc` starts one of its own on
+//! loopback over the data directory's bucket ([`crate::s3::start_view`]), so
+//! both cases take the same path.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, ensure, Context as _};
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use rusty_s3::actions::ListObjectsV2;
+use rusty_s3::{Bucket, Credentials, S3Action as _, UrlStyle};
+use serde_json::Value;
+
+use crate::http_client::HttpClient;
+use crate::keyvalue::{SqliteStore, LIST_PAGE_SIZE};
+use crate::{data_dir, S3Config};
+
+/// The objects the registry writes (`files/<hex>`): the only ones gc touches.
+pub const FILES_PREFIX: &str = "files/";
+/// Package records: `v1/pkg/<project>/<name>/<version>`.
+pub const PACKAGE_PREFIX: &str = "v1/pkg/";
+/// Suffix of the creation-claim counters the component keeps next to the
+/// keys it creates (`v1/pkg/1/p/1.0#created`, an 8-byte counter; names and
+/// versions never contain `#`).
+pub const CREATION_CLAIM_SUFFIX: &str = "#created";
+/// Default of `--min-age`.
+pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(3600);
+/// How long each presigned URL is valid.
+const SIGNED_FOR: Duration = Duration::from_secs(15 * 60);
+
+/// What to collect, and where.
+#[derive(Clone, Debug)]
+pub struct GcConfig {
+    /// The registry's data directory (its key-value database; with the
+    /// embedded S3, its bucket and credentials).
+    pub data_dir: PathBuf,
+    /// The bucket; `Embedded` means the data directory's own (its `listen`
+    /// is ignored: gc serves it on an ephemeral loopback port).
+    pub s3: S3Config,
+    /// Objects modified less than this long before the records were read are
+    /// never deleted.
+    pub min_age: Duration,
+    /// Only report what would be deleted.
+    pub dry_run: bool,
+    /// Keys asked for per ListObjectsV2 page (S3 answers at most 1000).
+    pub page_size: usize,
+}
+
+impl GcConfig {
+    /// The data directory's embedded S3, [`DEFAULT_MIN_AGE`], deleting.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        GcConfig {
+            data_dir: data_dir.into(),
+            s3: S3Config::Embedded { listen: None },
+            min_age: DEFAULT_MIN_AGE,
+            dry_run: false,
+            page_size: 1000,
+        }
+    }
+}
+
+/// What happened to an unreferenced object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Deleted,
+    /// `--dry-run`: old enough, would have been deleted.
+    WouldDelete,
+    /// Modified within the grace period (or with no usable `LastModified`).
+    Skipped,
+    /// The DeleteObject request failed.
+    Failed(String),
+}
+
+/// An object under `files/` that no package record points to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Orphan {
+    pub key: String,
+    pub size: Option<u64>,
+    /// As the listing gave it (RFC 3339).
+    pub last_modified: Option<String>,
+    pub outcome: Outcome,
+}
+
+impl fmt::Display for Orphan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match &self.outcome {
+            Outcome::Deleted => "deleted",
+            Outcome::WouldDelete => "would delete",
+            Outcome::Skipped => "skipped (too young)",
+            Outcome::Failed(_) => "failed",
+        };
+        write!(f, "{what} {}", self.key)?;
+        let size = self.size.map_or("?".to_string(), |s| s.to_string());
+        let modified = self.last_modified.as_deref().unwrap_or("unknown");
+        write!(f, " ({size} bytes, modified {modified})")?;
+        if let Outcome::Failed(error) = &self.outcome {
+            write!(f, ": {error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of a run.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Package records read.
+    pub records: usize,
+    /// Distinct object keys they point to.
+    pub referenced: usize,
+    /// Objects under `files/` in the bucket.
+    pub objects: usize,
+    /// Referenced keys that were not in the listing (a package deleted while
+    /// gc ran, or an object lost: the registry answers 5xx for its file).
+    pub missing: Vec<String>,
+    /// Every object no record points to, in key order.
+    pub unreferenced: Vec<Orphan>,
+    pub dry_run: bool,
+    pub min_age: Duration,
+    /// When the record scan started; objects modified after
+    /// `scan_started - min_age` were kept.
+    pub scan_started: SystemTime,
+}
+
+impl Report {
+    fn count(&self, pick: impl Fn(&Outcome) -> bool) -> usize {
+        self.unreferenced
+            .iter()
+            .filter(|o| pick(&o.outcome))
+            .count()
+    }
+
+    pub fn deleted(&self) -> usize {
+        self.count(|o| *o == Outcome::Deleted)
+    }
+
+    pub fn skipped(&self) -> usize {
+        self.count(|o| *o == Outcome::Skipped)
+    }
+
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed(_)))
+    }
+
+    /// `N objects, M unreferenced, K deleted`.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "{} objects, {} unreferenced, {} deleted",
+            self.objects,
+            self.unreferenced.len(),
+            self.deleted()
+        );
+        let mut notes = Vec::new();
+        if self.dry_run {
+            let would = self.count(|o| *o == Outcome::WouldDelete);
+            notes.push(format!("dry run: {would} would be deleted"));
+        }
+        if self.skipped() > 0 {
+            notes.push(format!(
+                "{} younger than {} skipped",
+                self.skipped(),
+                format_duration(self.min_age)
+            ));
+        }
+        if self.failed() > 0 {
+            notes.push(format!("{} failed", self.failed()));
+        }
+        if !notes.is_empty() {
+            line.push_str(&format!(" ({})", notes.join(", ")));
+        }
+        line
+    }
+}
+
+/// Runs a collection. Errors only when nothing could be decided (the
+/// database, the records or the listing); a failed delete is reported in
+/// its [`Orphan`] and the run goes on.
+pub async fn run(config: &GcConfig) -> anyhow::Result<Report> {
+    let db_path = data_dir::keyvalue_path(&config.data_dir);
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open_existing(&db_path))
+        .await?
+        .context("cannot read the key-value database, so nothing is deleted")?;
+    let store = Arc::new(store);
+
+    let scan_started = SystemTime::now();
+    let references = tokio::task::spawn_blocking({
+        let store = store.clone();
+        move || collect_references(&store)
+    })
+    .await??;
+    drop(store);
+
+    let cutoff = scan_started
+        .checked_sub(config.min_age)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+
+    let (access, embedded) = match &config.s3 {
+        S3Config::Embedded { .. } => {
+            let view = crate::s3::start_view(&config.data_dir).await?;
+            let access = S3Target {
+                endpoint: view.server.endpoint(),
+                bucket: crate::s3::BUCKET.to_string(),
+                region: crate::s3::REGION.to_string(),
+                access_key_id: view.server.credentials.access_key_id.clone(),
+                secret_access_key: view.server.credentials.secret_access_key.clone(),
+            };
+            (access, Some(view))
+        }
+        S3Config::External {
+            endpoint,
+            bucket,
+            region,
+            access_key_id,
+            secret_access_key,
+        } => (
+            S3Target {
+                endpoint: endpoint.clone(),
+                bucket: bucket.clone(),
+                region: region.clone(),
+                access_key_id: access_key_id.clone(),
+                secret_access_key: secret_access_key.clone(),
+            },
+            None,
+        ),
+    };
+
+    let result = collect(&access, &references.keys, cutoff, config).await;
+    if let Some(view) = embedded {
+        view.shutdown().await;
+    }
+    let (objects, missing, unreferenced) = result?;
+    Ok(Report {
+        records: references.records,
+        referenced: references.keys.len(),
+        objects,
+        missing,
+        unreferenced,
+        dry_run: config.dry_run,
+        min_age: config.min_age,
+        scan_started,
+    })
+}
+
+struct S3Target {
+    endpoint: String,
+    bucket: String,
+    region: String,
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+/// Lists `files/`, then deletes (or not) what is unreferenced. Returns the
+/// number of objects, the missing references and the unreferenced objects.
+async fn collect(
+    target: &S3Target,
+    referenced: &HashSet<String>,
+    cutoff: SystemTime,
+    config: &GcConfig,
+) -> anyhow::Result<(usize, Vec<String>, Vec<Orphan>)> {
+    let endpoint = url::Url::parse(&target.endpoint)
+        .with_context(|| format!("invalid S3 endpoint {:?}", target.endpoint))?;
+    let bucket = Bucket::new(
+        endpoint,
+        UrlStyle::Path,
+        target.bucket.clone(),
+        target.region.clone(),
+    )
+    .context("invalid S3 endpoint or bucket")?;
+    let credentials = Credentials::new(&target.access_key_id, &target.secret_access_key);
+    let mut client = HttpClient::new();
+
+    let listed = list_files(&mut client, &bucket, &credentials, config.page_size).await?;
+    let listed_keys: HashSet<&str> = listed.iter().map(|o| o.key.as_str()).collect();
+    let mut missing: Vec<String> = referenced
+        .iter()
+        .filter(|k| k.starts_with(FILES_PREFIX) && !listed_keys.contains(k.as_str()))
+        .cloned()
+        .collect();
+    missing.sort();
+
+    let mut unreferenced = Vec::new();
+    for object in &listed {
+        if referenced.contains(&object.key) {
+            continue;
+        }
+        let outcome = if !old_enough(object.last_modified.as_deref(), cutoff) {
+            Outcome::Skipped
+        } else if config.dry_run {
+            Outcome::WouldDelete
+        } else {
+            match delete(&mut client, &bucket, &credentials, &object.key).await {
+                Ok(()) => Outcome::Deleted,
+                Err(e) => Outcome::Failed(format!("{e:#}")),
+            }
+        };
+        unreferenced.push(Orphan {
+            key: object.key.clone(),
+            size: object.size,
+            last_modified: object.last_modified.clone(),
+            outcome,
+        });
+    }
+    Ok((listed.len(), missing, unreferenced))
+}
+
+/// Every object under `files/`, following continuation tokens.
+async fn list_files(
+    client: &mut HttpClient,
+    bucket: &Bucket,
+    credentials: &Credentials,
+    page_size: usize,
+) -> anyhow::Result<Vec<ListedObject>> {
+    let mut objects = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut action = bucket.list_objects_v2(Some(credentials));
+        action.with_prefix(FILES_PREFIX);
+        action.with_max_keys(page_size.max(1));
+        if let Some(token) = &token {
+            action.with_continuation_token(token.clone());
+        }
+        let url = action.sign(SIGNED_FOR);
+        let response = client.send(Method::GET, url.as_str(), Bytes::new()).await?;
+        ensure!(
+            response.status == StatusCode::OK,
+            "listing the bucket answered {}: {}",
+            response.status,
+            response.body_excerpt()
+        );
+        let text = std::str::from_utf8(&response.body).context("listing is not UTF-8")?;
+        let page = parse_listing(text)?;
+        objects.extend(page.objects);
+        match page.next {
+            // A server repeating a token would loop forever.
+            Some(next) if token.as_ref() == Some(&next) => {
+                bail!("the S3 server returned the same continuation token twice")
+            }
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    Ok(objects)
+}
+
+async fn delete(
+    client: &mut HttpClient,
+    bucket: &Bucket,
+    credentials: &Credentials,
+    key: &str,
+) -> anyhow::Result<()> {
+    // Checked again right before the request: gc never deletes elsewhere.
+    ensure!(
+        key.starts_with(FILES_PREFIX),
+        "{key} is outside {FILES_PREFIX}"
+    );
+    let url = bucket
+        .delete_object(Some(credentials), key)
+        .sign(SIGNED_FOR);
+    let response = client
+        .send(Method::DELETE, url.as_str(), Bytes::new())
+        .await?;
+    // 404: already gone (S3 itself answers 204 either way).
+    if response.status.is_success() || response.status == StatusCode::NOT_FOUND {
+        Ok(())
+    } else {
+        bail!("answered {}: {}", response.status, response.body_excerpt())
+    }
+}
+
+/// The object keys the package records point to.
+#[derive(Debug, Default)]
+pub struct References {
+    /// Package records read.
+    pub records: usize,
+    pub keys: HashSet<String>,
+}
+
+/// Reads every key under [`PACKAGE_PREFIX`] with the store's own paging and
+/// collects the object keys of the records (creation claims, ending in
+/// [`CREATION_CLAIM_SUFFIX`], are skipped; any other key there must be a
+/// package record). Refuses a store that holds no `v1/` key at all: that is
+/// not a registry's database, and collecting against it would delete every
+/// object.
+pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
+    let any = store.list_keys(Some("v1/"), 1)?;
+    ensure!(
+        any.keys.first().is_some_and(|k| k.starts_with("v1/")),
+        "the key-value database holds no registry data (no v1/ key)"
+    );
+    let mut references = References::default();
+    // `list_keys` returns keys after the cursor: `v1/pkg/` itself is never a
+    // key, and every package key sorts after it.
+    let mut cursor = PACKAGE_PREFIX.to_string();
+    loop {
+        let page = store.list_keys(Some(&cursor), LIST_PAGE_SIZE)?;
+        let mut past_prefix = false;
+        for key in &page.keys {
+            if !key.starts_with(PACKAGE_PREFIX) {
+                past_prefix = true;
+                break;
+            }
+            if key.ends_with(CREATION_CLAIM_SUFFIX) {
+                continue;
+            }
+            // Deleted between the listing and the read: nothing to keep.
+            let Some(value) = store.get(key)? else {
+                continue;
+            };
+            let keys = record_object_keys(&value).with_context(|| format!("record {key}"))?;
+            references.records += 1;
+            references.keys.extend(keys);
+        }
+        match page.cursor {
+            Some(next) if !past_prefix => cursor = next,
+            _ => break,
+        }
+    }
+    Ok(references)
+}
+
+/// The object keys a package record points to: `files[].object_key`, plus
+/// any other `object_key` string anywhere in the record (so a later layout
+/// that keeps keys elsewhere errs on the side of keeping objects).
+///
+/// Errors when the value is not a JSON object with a `files` array whose
+/// entries all carry a string `object_key`.
+pub fn record_object_keys(value: &[u8]) -> anyhow::Result<Vec<String>> {
+    let record: Value = serde_json::from_slice(value).context("not JSON")?;
+    let files = record
+        .get("files")
+        .and_then(Value::as_array)
+        .context("no files array")?;
+    for (i, file) in files.iter().enumerate() {
+        ensure!(
+            file.get("object_key").is_some_and(Value::is_string),
+            "files[{i}] has no object_key"
+        );
+    }
+    let mut keys = Vec::new();
+    walk_object_keys(&record, &mut keys);
+    Ok(keys)
+}
+
+fn walk_object_keys(value: &Value, keys: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (name, inner) in map {
+                match inner {
+                    Value::String(key) if name == "object_key" => keys.push(key.clone()),
+                    _ => walk_object_keys(inner, keys),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| walk_object_keys(v, keys)),
+        _ => {}
+    }
+}
+
+/// Whether an object last modified at `last_modified` (RFC 3339, as S3
+/// lists it) may be deleted: strictly before `cutoff`. An absent or
+/// unreadable time never is.
+pub fn old_enough(last_modified: Option<&str>, cutoff: SystemTime) -> bool {
+    let Some(text) = last_modified else {
+        return false;
+    };
+    match text.trim().parse::<jiff::Timestamp>() {
+        Ok(time) => SystemTime::from(time) < cutoff,
+        Err(_) => false,
+    }
+}
+
+/// One object of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub size: Option<u64>,
+    pub last_modified: Option<String>,
+}
+
+/// One ListObjectsV2 page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListingPage {
+    /// Only keys under [`FILES_PREFIX`] (whatever the server sent).
+    pub objects: Vec<ListedObject>,
+    /// The continuation token when more follow.
+    pub next: Option<String>,
+}
+
+/// Parses a ListObjectsV2 answer with rusty-s3 (which URL-decodes the keys
+/// it asked to be encoded), keeping only the keys under [`FILES_PREFIX`].
+pub fn parse_listing(xml: &str) -> anyhow::Result<ListingPage> {
+    let parsed = ListObjectsV2::parse_response(xml)
+        .map_err(|e| anyhow::anyhow!("invalid ListObjectsV2 answer: {e}"))?;
+    let objects = parsed
+        .contents
+        .into_iter()
+        .filter(|c| c.key.starts_with(FILES_PREFIX))
+        .map(|c| ListedObject {
+            key: c.key,
+            size: c.size,
+            last_modified: c.last_modified,
+        })
+        .collect();
+    Ok(ListingPage {
+        objects,
+        next: parsed.next_continuation_token,
+    })
+}
+
+/// `1h`, `90m`, `45s`: the largest unit that divides the duration.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs > 0 && secs.is_multiple_of(size) {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(files: &[&str]) -> Vec<u8> {
+        let files: Vec<Value> = files
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                serde_json::json!({
+                    "id": i, "file_name": format!("f{i}"), "size": 1,
+                    "md5": "", "sha1": "", "sha256": "",
+                    "object_key": key, "created_at": 0,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "id": 1, "project_id": 1, "name": "p", "version": "1.0",
+            "status": "default", "created_at": 0, "updated_at": 0,
+            "files": files,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn record_keys_come_from_files() {
+        let keys = record_object_keys(&record(&["files/a", "files/b"])).unwrap();
+        assert_eq!(keys, ["files/a", "files/b"]);
+    }
+
+    #[test]
+    fn deleted_packages_point_to_nothing() {
+        let mut value: Value = serde_json::from_slice(&record(&[])).unwrap();
+        value["deleted_at"] = 5.into();
+        let keys = record_object_keys(value.to_string().as_bytes()).unwrap();
+        assert!(keys.is_empty());
+    }
+
+    #[test]
+    fn object_keys_elsewhere_in_a_record_are_kept_too() {
+        let mut value: Value = serde_json::from_slice(&record(&["files/a"])).unwrap();
+        value["pending"] = serde_json::json!([{ "object_key": "files/upload" }]);
+        let mut keys = record_object_keys(value.to_string().as_bytes()).unwrap();
+        keys.sort();
+        assert_eq!(keys, ["files/a", "files/upload"]);
+    }
+
+    #[test]
+    fn undecodable_records_are_errors() {
+        assert!(record_object_keys(b"not json").is_err());
+        assert!(record_object_keys(b"[]").is_err());
+        assert!(record_object_keys(br#"{"id": 1}"#).is_err());
+        assert!(record_object_keys(br#"{"files": [{"file_name": "a"}]}"#).is_err());
+        assert!(record_object_keys(br#"{"files": [{"object_key": 7}]}"#).is_err());
+    }
+
+    #[test]
+    fn references_come_from_package_keys_only() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store.set("v1/project/1", b"{}").unwrap();
+        store
+            .set("v1/pkg/1/p/1.0", &record(&["files/a", "files/b"]))
+            .unwrap();
+        store.set("v1/pkg/1/p/2.0", &record(&["files/c"])).unwrap();
+        store.set("v1/pkg/2/q/1.0", &record(&[])).unwrap();
+        store
+            .set("v1/pkg/2/q/1.0#created", &1i64.to_le_bytes())
+            .unwrap();
+        // Neighbours of the prefix, which are not package records.
+        store
+            .set("v1/pkg-id/1", br#"{"object_key": "files/x"}"#)
+            .unwrap();
+        store.set("v1/pkg-index/1/0", b"[]").unwrap();
+        store.set("v1/pkg0", b"junk").unwrap();
+        store.set("v1/pkh/1", b"junk").unwrap();
+        let references = collect_references(&store).unwrap();
+        assert_eq!(references.records, 3);
+        let mut keys: Vec<_> = references.keys.into_iter().collect();
+        keys.sort();
+        assert_eq!(keys, ["files/a", "files/b", "files/c"]);
+    }
+
+    #[test]
+    fn references_span_pages() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let count = LIST_PAGE_SIZE * 2 + 5;
+        for i in 0..count {
+            let key = format!("files/{i}");
+            store
+                .set(&format!("v1/pkg/1/p/{i:05}"), &record(&[&key]))
+                .unwrap();
+        }
+        store.set("v1/seq/package", b"1").unwrap();
+        let references = collect_references(&store).unwrap();
+        assert_eq!(references.records, count);
+        assert_eq!(references.keys.len(), count);
+    }
+
+    #[test]
+    fn a_bad_record_stops_the_scan() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store.set("v1/pkg/1/p/1.0", &record(&["files/a"])).unwrap();
+        store.set("v1/pkg/1/p/2.0", b"{oops").unwrap();
+        let error = collect_references(&store).unwrap_err();
+        assert!(format!("{error:#}").contains("v1/pkg/1/p/2.0"), "{error:#}");
+    }
+
+    #[test]
+    fn a_store_without_registry_data_is_refused() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        assert!(collect_references(&store).is_err());
+        store.set("other", b"x").unwrap();
+        assert!(collect_references(&store).is_err());
+        store.set("v1/project/1", b"{}").unwrap();
+        let references = collect_references(&store).unwrap();
+        assert_eq!((references.records, references.keys.len()), (0, 0));
+    }
+
+    #[test]
+    fn only_objects_older_than_the_cutoff_are_old_enough() {
+        let cutoff = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // 2023-11-14T22:13:20Z is the cutoff itself.
+        assert!(old_enough(Some("2023-11-14T22:13:19.999Z"), cutoff));
+        assert!(old_enough(Some("2020-01-01T00:00:00Z"), cutoff));
+        assert!(!old_enough(Some("2023-11-14T22:13:20.000Z"), cutoff));
+        assert!(!old_enough(Some("2023-11-14T22:13:21Z"), cutoff));
+        assert!(old_enough(Some("2023-11-14T23:13:19+01:00"), cutoff));
+        assert!(!old_enough(None, cutoff));
+        assert!(!old_enough(Some("yesterday"), cutoff));
+        assert!(!old_enough(Some(""), cutoff));
+    }
+
+    #[test]
+    fn listings_parse_with_tokens_and_keep_only_files() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>genreg</Name>
+  <Prefix>files%2F</Prefix>
+  <KeyCount>3</KeyCount>
+  <MaxKeys>3</MaxKeys>
+  <EncodingType>url</EncodingType>
+  <IsTruncated>true</IsTruncated>
+  <NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>
+  <Contents>
+    <Key>files%2F00ff</Key>
+    <LastModified>2024-05-01T10:00:00.000Z</LastModified>
+    <ETag>&quot;abc&quot;</ETag>
+    <Size>12</Size>
+    <StorageClass>STANDARD</StorageClass>
+  </Contents>
+  <Contents>
+    <Key>files%2Fwith+space</Key>
+    <LastModified>2024-05-01T11:00:00.000Z</LastModified>
+    <Size>0</Size>
+  </Contents>
+  <Contents>
+    <Key>other%2Fthing</Key>
+    <LastModified>2024-05-01T11:00:00.000Z</LastModified>
+    <Size>3</Size>
+  </Contents>
+</ListBucketResult>"#;
+        let page = parse_listing(xml).unwrap();
+        assert_eq!(
+            page.objects,
+            [
+                ListedObject {
+                    key: "files/00ff".into(),
+                    size: Some(12),
+                    last_modified: Some("2024-05-01T10:00:00.000Z".into()),
+                },
+                ListedObject {
+                    key: "files/with space".into(),
+                    size: Some(0),
+                    last_modified: Some("2024-05-01T11:00:00.000Z".into()),
+                },
+            ]
+        );
+        assert_eq!(
+            page.next.as_deref(),
+            Some("1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=")
+        );
+    }
+
+    #[test]
+    fn the_last_listing_page_has_no_token() {
+        let xml = r#"<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Name>genreg</Name><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys>
+  <IsTruncated>false</IsTruncated>
+</ListBucketResult>"#;
+        let page = parse_listing(xml).unwrap();
+        assert!(page.objects.is_empty());
+        assert_eq!(page.next, None);
+        assert!(parse_listing("<Error><Code>AccessDenied</Code></Error>").is_err());
+    }
+
+    #[test]
+    fn summaries_and_lines() {
+        let orphan = |key: &str, outcome| Orphan {
+            key: key.into(),
+            size: Some(3),
+            last_modified: Some("2024-05-01T10:00:00Z".into()),
+            outcome,
+        };
+        let report = Report {
+            records: 2,
+            referenced: 2,
+            objects: 5,
+            missing: vec![],
+            unreferenced: vec![
+                orphan("files/a", Outcome::Deleted),
+                orphan("files/b", Outcome::Skipped),
+                orphan("files/c", Outcome::Failed("boom".into())),
+            ],
+            dry_run: false,
+            min_age: DEFAULT_MIN_AGE,
+            scan_started: SystemTime::now(),
+        };
+        assert_eq!(
+            report.summary(),
+            "5 objects, 3 unreferenced, 1 deleted (1 younger than 1h skipped, 1 failed)"
+        );
+        assert_eq!(
+            report.unreferenced[0].to_string(),
+            "deleted files/a (3 bytes, modified 2024-05-01T10:00:00Z)"
+        );
+        assert_eq!(
+            report.unreferenced[2].to_string(),
+            "failed files/c (3 bytes, modified 2024-05-01T10:00:00Z): boom"
+        );
+        assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "90m");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_secs(2 * 86_400)), "2d");
+    }
+}

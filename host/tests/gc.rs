@@ -1,0 +1,209 @@
+//! `genreg gc` against a real registry: the component under genreg with its
+//! embedded S3 server, files published over HTTP, an orphan object put
+//! straight into the bucket.
+
+use std::path::Path;
+use std::time::Duration;
+
+use genreg::gc::{self, GcConfig, Outcome};
+use reqwest::StatusCode;
+use rusty_s3::{Bucket, Credentials, S3Action as _, UrlStyle};
+
+const SIGNED_FOR: Duration = Duration::from_secs(600);
+
+async fn start(data: &Path) -> genreg::Registry {
+    let mut config = genreg::Config::new(data);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    genreg::Registry::start(config)
+        .await
+        .expect("registry starts")
+}
+
+/// Puts `body` at `key` in the registry's bucket with a presigned PUT.
+async fn put_object(registry: &genreg::Registry, key: &str, body: &'static [u8]) {
+    let s3 = registry.s3();
+    let bucket = Bucket::new(
+        s3.endpoint.parse().unwrap(),
+        UrlStyle::Path,
+        s3.bucket,
+        s3.region,
+    )
+    .unwrap();
+    let credentials = Credentials::new(s3.access_key_id, s3.secret_access_key);
+    let url = bucket.put_object(Some(&credentials), key).sign(SIGNED_FOR);
+    let response = reqwest::Client::new()
+        .put(url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+fn object_path(data: &Path, key: &str) -> std::path::PathBuf {
+    genreg::data_dir::s3_root(data).join("genreg").join(key)
+}
+
+/// Two keys per listing page, so every run follows continuation tokens.
+fn config(data: &Path, min_age: Duration, dry_run: bool) -> GcConfig {
+    GcConfig {
+        min_age,
+        dry_run,
+        page_size: 2,
+        ..GcConfig::new(data)
+    }
+}
+
+#[tokio::test]
+async fn gc_deletes_only_unreferenced_objects_under_files() {
+    let data = tempfile::tempdir().unwrap();
+    let registry = start(data.path()).await;
+    let client = reqwest::Client::new();
+    let token = registry.admin_token().to_string();
+
+    let response = client
+        .post(format!("{}/api/v4/projects", registry.url()))
+        .header("PRIVATE-TOKEN", &token)
+        .json(&serde_json::json!({ "path": "tools", "namespace_path": "acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let project: serde_json::Value = response.json().await.unwrap();
+    let id = project["id"].as_u64().unwrap();
+    let file_url = |name: &str| {
+        format!(
+            "{}/api/v4/projects/{id}/packages/generic/p/1.0/{name}",
+            registry.url()
+        )
+    };
+    for (name, body) in [("a.bin", "alpha"), ("b.bin", "bravo")] {
+        let response = client
+            .put(file_url(name))
+            .header("PRIVATE-TOKEN", &token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{name}");
+    }
+    put_object(&registry, "files/orphan", b"nobody points here").await;
+    // Outside files/: gc must neither list nor delete it.
+    put_object(&registry, "other/keep", b"not ours").await;
+
+    // While the registry runs: gc's own S3 server must leave the running
+    // one's files alone (s3s-fs clears `.tmp.*` files of its root at start:
+    // those are uploads in flight).
+    let in_flight = genreg::data_dir::s3_root(data.path()).join(".tmp.999.internal.part");
+    std::fs::write(&in_flight, b"half an upload").unwrap();
+    let report = gc::run(&config(data.path(), Duration::ZERO, true))
+        .await
+        .unwrap();
+    assert_eq!(report.unreferenced.len(), 1, "{report:?}");
+    assert!(in_flight.is_file(), "gc removed a running upload's file");
+    std::fs::remove_file(&in_flight).unwrap();
+    registry.shutdown().await;
+    assert!(object_path(data.path(), "files/orphan").is_file());
+
+    // Dry run: the orphan is listed, nothing is deleted.
+    let report = gc::run(&config(data.path(), Duration::ZERO, true))
+        .await
+        .unwrap();
+    assert_eq!(report.records, 1);
+    assert_eq!(report.referenced, 2);
+    assert_eq!(report.objects, 3, "{report:?}");
+    assert!(report.missing.is_empty(), "{report:?}");
+    let listed: Vec<_> = report
+        .unreferenced
+        .iter()
+        .map(|o| (o.key.as_str(), o.outcome.clone()))
+        .collect();
+    assert_eq!(listed, [("files/orphan", Outcome::WouldDelete)]);
+    assert_eq!(report.unreferenced[0].size, Some(18));
+    assert_eq!(
+        report.summary(),
+        "3 objects, 1 unreferenced, 0 deleted (dry run: 1 would be deleted)"
+    );
+    assert!(object_path(data.path(), "files/orphan").is_file());
+
+    // Within the grace period: reported, kept.
+    let report = gc::run(&config(data.path(), gc::DEFAULT_MIN_AGE, false))
+        .await
+        .unwrap();
+    assert_eq!(report.unreferenced.len(), 1);
+    assert_eq!(report.unreferenced[0].outcome, Outcome::Skipped);
+    assert_eq!(report.deleted(), 0);
+    assert!(object_path(data.path(), "files/orphan").is_file());
+
+    // No grace period: the orphan goes, and only the orphan.
+    let report = gc::run(&config(data.path(), Duration::ZERO, false))
+        .await
+        .unwrap();
+    let listed: Vec<_> = report
+        .unreferenced
+        .iter()
+        .map(|o| (o.key.as_str(), o.outcome.clone()))
+        .collect();
+    assert_eq!(listed, [("files/orphan", Outcome::Deleted)]);
+    assert_eq!(report.summary(), "3 objects, 1 unreferenced, 1 deleted");
+    assert!(!object_path(data.path(), "files/orphan").exists());
+    assert!(object_path(data.path(), "other/keep").is_file());
+
+    // A second run finds nothing more.
+    let report = gc::run(&config(data.path(), Duration::ZERO, false))
+        .await
+        .unwrap();
+    assert_eq!(report.summary(), "2 objects, 0 unreferenced, 0 deleted");
+
+    // After a restart both files still download.
+    let registry = start(data.path()).await;
+    let file_url = |name: &str| {
+        format!(
+            "{}/api/v4/projects/{id}/packages/generic/p/1.0/{name}",
+            registry.url()
+        )
+    };
+    for (name, body) in [("a.bin", "alpha"), ("b.bin", "bravo")] {
+        let response = client
+            .get(file_url(name))
+            .header("PRIVATE-TOKEN", &token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{name}");
+        assert_eq!(response.text().await.unwrap(), body);
+    }
+    registry.shutdown().await;
+}
+
+#[tokio::test]
+async fn gc_refuses_without_a_key_value_database() {
+    // A directory that is no data directory at all: nothing is created.
+    let empty = tempfile::tempdir().unwrap();
+    let error = gc::run(&config(empty.path(), Duration::ZERO, false))
+        .await
+        .unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("key-value database"), "{message}");
+    assert_eq!(std::fs::read_dir(empty.path()).unwrap().count(), 0);
+
+    // A bucket with objects but an unreadable database: nothing is deleted.
+    let data = tempfile::tempdir().unwrap();
+    let registry = start(data.path()).await;
+    put_object(&registry, "files/x", b"x").await;
+    registry.shutdown().await;
+    let db = genreg::data_dir::keyvalue_path(data.path());
+    std::fs::remove_file(&db).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    std::fs::write(
+        &db,
+        b"this is not a database, but long enough to look like a file",
+    )
+    .unwrap();
+    assert!(gc::run(&config(data.path(), Duration::ZERO, false))
+        .await
+        .is_err());
+    assert!(object_path(data.path(), "files/x").is_file());
+}
