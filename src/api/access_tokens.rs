@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 
 use super::administer::{self, Administered, Target};
 use super::fields::Fields;
-use super::pagination::Page;
 use super::{iso8601, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -174,22 +173,7 @@ pub fn list<K: KeyValue>(
     let actor = ctx.authenticate(request)?;
     let (holder, _) =
         administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
-    let page = Page::from_request(request)?;
-    let ids = tokens::token_ids(ctx.kv, IssuedKind::Access, holder.holder())
-        .map_err(ApiError::internal)?;
-    let now = ctx.now_millis();
-    let mut shown = Vec::new();
-    for id in page.slice(&ids) {
-        if let Some(record) = tokens::token(ctx.kv, *id).map_err(ApiError::internal)? {
-            shown.push(render(&record, now));
-        }
-    }
-    Ok(page.add_headers(
-        Response::json(200, &shown),
-        ids.len() as u64,
-        request,
-        &ctx.config.public_url,
-    ))
+    super::issued::page(ctx, request, IssuedKind::Access, holder.holder(), render)
 }
 
 pub fn get<K: KeyValue>(
@@ -227,15 +211,9 @@ fn find<K: KeyValue>(
     holder: &Administered,
     raw_token_id: &str,
 ) -> ApiResult<TokenRecord> {
-    raw_token_id
-        .parse::<u64>()
-        .ok()
-        .map(|id| tokens::token(ctx.kv, id))
-        .transpose()
-        .map_err(ApiError::internal)?
-        .flatten()
-        .filter(|r| r.kind == IssuedKind::Access && r.holder == holder.holder())
-        .ok_or_else(ApiError::not_found)
+    super::issued::find(ctx, raw_token_id, IssuedKind::Access, |r| {
+        r.holder == holder.holder()
+    })
 }
 
 #[cfg(test)]

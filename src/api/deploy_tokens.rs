@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 
 use super::administer::{self, Administered, Target};
 use super::fields::Fields;
-use super::pagination::Page;
 use super::{iso8601, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -160,22 +159,7 @@ pub fn list<K: KeyValue>(
     let actor = ctx.authenticate(request)?;
     let (holder, _) =
         administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
-    let page = Page::from_request(request)?;
-    let ids = tokens::token_ids(ctx.kv, IssuedKind::Deploy, holder.holder())
-        .map_err(ApiError::internal)?;
-    let now = ctx.now_millis();
-    let mut shown = Vec::new();
-    for id in page.slice(&ids) {
-        if let Some(record) = tokens::token(ctx.kv, *id).map_err(ApiError::internal)? {
-            shown.push(render(&record, now));
-        }
-    }
-    Ok(page.add_headers(
-        Response::json(200, &shown),
-        ids.len() as u64,
-        request,
-        &ctx.config.public_url,
-    ))
+    super::issued::page(ctx, request, IssuedKind::Deploy, holder.holder(), render)
 }
 
 pub fn get<K: KeyValue>(
@@ -213,15 +197,9 @@ fn find<K: KeyValue>(
     holder: &Administered,
     raw_token_id: &str,
 ) -> ApiResult<TokenRecord> {
-    raw_token_id
-        .parse::<u64>()
-        .ok()
-        .map(|id| tokens::token(ctx.kv, id))
-        .transpose()
-        .map_err(ApiError::internal)?
-        .flatten()
-        .filter(|r| r.kind == IssuedKind::Deploy && r.holder == holder.holder() && !r.revoked)
-        .ok_or_else(ApiError::not_found)
+    super::issued::find(ctx, raw_token_id, IssuedKind::Deploy, |r| {
+        r.holder == holder.holder() && !r.revoked
+    })
 }
 
 #[cfg(test)]

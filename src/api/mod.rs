@@ -9,6 +9,7 @@ pub mod directory;
 pub mod fields;
 pub mod generic;
 pub mod graphql;
+pub mod issued;
 pub mod job_tokens;
 pub mod packages;
 pub mod pagination;

@@ -19,7 +19,6 @@ use serde_json::{json, Value};
 
 use super::access_tokens::role_of_level;
 use super::fields::Fields;
-use super::pagination::Page;
 use super::projects::is_valid_path_segment;
 use super::users::{self, require_admin};
 use super::{administer, iso8601, Context};
@@ -224,22 +223,13 @@ pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiResult<Respo
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| ApiError::InvalidParams("user_id is missing".into()))?;
     let user = users::find(ctx, raw_user.trim())?;
-    let page = Page::from_request(request)?;
-    let ids = tokens::token_ids(ctx.kv, IssuedKind::Personal, Holder::User(user.id))
-        .map_err(ApiError::internal)?;
-    let now = ctx.now_millis();
-    let mut shown = Vec::new();
-    for id in page.slice(&ids) {
-        if let Some(record) = tokens::token(ctx.kv, *id).map_err(ApiError::internal)? {
-            shown.push(render(&record, now));
-        }
-    }
-    Ok(page.add_headers(
-        Response::json(200, &shown),
-        ids.len() as u64,
+    super::issued::page(
+        ctx,
         request,
-        &ctx.config.public_url,
-    ))
+        IssuedKind::Personal,
+        Holder::User(user.id),
+        render,
+    )
 }
 
 /// `GET /personal_access_tokens/:id` (administrators).
@@ -268,15 +258,7 @@ pub fn revoke<K: KeyValue>(
 
 /// The personal access token record with this id.
 fn find<K: KeyValue>(ctx: &Context<K>, raw_token_id: &str) -> ApiResult<TokenRecord> {
-    raw_token_id
-        .parse::<u64>()
-        .ok()
-        .map(|id| tokens::token(ctx.kv, id))
-        .transpose()
-        .map_err(ApiError::internal)?
-        .flatten()
-        .filter(|r| r.kind == IssuedKind::Personal)
-        .ok_or_else(ApiError::not_found)
+    super::issued::find(ctx, raw_token_id, IssuedKind::Personal, |_| true)
 }
 
 #[cfg(test)]
