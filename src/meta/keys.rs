@@ -56,7 +56,7 @@ pub fn revoked_token(token_id: &str) -> String {
     format!("{V}/revoked-token/{token_id}")
 }
 
-// Tokens, projects and groups (issue 3): the project directory, implicit
+// Tokens, projects and groups: the project directory, implicit
 // groups and the records of tokens issued through the API.
 
 /// Counter of projects ever indexed, used to pick shards of the project index.
