@@ -22,6 +22,7 @@
 //!
 //! ```text
 //! cargo bench -p genreg --bench transfer                       # 1 GiB, 3 runs
+//! GENREG_BENCH_DOWNLOAD_MODE=redirect cargo bench -p genreg --bench transfer
 //! GENREG_BENCH_SIZE=67108864 GENREG_BENCH_RUNS=1 cargo bench -p genreg --bench transfer
 //! ```
 
@@ -50,6 +51,11 @@ async fn main() -> anyhow::Result<()> {
     let data = tempfile::tempdir()?;
     let mut config = genreg::Config::new(data.path());
     config.listen = "127.0.0.1:0".parse()?;
+    // `redirect` measures downloads that follow the registry's 302 to S3.
+    let mode = std::env::var("GENREG_BENCH_DOWNLOAD_MODE").unwrap_or_else(|_| "proxy".into());
+    config
+        .variables
+        .insert("download_mode".into(), mode.clone());
     let registry = genreg::Registry::start(config).await?;
     let client = reqwest::Client::new();
     let token = registry.admin_token().to_string();
@@ -117,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!();
     println!(
-        "genreg transfer benchmark: {:.0} MiB, {runs} run(s), embedded S3, s3_part_size 16 MiB",
+        "genreg transfer benchmark: {:.0} MiB, {runs} run(s), embedded S3, s3_part_size 16 MiB, download_mode {mode}",
         size as f64 / MIB
     );
     println!("{:<22}{:>16}{:>12}", "", "median MiB/s", "best MiB/s");
