@@ -160,26 +160,26 @@ fn dispatch<K: KeyValue>(
             api::access_tokens::create(ctx, request, target, &body)
         }
         (Method::Get, Route::AccessTokens(target)) => {
-            api::access_tokens::list(ctx, request, target)
+            api::issued::list(ctx, request, target, &api::access_tokens::HELD)
         }
         (Method::Get, Route::AccessToken(target, token)) => {
-            api::access_tokens::get(ctx, request, target, token)
+            api::issued::get(ctx, request, target, &api::access_tokens::HELD, token)
         }
         (Method::Delete, Route::AccessToken(target, token)) => {
-            api::access_tokens::revoke(ctx, request, target, token)
+            api::issued::revoke(ctx, request, target, &api::access_tokens::HELD, token)
         }
         (Method::Post, Route::DeployTokens(target)) => {
             let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
             api::deploy_tokens::create(ctx, request, target, &body)
         }
         (Method::Get, Route::DeployTokens(target)) => {
-            api::deploy_tokens::list(ctx, request, target)
+            api::issued::list(ctx, request, target, &api::deploy_tokens::HELD)
         }
         (Method::Get, Route::DeployToken(target, token)) => {
-            api::deploy_tokens::get(ctx, request, target, token)
+            api::issued::get(ctx, request, target, &api::deploy_tokens::HELD, token)
         }
         (Method::Delete, Route::DeployToken(target, token)) => {
-            api::deploy_tokens::delete(ctx, request, target, token)
+            api::issued::revoke(ctx, request, target, &api::deploy_tokens::HELD, token)
         }
         (Method::Post, Route::JobTokens(id)) => {
             let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;

@@ -11,8 +11,9 @@
 use genreg_token::{Claims, Grant, Kind, Role, Scope};
 use serde_json::{json, Value};
 
-use super::administer::{self, Administered, Target};
+use super::administer::{self, Target};
 use super::fields::Fields;
+use super::issued::HeldKind;
 use super::{iso8601, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -165,56 +166,12 @@ pub fn create<K: KeyValue>(
     Ok(Response::json(201, &answer))
 }
 
-pub fn list<K: KeyValue>(
-    ctx: &Context<K>,
-    request: &Request,
-    target: Target,
-) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
-    let (holder, _) =
-        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
-    super::issued::page(ctx, request, IssuedKind::Access, holder.holder(), render)
-}
-
-pub fn get<K: KeyValue>(
-    ctx: &Context<K>,
-    request: &Request,
-    target: Target,
-    raw_token_id: &str,
-) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
-    let (holder, _) =
-        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
-    let record = find(ctx, &holder, raw_token_id)?;
-    Ok(Response::json(200, &render(&record, ctx.now_millis())))
-}
-
-/// Revokes the token: from the next request on it answers 401. It stays in
-/// the listing, `revoked: true`, as in GitLab.
-pub fn revoke<K: KeyValue>(
-    ctx: &Context<K>,
-    request: &Request,
-    target: Target,
-    raw_token_id: &str,
-) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
-    let (holder, _) =
-        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
-    let record = find(ctx, &holder, raw_token_id)?;
-    tokens::revoke_token(ctx.kv, &record, false).map_err(ApiError::internal)?;
-    Ok(Response::new(204))
-}
-
-/// The access token with this id, if it belongs to this project or group.
-fn find<K: KeyValue>(
-    ctx: &Context<K>,
-    holder: &Administered,
-    raw_token_id: &str,
-) -> ApiResult<TokenRecord> {
-    super::issued::find(ctx, raw_token_id, IssuedKind::Access, |r| {
-        r.holder == holder.holder()
-    })
-}
+/// Access tokens stay listed once revoked, as in GitLab.
+pub const HELD: HeldKind = HeldKind {
+    kind: IssuedKind::Access,
+    render,
+    revoking_unlists: false,
+};
 
 #[cfg(test)]
 mod tests {

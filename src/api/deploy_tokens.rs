@@ -9,8 +9,9 @@
 use genreg_token::{Claims, Grant, Kind, Role, Scope};
 use serde_json::{json, Value};
 
-use super::administer::{self, Administered, Target};
+use super::administer::{self, Target};
 use super::fields::Fields;
+use super::issued::HeldKind;
 use super::{iso8601, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -151,56 +152,12 @@ pub fn create<K: KeyValue>(
     Ok(Response::json(201, &answer))
 }
 
-pub fn list<K: KeyValue>(
-    ctx: &Context<K>,
-    request: &Request,
-    target: Target,
-) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
-    let (holder, _) =
-        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
-    super::issued::page(ctx, request, IssuedKind::Deploy, holder.holder(), render)
-}
-
-pub fn get<K: KeyValue>(
-    ctx: &Context<K>,
-    request: &Request,
-    target: Target,
-    raw_token_id: &str,
-) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
-    let (holder, _) =
-        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
-    let record = find(ctx, &holder, raw_token_id)?;
-    Ok(Response::json(200, &render(&record, ctx.now_millis())))
-}
-
-/// Revokes the token and takes it out of the listing: 204.
-pub fn delete<K: KeyValue>(
-    ctx: &Context<K>,
-    request: &Request,
-    target: Target,
-    raw_token_id: &str,
-) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
-    let (holder, _) =
-        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
-    let record = find(ctx, &holder, raw_token_id)?;
-    tokens::revoke_token(ctx.kv, &record, true).map_err(ApiError::internal)?;
-    Ok(Response::new(204))
-}
-
-/// The live deploy token with this id, if it belongs to this project or
-/// group. Deleted ones are gone, as in GitLab.
-fn find<K: KeyValue>(
-    ctx: &Context<K>,
-    holder: &Administered,
-    raw_token_id: &str,
-) -> ApiResult<TokenRecord> {
-    super::issued::find(ctx, raw_token_id, IssuedKind::Deploy, |r| {
-        r.holder == holder.holder() && !r.revoked
-    })
-}
+/// Deleted deploy tokens are gone from the listing, as in GitLab.
+pub const HELD: HeldKind = HeldKind {
+    kind: IssuedKind::Deploy,
+    render,
+    revoking_unlists: true,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,8 +1,10 @@
 //! What listing and finding issued tokens (access, deploy, personal) have in
-//! common: a page of a holder's token index, and one record by its id.
+//! common: a page of a holder's token index, one record by its id, and the
+//! list/get/revoke endpoints of project and group tokens.
 
 use serde_json::Value;
 
+use super::administer::{self, Target};
 use super::pagination::Page;
 use super::Context;
 use crate::error::{ApiError, ApiResult};
@@ -13,6 +15,75 @@ use crate::meta::tokens::{self, Holder, IssuedKind, TokenRecord};
 
 /// How the records of one kind of token are shown.
 pub type Render = fn(&TokenRecord, Millis) -> Value;
+
+/// A kind of token that projects and groups hold (access and deploy
+/// tokens): how it is shown, and what revoking it does to the listing.
+pub struct HeldKind {
+    pub kind: IssuedKind,
+    pub render: Render,
+    /// Deploy tokens leave the listing (and are no longer found) once
+    /// revoked; access tokens stay, `revoked: true`, as in GitLab.
+    pub revoking_unlists: bool,
+}
+
+/// `GET /(projects|groups)/:id/<kind>_tokens`
+pub fn list<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+    held: &HeldKind,
+) -> ApiResult<Response> {
+    let actor = ctx.authenticate(request)?;
+    let (holder, _) =
+        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    page(ctx, request, held.kind, holder.holder(), held.render)
+}
+
+/// `GET /(projects|groups)/:id/<kind>_tokens/:token_id`
+pub fn get<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+    held: &HeldKind,
+    raw_token_id: &str,
+) -> ApiResult<Response> {
+    let record = find_held(ctx, request, target, held, raw_token_id)?;
+    Ok(Response::json(
+        200,
+        &(held.render)(&record, ctx.now_millis()),
+    ))
+}
+
+/// `DELETE /(projects|groups)/:id/<kind>_tokens/:token_id`: from the next
+/// request on the token answers 401.
+pub fn revoke<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+    held: &HeldKind,
+    raw_token_id: &str,
+) -> ApiResult<Response> {
+    let record = find_held(ctx, request, target, held, raw_token_id)?;
+    tokens::revoke_token(ctx.kv, &record, held.revoking_unlists).map_err(ApiError::internal)?;
+    Ok(Response::new(204))
+}
+
+/// The token `:token_id`, for a caller who manages the tokens of the project
+/// or group it belongs to.
+fn find_held<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    target: Target,
+    held: &HeldKind,
+    raw_token_id: &str,
+) -> ApiResult<TokenRecord> {
+    let actor = ctx.authenticate(request)?;
+    let (holder, _) =
+        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    find(ctx, raw_token_id, held.kind, |r| {
+        r.holder == holder.holder() && !(held.revoking_unlists && r.revoked)
+    })
+}
 
 /// One page of the tokens of `kind` issued to `holder`, oldest first.
 pub fn page<K: KeyValue>(

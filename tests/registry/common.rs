@@ -265,6 +265,26 @@ pub async fn raw(
     (status, body)
 }
 
+/// A `YYYY-MM-DD` this many days from now (for `expires_at`).
+pub fn date_in(days: u64) -> String {
+    let at = jiff::Timestamp::from_second((now_secs() + days * 86_400) as i64).unwrap();
+    at.strftime("%Y-%m-%d").to_string()
+}
+
+/// `POST`s a JSON body, with a `PRIVATE-TOKEN` when given.
+pub async fn post(
+    r: &TestRegistry,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut request = r.client.post(r.url(path)).json(&body);
+    if let Some(token) = token {
+        request = request.header("PRIVATE-TOKEN", token);
+    }
+    request.send().await.unwrap()
+}
+
 /// The JSON body of a response.
 pub async fn json(response: reqwest::Response) -> Value {
     let text = response.text().await.unwrap();

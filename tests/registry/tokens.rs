@@ -9,20 +9,6 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 
-/// A `YYYY-MM-DD` this many days from now.
-fn date_in(days: u64) -> String {
-    let at = jiff::Timestamp::from_second((now_secs() + days * 86_400) as i64).unwrap();
-    at.strftime("%Y-%m-%d").to_string()
-}
-
-async fn post(r: &TestRegistry, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-    let mut request = r.client.post(r.url(path)).json(&body);
-    if let Some(token) = token {
-        request = request.header("PRIVATE-TOKEN", token);
-    }
-    request.send().await.unwrap()
-}
-
 async fn delete(r: &TestRegistry, path: &str, token: &str) -> StatusCode {
     r.request(reqwest::Method::DELETE, &r.url(path), Some(token))
         .await
