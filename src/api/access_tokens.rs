@@ -145,8 +145,9 @@ pub fn create<K: KeyValue>(
         expires_at: expires_at.map(administer::to_secs),
     };
     let token = administer::mint(ctx, &claims);
-    let record = tokens::record_token(
-        ctx.kv,
+    super::issued::record_and_answer(
+        ctx,
+        token,
         NewToken {
             id,
             kind: IssuedKind::Access,
@@ -159,11 +160,8 @@ pub fn create<K: KeyValue>(
             expires_at,
             grants: Vec::new(),
         },
+        render,
     )
-    .map_err(ApiError::internal)?;
-    let mut answer = render(&record, now);
-    answer["token"] = Value::String(token);
-    Ok(Response::json(201, &answer))
 }
 
 /// Access tokens stay listed once revoked, as in GitLab.
@@ -176,15 +174,9 @@ pub const HELD: HeldKind = HeldKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::Method;
 
     fn fields(body: &str) -> Fields {
-        let request = Request::new(
-            Method::Post,
-            "/x",
-            vec![("content-type".into(), b"application/json".to_vec())],
-        );
-        Fields::parse(&request, body.as_bytes()).unwrap()
+        Fields::from_json(body)
     }
 
     #[test]

@@ -190,8 +190,8 @@ fn answer_projects<K: KeyValue>(
             shown.push(entities::project(&project, &ctx.config.public_url));
         }
     }
-    Ok(page.add_headers(
-        Response::json(200, &shown),
+    Ok(page.respond(
+        &shown,
         entries.len() as u64,
         request,
         &ctx.config.public_url,

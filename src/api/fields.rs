@@ -34,6 +34,17 @@ impl Fields {
         Ok(fields)
     }
 
+    /// The fields of a JSON body, for unit tests.
+    #[cfg(test)]
+    pub fn from_json(body: &str) -> Fields {
+        let request = Request::new(
+            crate::http::Method::Post,
+            "/x",
+            vec![("content-type".into(), b"application/json".to_vec())],
+        );
+        Fields::parse(&request, body.as_bytes()).expect("valid JSON")
+    }
+
     /// A single value; numbers and booleans as their text. Empty counts as
     /// absent.
     pub fn text(&self, name: &str) -> Option<String> {

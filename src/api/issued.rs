@@ -11,10 +11,25 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Millis;
-use crate::meta::tokens::{self, Holder, IssuedKind, TokenRecord};
+use crate::meta::tokens::{self, Holder, IssuedKind, NewToken, TokenRecord};
 
 /// How the records of one kind of token are shown.
 pub type Render = fn(&TokenRecord, Millis) -> Value;
+
+/// Records a newly minted token and answers 201 with its record and, this
+/// once, the token itself.
+pub fn record_and_answer<K: KeyValue>(
+    ctx: &Context<K>,
+    token: String,
+    new: NewToken,
+    render: Render,
+) -> ApiResult<Response> {
+    let now = new.created_at;
+    let record = tokens::record_token(ctx.kv, new).map_err(ApiError::internal)?;
+    let mut answer = render(&record, now);
+    answer["token"] = Value::String(token);
+    Ok(Response::json(201, &answer))
+}
 
 /// A kind of token that projects and groups hold (access and deploy
 /// tokens): how it is shown, and what revoking it does to the listing.
@@ -102,12 +117,7 @@ pub fn page<K: KeyValue>(
             shown.push(render(&record, now));
         }
     }
-    Ok(page.add_headers(
-        Response::json(200, &shown),
-        ids.len() as u64,
-        request,
-        &ctx.config.public_url,
-    ))
+    Ok(page.respond(&shown, ids.len() as u64, request, &ctx.config.public_url))
 }
 
 /// The record `:token_id` names, if it is of `kind` and `belongs` to the

@@ -258,9 +258,8 @@ fn answer_page<K: KeyValue>(
         }
         entities.push(entity);
     }
-    let response = Response::json(200, &entities);
-    Ok(page.add_headers(
-        response,
+    Ok(page.respond(
+        &entities,
         listed.len() as u64,
         request,
         &ctx.config.public_url,
@@ -383,9 +382,8 @@ pub fn list_files<K: KeyValue>(
         .iter()
         .map(|f| file_entity(&package, f))
         .collect();
-    let response = Response::json(200, &entities);
-    Ok(page.add_headers(
-        response,
+    Ok(page.respond(
+        &entities,
         files.len() as u64,
         request,
         &ctx.config.public_url,

@@ -53,15 +53,17 @@ impl Page {
         total.div_ceil(self.per_page).max(1)
     }
 
-    /// Adds the pagination headers for a listing of `total` items. Links
-    /// keep every query parameter of the request and use `public_url`.
-    pub fn add_headers(
+    /// Answers 200 with this page's `items` of a listing of `total`, and the
+    /// pagination headers. Links keep every query parameter of the request
+    /// and use `public_url`.
+    pub fn respond(
         &self,
-        response: Response,
+        items: &impl serde::Serialize,
         total: u64,
         request: &Request,
         public_url: &str,
     ) -> Response {
+        let response = Response::json(200, items);
         let pages = self.total_pages(total);
         let next = (self.page < pages).then(|| self.page + 1);
         let prev = (self.page > 1).then(|| (self.page - 1).min(pages));
@@ -166,7 +168,7 @@ mod tests {
             page: 2,
             per_page: 20,
         }
-        .add_headers(Response::new(200), 45, &request, "https://r.example");
+        .respond(&[0u8; 0], 45, &request, "https://r.example");
         let h = |name| response.header_value(name).unwrap().to_string();
         assert_eq!(h("x-page"), "2");
         assert_eq!(h("x-next-page"), "3");
@@ -184,7 +186,7 @@ mod tests {
             page: 3,
             per_page: 20,
         }
-        .add_headers(Response::new(200), 45, &request, "");
+        .respond(&[0u8; 0], 45, &request, "");
         assert_eq!(last.header_value("x-next-page"), Some(""));
     }
 }

@@ -191,8 +191,9 @@ pub fn create<K: KeyValue>(
     if token.len() > genreg_token::MAX_TOKEN_LEN {
         return Err(ApiError::InvalidParams("projects is too long".into()));
     }
-    let record = tokens::record_token(
-        ctx.kv,
+    super::issued::record_and_answer(
+        ctx,
+        token,
         NewToken {
             id,
             kind: IssuedKind::Personal,
@@ -205,11 +206,8 @@ pub fn create<K: KeyValue>(
             expires_at,
             grants: wanted.grants,
         },
+        render,
     )
-    .map_err(ApiError::internal)?;
-    let mut answer = render(&record, now);
-    answer["token"] = Value::String(token);
-    Ok(Response::json(201, &answer))
 }
 
 /// `GET /personal_access_tokens?user_id=` (administrators): one user's
@@ -267,12 +265,7 @@ mod tests {
     use crate::http::Method;
 
     fn fields(body: &str) -> Fields {
-        let request = Request::new(
-            Method::Post,
-            "/x",
-            vec![("content-type".into(), b"application/json".to_vec())],
-        );
-        Fields::parse(&request, body.as_bytes()).unwrap()
+        Fields::from_json(body)
     }
 
     #[test]

@@ -211,15 +211,9 @@ fn issued_record_user<K: KeyValue>(ctx: &Context<K>, claims: &Claims) -> ApiResu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::Method;
 
     fn fields(body: &str) -> Fields {
-        let request = Request::new(
-            Method::Post,
-            "/x",
-            vec![("content-type".into(), b"application/json".to_vec())],
-        );
-        Fields::parse(&request, body.as_bytes()).unwrap()
+        Fields::from_json(body)
     }
 
     #[test]
