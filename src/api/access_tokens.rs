@@ -70,26 +70,10 @@ struct CreateAccessToken {
 }
 
 fn parse_create(fields: &Fields) -> ApiResult<CreateAccessToken> {
-    let missing = |name: &str| ApiError::InvalidParams(format!("{name} is missing"));
     let invalid =
         |name: &str| ApiError::InvalidParams(format!("{name} does not have a valid value"));
-    let name = fields.text("name").ok_or_else(|| missing("name"))?;
-    if name.len() > 255 {
-        return Err(ApiError::InvalidParams("name is too long".into()));
-    }
-    let scopes = fields
-        .list("scopes")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("scopes"))?
-        .into_iter()
-        .map(|given| {
-            SCOPES
-                .iter()
-                .find(|(name, _)| *name == given)
-                .map(|(name, scope)| (name.to_string(), *scope))
-                .ok_or_else(|| invalid("scopes"))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let name = super::issued::name_field(fields)?;
+    let scopes = super::issued::scopes_field(fields, &SCOPES)?;
     let role = match fields.text("access_level") {
         None => Role::Maintainer,
         Some(level) => role_of_level(&level).ok_or_else(|| invalid("access_level"))?,

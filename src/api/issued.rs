@@ -2,9 +2,11 @@
 //! common: a page of a holder's token index, one record by its id, and the
 //! list/get/revoke endpoints of project and group tokens.
 
+use genreg_token::Scope;
 use serde_json::Value;
 
 use super::administer::{self, Target};
+use super::fields::Fields;
 use super::pagination::Page;
 use super::Context;
 use crate::error::{ApiError, ApiResult};
@@ -15,6 +17,34 @@ use crate::meta::tokens::{self, Holder, IssuedKind, NewToken, TokenRecord};
 
 /// How the records of one kind of token are shown.
 pub type Render = fn(&TokenRecord, Millis) -> Value;
+
+/// The `name` of a new token: required, at most 255 bytes.
+pub fn name_field(fields: &Fields) -> ApiResult<String> {
+    let name = fields
+        .text("name")
+        .ok_or_else(|| ApiError::InvalidParams("name is missing".into()))?;
+    if name.len() > 255 {
+        return Err(ApiError::InvalidParams("name is too long".into()));
+    }
+    Ok(name)
+}
+
+/// The `scopes` of a new token: at least one, each among `allowed`.
+pub fn scopes_field(fields: &Fields, allowed: &[(&str, Scope)]) -> ApiResult<Vec<(String, Scope)>> {
+    fields
+        .list("scopes")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::InvalidParams("scopes is missing".into()))?
+        .into_iter()
+        .map(|given| {
+            allowed
+                .iter()
+                .find(|(name, _)| *name == given)
+                .map(|(name, scope)| (name.to_string(), *scope))
+                .ok_or_else(|| ApiError::InvalidParams("scopes does not have a valid value".into()))
+        })
+        .collect()
+}
 
 /// Records a newly minted token and answers 201 with its record and, this
 /// once, the token itself.

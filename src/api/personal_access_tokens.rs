@@ -128,24 +128,8 @@ struct CreatePersonalToken {
 }
 
 fn parse_create(fields: &Fields) -> ApiResult<CreatePersonalToken> {
-    let missing = |name: &str| ApiError::InvalidParams(format!("{name} is missing"));
-    let name = fields.text("name").ok_or_else(|| missing("name"))?;
-    if name.len() > 255 {
-        return Err(ApiError::InvalidParams("name is too long".into()));
-    }
-    let scopes = fields
-        .list("scopes")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| missing("scopes"))?
-        .into_iter()
-        .map(|given| {
-            SCOPES
-                .iter()
-                .find(|(name, _)| *name == given)
-                .map(|(name, scope)| (name.to_string(), *scope))
-                .ok_or_else(|| ApiError::InvalidParams("scopes does not have a valid value".into()))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let name = super::issued::name_field(fields)?;
+    let scopes = super::issued::scopes_field(fields, &SCOPES)?;
     let expires_at = fields
         .text("expires_at")
         .map(|t| administer::parse_expires_at(&t))
