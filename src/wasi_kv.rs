@@ -11,7 +11,7 @@ pub struct WasiKv {
 }
 
 fn kv_error(e: Error) -> KvError {
-    KvError(match e {
+    KvError::Store(match e {
         Error::NoSuchStore => "no such store".into(),
         Error::AccessDenied => "access denied".into(),
         Error::Other(s) => s,
@@ -57,5 +57,16 @@ impl KeyValue for WasiKv {
             Err(CasError::CasFailed(_)) => Ok(Swap::Conflict),
             Err(CasError::StoreError(e)) => Err(kv_error(e)),
         }
+    }
+
+    fn now_millis(&self) -> i64 {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn pause(&self, millis: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(millis));
     }
 }

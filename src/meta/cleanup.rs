@@ -5,8 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::kv::{update, KeyValue, Step};
-use super::model::{Package, PackageFile};
-use super::{decode, encode, keys, read, MetaError};
+use super::{encode, keys, read, MetaError};
 
 /// GitLab's choices for `keep_n_duplicated_package_files`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +21,14 @@ impl KeepFiles {
             "all" => Some(KeepFiles::All),
             "1" | "10" | "20" | "30" | "40" | "50" => s.parse().ok().map(KeepFiles::Newest),
             _ => None,
+        }
+    }
+
+    /// How many files of one name to keep, `None` for all.
+    pub fn limit(self) -> Option<usize> {
+        match self {
+            KeepFiles::All => None,
+            KeepFiles::Newest(n) => Some(n as usize),
         }
     }
 
@@ -58,53 +65,6 @@ pub fn set_policy<K: KeyValue>(
     let key = keys::cleanup_policy(project_id);
     update(kv, &key, |_| {
         Step::<_, MetaError>::Write(encode(&policy), ())
-    })
-}
-
-/// Removes the files named `file_name` beyond the newest `keep` from the
-/// package and returns them, so their objects can be deleted.
-pub fn prune<K: KeyValue>(
-    kv: &K,
-    package_key: &str,
-    package_id: u64,
-    file_name: &str,
-    keep: KeepFiles,
-) -> Result<Vec<PackageFile>, MetaError> {
-    let KeepFiles::Newest(keep) = keep else {
-        return Ok(Vec::new());
-    };
-    update(kv, package_key, |current| {
-        let Some(bytes) = current else {
-            return Step::Keep(Vec::new());
-        };
-        let mut package: Package = match decode(package_key, &bytes) {
-            Ok(package) => package,
-            Err(e) => return Step::Fail(e),
-        };
-        if package.id != package_id || package.is_deleted() {
-            return Step::Keep(Vec::new());
-        }
-        let same_name = package
-            .files
-            .iter()
-            .filter(|f| f.file_name == file_name)
-            .count();
-        let mut surplus = same_name.saturating_sub(keep as usize);
-        if surplus == 0 {
-            return Step::Keep(Vec::new());
-        }
-        // Files are oldest first: drop the first `surplus` with this name.
-        let mut removed = Vec::new();
-        package.files.retain(|f| {
-            if surplus > 0 && f.file_name == file_name {
-                surplus -= 1;
-                removed.push(f.clone());
-                false
-            } else {
-                true
-            }
-        });
-        Step::Write(encode(&package), removed)
     })
 }
 

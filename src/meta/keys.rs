@@ -19,6 +19,11 @@ pub fn package(project_id: u64, name: &str, version: &str) -> String {
     format!("{V}/pkg/{project_id}/{name}/{version}")
 }
 
+/// A sealed segment of a package's files, named by a digest of its file ids.
+pub fn package_segment(package_id: u64, digest: &str) -> String {
+    format!("{V}/pkg-files/{package_id}/{digest}")
+}
+
 pub fn package_by_id(package_id: u64) -> String {
     format!("{V}/pkg-id/{package_id}")
 }

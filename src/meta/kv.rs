@@ -1,25 +1,44 @@
-//! The small key-value interface the metadata code is written against.
+//! The small key-value interface the metadata code is written against, and
+//! the one write protocol every shared key goes through ([`update`]).
 //!
 //! It is the shape of `wasi:keyvalue` store + atomics: plain reads and writes,
 //! atomic counters, and compare-and-swap where a swap fails if the value
 //! changed since it was read. The component plugs in the WASI store; unit
 //! tests plug in [`MemoryStore`].
 //!
-//! One trap shapes [`update`]: Spin's SQLite store cannot swap "from absent"
-//! (it then writes unconditionally), so compare-and-swap alone cannot create
-//! a key exactly once. Keys are therefore created by whoever first raises the
-//! key's creation counter to 1 (counters are atomic on every store), changed
-//! afterwards only by compare-and-swap from a present value, and never
-//! deleted (records that go away are marked, not removed).
+//! What the stores Spin ships really promise shapes [`update`]:
+//!
+//! - Atomic increments are atomic and report truthfully everywhere.
+//! - A swap of a *present* value is atomic everywhere, but its answer is only
+//!   a hint: Spin 4.0.2's Redis store reports a written swap as failed (and a
+//!   lost one may be reported as written). So every swap is confirmed by
+//!   reading the value back, and every step given to [`update`] must be
+//!   idempotent: run again on a value that already holds its change, it
+//!   keeps it as it is.
+//! - A swap "from absent" is unconditional on Spin's SQLite store, so it
+//!   cannot create a key exactly once. A key is created by whoever holds its
+//!   creation claim for the current claim epoch (the first to raise the
+//!   epoch's claim counter), who writes it only while the epoch lasts. A
+//!   claimer that dies before writing blocks the key only until the epoch
+//!   ends: the next epoch's claimer takes over, after waiting out the clock
+//!   skew allowed between instances, so no key is ever unusable for longer
+//!   than [`CLAIM_EPOCH_MS`] + [`CLOCK_SKEW_MS`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("key-value store: {0}")]
-pub struct KvError(pub String);
+pub enum KvError {
+    /// The store failed or answered something unusable.
+    #[error("key-value store: {0}")]
+    Store(String),
+    /// Another caller is creating this key and has not finished yet; the
+    /// request may be retried in a moment.
+    #[error("{0} is being created by another request; try again")]
+    Busy(String),
+}
 
-/// What a compare-and-swap did.
+/// What a compare-and-swap reported. Only a hint: [`update`] reads back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Swap {
     Done,
@@ -35,23 +54,41 @@ pub trait KeyValue {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError>;
     fn delete(&self, key: &str) -> Result<(), KvError>;
     /// Atomically adds `delta` to the counter at `key` (absent counts as 0)
-    /// and returns the new value.
+    /// and returns the new value. Counters are 8 bytes, little-endian, as
+    /// Spin's SQLite store keeps them (Spin panics on anything else).
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError>;
     /// Reads `key` and remembers what was read.
     fn read_for_swap(&self, key: &str) -> Result<(Self::Cas, Option<Vec<u8>>), KvError>;
     /// Writes `value` only if `key` still holds what `cas` read. When `cas`
     /// read nothing, stores may write unconditionally (Spin's SQLite does).
     fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<Swap, KvError>;
+    /// Wall-clock milliseconds since the Unix epoch, for creation claims.
+    fn now_millis(&self) -> i64;
+    /// Waits before reading a key that another caller is creating.
+    fn pause(&self, millis: u64);
 }
+
+/// How long one creation-claim epoch lasts: the longest a key stays
+/// uncreatable after its claimer died before writing it.
+pub const CLAIM_EPOCH_MS: i64 = 30_000;
+
+/// How far apart the clocks of two instances sharing a store may be. A
+/// claimer of a new epoch waits this long past the epoch's start before it
+/// writes a key whose previous epoch was claimed too.
+pub const CLOCK_SKEW_MS: i64 = 5_000;
+
+/// How long a request waits, in total, for a key another caller is creating
+/// before it gives up with [`KvError::Busy`].
+pub const MAX_CREATION_WAIT_MS: u64 = 3_000;
 
 /// How many times a compare-and-swap loop retries before giving up. Every
 /// conflict means another writer succeeded, so this is only reached if the
 /// store itself misbehaves.
-pub const MAX_SWAP_ATTEMPTS: usize = 10_000;
+pub const MAX_SWAP_ATTEMPTS: usize = 1_000;
 
 /// Outcome of one step of an [`update`] loop.
 pub enum Step<T, E> {
-    /// Write this value and return `T` once the swap succeeds.
+    /// Write this value and return `T` once it is confirmed written.
     Write(Vec<u8>, T),
     /// Leave the value alone and return `T`.
     Keep(T),
@@ -59,56 +96,168 @@ pub enum Step<T, E> {
     Fail(E),
 }
 
-/// The counter whose first increment grants the right to create `key`.
-pub fn creation_claim(key: &str) -> String {
-    format!("{key}#created")
+/// The counter whose first increment in `epoch` grants the right to create
+/// `key` during that epoch.
+pub fn creation_claim(key: &str, epoch: i64) -> String {
+    format!("{key}#claim/{epoch}")
+}
+
+/// Whether `key` is a creation claim (for tools that walk the store).
+pub fn is_creation_claim(key: &str) -> bool {
+    key.contains("#claim/") || key.ends_with("#created")
 }
 
 /// Read-modify-write of one key: `step` sees the current value and decides;
-/// on conflict it runs again on the newer value.
+/// when another writer came first it runs again on the newer value.
 ///
-/// An existing value is replaced by compare-and-swap. An absent one is
-/// created only by the caller that wins the key's creation claim; the others
-/// read again until the winner's value is there and then change that.
+/// An existing value is replaced by compare-and-swap and read back to
+/// confirm. An absent one is created only by the holder of the key's
+/// creation claim (see the module docs); the others wait for its value and
+/// then change that.
 pub fn update<K: KeyValue, T, E: From<KvError>>(
     kv: &K,
     key: &str,
     mut step: impl FnMut(Option<Vec<u8>>) -> Step<T, E>,
 ) -> Result<T, E> {
-    let mut won_claim: Option<bool> = None;
+    let mut creation = Creation::default();
     for _ in 0..MAX_SWAP_ATTEMPTS {
         let (cas, current) = kv.read_for_swap(key)?;
         let exists = current.is_some();
         match step(current) {
             Step::Keep(result) => return Ok(result),
             Step::Fail(error) => return Err(error),
-            Step::Write(value, result) if exists => match kv.swap(cas, &value)? {
-                Swap::Done => return Ok(result),
-                Swap::Conflict => continue,
-            },
-            Step::Write(value, result) => {
-                let won = match won_claim {
-                    Some(won) => won,
-                    None => *won_claim.insert(kv.increment(&creation_claim(key), 1)? == 1),
-                };
-                if won {
-                    kv.set(key, &value)?;
+            Step::Write(value, result) if exists => {
+                // The answer is a hint; what is stored now decides.
+                kv.swap(cas, &value)?;
+                if kv.get(key)?.as_deref() == Some(value.as_slice()) {
                     return Ok(result);
                 }
-                // Another caller is creating it right now: read again.
+            }
+            Step::Write(value, result) => {
+                if creation.try_create(kv, key, &value)? {
+                    return Ok(result);
+                }
             }
         }
     }
-    Err(KvError(format!("too many conflicting writes to {key}")).into())
+    Err(KvError::Store(format!("too many conflicting writes to {key}")).into())
 }
 
-/// An in-memory store for unit tests, with Spin's compare-and-swap
-/// semantics (a swap from absent writes unconditionally). `conflicts` makes
-/// the next N swaps fail as if another writer had come first.
+/// One caller's attempts to create a key inside [`update`].
 #[derive(Default)]
+struct Creation {
+    /// The epoch whose claim this caller holds.
+    held_epoch: Option<i64>,
+    /// The epoch whose claim another caller won.
+    lost_epoch: Option<i64>,
+    /// Milliseconds spent waiting for someone else's creation.
+    waited_ms: u64,
+}
+
+impl Creation {
+    /// Writes `value` at the absent `key` if this caller may create it now.
+    /// `Ok(false)` means: read the key again (after a pause when someone
+    /// else is creating it).
+    fn try_create<K: KeyValue>(
+        &mut self,
+        kv: &K,
+        key: &str,
+        value: &[u8],
+    ) -> Result<bool, KvError> {
+        let now = kv.now_millis();
+        let epoch = now.div_euclid(CLAIM_EPOCH_MS);
+        if self.held_epoch != Some(epoch) {
+            self.held_epoch = None;
+            if self.lost_epoch != Some(epoch) {
+                if kv.increment(&creation_claim(key, epoch), 1)? == 1 {
+                    self.held_epoch = Some(epoch);
+                } else {
+                    self.lost_epoch = Some(epoch);
+                }
+            }
+            if self.held_epoch != Some(epoch) {
+                // Another caller creates it in this epoch: give it time.
+                self.wait(kv, key)?;
+                return Ok(false);
+            }
+            if previous_epoch_claimed(kv, key, epoch)? {
+                // The previous epoch's claimer may still be writing, until
+                // its epoch ends by its own clock: let that moment pass on
+                // every clock, then read again.
+                let safe_from = (epoch * CLAIM_EPOCH_MS + CLOCK_SKEW_MS) - now;
+                if safe_from > 0 {
+                    kv.pause(safe_from as u64);
+                    return Ok(false);
+                }
+            }
+        }
+        // Our claim holds only until the epoch ends.
+        if kv.now_millis().div_euclid(CLAIM_EPOCH_MS) != epoch {
+            self.held_epoch = None;
+            return Ok(false);
+        }
+        kv.set(key, value)?;
+        Ok(true)
+    }
+
+    fn wait<K: KeyValue>(&mut self, kv: &K, key: &str) -> Result<(), KvError> {
+        if self.waited_ms >= MAX_CREATION_WAIT_MS {
+            return Err(KvError::Busy(key.to_string()));
+        }
+        let pause = (5u64 << (self.waited_ms / 100).min(5)).min(200);
+        kv.pause(pause);
+        self.waited_ms += pause;
+        Ok(())
+    }
+}
+
+fn previous_epoch_claimed<K: KeyValue>(kv: &K, key: &str, epoch: i64) -> Result<bool, KvError> {
+    Ok(kv.get(&creation_claim(key, epoch - 1))?.is_some())
+}
+
+/// Decodes a counter as the stores keep it: 8 bytes, little-endian.
+pub fn decode_counter(bytes: &[u8]) -> Option<i64> {
+    Some(i64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+/// How [`MemoryStore`] reports swaps, to test [`update`] against the stores
+/// Spin ships.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SwapReports {
+    /// Spin's SQLite store: a swap from absent writes unconditionally, and
+    /// the answer is true.
+    #[default]
+    Truthful,
+    /// Spin 4.0.2's Redis store: swaps from absent are conditional too, and
+    /// every swap is reported as failed, written or not.
+    AlwaysFailed,
+    /// The worst a store could do: written swaps reported as failed and
+    /// lost ones as written.
+    Inverted,
+}
+
+/// An in-memory store for unit tests that keeps bytes exactly as Spin's
+/// stores do (counters are 8 bytes little-endian). `conflicts` makes the
+/// next N swaps lose as if another writer had come first; `reports` picks
+/// how swaps answer; the clock starts at `clock` and `pause` moves it on
+/// instead of sleeping, so tests never depend on time.
 pub struct MemoryStore {
     pub values: RefCell<BTreeMap<String, Vec<u8>>>,
     pub conflicts: RefCell<usize>,
+    pub reports: Cell<SwapReports>,
+    pub clock: Cell<i64>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            values: RefCell::default(),
+            conflicts: RefCell::default(),
+            reports: Cell::default(),
+            // 2026-01-01, mid-epoch.
+            clock: Cell::new(1_767_225_610_000),
+        }
+    }
 }
 
 impl KeyValue for MemoryStore {
@@ -131,14 +280,12 @@ impl KeyValue for MemoryStore {
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
         let mut values = self.values.borrow_mut();
         let current = match values.get(key) {
-            Some(bytes) => std::str::from_utf8(bytes)
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok())
-                .ok_or_else(|| KvError(format!("{key} is not a counter")))?,
+            Some(bytes) => decode_counter(bytes)
+                .ok_or_else(|| KvError::Store(format!("{key} is not a counter")))?,
             None => 0,
         };
         let next = current + delta;
-        values.insert(key.into(), next.to_string().into_bytes());
+        values.insert(key.into(), next.to_le_bytes().to_vec());
         Ok(next)
     }
 
@@ -149,15 +296,119 @@ impl KeyValue for MemoryStore {
 
     fn swap(&self, (key, expected): Self::Cas, value: &[u8]) -> Result<Swap, KvError> {
         let mut conflicts = self.conflicts.borrow_mut();
-        if *conflicts > 0 {
+        let reports = self.reports.get();
+        let written = if *conflicts > 0 {
             *conflicts -= 1;
-            return Ok(Swap::Conflict);
+            false
+        } else {
+            let mut values = self.values.borrow_mut();
+            let conditional = expected.is_some() || reports != SwapReports::Truthful;
+            if conditional && values.get(&key) != expected.as_ref() {
+                false
+            } else {
+                values.insert(key, value.to_vec());
+                true
+            }
+        };
+        Ok(match (reports, written) {
+            (SwapReports::Truthful, true) | (SwapReports::Inverted, false) => Swap::Done,
+            _ => Swap::Conflict,
+        })
+    }
+
+    fn now_millis(&self) -> i64 {
+        self.clock.get()
+    }
+
+    fn pause(&self, millis: u64) {
+        self.clock.set(self.clock.get() + millis as i64);
+    }
+}
+
+/// A store whose process dies after a number of writes: the write that
+/// would exceed it fails, and so does every operation after it. Crash tests
+/// run an operation once for every N and check what the Nth write left.
+pub struct CrashAfter<'a> {
+    pub inner: &'a MemoryStore,
+    writes_left: Cell<usize>,
+    crashed: Cell<bool>,
+}
+
+impl<'a> CrashAfter<'a> {
+    pub fn new(inner: &'a MemoryStore, writes: usize) -> Self {
+        CrashAfter {
+            inner,
+            writes_left: Cell::new(writes),
+            crashed: Cell::new(false),
         }
-        let mut values = self.values.borrow_mut();
-        if expected.is_some() && values.get(&key) != expected.as_ref() {
-            return Ok(Swap::Conflict);
+    }
+
+    /// Whether the process died before the operation finished.
+    pub fn crashed(&self) -> bool {
+        self.crashed.get()
+    }
+
+    fn alive(&self) -> Result<(), KvError> {
+        if self.crashed.get() {
+            Err(KvError::Store("the process died".into()))
+        } else {
+            Ok(())
         }
-        values.insert(key, value.to_vec());
-        Ok(Swap::Done)
+    }
+
+    fn write(&self) -> Result<(), KvError> {
+        self.alive()?;
+        match self.writes_left.get() {
+            0 => {
+                self.crashed.set(true);
+                self.alive()
+            }
+            n => {
+                self.writes_left.set(n - 1);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl KeyValue for CrashAfter<'_> {
+    type Cas = (String, Option<Vec<u8>>);
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.alive()?;
+        self.inner.get(key)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.write()?;
+        self.inner.set(key, value)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.write()?;
+        self.inner.delete(key)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        self.write()?;
+        self.inner.increment(key, delta)
+    }
+
+    fn read_for_swap(&self, key: &str) -> Result<(Self::Cas, Option<Vec<u8>>), KvError> {
+        self.alive()?;
+        self.inner.read_for_swap(key)
+    }
+
+    fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<Swap, KvError> {
+        self.write()?;
+        self.inner.swap(cas, value)
+    }
+
+    fn now_millis(&self) -> i64 {
+        self.inner.now_millis()
+    }
+
+    fn pause(&self, millis: u64) {
+        self.inner.pause(millis)
     }
 }

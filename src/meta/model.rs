@@ -92,8 +92,13 @@ pub struct Package {
     pub updated_at: Millis,
     #[serde(default)]
     pub last_downloaded_at: Option<Millis>,
-    /// Oldest first; the same file name may appear several times.
+    /// The newest files, oldest first; the same file name may appear
+    /// several times. Older files are sealed into `segments`.
     pub files: Vec<PackageFile>,
+    /// Older files, in immutable segments, oldest first (see
+    /// `meta::packages`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentRef>,
     /// Set when the package was deleted. The record stays (keys are never
     /// deleted, see `meta::kv`); publishing the same name and version again
     /// starts a new package with a new id in it.
@@ -106,10 +111,24 @@ impl Package {
         self.deleted_at.is_some()
     }
 
-    /// The newest file stored under this name.
+    /// The newest file stored under this name among the record's own
+    /// files (`meta::newest_file` looks in the segments too).
     pub fn newest_file(&self, stored_name: &str) -> Option<&PackageFile> {
         self.files.iter().rev().find(|f| f.file_name == stored_name)
     }
+
+    /// Whether the record itself holds the file with this id.
+    pub fn has_file(&self, file_id: u64) -> bool {
+        self.files.iter().any(|f| f.id == file_id)
+    }
+}
+
+/// A sealed segment of a package's files: the digest that names its key and
+/// how many files it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentRef {
+    pub digest: String,
+    pub files: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +195,24 @@ pub struct PackageSummary {
     pub version: String,
     pub status: PackageStatus,
     pub created_at: Millis,
+    /// Set while a change of the package is in flight (or was cut short):
+    /// the record, not this entry, says whether and how it is listed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+}
+
+impl PackageSummary {
+    /// The entry a live package's record calls for.
+    pub fn of(package: &Package) -> PackageSummary {
+        PackageSummary {
+            id: package.id,
+            name: package.name.clone(),
+            version: package.version.clone(),
+            status: package.status,
+            created_at: package.created_at,
+            pending: false,
+        }
+    }
 }
 
 #[cfg(test)]

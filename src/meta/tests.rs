@@ -154,7 +154,7 @@ fn status_on_upload_sets_the_whole_package() {
 }
 
 #[test]
-fn a_package_that_would_outgrow_a_value_is_refused() {
+fn a_file_record_that_would_outgrow_a_value_is_refused() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
     let settings = NamespaceSettings::default();
@@ -186,14 +186,15 @@ fn last_downloaded_at_moves_at_most_once_a_minute() {
 
 #[test]
 fn a_new_package_is_created_once_even_where_swap_from_absent_overwrites() {
-    // Another publisher won the creation claim and wrote the package first:
-    // this commit must add to it, not overwrite it.
+    // Another publisher holds this epoch's creation claim and wrote the
+    // package first: this commit must add to it, not overwrite it.
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
     let settings = NamespaceSettings::default();
     commit_file(&kv, &commit(&project, &settings), file("first.bin", "1")).unwrap();
     let key = keys::package(project.id, "tool", "1.0.0");
-    assert_eq!(kv.increment(&kv::creation_claim(&key), 0).unwrap(), 1);
+    let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS;
+    assert_eq!(kv.increment(&kv::creation_claim(&key, epoch), 0).unwrap(), 1);
     let (package, _) =
         commit_file(&kv, &commit(&project, &settings), file("second.bin", "2")).unwrap();
     let names: Vec<&str> = package.files.iter().map(|f| f.file_name.as_str()).collect();
@@ -201,15 +202,152 @@ fn a_new_package_is_created_once_even_where_swap_from_absent_overwrites() {
 }
 
 #[test]
-fn a_creation_claimed_by_someone_who_never_wrote_fails_instead_of_overwriting() {
+fn a_creation_claimed_by_someone_who_never_wrote_is_busy_then_taken_over() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
     let settings = NamespaceSettings::default();
     let key = keys::package(project.id, "tool", "1.0.0");
-    kv.increment(&kv::creation_claim(&key), 1).unwrap();
+    // A publisher claimed the key in this epoch and died before writing.
+    let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS;
+    kv.increment(&kv::creation_claim(&key, epoch), 1).unwrap();
     let err = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap_err();
-    assert!(matches!(err, MetaError::Store(_)), "{err}");
+    assert!(err.is_busy(), "{err}");
     assert_eq!(kv.get(&key).unwrap(), None);
+    // Once the epoch is over, the next publish creates it.
+    kv.pause(kv::CLAIM_EPOCH_MS as u64);
+    let (package, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    assert_eq!(package.files.len(), 1);
+    assert_eq!(package_summaries(&kv, project.id).unwrap().len(), 1);
+}
+
+#[test]
+fn a_claim_left_by_the_old_protocol_blocks_nothing() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    let key = keys::package(project.id, "claimed", "1.0");
+    kv.increment(&format!("{key}#created"), 1).unwrap();
+    let mut c = commit(&project, &settings);
+    c.name = "claimed";
+    c.version = "1.0";
+    commit_file(&kv, &c, file("a.bin", "1")).unwrap();
+}
+
+#[test]
+fn a_package_holds_files_far_beyond_one_value_in_segments() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    let count = 2 * packages::TAIL_FILES + 50;
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let name = match i {
+            5 => "early.bin".to_string(),
+            _ => format!("f{}.bin", i % 7),
+        };
+        let (_, stored) =
+            commit_file(&kv, &commit(&project, &settings), file(&name, &i.to_string())).unwrap();
+        ids.push(stored.id);
+    }
+    let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+    assert_eq!(package.segments.len(), 2);
+    assert_eq!(package.files.len(), 50);
+    let all: Vec<u64> = package_files(&kv, &package)
+        .unwrap()
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(all, ids);
+    // A name last published before the newest 50 is found in a segment.
+    assert_eq!(package.newest_file("early.bin"), None);
+    let early = newest_file(&kv, &package, "early.bin").unwrap().unwrap();
+    assert_eq!(early.id, ids[5]);
+    assert_eq!(newest_file(&kv, &package, "never.bin").unwrap(), None);
+
+    // Deleting a file in a segment rewrites that segment.
+    let victim = ids[3];
+    let removed = delete_file(&kv, project.id, package.id, victim, 9)
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed.id, victim);
+    let package = super::package(&kv, project.id, "tool", "1.0.0")
+        .unwrap()
+        .unwrap();
+    let left = package_files(&kv, &package).unwrap();
+    assert_eq!(left.len(), count - 1);
+    assert!(left.iter().all(|f| f.id != victim));
+
+    // Pruning reaches into the segments too.
+    let pruned = prune_files(&kv, project.id, package.id, "f0.bin", 1, 10).unwrap();
+    let f0_total = (0..count).filter(|i| i % 7 == 0).count();
+    assert_eq!(pruned.len(), f0_total - 1);
+    let package = super::package(&kv, project.id, "tool", "1.0.0")
+        .unwrap()
+        .unwrap();
+    let f0: Vec<PackageFile> = package_files(&kv, &package)
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.file_name == "f0.bin")
+        .collect();
+    assert_eq!(f0.len(), 1);
+    assert_eq!(f0[0].sha256, ((count - 1) / 7 * 7).to_string());
+
+    // Deleting the package hands back every file left.
+    let files = delete_package(&kv, project.id, package.id, 11)
+        .unwrap()
+        .unwrap();
+    assert_eq!(files.len(), count - 1 - pruned.len());
+}
+
+#[test]
+fn duplicates_are_found_in_segments_too() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings {
+        generic_duplicates_allowed: false,
+        generic_duplicate_exception_regex: String::new(),
+    };
+    for i in 0..packages::TAIL_FILES + 1 {
+        commit_file(
+            &kv,
+            &commit(&project, &settings),
+            file(&format!("f{i}.bin"), "x"),
+        )
+        .unwrap();
+    }
+    let err = commit_file(&kv, &commit(&project, &settings), file("f0.bin", "y")).unwrap_err();
+    assert!(matches!(err, MetaError::Duplicate));
+}
+
+#[test]
+fn every_publish_lands_exactly_once_whatever_swaps_report() {
+    for reports in [
+        kv::SwapReports::Truthful,
+        kv::SwapReports::AlwaysFailed,
+        kv::SwapReports::Inverted,
+    ] {
+        let kv = MemoryStore::default();
+        kv.reports.set(reports);
+        let project = new_project(&kv, "tools");
+        let settings = NamespaceSettings::default();
+        for i in 0..5 {
+            *kv.conflicts.borrow_mut() = i % 3;
+            let mut c = commit(&project, &settings);
+            let version = format!("1.{}", i % 2);
+            c.version = &version;
+            commit_file(&kv, &c, file(&format!("f{i}.bin"), "x")).unwrap();
+        }
+        let listed = package_summaries(&kv, project.id).unwrap();
+        assert_eq!(listed.len(), 2, "{reports:?}");
+        let files: usize = listed
+            .iter()
+            .map(|s| {
+                let p = package_by_id(&kv, project.id, s.id).unwrap().unwrap();
+                package_files(&kv, &p).unwrap().len()
+            })
+            .sum();
+        assert_eq!(files, 5, "{reports:?}");
+    }
 }
 
 #[test]
@@ -303,3 +441,5 @@ fn summaries_span_shards() {
         .collect();
     assert_eq!(listed, versions);
 }
+
+mod crashes;

@@ -65,7 +65,7 @@ pub fn user<K: KeyValue>(kv: &K, id: u64) -> Result<Option<User>, MetaError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kv::{creation_claim, MemoryStore};
+    use super::super::kv::{creation_claim, KeyValue, MemoryStore, CLAIM_EPOCH_MS};
     use super::*;
 
     #[test]
@@ -87,10 +87,15 @@ mod tests {
         let kv = MemoryStore::default();
         // Someone holds the right to create the claim but never writes it:
         // our claim gives up, and the record written before it goes again.
-        kv.increment(&creation_claim(&keys::username("carol")), 1)
+        let epoch = kv.now_millis() / CLAIM_EPOCH_MS;
+        kv.increment(&creation_claim(&keys::username("carol"), epoch), 1)
             .unwrap();
-        assert!(create_user(&kv, "carol", "c", 1).is_err());
+        let err = create_user(&kv, "carol", "c", 1).unwrap_err();
+        assert!(err.is_busy(), "{err}");
         assert_eq!(user(&kv, 1).unwrap(), None);
         assert_eq!(kv.get(&keys::username("carol")).unwrap(), None);
+        // Once the claim's epoch is over, the username can be taken.
+        kv.pause(CLAIM_EPOCH_MS as u64);
+        assert!(create_user(&kv, "carol", "c", 2).unwrap().is_some());
     }
 }

@@ -1,0 +1,633 @@
+//! Packages and their files: the write protocols and how they stay whole
+//! through a crash between any two writes.
+//!
+//! A package lives in three places:
+//!
+//! - its record, `pkg/<project>/<name>/<version>`: the truth about the
+//!   package (id, status, deletion) and its newest files;
+//! - its location, `pkg-id/<id>`: where the record of that id lives;
+//! - its entry in the project's package index, a sharded list of summaries
+//!   that listings filter, sort and page.
+//!
+//! **Invariant.** A listing shows exactly the live packages, each with its
+//! stored status. To keep it through crashes, every change that touches what
+//! an index entry says (creation, status, deletion) first marks the entry
+//! *pending*, then changes the record, then writes the entry from the record
+//! and clears the mark. A listing trusts entries that are not pending and
+//! resolves pending ones from the record: the package is listed if the
+//! record at its name and version is live and has the entry's id. So a crash
+//! after any write leaves a listing that tells the truth, and the location
+//! is written before the record, so a record is always findable by id.
+//!
+//! A package's files form a log: the newest ones sit in the record, and
+//! when the record holds [`TAIL_FILES`] of them they are sealed into an
+//! immutable segment, `pkg-files/<id>/<digest>`, named by a digest of the
+//! file ids it holds. A segment is written before the record points to it
+//! and never changed (removing a file writes a new segment), so a crash
+//! leaves at most a segment that nothing points to, and a write repeated by
+//! a retry writes the same bytes again.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::kv::{update, KeyValue, Step};
+use super::model::{
+    Millis, NamespaceSettings, Package, PackageFile, PackageLocation, PackageStatus,
+    PackageSummary, Project, SegmentRef,
+};
+use super::{decode, encode, keys, next_id, read, MetaError, MAX_VALUE_BYTES};
+
+/// Packages per shard of a project's package index. With names and versions
+/// of at most 255 bytes a full shard stays far below [`MAX_VALUE_BYTES`].
+pub const INDEX_SHARD_SIZE: u64 = 200;
+
+/// How many files a package record holds before they are sealed into a
+/// segment. About 70 KiB of records; a package of 100,000 files has 500
+/// segments, whose references keep the record near 30 KiB more.
+pub const TAIL_FILES: usize = 200;
+
+/// The live package with this name and version, if any.
+pub fn package<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    name: &str,
+    version: &str,
+) -> Result<Option<Package>, MetaError> {
+    let package: Option<Package> = read(kv, &keys::package(project_id, name, version))?;
+    Ok(package.filter(|p| !p.is_deleted()))
+}
+
+/// The live package with this id in this project, if any.
+pub fn package_by_id<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+) -> Result<Option<Package>, MetaError> {
+    let Some(location) = location_in(kv, project_id, package_id)? else {
+        return Ok(None);
+    };
+    let package = package(kv, project_id, &location.name, &location.version)?;
+    // The same name and version may have been deleted and published again.
+    Ok(package.filter(|p| p.id == package_id))
+}
+
+/// Every file of a package, oldest first.
+pub fn package_files<K: KeyValue>(
+    kv: &K,
+    package: &Package,
+) -> Result<Vec<PackageFile>, MetaError> {
+    let mut files = Vec::new();
+    for segment in &package.segments {
+        files.extend(read_segment(kv, package.id, segment)?);
+    }
+    files.extend(package.files.iter().cloned());
+    Ok(files)
+}
+
+/// The newest file stored under this name: the record's own files first,
+/// then the segments from the newest.
+pub fn newest_file<K: KeyValue>(
+    kv: &K,
+    package: &Package,
+    stored_name: &str,
+) -> Result<Option<PackageFile>, MetaError> {
+    if let Some(file) = package.newest_file(stored_name) {
+        return Ok(Some(file.clone()));
+    }
+    for segment in package.segments.iter().rev() {
+        let files = read_segment(kv, package.id, segment)?;
+        if let Some(file) = files.into_iter().rev().find(|f| f.file_name == stored_name) {
+            return Ok(Some(file));
+        }
+    }
+    Ok(None)
+}
+
+/// Every live package of a project, as its index lists them, oldest first.
+/// Reads one key per [`INDEX_SHARD_SIZE`] packages ever created, and the
+/// record of each entry left pending by a change in flight or cut short.
+pub fn package_summaries<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+) -> Result<Vec<PackageSummary>, MetaError> {
+    let created = kv.increment(&keys::package_ordinal(project_id), 0)?.max(0) as u64;
+    let mut all = Vec::new();
+    for shard in 0..created.div_ceil(INDEX_SHARD_SIZE) {
+        let entries: Option<Vec<PackageSummary>> =
+            read(kv, &keys::package_index(project_id, shard))?;
+        for entry in entries.unwrap_or_default() {
+            if !entry.pending {
+                all.push(entry);
+            } else if let Some(resolved) = resolve_pending(kv, project_id, &entry)? {
+                all.push(resolved);
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// What a pending entry really says: the package if its record is live
+/// under this id, with the record's status.
+fn resolve_pending<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    entry: &PackageSummary,
+) -> Result<Option<PackageSummary>, MetaError> {
+    let live = package(kv, project_id, &entry.name, &entry.version)?;
+    Ok(live
+        .filter(|p| p.id == entry.id)
+        .map(|p| PackageSummary::of(&p)))
+}
+
+/// A file whose bytes are safely in object storage, ready to be recorded.
+pub struct NewFile {
+    pub file_name: String,
+    pub size: u64,
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub object_key: String,
+}
+
+/// Where a file should go and under which rules.
+pub struct Commit<'a> {
+    pub project: &'a Project,
+    pub name: &'a str,
+    pub version: &'a str,
+    pub status: Option<PackageStatus>,
+    pub settings: &'a NamespaceSettings,
+    pub now: Millis,
+}
+
+/// Records a file in its package, creating the package if needed.
+///
+/// A compare-and-swap loop on the package record, so concurrent publishes
+/// into the same (possibly new) package all land and the duplicate rule is
+/// checked against what is stored at the moment of the write. A new package
+/// is entered in the index (pending) and located before its record exists;
+/// a status change marks the entry pending before the record changes. A
+/// retry finds the file already there when a write landed unconfirmed.
+pub fn commit_file<K: KeyValue>(
+    kv: &K,
+    commit: &Commit,
+    file: NewFile,
+) -> Result<(Package, PackageFile), MetaError> {
+    let key = keys::package(commit.project.id, commit.name, commit.version);
+    let file = PackageFile {
+        id: next_id(kv, "file")?,
+        file_name: file.file_name,
+        size: file.size,
+        md5: file.md5,
+        sha1: file.sha1,
+        sha256: file.sha256,
+        object_key: file.object_key,
+        created_at: commit.now,
+    };
+    let duplicates_allowed = commit
+        .settings
+        .duplicates_allowed_for(commit.name, commit.version);
+    // A package that may be new gets its id, location and pending index
+    // entry once, before the record that makes it real.
+    let mut reserved: Option<PackageLocation> = None;
+    let mut reserved_id: Option<u64> = None;
+    // Whether this publish marked the entry pending for a status change.
+    let mut marked = false;
+
+    let package = update(kv, &key, |current| {
+        let live = match current.map(|bytes| decode::<Package>(&key, &bytes)) {
+            Some(Ok(package)) => Some(package).filter(|p| !p.is_deleted()),
+            Some(Err(e)) => return Step::Fail(e),
+            None => None,
+        };
+        let (mut package, is_new) = match live {
+            // A retry after a write that landed but was not confirmed.
+            Some(package) if package.has_file(file.id) => return Step::Keep(package),
+            Some(package) => (package, false),
+            None => {
+                if reserved.is_none() {
+                    match reserve(kv, commit) {
+                        Ok((id, location)) => {
+                            reserved_id = Some(id);
+                            reserved = Some(location);
+                        }
+                        Err(e) => return Step::Fail(e),
+                    }
+                }
+                (new_package(reserved_id.expect("reserved above"), commit), true)
+            }
+        };
+        if !duplicates_allowed {
+            match newest_file(kv, &package, &file.file_name) {
+                Ok(Some(_)) => return Step::Fail(MetaError::Duplicate),
+                Ok(None) => {}
+                Err(e) => return Step::Fail(e),
+            }
+        }
+        if let Some(status) = commit.status {
+            if status != package.status && !is_new && !marked {
+                // Listings show the status: mark the entry first.
+                if let Err(e) = mark_pending(kv, &package) {
+                    return Step::Fail(e);
+                }
+                marked = true;
+            }
+            package.status = status;
+        }
+        package.files.push(file.clone());
+        package.updated_at = commit.now;
+        if let Err(e) = seal_if_full(kv, &mut package) {
+            return Step::Fail(e);
+        }
+        let bytes = encode(&package);
+        if bytes.len() > MAX_VALUE_BYTES {
+            return Step::Fail(MetaError::PackageFull);
+        }
+        Step::Write(bytes, package)
+    })?;
+
+    if let Some(location) = &reserved {
+        if Some(package.id) != reserved_id {
+            // Another publish created the package first: ours was never
+            // real. Its location points at a record with another id, which
+            // lookups by id ignore.
+            remove_entry(kv, location, reserved_id.expect("reserved"))?;
+        }
+    }
+    if reserved_id == Some(package.id) || marked {
+        confirm_entry(kv, &package)?;
+    }
+    Ok((package, file))
+}
+
+fn new_package(id: u64, commit: &Commit) -> Package {
+    Package {
+        id,
+        project_id: commit.project.id,
+        name: commit.name.to_string(),
+        version: commit.version.to_string(),
+        status: PackageStatus::Default,
+        created_at: commit.now,
+        updated_at: commit.now,
+        last_downloaded_at: None,
+        files: Vec::new(),
+        segments: Vec::new(),
+        deleted_at: None,
+    }
+}
+
+/// A fresh package id with its location and a pending index entry.
+fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<(u64, PackageLocation), MetaError> {
+    let id = next_id(kv, "package")?;
+    let ordinal = kv.increment(&keys::package_ordinal(commit.project.id), 1)?;
+    let location = PackageLocation {
+        project_id: commit.project.id,
+        name: commit.name.to_string(),
+        version: commit.version.to_string(),
+        index_shard: (ordinal.max(1) as u64 - 1) / INDEX_SHARD_SIZE,
+    };
+    let entry = PackageSummary {
+        id,
+        name: commit.name.to_string(),
+        version: commit.version.to_string(),
+        status: commit.status.unwrap_or(PackageStatus::Default),
+        created_at: commit.now,
+        pending: true,
+    };
+    change_index(kv, &location, |entries| {
+        if entries.iter().any(|e| e.id == id) {
+            return false;
+        }
+        entries.push(entry.clone());
+        true
+    })?;
+    kv.set(&keys::package_by_id(id), &encode(&location))?;
+    Ok((id, location))
+}
+
+/// Marks a package's index entry pending, before a change to its record.
+fn mark_pending<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError> {
+    let Some(location) = package_location(kv, package.id)? else {
+        return Ok(());
+    };
+    change_index(kv, &location, |entries| {
+        match entries.iter_mut().find(|e| e.id == package.id) {
+            Some(entry) if !entry.pending => {
+                entry.pending = true;
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Writes a package's index entry from its record as it is now, and clears
+/// the pending mark; drops the entry when the record is no longer live.
+fn confirm_entry<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError> {
+    let Some(location) = package_location(kv, package.id)? else {
+        return Ok(());
+    };
+    let record_key = keys::package(location.project_id, &location.name, &location.version);
+    let index_key = keys::package_index(location.project_id, location.index_shard);
+    update(kv, &index_key, |current| {
+        let Some(bytes) = current else {
+            return Step::Keep(());
+        };
+        let mut entries: Vec<PackageSummary> = match decode(&index_key, &bytes) {
+            Ok(entries) => entries,
+            Err(e) => return Step::Fail(e),
+        };
+        // Read inside the step, so a retry copies the newest record.
+        let record = match read::<K, Package>(kv, &record_key) {
+            Ok(record) => record.filter(|p| p.id == package.id && !p.is_deleted()),
+            Err(e) => return Step::Fail(e),
+        };
+        let before = entries.clone();
+        match record {
+            Some(record) => {
+                for entry in entries.iter_mut().filter(|e| e.id == package.id) {
+                    *entry = PackageSummary::of(&record);
+                }
+            }
+            None => entries.retain(|e| e.id != package.id),
+        }
+        if entries == before {
+            Step::Keep(())
+        } else {
+            Step::Write(encode(&entries), ())
+        }
+    })
+}
+
+fn remove_entry<K: KeyValue>(
+    kv: &K,
+    location: &PackageLocation,
+    package_id: u64,
+) -> Result<(), MetaError> {
+    change_index(kv, location, |entries| {
+        let before = entries.len();
+        entries.retain(|e| e.id != package_id);
+        entries.len() != before
+    })
+}
+
+/// Changes the index shard that lists the package at `location`; `change`
+/// answers whether it changed anything.
+fn change_index<K: KeyValue>(
+    kv: &K,
+    location: &PackageLocation,
+    change: impl Fn(&mut Vec<PackageSummary>) -> bool,
+) -> Result<(), MetaError> {
+    let index_key = keys::package_index(location.project_id, location.index_shard);
+    update(kv, &index_key, |current| {
+        let mut entries: Vec<PackageSummary> = match current {
+            Some(bytes) => match decode(&index_key, &bytes) {
+                Ok(entries) => entries,
+                Err(e) => return Step::Fail(e),
+            },
+            None => Vec::new(),
+        };
+        if change(&mut entries) {
+            Step::Write(encode(&entries), ())
+        } else {
+            Step::Keep(())
+        }
+    })
+}
+
+/// Marks a package deleted and takes it out of its project's index. Returns
+/// its files, whose objects the caller deletes.
+pub fn delete_package<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+    now: Millis,
+) -> Result<Option<Vec<PackageFile>>, MetaError> {
+    let Some(package) = package_by_id(kv, project_id, package_id)? else {
+        return Ok(None);
+    };
+    mark_pending(kv, &package)?;
+    let key = keys::package(project_id, &package.name, &package.version);
+    let removed = update(kv, &key, |current| {
+        let Some(bytes) = current else {
+            return Step::Keep(None);
+        };
+        let mut package: Package = match decode(&key, &bytes) {
+            Ok(package) => package,
+            Err(e) => return Step::Fail(e),
+        };
+        if package.id != package_id || package.is_deleted() {
+            return Step::Keep(None);
+        }
+        let files = match package_files(kv, &package) {
+            Ok(files) => files,
+            Err(e) => return Step::Fail(e),
+        };
+        package.files.clear();
+        package.segments.clear();
+        package.deleted_at = Some(now);
+        package.updated_at = now;
+        Step::Write(encode(&package), Some(files))
+    })?;
+    confirm_entry(kv, &package)?;
+    Ok(removed)
+}
+
+/// Removes one file record from a package. Returns it, so the caller can
+/// delete its object.
+pub fn delete_file<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+    file_id: u64,
+    now: Millis,
+) -> Result<Option<PackageFile>, MetaError> {
+    let removed = change_files(kv, project_id, package_id, now, |files| {
+        files.iter().position(|f| f.id == file_id).map(|i| vec![i])
+    })?;
+    Ok(removed.into_iter().next())
+}
+
+/// Removes the files named `file_name` beyond the newest `keep` from the
+/// package and returns them, so their objects can be deleted.
+pub fn prune_files<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+    file_name: &str,
+    keep: usize,
+    now: Millis,
+) -> Result<Vec<PackageFile>, MetaError> {
+    change_files(kv, project_id, package_id, now, |files| {
+        let same_name: Vec<usize> = (0..files.len())
+            .filter(|&i| files[i].file_name == file_name)
+            .collect();
+        let surplus = same_name.len().saturating_sub(keep);
+        // Files are oldest first: drop the first `surplus` with this name.
+        (surplus > 0).then(|| same_name[..surplus].to_vec())
+    })
+}
+
+/// Removes the files that `pick` chooses (positions in the package's files,
+/// oldest first) from a live package, wherever they are stored, and returns
+/// them. Segments that lose files are written anew under their new digest.
+fn change_files<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+    now: Millis,
+    pick: impl Fn(&[PackageFile]) -> Option<Vec<usize>>,
+) -> Result<Vec<PackageFile>, MetaError> {
+    let Some(location) = location_in(kv, project_id, package_id)? else {
+        return Ok(Vec::new());
+    };
+    let key = keys::package(project_id, &location.name, &location.version);
+    update(kv, &key, |current| {
+        let Some(bytes) = current else {
+            return Step::Keep(Vec::new());
+        };
+        let mut package: Package = match decode(&key, &bytes) {
+            Ok(package) => package,
+            Err(e) => return Step::Fail(e),
+        };
+        if package.id != package_id || package.is_deleted() {
+            return Step::Keep(Vec::new());
+        }
+        let all = match package_files(kv, &package) {
+            Ok(all) => all,
+            Err(e) => return Step::Fail(e),
+        };
+        let Some(positions) = pick(&all) else {
+            return Step::Keep(Vec::new());
+        };
+        let gone: Vec<u64> = positions.iter().map(|&i| all[i].id).collect();
+        match without_files(kv, &mut package, &gone) {
+            Ok(()) => {}
+            Err(e) => return Step::Fail(e),
+        }
+        package.updated_at = now;
+        let removed = positions.iter().map(|&i| all[i].clone()).collect();
+        Step::Write(encode(&package), removed)
+    })
+}
+
+/// Takes the files with these ids out of the record and its segments.
+fn without_files<K: KeyValue>(
+    kv: &K,
+    package: &mut Package,
+    gone: &[u64],
+) -> Result<(), MetaError> {
+    package.files.retain(|f| !gone.contains(&f.id));
+    let mut kept = Vec::with_capacity(package.segments.len());
+    for segment in std::mem::take(&mut package.segments) {
+        let files = read_segment(kv, package.id, &segment)?;
+        if !files.iter().any(|f| gone.contains(&f.id)) {
+            kept.push(segment);
+            continue;
+        }
+        let rest: Vec<PackageFile> = files.into_iter().filter(|f| !gone.contains(&f.id)).collect();
+        if !rest.is_empty() {
+            kept.push(write_segment(kv, package.id, &rest)?);
+        }
+    }
+    package.segments = kept;
+    Ok(())
+}
+
+/// Seals the record's files into a segment once there are [`TAIL_FILES`].
+fn seal_if_full<K: KeyValue>(kv: &K, package: &mut Package) -> Result<(), MetaError> {
+    if package.files.len() < TAIL_FILES {
+        return Ok(());
+    }
+    let sealed = write_segment(kv, package.id, &package.files)?;
+    package.segments.push(sealed);
+    package.files.clear();
+    Ok(())
+}
+
+/// The files of one segment, as a digest of their ids names it.
+#[derive(Serialize, Deserialize)]
+struct Segment {
+    files: Vec<PackageFile>,
+}
+
+fn segment_digest(files: &[PackageFile]) -> String {
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(file.id.to_le_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+fn write_segment<K: KeyValue>(
+    kv: &K,
+    package_id: u64,
+    files: &[PackageFile],
+) -> Result<SegmentRef, MetaError> {
+    let digest = segment_digest(files);
+    let segment = Segment {
+        files: files.to_vec(),
+    };
+    kv.set(&keys::package_segment(package_id, &digest), &encode(&segment))?;
+    Ok(SegmentRef {
+        digest,
+        files: files.len() as u32,
+    })
+}
+
+fn read_segment<K: KeyValue>(
+    kv: &K,
+    package_id: u64,
+    segment: &SegmentRef,
+) -> Result<Vec<PackageFile>, MetaError> {
+    let key = keys::package_segment(package_id, &segment.digest);
+    match read::<K, Segment>(kv, &key)? {
+        Some(segment) => Ok(segment.files),
+        None => Err(MetaError::Corrupt {
+            key,
+            reason: "the package points to a missing segment".into(),
+        }),
+    }
+}
+
+/// Where the package with this id lives, if it is in this project.
+fn location_in<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+) -> Result<Option<PackageLocation>, MetaError> {
+    Ok(package_location(kv, package_id)?.filter(|l| l.project_id == project_id))
+}
+
+/// Where the package with this id lives, if it exists.
+pub fn package_location<K: KeyValue>(
+    kv: &K,
+    package_id: u64,
+) -> Result<Option<PackageLocation>, MetaError> {
+    read(kv, &keys::package_by_id(package_id))
+}
+
+/// Sets `last_downloaded_at`, at most once a minute per package. Best effort:
+/// a lost race means someone else just wrote a fresh time.
+pub fn mark_downloaded<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    name: &str,
+    version: &str,
+    now: Millis,
+) -> Result<(), MetaError> {
+    let key = keys::package(project_id, name, version);
+    let (cas, current) = kv.read_for_swap(&key)?;
+    let Some(bytes) = current else {
+        return Ok(());
+    };
+    let mut package: Package = decode(&key, &bytes)?;
+    if package
+        .last_downloaded_at
+        .is_some_and(|last| now - last < 60_000)
+    {
+        return Ok(());
+    }
+    package.last_downloaded_at = Some(now);
+    kv.swap(cas, &encode(&package))?;
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! Crash consistency: every package operation is cut after its 1st, 2nd,
+//! ... Nth write (the process dies, see [`CrashAfter`]), then the store is
+//! checked against the invariant of `meta::packages` and the operation is
+//! run again to completion on the same store, as the next request would.
+
+use super::*;
+use crate::meta::kv::{CrashAfter, CLAIM_EPOCH_MS, CLOCK_SKEW_MS};
+
+/// Runs `operation` cut after every possible number of writes, each time on
+/// a store prepared by `setup`. After each cut: the invariant holds, the
+/// operation can be run again to completion (no key was left unusable),
+/// and the invariant holds once more. Returns how many cut points it tried.
+fn at_every_crash_point<S>(
+    setup: impl Fn(&MemoryStore) -> S,
+    operation: impl Fn(&dyn KvHandle, &S) -> Result<(), MetaError>,
+) -> usize {
+    for writes in 0..200 {
+        let kv = MemoryStore::default();
+        let state = setup(&kv);
+        let crashing = CrashAfter::new(&kv, writes);
+        let result = operation(&&crashing, &state);
+        if !crashing.crashed() {
+            result.unwrap();
+            return writes;
+        }
+        // The next request comes later: any creation claim has expired.
+        kv.pause((CLAIM_EPOCH_MS + CLOCK_SKEW_MS) as u64);
+        check_listing_tells_the_truth(&kv);
+        operation(&&kv, &state).unwrap_or_else(|e| panic!("after {writes} writes: {e}"));
+        check_listing_tells_the_truth(&kv);
+    }
+    panic!("an operation that never finishes")
+}
+
+/// A store handle the operations run against: the crashing one, then the
+/// real one.
+trait KvHandle {
+    fn commit(&self, commit: &Commit, file: NewFile) -> Result<(Package, PackageFile), MetaError>;
+    fn delete_package(&self, project: u64, package: u64) -> Result<(), MetaError>;
+    fn delete_file(&self, project: u64, package: u64, file: u64) -> Result<(), MetaError>;
+    fn prune(&self, project: u64, package: u64, name: &str) -> Result<(), MetaError>;
+}
+
+impl<K: KeyValue> KvHandle for &K {
+    fn commit(&self, commit: &Commit, file: NewFile) -> Result<(Package, PackageFile), MetaError> {
+        commit_file(*self, commit, file)
+    }
+
+    fn delete_package(&self, project: u64, package: u64) -> Result<(), MetaError> {
+        super::delete_package(*self, project, package, 9_000).map(drop)
+    }
+
+    fn delete_file(&self, project: u64, package: u64, file: u64) -> Result<(), MetaError> {
+        super::delete_file(*self, project, package, file, 9_000).map(drop)
+    }
+
+    fn prune(&self, project: u64, package: u64, name: &str) -> Result<(), MetaError> {
+        prune_files(*self, project, package, name, 1, 9_000).map(drop)
+    }
+}
+
+/// The invariant: a listing shows exactly the live packages, each once and
+/// with its stored status; every listed package is found by id; every live
+/// package's files all read back.
+fn check_listing_tells_the_truth(kv: &MemoryStore) {
+    let records: Vec<(String, Package)> = kv
+        .values
+        .borrow()
+        .iter()
+        .filter(|(key, _)| key.starts_with("v1/pkg/") && !kv::is_creation_claim(key))
+        .map(|(key, bytes)| (key.clone(), serde_json::from_slice(bytes).unwrap()))
+        .collect();
+    let projects: std::collections::BTreeSet<u64> =
+        records.iter().map(|(_, p)| p.project_id).collect();
+    for project_id in projects {
+        let listed = package_summaries(kv, project_id).unwrap();
+        let live: Vec<&Package> = records
+            .iter()
+            .map(|(_, p)| p)
+            .filter(|p| p.project_id == project_id && !p.is_deleted())
+            .collect();
+        let mut listed_ids: Vec<u64> = listed.iter().map(|s| s.id).collect();
+        let mut live_ids: Vec<u64> = live.iter().map(|p| p.id).collect();
+        listed_ids.sort();
+        live_ids.sort();
+        assert_eq!(listed_ids, live_ids, "listed vs live packages");
+        for package in live {
+            let entry = listed.iter().find(|s| s.id == package.id).unwrap();
+            assert_eq!(entry.status, package.status);
+            let found = package_by_id(kv, project_id, package.id).unwrap();
+            assert_eq!(found.as_ref().map(|p| p.id), Some(package.id));
+            package_files(kv, package).unwrap();
+        }
+    }
+}
+
+fn project_in(kv: &MemoryStore) -> Project {
+    new_project(kv, "tools")
+}
+
+fn publish(
+    handle: &dyn KvHandle,
+    project: &Project,
+    version: &str,
+    name: &str,
+) -> Result<(), MetaError> {
+    let settings = NamespaceSettings::default();
+    let mut c = commit(project, &settings);
+    c.version = version;
+    handle.commit(&c, file(name, "x")).map(drop)
+}
+
+#[test]
+fn creating_a_package_survives_a_crash_after_any_write() {
+    let points = at_every_crash_point(project_in, |kv, project| {
+        publish(kv, project, "1.0.0", "a.bin")
+    });
+    assert!(points >= 5, "{points} crash points");
+}
+
+#[test]
+fn adding_a_file_survives_a_crash_after_any_write() {
+    let points = at_every_crash_point(
+        |kv| {
+            let project = project_in(kv);
+            publish(&kv, &project, "1.0.0", "a.bin").unwrap();
+            project
+        },
+        |kv, project| publish(kv, project, "1.0.0", "b.bin"),
+    );
+    assert!(points >= 2, "{points} crash points");
+}
+
+#[test]
+fn hiding_a_package_survives_a_crash_after_any_write() {
+    let points = at_every_crash_point(
+        |kv| {
+            let project = project_in(kv);
+            publish(&kv, &project, "1.0.0", "a.bin").unwrap();
+            project
+        },
+        |kv, project| {
+            let settings = NamespaceSettings::default();
+            let mut c = commit(project, &settings);
+            c.status = Some(PackageStatus::Hidden);
+            kv.commit(&c, file("b.bin", "x")).map(drop)
+        },
+    );
+    assert!(points >= 4, "{points} crash points");
+}
+
+#[test]
+fn sealing_a_segment_survives_a_crash_after_any_write() {
+    let points = at_every_crash_point(
+        |kv| {
+            let project = project_in(kv);
+            for i in 0..packages::TAIL_FILES - 1 {
+                publish(&kv, &project, "1.0.0", &format!("f{i}.bin")).unwrap();
+            }
+            project
+        },
+        |kv, project| publish(kv, project, "1.0.0", "last.bin"),
+    );
+    assert!(points >= 3, "{points} crash points");
+}
+
+#[test]
+fn deleting_a_package_survives_a_crash_after_any_write() {
+    let points = at_every_crash_point(
+        |kv| {
+            let project = project_in(kv);
+            publish(&kv, &project, "1.0.0", "a.bin").unwrap();
+            publish(&kv, &project, "2.0.0", "a.bin").unwrap();
+            let id = package(kv, project.id, "tool", "1.0.0")
+                .unwrap()
+                .unwrap()
+                .id;
+            (project, id)
+        },
+        |kv, (project, id)| kv.delete_package(project.id, *id),
+    );
+    assert!(points >= 3, "{points} crash points");
+}
+
+#[test]
+fn deleting_and_pruning_files_in_segments_survive_a_crash_after_any_write() {
+    let setup = |kv: &MemoryStore| {
+        let project = project_in(kv);
+        for i in 0..packages::TAIL_FILES + 10 {
+            publish(&kv, &project, "1.0.0", &format!("f{}.bin", i % 3)).unwrap();
+        }
+        let package = package(kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+        let first = package_files(kv, &package).unwrap()[0].id;
+        (project, package.id, first)
+    };
+    let points = at_every_crash_point(setup, |kv, (project, package, first)| {
+        kv.delete_file(project.id, *package, *first)
+    });
+    assert!(points >= 2, "{points} crash points");
+    let points = at_every_crash_point(setup, |kv, (project, package, _)| {
+        kv.prune(project.id, *package, "f1.bin")
+    });
+    assert!(points >= 2, "{points} crash points");
+}
