@@ -60,6 +60,12 @@ pub fn is_traversal(value: &str) -> bool {
         || has_percent_escape(value)
 }
 
+/// Whether a decoded path has an empty segment (`a//b`, `a/`): two
+/// spellings of one stored name, and no file path a client means.
+pub fn has_empty_segment(path: &str) -> bool {
+    path.split('/').any(str::is_empty)
+}
+
 fn has_percent_escape(value: &str) -> bool {
     value
         .as_bytes()
@@ -96,6 +102,22 @@ pub fn is_valid_file_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._+~@-".contains(&b))
+}
+
+/// Upper bound on the compiled size of a duplicate-exception regex: far
+/// above what a 255-character pattern of ordinary classes needs, far below
+/// what would let one pattern use up an instance's memory.
+pub const EXCEPTION_REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Compiles a namespace's `generic_duplicate_exception_regex`, anchored as
+/// `\A(?:<pattern>)\z`. RE2 syntax as users write it, Perl classes (`\d`,
+/// `\w`, `\s`, their negations, `\b`) included; matching stays linear in
+/// the input. Names and versions are ASCII, so the Unicode classes used here
+/// match exactly what RE2's ASCII ones do.
+pub fn compile_exception_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&format!(r"\A(?:{pattern})\z"))
+        .size_limit(EXCEPTION_REGEX_SIZE_LIMIT)
+        .build()
 }
 
 /// The coordinates of one file in the generic registry, validated.
@@ -151,13 +173,24 @@ pub fn file_coordinates(raw: &[&str]) -> Result<FileCoordinates, Vec<InvalidPara
         &mut invalid,
     );
     let path_segments = &decoded[2..decoded.len() - 1];
+    // Joined after decoding, so `a%2F%2Fb` and `a//b` are judged alike.
     let path: Option<String> = path_segments
         .iter()
-        .map(|s| s.clone().filter(|s| !s.is_empty()))
+        .cloned()
         .collect::<Option<Vec<_>>>()
         .map(|segments| segments.join("/"));
     if !path_segments.is_empty() {
-        check("path", &path, |_| true, &mut invalid);
+        match &path {
+            Some(p) if is_traversal(p) || has_empty_segment(p) => invalid.push(InvalidParam {
+                param: "path",
+                traversal: true,
+            }),
+            Some(_) => {}
+            None => invalid.push(InvalidParam {
+                param: "path",
+                traversal: false,
+            }),
+        }
     }
     check(
         "file_name",
@@ -276,8 +309,51 @@ mod tests {
     }
 
     #[test]
-    fn empty_path_segments_are_invalid() {
-        assert_eq!(coords("t/1.0//a").unwrap_err(), "path is invalid");
+    fn empty_path_segments_are_invalid_however_spelled() {
+        for path in [
+            "t/1.0//a",
+            "t/1.0/x//a",
+            "t/1.0/a%2F%2Fb/f.bin",
+            "t/1.0/a%2F/f.bin",
+            "t/1.0/%2Fa/f.bin",
+            "t/1.0/a/%2F/f.bin",
+        ] {
+            assert_eq!(
+                coords(path).unwrap_err(),
+                "path should be a valid file path",
+                "{path}"
+            );
+        }
+        assert_eq!(
+            coords("t/1.0/a%2Fb/f.bin").unwrap().stored_file_name,
+            "a%2Fb%2Ff.bin"
+        );
+    }
+
+    #[test]
+    fn exception_regexes_take_perl_classes_and_stay_anchored() {
+        for (pattern, matching, other) in [
+            (r"\d+\.\d+\.\d+", "1.22.333", "1.2"),
+            (r"\w+-SNAPSHOT", "tool_2-SNAPSHOT", "tool.2-SNAPSHOT"),
+            (r"\s*release", "release", "prerelease"),
+            (r"\D+", "abc", "a1"),
+            (r"\S+\W\S+", "a-b", "a_b"),
+            (r".*\bnightly\b.*", "x-nightly-1", "xnightly"),
+            (r"(?i)snapshot", "SnapShot", "snapshots"),
+        ] {
+            let regex = compile_exception_regex(pattern).unwrap();
+            assert!(regex.is_match(matching), "{pattern} ~ {matching}");
+            assert!(!regex.is_match(other), "{pattern} !~ {other}");
+        }
+        assert!(compile_exception_regex("(unclosed").is_err());
+        assert!(
+            compile_exception_regex(r"(a)\1").is_err(),
+            "no backreferences"
+        );
+        assert!(
+            compile_exception_regex(&r"\w{1000}".repeat(25)).is_err(),
+            "over the size limit"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! stores anything.
 
 use reqwest::StatusCode;
+use serde_json::json;
 
 use crate::common::*;
 
@@ -59,7 +60,7 @@ async fn invalid_names_versions_and_paths_answer_gitlabs_400() {
         let (status, body) = raw(&r, "PUT", &path, &auth, b"x").await;
         assert_eq!(status, 400, "PUT {rest}: {body}");
         let body: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(body, serde_json::json!({"error": message}), "PUT {rest}");
+        assert_eq!(body, json!({"error": message}), "PUT {rest}");
         if !rest.contains('?') {
             let (status, _) = raw(&r, "GET", &path, &auth, b"").await;
             assert_eq!(status, 400, "GET {rest}");
@@ -122,4 +123,91 @@ async fn malformed_requests_never_cause_a_server_error() {
         .unwrap();
     assert_eq!(bad_checksum.status(), StatusCode::BAD_REQUEST);
     assert!(r.objects().is_empty(), "nothing was stored");
+}
+
+#[tokio::test]
+async fn encoded_slashes_cannot_make_empty_path_segments() {
+    let r = start().await;
+    let id = r
+        .create_project("acme", "tools", "private")
+        .await
+        .to_string();
+    let admin = r.admin();
+    let auth = [("PRIVATE-TOKEN", admin.as_str())];
+    for rest in [
+        "t/1.0/a//b/f.bin",
+        "t/1.0/a%2F%2Fb/f.bin",
+        "t/1.0/a%2F/f.bin",
+        "t/1.0/a/%2F/f.bin",
+    ] {
+        let path = format!("/api/v4/projects/{id}/packages/generic/{rest}");
+        let (status, body) = raw(&r, "PUT", &path, &auth, b"x").await;
+        assert_eq!(status, 400, "PUT {rest}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": "path should be a valid file path"}),
+            "PUT {rest}"
+        );
+    }
+    assert!(r.objects().is_empty(), "nothing was stored");
+    // One encoded slash between two names is an ordinary path.
+    let path = format!("/api/v4/projects/{id}/packages/generic/t/1.0/a%2Fb/f.bin");
+    let (status, body) = raw(&r, "PUT", &path, &auth, b"x").await;
+    assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn exception_regexes_with_perl_classes_are_accepted_and_applied() {
+    let r = start().await;
+    let id = r
+        .create_project("acme", "tools", "private")
+        .await
+        .to_string();
+    let admin = r.admin();
+    let settings = r.url("/api/v4/groups/acme/packages/settings");
+    for regex in [r"\w+-SNAPSHOT", r"\s*release", r"\d+\.\d+\.\d+"] {
+        let response = r
+            .client
+            .put(&settings)
+            .header("PRIVATE-TOKEN", &admin)
+            .json(&json!({
+                "generic_duplicates_allowed": false,
+                "generic_duplicate_exception_regex": regex,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{regex}");
+        assert_eq!(
+            json(response).await["generic_duplicate_exception_regex"],
+            regex
+        );
+    }
+    // Through GraphQL too.
+    let mutation = r#"mutation($regex: String) { updateNamespacePackageSettings(input: {namespacePath: "acme", genericDuplicateExceptionRegex: $regex}) { packageSettings { genericDuplicateExceptionRegex } errors } }"#;
+    let response = r
+        .client
+        .post(r.url("/api/graphql"))
+        .header("PRIVATE-TOKEN", &admin)
+        .json(&json!({"query": mutation, "variables": {"regex": r"\d+\.\d+\.\d+"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json(response).await["data"]["updateNamespacePackageSettings"]["errors"],
+        json!([])
+    );
+    // Versions matching `\d+\.\d+\.\d+` take duplicates; others do not.
+    for (rest, status) in [
+        ("t/1.2.3/a.bin", StatusCode::CREATED),
+        ("t/1.2.3/a.bin", StatusCode::CREATED),
+        ("t/1.2/a.bin", StatusCode::CREATED),
+        ("t/1.2/a.bin", StatusCode::BAD_REQUEST),
+    ] {
+        let response = r
+            .put(&r.generic(&id, rest), Some(&admin), b"x".to_vec())
+            .await;
+        assert_eq!(response.status(), status, "{rest}");
+    }
 }
