@@ -2,6 +2,10 @@
 //! fields with arguments (literals or `$variables`) and selection sets.
 //! Fragments and directives are refused with a clear message; variable
 //! definitions are read past (their values come with the request).
+//!
+//! Hostile documents are bounded before the (recursive) parser sees them:
+//! a size limit, and a depth limit measured by one flat pass over the tokens
+//! (GitLab's limits and messages), so no document can exhaust the stack.
 
 use serde_json::{Map, Value as Json};
 
@@ -43,6 +47,17 @@ pub struct Operation {
     pub kind: OperationKind,
     pub selections: Vec<Field>,
 }
+
+/// GitLab's limit on the size of a query document, in characters.
+pub const MAX_QUERY_CHARS: usize = 10_000;
+/// GitLab's limits on how deep selection sets nest: anonymous callers, and
+/// callers who present a token.
+pub const ANONYMOUS_MAX_DEPTH: usize = 15;
+pub const AUTHENTICATED_MAX_DEPTH: usize = 20;
+/// How many brackets of any kind (selection sets, argument lists, list and
+/// object values) may be open at once. Far above what any real document
+/// needs; it bounds the parser's recursion.
+pub const MAX_NESTING: usize = 64;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -336,10 +351,74 @@ fn describe(token: Option<&Token>) -> String {
     }
 }
 
-/// Parses a document holding one operation.
-pub fn parse(document: &str) -> Result<Operation, String> {
+/// Parses a document holding one operation whose selection sets nest at
+/// most `max_depth` deep.
+pub fn parse(document: &str, max_depth: usize) -> Result<Operation, String> {
+    if document.chars().count() > MAX_QUERY_CHARS {
+        return Err("Query too large".into());
+    }
     let tokens = tokenize(document)?;
+    let nesting = measure_nesting(&tokens);
+    if nesting.selection_depth > max_depth {
+        return Err(format!(
+            "Query has depth of {}, which exceeds max depth of {max_depth}",
+            nesting.selection_depth
+        ));
+    }
+    if nesting.brackets > MAX_NESTING {
+        return Err(format!(
+            "Query has nesting of {}, which exceeds max nesting of {MAX_NESTING}",
+            nesting.brackets
+        ));
+    }
     Parser { tokens, at: 0 }.operation()
+}
+
+/// The deepest a document nests, measured without recursion.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Nesting {
+    /// Selection sets open at once: GraphQL's query depth.
+    selection_depth: usize,
+    /// Brackets of every kind open at once.
+    brackets: usize,
+}
+
+/// One pass over the tokens with a stack of open brackets. A `{` is a
+/// selection set unless an argument list is open (then it is an object
+/// value). A closer only pops its own opener, so the stack is never smaller
+/// than the parser's recursion.
+fn measure_nesting(tokens: &[Token]) -> Nesting {
+    let mut open: Vec<(char, bool)> = Vec::new();
+    let mut selection_sets = 0;
+    let mut deepest = Nesting::default();
+    for token in tokens {
+        let Token::Punct(c) = token else { continue };
+        match c {
+            '{' | '[' | '(' => {
+                let in_arguments = open.iter().any(|(o, _)| *o == '(');
+                let is_selection = *c == '{' && !in_arguments;
+                selection_sets += usize::from(is_selection);
+                open.push((*c, is_selection));
+                deepest.selection_depth = deepest.selection_depth.max(selection_sets);
+                deepest.brackets = deepest.brackets.max(open.len());
+            }
+            '}' | ']' | ')' => {
+                let opener = match c {
+                    '}' => '{',
+                    ']' => '[',
+                    _ => '(',
+                };
+                if let Some(&(top, is_selection)) = open.last() {
+                    if top == opener {
+                        open.pop();
+                        selection_sets -= usize::from(is_selection);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 impl Value {
@@ -390,9 +469,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn parse_deep(document: &str) -> Result<Operation, String> {
+        parse(document, AUTHENTICATED_MAX_DEPTH)
+    }
+
+    fn nested_fields(depth: usize) -> String {
+        format!("{}x{}", "{ a ".repeat(depth - 1) + "{ ", " }".repeat(depth))
+    }
+
     #[test]
     fn a_mutation_with_an_input_object_parses() {
-        let op = parse(
+        let op = parse_deep(
             r#"mutation Update($regex: String) {
                  updateNamespacePackageSettings(input: { namespacePath: "acme", genericDuplicatesAllowed: false,
                                                          genericDuplicateExceptionRegex: $regex }) {
@@ -416,7 +503,7 @@ mod tests {
 
     #[test]
     fn shorthand_queries_enums_and_escapes_parse() {
-        let op = parse(r#"{ project(fullPath: "a/\"b\"") { policy(keep: TEN_PACKAGE_FILES, n: [1, -2.5]) { x } } }"#).unwrap();
+        let op = parse_deep(r#"{ project(fullPath: "a/\"b\"") { policy(keep: TEN_PACKAGE_FILES, n: [1, -2.5]) { x } } }"#).unwrap();
         assert_eq!(op.kind, OperationKind::Query);
         let project = &op.selections[0];
         assert_eq!(project.arguments[0].1, Value::String("a/\"b\"".into()));
@@ -440,17 +527,67 @@ mod tests {
             "{ a } { b }",
             "{ a(s: \"open) }",
         ] {
-            assert!(parse(bad).is_err(), "{bad}");
+            assert!(parse_deep(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn selection_keeps_only_what_was_asked() {
-        let op = parse("{ p { a renamed: b } }").unwrap();
+        let op = parse_deep("{ p { a renamed: b } }").unwrap();
         let value = json!({"a": 1, "b": 2, "c": 3});
         assert_eq!(
             select(&value, &op.selections[0].selections),
             json!({"a": 1, "renamed": 2})
         );
+    }
+
+    #[test]
+    fn depth_is_limited_with_gitlabs_message() {
+        assert!(parse(&nested_fields(15), ANONYMOUS_MAX_DEPTH).is_ok());
+        assert_eq!(
+            parse(&nested_fields(16), ANONYMOUS_MAX_DEPTH).unwrap_err(),
+            "Query has depth of 16, which exceeds max depth of 15"
+        );
+        assert!(parse(&nested_fields(20), AUTHENTICATED_MAX_DEPTH).is_ok());
+        // Thousands deep (the 5 KB body that used to exhaust the stack).
+        assert_eq!(
+            parse(&"{".repeat(2500), AUTHENTICATED_MAX_DEPTH).unwrap_err(),
+            "Query has depth of 2500, which exceeds max depth of 20"
+        );
+    }
+
+    #[test]
+    fn deeply_nested_values_are_refused() {
+        let values = |n: usize| format!("{{ a(x: {}1{}) }}", "[".repeat(n), "]".repeat(n));
+        assert!(parse_deep(&values(10)).is_ok());
+        assert_eq!(
+            parse_deep(&values(3000)).unwrap_err(),
+            "Query has nesting of 3002, which exceeds max nesting of 64"
+        );
+        let objects = format!("{{ a(x: {}) }}", "{b: ".repeat(2000));
+        assert!(parse_deep(&objects)
+            .unwrap_err()
+            .contains("exceeds max nesting"));
+        // Unbalanced closers never hide openers.
+        let tricky = format!("{{ a(x: {}) }}", "[)".repeat(3000));
+        assert!(parse_deep(&tricky)
+            .unwrap_err()
+            .contains("exceeds max nesting"));
+    }
+
+    #[test]
+    fn large_documents_are_refused() {
+        let padding = " ".repeat(MAX_QUERY_CHARS);
+        assert_eq!(
+            parse_deep(&format!("{{ a }}{padding}")).unwrap_err(),
+            "Query too large"
+        );
+        assert!(parse_deep(&format!("{{ a }}{}", &padding[6..])).is_ok());
+    }
+
+    #[test]
+    fn braces_inside_arguments_are_values_not_depth() {
+        let op = parse("mutation { m(input: {a: {b: {c: 1}}}) { x { y } } }", 3).unwrap();
+        assert_eq!(op.selections[0].selections[0].selections[0].name, "y");
     }
 }

@@ -10,7 +10,8 @@
 //!   `group`), and `query { project(fullPath) { packagesCleanupPolicy { ... } } }`
 //!
 //! As in GraphQL, the answer is 200 with `data` and, when something failed,
-//! `errors`.
+//! `errors`. A document that cannot run (broken, too large, nested too
+//! deep) answers 200 with `errors` alone, as GitLab does.
 
 use genreg_token::Role;
 use serde_json::{json, Map, Value};
@@ -57,7 +58,7 @@ pub fn handle<K: KeyValue>(
         ));
     };
     let variables = body["variables"].as_object().cloned().unwrap_or_default();
-    let operation = match graphql::parse(query) {
+    let operation = match graphql::parse(query, max_depth(&actor)) {
         Ok(operation) => operation,
         Err(message) => {
             return Ok(Response::json(
@@ -96,6 +97,14 @@ pub fn handle<K: KeyValue>(
         answer["errors"] = json!(errors);
     }
     Ok(Response::json(200, &answer))
+}
+
+/// GitLab lets callers who present a token nest deeper than anonymous ones.
+fn max_depth(actor: &Actor) -> usize {
+    match actor {
+        Actor::Anonymous => graphql::ANONYMOUS_MAX_DEPTH,
+        Actor::Token(_) => graphql::AUTHENTICATED_MAX_DEPTH,
+    }
 }
 
 fn settings_object(settings: &NamespaceSettings) -> Value {

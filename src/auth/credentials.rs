@@ -20,8 +20,8 @@ pub struct Presented {
 pub enum Credentials {
     None,
     Token(Presented),
-    /// Something that looks like a credential but cannot be one (an empty
-    /// token, a Basic header that is not base64 of `user:token`).
+    /// Something that looks like a credential but cannot be one (a Basic
+    /// header that is not base64 of `user:token`, an unknown scheme).
     Malformed,
 }
 
@@ -29,6 +29,10 @@ pub enum Credentials {
 /// `JOB-TOKEN` and `Deploy-Token` headers, the `private_token` and
 /// `job_token` query parameters, then `Authorization` (Bearer or Basic, the
 /// user name of Basic being ignored).
+///
+/// As in GitLab, an empty value counts as absent: clients built without a
+/// token still send `PRIVATE-TOKEN:` (GitLab's Go client does), and they
+/// are anonymous, not holders of a bad token.
 pub fn extract(request: &Request) -> Credentials {
     let places: [(Option<&str>, Kind); 5] = [
         (request.header("private-token"), Kind::Personal),
@@ -38,8 +42,8 @@ pub fn extract(request: &Request) -> Credentials {
         (request.query_param("job_token"), Kind::Job),
     ];
     for (value, kind) in places {
-        if let Some(value) = value {
-            return token(value, Some(kind));
+        if let found @ Credentials::Token(_) = token(value.unwrap_or_default(), Some(kind)) {
+            return found;
         }
     }
     // Present but not UTF-8 is as bad as malformed.
@@ -52,10 +56,11 @@ pub fn extract(request: &Request) -> Credentials {
     Credentials::None
 }
 
+/// A presented token; an empty one is no credential at all.
 fn token(value: &str, expected_kind: Option<Kind>) -> Credentials {
     let value = value.trim();
     if value.is_empty() {
-        return Credentials::Malformed;
+        return Credentials::None;
     }
     Credentials::Token(Presented {
         token: value.to_string(),
@@ -64,26 +69,37 @@ fn token(value: &str, expected_kind: Option<Kind>) -> Credentials {
 }
 
 fn from_authorization(value: &str) -> Credentials {
-    let Some((scheme, rest)) = value.trim().split_once(' ') else {
-        return Credentials::Malformed;
-    };
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if scheme.is_empty() {
+        return Credentials::None;
+    }
     if scheme.eq_ignore_ascii_case("bearer") {
         return token(rest, None);
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let Some(decoded) = STANDARD
-            .decode(rest.trim())
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-        else {
-            return Credentials::Malformed;
-        };
-        return match decoded.split_once(':') {
-            Some((_user, password)) => token(password, None),
-            None => Credentials::Malformed,
-        };
+        return from_basic(rest.trim());
     }
     Credentials::Malformed
+}
+
+/// `Basic base64(user:token)`; nothing after `Basic`, or an empty password,
+/// is no credential.
+fn from_basic(encoded: &str) -> Credentials {
+    if encoded.is_empty() {
+        return Credentials::None;
+    }
+    let Some(decoded) = STANDARD
+        .decode(encoded)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+    else {
+        return Credentials::Malformed;
+    };
+    match decoded.split_once(':') {
+        Some((_user, password)) => token(password, None),
+        None => Credentials::Malformed,
+    }
 }
 
 #[cfg(test)]
@@ -139,23 +155,51 @@ mod tests {
 
     #[test]
     fn broken_credentials_are_malformed() {
-        for header in [
-            "Basic !!!",
-            "Basic dXNlcg==",
-            "Bearer ",
-            "Bearer",
-            "Digest abc",
-            "Basic Og==",
-        ] {
+        for header in ["Basic !!!", "Basic dXNlcg==", "Digest abc"] {
             assert_eq!(
                 extract(&request("/", &[("authorization", header)])),
                 Credentials::Malformed,
                 "{header}"
             );
         }
-        assert_eq!(
-            extract(&request("/", &[("private-token", " ")])),
-            Credentials::Malformed
+    }
+
+    #[test]
+    fn empty_credentials_are_anonymous() {
+        for (name, value) in [
+            ("private-token", ""),
+            ("private-token", " "),
+            ("job-token", ""),
+            ("deploy-token", ""),
+            ("authorization", ""),
+            ("authorization", "Bearer "),
+            ("authorization", "Bearer"),
+            ("authorization", "Basic "),
+            // base64(":") and base64("user:")
+            ("authorization", "Basic Og=="),
+            ("authorization", "Basic dXNlcjo="),
+        ] {
+            assert_eq!(
+                extract(&request("/", &[(name, value)])),
+                Credentials::None,
+                "{name}: {value:?}"
+            );
+        }
+        for query in [
+            "/?private_token=",
+            "/?job_token=",
+            "/?private_token=&job_token=",
+        ] {
+            assert_eq!(extract(&request(query, &[])), Credentials::None, "{query}");
+        }
+    }
+
+    #[test]
+    fn an_empty_place_does_not_hide_a_filled_one() {
+        let req = request(
+            "/?job_token=t",
+            &[("private-token", ""), ("authorization", "Bearer ")],
         );
+        assert_eq!(extract(&req), presented("t", Some(Kind::Job)));
     }
 }

@@ -158,6 +158,112 @@ async fn encoded_slashes_cannot_make_empty_path_segments() {
 }
 
 #[tokio::test]
+async fn empty_credentials_are_anonymous_as_in_gitlab() {
+    let r = start().await;
+    let id = r.create_project("acme", "open", "public").await.to_string();
+    let admin = r.admin();
+    let url = r.generic(&id, "t/1.0/a.bin");
+    assert_eq!(
+        r.put(&url, Some(&admin), b"hello".to_vec()).await.status(),
+        StatusCode::CREATED
+    );
+    // base64(":") and base64("gitlab-ci-token:")
+    let headers: &[(&str, &str)] = &[
+        ("PRIVATE-TOKEN", ""),
+        ("JOB-TOKEN", ""),
+        ("Deploy-Token", ""),
+        ("Authorization", ""),
+        ("Authorization", "Bearer "),
+        ("Authorization", "Basic Og=="),
+        ("Authorization", "Basic Z2l0bGFiLWNpLXRva2VuOg=="),
+    ];
+    for (name, value) in headers {
+        let response = r
+            .client
+            .get(&url)
+            .header(*name, *value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{name}: {value:?}");
+        assert_eq!(response.bytes().await.unwrap().as_ref(), b"hello");
+    }
+    for query in ["private_token=", "job_token="] {
+        let response = r.get(&format!("{url}?{query}"), None).await;
+        assert_eq!(response.status(), StatusCode::OK, "?{query}");
+    }
+    // Anonymous may not publish: 401, as without any header.
+    let response = r
+        .client
+        .put(&url)
+        .header("PRIVATE-TOKEN", "")
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // A wrong token is still refused.
+    let response = r
+        .client
+        .get(&url)
+        .header("PRIVATE-TOKEN", "glpat-wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn deeply_nested_graphql_answers_gitlabs_error_not_a_trap() {
+    let r = start().await;
+    let send = |body: serde_json::Value, token: Option<String>| {
+        let mut request = r.client.post(r.url("/api/graphql")).json(&body);
+        if let Some(token) = token {
+            request = request.header("PRIVATE-TOKEN", token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            json(response).await
+        }
+    };
+    // A 5 KB anonymous body, thousands of selection sets deep.
+    let deep = format!("{}x{}", "{a".repeat(2500), "}".repeat(2500));
+    let answer = send(json!({ "query": deep }), None).await;
+    assert_eq!(
+        answer,
+        json!({"errors": [{"message": "Query has depth of 2500, which exceeds max depth of 15"}]})
+    );
+    // Deep argument values, authenticated.
+    let values = format!("{{ namespace(fullPath: {}) {{ id }} }}", "[".repeat(3000));
+    let answer = send(json!({ "query": values }), Some(r.admin())).await;
+    let message = answer["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("exceeds max nesting of 64"), "{message}");
+    // A document over GitLab's size limit.
+    let large = format!(
+        "{{ namespace(fullPath: \"acme\") {{ id }} }}{}",
+        " ".repeat(10_000)
+    );
+    let answer = send(json!({ "query": large }), None).await;
+    assert_eq!(answer["errors"][0]["message"], "Query too large");
+    // Deeply nested variables are refused by the JSON reader, with a 400.
+    let variables = format!(
+        "{{\"query\":\"{{ a }}\",\"variables\":{{\"v\":{}1{}}}}}",
+        "[".repeat(3000),
+        "]".repeat(3000)
+    );
+    let response = r
+        .client
+        .post(r.url("/api/graphql"))
+        .header("Content-Type", "application/json")
+        .body(variables)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn exception_regexes_with_perl_classes_are_accepted_and_applied() {
     let r = start().await;
     let id = r
