@@ -6,6 +6,8 @@ use crate::error::ApiError;
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 pub const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// GitLab's default maximum lifetime of an access token.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_DAYS: u64 = 365;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownloadMode {
@@ -36,6 +38,9 @@ pub struct Config {
     pub public_url: String,
     /// Bodies larger than this go up as multipart uploads of parts this size.
     pub part_size: u64,
+    /// The longest an access token issued through the API may live, in
+    /// days; `None` means no limit.
+    pub max_token_lifetime_days: Option<u64>,
 }
 
 impl Config {
@@ -94,6 +99,13 @@ impl Config {
                 .trim_end_matches('/')
                 .to_string(),
             part_size: bytes("s3_part_size", DEFAULT_PART_SIZE)?.max(MIN_PART_SIZE),
+            max_token_lifetime_days: match bytes(
+                "max_token_lifetime_days",
+                DEFAULT_MAX_TOKEN_LIFETIME_DAYS,
+            )? {
+                0 => None,
+                days => Some(days),
+            },
         })
     }
 }
@@ -131,6 +143,16 @@ mod tests {
         let c = config(&[("max_file_size", "0"), ("s3_part_size", "1024")]).unwrap();
         assert_eq!(c.max_file_size, None);
         assert_eq!(c.part_size, MIN_PART_SIZE);
+    }
+
+    #[test]
+    fn token_lifetime_defaults_to_a_year_and_zero_lifts_the_limit() {
+        assert_eq!(config(&[]).unwrap().max_token_lifetime_days, Some(365));
+        let c = config(&[("max_token_lifetime_days", "30")]).unwrap();
+        assert_eq!(c.max_token_lifetime_days, Some(30));
+        let c = config(&[("max_token_lifetime_days", "0")]).unwrap();
+        assert_eq!(c.max_token_lifetime_days, None);
+        assert!(config(&[("max_token_lifetime_days", "a year")]).is_err());
     }
 
     #[test]

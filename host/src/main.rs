@@ -120,6 +120,10 @@ struct Up {
     /// The URL clients use to reach the registry (default: the listen URL).
     #[arg(long, env = "GENREG_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Longest lifetime, in days, of a personal, project or group access
+    /// token issued through the API (0 = unlimited; default 365).
+    #[arg(long, env = "GENREG_MAX_TOKEN_LIFETIME_DAYS")]
+    max_token_lifetime_days: Option<u64>,
     /// Serve another component file instead of the one built with genreg.
     #[arg(long, env = "GENREG_COMPONENT", hide = true)]
     component: Option<PathBuf>,
@@ -210,6 +214,9 @@ fn run_up(up: Up) -> anyhow::Result<()> {
     }
     if let Some(url) = up.public_url {
         variables.insert("public_url".to_string(), url);
+    }
+    if let Some(days) = up.max_token_lifetime_days {
+        variables.insert("max_token_lifetime_days".to_string(), days.to_string());
     }
     config.variables = variables;
 

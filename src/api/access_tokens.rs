@@ -21,9 +21,6 @@ use crate::meta::kv::KeyValue;
 use crate::meta::model::Millis;
 use crate::meta::tokens::{self, IssuedKind, NewToken, TokenRecord};
 
-/// GitLab's default (and maximum) lifetime of an access token: a year.
-const DEFAULT_LIFETIME_MILLIS: Millis = 365 * 86_400_000;
-
 /// The scopes an access token may carry here (GitLab knows more; they have
 /// no meaning in a package registry).
 const SCOPES: [(&str, Scope); 4] = [
@@ -106,9 +103,9 @@ pub fn create<K: KeyValue>(
         ));
     }
     let now = ctx.now_millis();
-    let expires_at = administer::expiry_within_issuer(
+    let expires_at = administer::access_token_expiry(
         wanted.expires_at,
-        Some(now + DEFAULT_LIFETIME_MILLIS),
+        ctx.config.max_token_lifetime_days,
         administer::issuer_expiry(&actor),
         now,
     )?;

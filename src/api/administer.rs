@@ -8,7 +8,10 @@
 //! - only personal tokens with scope `api` administer: deploy and job tokens
 //!   are refused with 403 (404 when they cannot even see the target);
 //! - a token never carries a role above its issuer's, and (ours) never
-//!   outlives the token that issued it.
+//!   outlives the token that issued it;
+//! - personal, project and group access tokens live at most
+//!   `max_token_lifetime_days` (GitLab's maximum allowable lifetime, a year
+//!   by default); deploy tokens, which GitLab lets live for ever, do not.
 
 use genreg_token::{Claims, Role};
 use jiff::civil::Date;
@@ -179,6 +182,52 @@ pub fn expiry_within_issuer(
     Ok(expires)
 }
 
+/// GitLab's lifetime of an access token created without `expires_at`.
+pub const DEFAULT_ACCESS_TOKEN_LIFETIME_DAYS: u64 = 365;
+
+const DAY_MILLIS: Millis = 86_400_000;
+
+fn days(count: u64) -> Millis {
+    i64::try_from(count)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(DAY_MILLIS)
+}
+
+/// The expiry of a new personal, project or group access token. A requested
+/// expiry must fall on or before the last day the maximum lifetime allows
+/// (`max_days` after today, UTC; GitLab compares dates too); without one the
+/// token gets GitLab's default, a year, or the maximum if that is shorter.
+/// Then the issuer's own expiry applies ([`expiry_within_issuer`]).
+pub fn access_token_expiry(
+    requested: Option<Millis>,
+    max_days: Option<u64>,
+    issuer: Option<Millis>,
+    now: Millis,
+) -> ApiResult<Option<Millis>> {
+    if let (Some(at), Some(max_days)) = (requested, max_days) {
+        let today = now.div_euclid(DAY_MILLIS).saturating_mul(DAY_MILLIS);
+        let first_refused_day = today.saturating_add(days(max_days.saturating_add(1)));
+        if at >= first_refused_day {
+            return Err(ApiError::BadRequest(format!(
+                "Expires at must be before {}",
+                date_of(first_refused_day)
+            )));
+        }
+    }
+    let lifetime = max_days.map_or(DEFAULT_ACCESS_TOKEN_LIFETIME_DAYS, |max| {
+        max.min(DEFAULT_ACCESS_TOKEN_LIFETIME_DAYS)
+    });
+    let default = now.saturating_add(days(lifetime));
+    expiry_within_issuer(requested, Some(default), issuer, now)
+}
+
+/// `YYYY-MM-DD` (UTC) of a time in milliseconds.
+fn date_of(millis: Millis) -> String {
+    Timestamp::from_millisecond(millis)
+        .map(|at| at.strftime("%Y-%m-%d").to_string())
+        .unwrap_or_else(|_| "9999-12-31".into())
+}
+
 /// Parses an `expires_at`: a date (`2030-01-31`, midnight UTC) or a time
 /// (`2030-01-31T12:00:00Z`).
 pub fn parse_expires_at(text: &str) -> ApiResult<Millis> {
@@ -216,6 +265,52 @@ mod tests {
         );
         assert!(parse_expires_at("tomorrow").is_err());
         assert!(parse_expires_at("2030-13-01").is_err());
+    }
+
+    #[test]
+    fn access_tokens_live_at_most_the_maximum_lifetime() {
+        // 2030-01-31T12:00:00Z
+        let now = parse_expires_at("2030-01-31T12:00:00Z").unwrap();
+        let at = |text: &str| Some(parse_expires_at(text).unwrap());
+        // The last allowed day is today + 365, whatever the hour.
+        assert_eq!(
+            access_token_expiry(at("2031-01-31"), Some(365), None, now).unwrap(),
+            at("2031-01-31")
+        );
+        assert_eq!(
+            access_token_expiry(at("2031-01-31T23:59:59Z"), Some(365), None, now).unwrap(),
+            at("2031-01-31T23:59:59Z")
+        );
+        let refused = access_token_expiry(at("2031-02-01"), Some(365), None, now).unwrap_err();
+        assert_eq!(
+            refused.body()["message"],
+            "400 Bad request - Expires at must be before 2031-02-01"
+        );
+        assert!(access_token_expiry(at("2199-12-31"), Some(365), None, now).is_err());
+        // No limit configured: any future date.
+        assert_eq!(
+            access_token_expiry(at("2199-12-31"), None, None, now).unwrap(),
+            at("2199-12-31")
+        );
+        // Without a request: a year, or the maximum when shorter.
+        assert_eq!(
+            access_token_expiry(None, Some(365), None, now).unwrap(),
+            Some(now + 365 * DAY)
+        );
+        assert_eq!(
+            access_token_expiry(None, Some(30), None, now).unwrap(),
+            Some(now + 30 * DAY)
+        );
+        assert_eq!(
+            access_token_expiry(None, None, None, now).unwrap(),
+            Some(now + 365 * DAY)
+        );
+        // The issuer's expiry still applies within the limit.
+        assert_eq!(
+            access_token_expiry(None, Some(365), Some(now + DAY), now).unwrap(),
+            Some(now + DAY)
+        );
+        assert!(access_token_expiry(at("2030-03-01"), Some(365), Some(now + DAY), now).is_err());
     }
 
     #[test]

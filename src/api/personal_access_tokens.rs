@@ -28,9 +28,6 @@ use crate::meta::kv::KeyValue;
 use crate::meta::model::Millis;
 use crate::meta::tokens::{self, Holder, IssuedKind, NewToken, TokenRecord};
 
-/// GitLab's default (and maximum) lifetime of a personal access token.
-const DEFAULT_LIFETIME_MILLIS: Millis = 365 * 86_400_000;
-
 /// The scopes a personal token may carry here.
 const SCOPES: [(&str, Scope); 2] = [("api", Scope::Api), ("read_api", Scope::ReadApi)];
 
@@ -153,9 +150,9 @@ pub fn create<K: KeyValue>(
     let user = users::find(ctx, raw_user)?;
     let wanted = parse_create(&Fields::parse(request, body)?)?;
     let now = ctx.now_millis();
-    let expires_at = administer::expiry_within_issuer(
+    let expires_at = administer::access_token_expiry(
         wanted.expires_at,
-        Some(now + DEFAULT_LIFETIME_MILLIS),
+        ctx.config.max_token_lifetime_days,
         administer::issuer_expiry(&actor),
         now,
     )?;

@@ -1,6 +1,7 @@
 //! Hostile and malformed input gets a clear 4xx, never a 5xx, and never
 //! stores anything.
 
+use genreg::genreg_token::{Kind, Scope};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -316,4 +317,94 @@ async fn exception_regexes_with_perl_classes_are_accepted_and_applied() {
             .await;
         assert_eq!(response.status(), status, "{rest}");
     }
+}
+
+/// An administrator token that never expires, so only the lifetime limit
+/// bounds what it issues.
+fn lasting_admin(r: &TestRegistry) -> String {
+    r.token(TokenSpec {
+        kind: Kind::Personal,
+        scopes: vec![Scope::Api],
+        grants: vec![],
+        admin: true,
+        expires_at: None,
+    })
+}
+
+#[tokio::test]
+async fn access_tokens_live_at_most_a_year_by_default() {
+    let r = start().await;
+    r.create_project("acme", "tools", "private").await;
+    let admin = lasting_admin(&r);
+    let user = json(
+        post(
+            &r,
+            "/api/v4/users",
+            Some(&admin),
+            json!({"username": "alice"}),
+        )
+        .await,
+    )
+    .await;
+    let endpoints = [
+        "/api/v4/projects/acme%2Ftools/access_tokens".to_string(),
+        "/api/v4/groups/acme/access_tokens".to_string(),
+        format!("/api/v4/users/{}/personal_access_tokens", user["id"]),
+    ];
+    let token = |expires_at: Option<String>| {
+        let mut token = json!({"name": "ci", "scopes": ["api"], "access_level": 30});
+        if let Some(at) = expires_at {
+            token["expires_at"] = at.into();
+        }
+        token
+    };
+    for endpoint in &endpoints {
+        let refused = post(&r, endpoint, Some(&admin), token(Some("2199-12-31".into()))).await;
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{endpoint}");
+        assert_eq!(
+            json(refused).await["message"],
+            format!(
+                "400 Bad request - Expires at must be before {}",
+                date_in(366)
+            ),
+            "{endpoint}"
+        );
+        let last_day = post(&r, endpoint, Some(&admin), token(Some(date_in(365)))).await;
+        assert_eq!(last_day.status(), StatusCode::CREATED, "{endpoint}");
+        let default = json(post(&r, endpoint, Some(&admin), token(None)).await).await;
+        assert_eq!(default["expires_at"], date_in(365), "{endpoint}");
+    }
+    // Deploy tokens may live for ever, as in GitLab.
+    let deploy = post(
+        &r,
+        "/api/v4/projects/acme%2Ftools/deploy_tokens",
+        Some(&admin),
+        json!({"name": "d", "scopes": ["read_package_registry"], "expires_at": "2199-12-31"}),
+    )
+    .await;
+    assert_eq!(deploy.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn the_token_lifetime_limit_is_configurable() {
+    let r = start_with(&[("max_token_lifetime_days", "30")]).await;
+    r.create_project("acme", "tools", "private").await;
+    let admin = lasting_admin(&r);
+    let path = "/api/v4/projects/acme%2Ftools/access_tokens";
+    let token = json!({"name": "ci", "scopes": ["api"], "access_level": 30});
+    let default = json(post(&r, path, Some(&admin), token.clone()).await).await;
+    assert_eq!(default["expires_at"], date_in(30));
+    let mut longer = token.clone();
+    longer["expires_at"] = date_in(31).into();
+    let refused = post(&r, path, Some(&admin), longer).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    let r = start_with(&[("max_token_lifetime_days", "0")]).await;
+    r.create_project("acme", "tools", "private").await;
+    let admin = lasting_admin(&r);
+    let mut lasting = token;
+    lasting["expires_at"] = "2199-12-31".into();
+    let created = post(&r, path, Some(&admin), lasting).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(json(created).await["expires_at"], "2199-12-31");
 }
