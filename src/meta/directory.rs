@@ -8,6 +8,14 @@
 //! full path, public or not), so a listing reads the shards and only the
 //! records of the page it answers.
 //!
+//! **Invariant** (as for packages, see `meta::packages`): the index lists
+//! exactly the live projects, with their visibility. Creation, a visibility
+//! change and deletion first mark the entry *pending*, then change the
+//! record (and the path claim), then write the entry from the record; a
+//! listing resolves pending entries from the record and the path claim, so
+//! a crash after any write never leaves a live project unlisted, a deleted
+//! one listed, or a private one listed as public.
+//!
 //! A group is created by claiming its path (`group-path/<path>` → id), then
 //! writing its record; both through [`update`], so concurrent creators agree
 //! on one id and nothing is ever deleted. An id whose claim lost is simply
@@ -31,6 +39,10 @@ pub struct ProjectEntry {
     pub full_path: String,
     #[serde(rename = "pub")]
     pub public: bool,
+    /// A change of the project is in flight or was cut short: the record
+    /// and the path claim say whether and how it is listed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 impl ProjectEntry {
@@ -39,6 +51,7 @@ impl ProjectEntry {
             id: project.id,
             full_path: project.full_path(),
             public: project.visibility == Visibility::Public,
+            pending: false,
         }
     }
 
@@ -117,19 +130,97 @@ impl GroupRef {
     }
 }
 
-/// Makes a new project known to the directory: every group along its
-/// namespace exists, and the project is in the index.
-pub fn record_new_project<K: KeyValue>(
-    kv: &K,
-    project: &Project,
-    now: Millis,
-) -> Result<(), MetaError> {
-    ensure_groups(kv, &project.namespace, now)?;
+/// Enters a project that is being created in the index, pending until
+/// [`confirm_entry`] (see the module docs).
+pub fn reserve_entry<K: KeyValue>(kv: &K, project: &Project) -> Result<(), MetaError> {
     let ordinal = kv.increment(&keys::project_ordinal(), 1)?;
     let shard = (ordinal.max(1) as u64 - 1) / PROJECT_INDEX_SHARD_SIZE;
     kv.set(&keys::project_index_slot(project.id), &encode(&shard))?;
+    let mut entry = ProjectEntry::of(project);
+    entry.pending = true;
+    change_entries(kv, shard, |entries| {
+        if entries.iter().any(|e| e.id == entry.id) {
+            return false;
+        }
+        entries.push(entry.clone());
+        true
+    })
+}
+
+/// Marks a project's entry pending, before its record changes.
+fn mark_pending<K: KeyValue>(kv: &K, project_id: u64) -> Result<(), MetaError> {
+    let Some(shard) = read::<K, u64>(kv, &keys::project_index_slot(project_id))? else {
+        return Ok(());
+    };
+    change_entries(kv, shard, |entries| {
+        match entries.iter_mut().find(|e| e.id == project_id) {
+            Some(entry) if !entry.pending => {
+                entry.pending = true;
+                true
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Writes a project's entry from what is stored now and clears the pending
+/// mark; drops the entry when the project is not live.
+pub fn confirm_entry<K: KeyValue>(kv: &K, project_id: u64) -> Result<(), MetaError> {
+    let Some(shard) = read::<K, u64>(kv, &keys::project_index_slot(project_id))? else {
+        return Ok(());
+    };
     let index_key = keys::project_index(shard);
-    let entry = ProjectEntry::of(project);
+    update(kv, &index_key, |current| {
+        let Some(bytes) = current else {
+            return Step::Keep(());
+        };
+        let mut entries: Vec<ProjectEntry> = match decode(&index_key, &bytes) {
+            Ok(entries) => entries,
+            Err(e) => return Step::Fail(e),
+        };
+        // Read inside the step, so a retry copies the newest record.
+        let live = match live_project(kv, project_id) {
+            Ok(live) => live,
+            Err(e) => return Step::Fail(e),
+        };
+        let before = entries.clone();
+        match live {
+            Some(project) => {
+                for entry in entries.iter_mut().filter(|e| e.id == project_id) {
+                    *entry = ProjectEntry::of(&project);
+                }
+            }
+            None => entries.retain(|e| e.id != project_id),
+        }
+        if entries == before {
+            Step::Keep(())
+        } else {
+            Step::Write(encode(&entries), ())
+        }
+    })
+}
+
+/// The project with this id if it is live: its record is there, not
+/// deleted, and its path is claimed by it.
+fn live_project<K: KeyValue>(kv: &K, project_id: u64) -> Result<Option<Project>, MetaError> {
+    let Some(project) = read::<K, Project>(kv, &keys::project(project_id))? else {
+        return Ok(None);
+    };
+    if project.is_deleted() {
+        return Ok(None);
+    }
+    let claim = read::<K, u64>(kv, &keys::project_path(&project.full_path()))?;
+    Ok((claim == Some(project_id)).then_some(project))
+}
+
+/// Changes one shard of the project index; `change` answers whether it
+/// changed anything.
+fn change_entries<K: KeyValue>(
+    kv: &K,
+    shard: u64,
+    change: impl Fn(&mut Vec<ProjectEntry>) -> bool,
+) -> Result<(), MetaError> {
+    let index_key = keys::project_index(shard);
     update(kv, &index_key, |current| {
         let mut entries: Vec<ProjectEntry> = match current {
             Some(bytes) => match decode(&index_key, &bytes) {
@@ -138,33 +229,48 @@ pub fn record_new_project<K: KeyValue>(
             },
             None => Vec::new(),
         };
-        entries.push(entry.clone());
-        Step::Write(encode(&entries), ())
+        if change(&mut entries) {
+            Step::Write(encode(&entries), ())
+        } else {
+            Step::Keep(())
+        }
     })
 }
 
-/// Every entry of the project index, oldest first. Reads one key per
-/// [`PROJECT_INDEX_SHARD_SIZE`] projects.
+/// Every live project in the index, oldest first. Reads one key per
+/// [`PROJECT_INDEX_SHARD_SIZE`] projects, and the record of each pending
+/// entry.
 pub fn project_entries<K: KeyValue>(kv: &K) -> Result<Vec<ProjectEntry>, MetaError> {
     let mut all = Vec::new();
     for shard in 0.. {
-        match read::<K, Vec<ProjectEntry>>(kv, &keys::project_index(shard))? {
-            Some(entries) => all.extend(entries),
-            None => break,
+        let Some(entries) = read::<K, Vec<ProjectEntry>>(kv, &keys::project_index(shard))? else {
+            break;
+        };
+        for entry in entries {
+            if !entry.pending {
+                all.push(entry);
+            } else if let Some(project) = live_project(kv, entry.id)? {
+                all.push(ProjectEntry::of(&project));
+            }
         }
     }
     Ok(all)
 }
 
-/// Changes a project's visibility: the record first, then its index entry,
-/// which copies the record as it is when the entry is written, so
-/// concurrent changes end with both agreeing.
+/// Changes a project's visibility: the entry is marked, the record
+/// changed, and the entry written from it.
 pub fn set_visibility<K: KeyValue>(
     kv: &K,
     project_id: u64,
     visibility: Visibility,
 ) -> Result<Option<Project>, MetaError> {
     let key = keys::project(project_id);
+    match read::<K, Project>(kv, &key)? {
+        Some(project) if !project.is_deleted() && project.visibility != visibility => {
+            mark_pending(kv, project_id)?
+        }
+        _ => {}
+    }
     let updated = update(kv, &key, |current| {
         let Some(bytes) = current else {
             return Step::Keep(None);
@@ -182,71 +288,23 @@ pub fn set_visibility<K: KeyValue>(
         project.visibility = visibility;
         Step::Write(encode(&project), Some(project))
     })?;
-    let Some(project) = updated else {
-        return Ok(None);
-    };
-    // Projects created before the index existed have no slot.
-    let Some(shard) = read::<K, u64>(kv, &keys::project_index_slot(project_id))? else {
-        return Ok(Some(project));
-    };
-    let index_key = keys::project_index(shard);
-    update(kv, &index_key, |current| {
-        let Some(bytes) = current else {
-            return Step::Keep(());
-        };
-        let mut entries: Vec<ProjectEntry> = match decode(&index_key, &bytes) {
-            Ok(entries) => entries,
-            Err(e) => return Step::Fail(e),
-        };
-        let fresh = match read::<K, Project>(kv, &key) {
-            Ok(Some(fresh)) if !fresh.is_deleted() => ProjectEntry::of(&fresh),
-            Ok(_) => return Step::Keep(()),
-            Err(e) => return Step::Fail(e),
-        };
-        match entries.iter_mut().find(|e| e.id == project_id) {
-            Some(entry) if *entry != fresh => {
-                *entry = fresh;
-                Step::Write(encode(&entries), ())
-            }
-            _ => Step::Keep(()),
-        }
-    })?;
-    Ok(Some(project))
+    confirm_entry(kv, project_id)?;
+    Ok(updated)
 }
 
-/// Deletes a project: takes its entry out of the project index (listings
-/// and its groups forget it), then marks its record deleted (from then on
-/// no lookup finds it, and its path is free for a new project, see
-/// `meta::create_project`). In this order a failure in between leaves a
-/// live project that a second `DELETE` finishes, never a deleted one still
-/// listed. Returns the project as it was, or `None` when there is no live
-/// project with this id. Its packages are the caller's to delete.
+/// Deletes a project: marks its entry, marks its record deleted (from then
+/// on no lookup finds it, and its path is free for a new project, see
+/// `meta::create_project`), and drops the entry. Returns the project as it
+/// was, or `None` when there is no live project with this id. Its packages
+/// are the caller's to delete.
 pub fn delete_project<K: KeyValue>(
     kv: &K,
     project_id: u64,
     now: Millis,
 ) -> Result<Option<Project>, MetaError> {
-    if let Some(shard) = read::<K, u64>(kv, &keys::project_index_slot(project_id))? {
-        let index_key = keys::project_index(shard);
-        update(kv, &index_key, |current| {
-            let Some(bytes) = current else {
-                return Step::Keep(());
-            };
-            let mut entries: Vec<ProjectEntry> = match decode(&index_key, &bytes) {
-                Ok(entries) => entries,
-                Err(e) => return Step::Fail(e),
-            };
-            let before = entries.len();
-            entries.retain(|e| e.id != project_id);
-            if entries.len() == before {
-                Step::Keep(())
-            } else {
-                Step::Write(encode(&entries), ())
-            }
-        })?;
-    }
+    mark_pending(kv, project_id)?;
     let key = keys::project(project_id);
-    update(kv, &key, |current| {
+    let deleted = update(kv, &key, |current| {
         let Some(bytes) = current else {
             return Step::Keep(None);
         };
@@ -260,7 +318,9 @@ pub fn delete_project<K: KeyValue>(
         let live = project.clone();
         project.deleted_at = Some(now);
         Step::Write(encode(&project), Some(live))
-    })
+    })?;
+    confirm_entry(kv, project_id)?;
+    Ok(deleted)
 }
 
 /// Makes sure every group along `namespace` (`acme`, `acme/platform`)
@@ -425,6 +485,7 @@ mod tests {
             id: 1,
             full_path: "acme/platform/tools".into(),
             public: false,
+            pending: false,
         };
         assert!(entry.is_in("acme/platform", false));
         assert!(entry.is_in("ACME/platform", false));

@@ -112,9 +112,11 @@ pub struct NewProject {
     pub visibility: Visibility,
 }
 
-/// Creates a project and claims its full path. The record is written before
-/// the path is claimed, so a path never points at a missing project; a
-/// record whose claim lost is deleted again.
+/// Creates a project and claims its full path. The record and a pending
+/// index entry are written before the path is claimed, so a path never
+/// points at a missing project and a crash never leaves a live project
+/// unlisted (see `meta::directory`); a record whose claim lost is deleted
+/// again.
 ///
 /// The claim of a deleted project's path is free: it is taken over by
 /// compare-and-swap from the old id to the new one. Ids never repeat, so a
@@ -141,8 +143,12 @@ pub fn create_project<K: KeyValue>(
             return Err(MetaError::PathTaken);
         }
     }
+    directory::ensure_groups(kv, &project.namespace, now)?;
     kv.set(&keys::project(project.id), &encode(&project))?;
+    directory::reserve_entry(kv, &project)?;
     let claimed = update(kv, &path_key, |current| match current {
+        // A retry after a write that landed but was not confirmed.
+        Some(claim) if claim == encode(&project.id) => Step::Keep(true),
         None => Step::<_, MetaError>::Write(encode(&project.id), true),
         Some(claim) => match path_claim_is_free(kv, &path_key, &claim) {
             Ok(true) => Step::Write(encode(&project.id), true),
@@ -152,17 +158,15 @@ pub fn create_project<K: KeyValue>(
     });
     match claimed {
         Ok(true) => {
-            directory::record_new_project(kv, &project, now)?;
+            directory::confirm_entry(kv, project.id)?;
             Ok(project)
         }
         Ok(false) => {
             kv.delete(&keys::project(project.id))?;
+            directory::confirm_entry(kv, project.id)?;
             Err(MetaError::PathTaken)
         }
-        Err(e) => {
-            let _ = kv.delete(&keys::project(project.id));
-            Err(e)
-        }
+        Err(e) => Err(e),
     }
 }
 
