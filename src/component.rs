@@ -9,6 +9,7 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
 
 use crate::api::Context;
 use crate::blob::wasi::WasiStore;
+use crate::blob::Blobs;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{Body, ByteSource, Method, Request, Response};
@@ -29,14 +30,23 @@ pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
     };
     let response = match context_parts() {
         Ok((config, kv)) => {
-            let ctx = Context {
-                config,
-                kv: &kv,
-                store: &WasiStore,
-                now: jiff::Timestamp::now(),
-                random: &random_bytes,
+            let store = WasiStore {
+                timeouts: config.s3_timeouts,
             };
-            router::handle(&ctx, &request, &mut body)
+            let clock = jiff::Timestamp::now;
+            match Blobs::new(&config, &store, &clock) {
+                Ok(blobs) => {
+                    let ctx = Context {
+                        config,
+                        kv: &kv,
+                        blobs,
+                        now: clock(),
+                        random: &random_bytes,
+                    };
+                    router::handle(&ctx, &request, &mut body)
+                }
+                Err(e) => ApiError::internal(e).into_response(),
+            }
         }
         Err(e) => e.into_response(),
     };

@@ -1,5 +1,7 @@
 //! Spin variables turned into typed configuration, read once per request.
 
+use std::time::Duration;
+
 use crate::error::ApiError;
 
 /// S3 refuses multipart parts smaller than this (except the last one).
@@ -8,6 +10,23 @@ pub const DEFAULT_PART_SIZE: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 /// GitLab's default maximum lifetime of an access token.
 pub const DEFAULT_MAX_TOKEN_LIFETIME_DAYS: u64 = 365;
+
+/// How long the component waits on object storage before answering 504.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Timeouts {
+    /// To open a connection (TCP and TLS).
+    pub connect: Duration,
+    /// From the end of a request to the first byte of S3's answer.
+    pub first_byte: Duration,
+    /// Between two bytes of an answer, and while S3 accepts no more of a body.
+    pub between_bytes: Duration,
+}
+
+pub const DEFAULT_S3_TIMEOUTS: S3Timeouts = S3Timeouts {
+    connect: Duration::from_secs(10),
+    first_byte: Duration::from_secs(60),
+    between_bytes: Duration::from_secs(30),
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownloadMode {
@@ -41,6 +60,7 @@ pub struct Config {
     /// The longest an access token issued through the API may live, in
     /// days; `None` means no limit.
     pub max_token_lifetime_days: Option<u64>,
+    pub s3_timeouts: S3Timeouts,
 }
 
 impl Config {
@@ -62,6 +82,13 @@ impl Config {
                     .parse()
                     .map_err(|_| ApiError::internal(format!("variable {name} is not a number"))),
             }
+        };
+        // Milliseconds; 0 would fail every request, so it means the default.
+        let millis = |name: &str, default: Duration| -> Result<Duration, ApiError> {
+            Ok(match bytes(name, 0)? {
+                0 => default,
+                ms => Duration::from_millis(ms),
+            })
         };
         let token_secrets: Vec<String> = genreg_token::parse_secrets(&required("token_secret")?)
             .into_iter()
@@ -106,6 +133,14 @@ impl Config {
                 0 => None,
                 days => Some(days),
             },
+            s3_timeouts: S3Timeouts {
+                connect: millis("s3_connect_timeout_ms", DEFAULT_S3_TIMEOUTS.connect)?,
+                first_byte: millis("s3_first_byte_timeout_ms", DEFAULT_S3_TIMEOUTS.first_byte)?,
+                between_bytes: millis(
+                    "s3_between_bytes_timeout_ms",
+                    DEFAULT_S3_TIMEOUTS.between_bytes,
+                )?,
+            },
         })
     }
 }
@@ -136,6 +171,24 @@ mod tests {
         assert_eq!(c.download_mode, DownloadMode::Proxy);
         assert_eq!(c.token_secrets, vec!["new", "old"]);
         assert_eq!(c.part_size, DEFAULT_PART_SIZE);
+        assert_eq!(c.s3_timeouts, DEFAULT_S3_TIMEOUTS);
+    }
+
+    #[test]
+    fn s3_timeouts_are_read_in_milliseconds() {
+        let c = config(&[
+            ("s3_connect_timeout_ms", "1500"),
+            ("s3_first_byte_timeout_ms", "250"),
+            ("s3_between_bytes_timeout_ms", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.s3_timeouts.connect, Duration::from_millis(1500));
+        assert_eq!(c.s3_timeouts.first_byte, Duration::from_millis(250));
+        assert_eq!(
+            c.s3_timeouts.between_bytes,
+            DEFAULT_S3_TIMEOUTS.between_bytes
+        );
+        assert!(config(&[("s3_first_byte_timeout_ms", "soon")]).is_err());
     }
 
     #[test]

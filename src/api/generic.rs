@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use super::Context;
 use crate::auth::Actor;
-use crate::blob::upload::{Upload, UploadError};
-use crate::blob::{self, Requests};
+use crate::blob;
 use crate::checksum;
 use crate::config::DownloadMode;
 use crate::entities;
@@ -106,26 +105,12 @@ pub fn publish<K: KeyValue>(
     super::protection::check_push(ctx, &actor, &project, &coordinates.package_name)?;
 
     let object_key = blob::new_object_key((ctx.random)());
-    let requests = Requests::new(&ctx.config.s3, ctx.now).map_err(ApiError::internal)?;
-    let digests = Upload {
-        store: ctx.store,
-        requests: &requests,
-        key: &object_key,
-        part_size: ctx.config.part_size,
-        max_size: ctx.config.max_file_size,
-        expected_sha256: expected_sha256.as_deref(),
-    }
-    .run(body, content_length)
-    .map_err(|e| match e {
-        UploadError::TooLarge => ApiError::PayloadTooLarge,
-        UploadError::ChecksumMismatch => {
-            ApiError::BadRequest("X-Checksum-SHA256 does not match the uploaded file".into())
-        }
-        UploadError::ClientGone(_) | UploadError::LengthMismatch => {
-            ApiError::BadRequest(e.to_string())
-        }
-        UploadError::Storage(e) => ApiError::Upstream(e.to_string()),
-    })?;
+    let digests = ctx.blobs.upload(
+        &object_key,
+        body,
+        content_length,
+        expected_sha256.as_deref(),
+    )?;
 
     let settings =
         meta::namespace_settings(ctx.kv, &project.namespace).map_err(ApiError::internal)?;
@@ -149,7 +134,7 @@ pub fn publish<K: KeyValue>(
         Ok(committed) => committed,
         Err(refused @ (MetaError::Duplicate | MetaError::PackageFull)) => {
             // Nothing points at the object: remove it.
-            let _ = ctx.store.delete(&requests.delete_object(&object_key));
+            let _ = ctx.blobs.delete(&object_key);
             return Err(ApiError::BadRequest(refused.to_string()));
         }
         // The write may or may not have landed: keep the object, since a
@@ -258,7 +243,7 @@ pub fn serve_file<K: KeyValue>(
 ) -> ApiResult<Response> {
     let file_name = display_name(&file.file_name);
     let etag = format!("\"{}\"", file.sha256);
-    let disposition = blob::requests::content_disposition(&file_name);
+    let disposition = blob::content_disposition(&file_name);
     let common = |response: Response| {
         response
             .header("etag", etag.clone())
@@ -282,9 +267,10 @@ pub fn serve_file<K: KeyValue>(
         }
     }
 
-    let requests = Requests::new(&ctx.config.s3, ctx.now).map_err(ApiError::internal)?;
     if ctx.config.download_mode == DownloadMode::Redirect {
-        let link = requests.download_link(&file.object_key, &file_name, REDIRECT_LIFETIME);
+        let link = ctx
+            .blobs
+            .download_link(&file.object_key, &file_name, REDIRECT_LIFETIME);
         return Ok(common(Response::new(302)).header("location", link.to_string()));
     }
 
@@ -309,10 +295,7 @@ pub fn serve_file<K: KeyValue>(
     if !is_get || length == 0 {
         return Ok(response);
     }
-    let object = ctx
-        .store
-        .get(&requests.get_object(&file.object_key), range)
-        .map_err(|e| ApiError::Upstream(e.to_string()))?;
+    let object = ctx.blobs.open(&file.object_key, range)?;
     if object.length != length {
         return Err(ApiError::Upstream(format!(
             "object {} has {} bytes, expected {length}",

@@ -22,7 +22,7 @@ pub mod users;
 use jiff::Timestamp;
 
 use crate::auth::{self, Access, Actor};
-use crate::blob::{ObjectStore, Requests};
+use crate::blob::Blobs;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Request;
@@ -35,7 +35,8 @@ use crate::validate;
 pub struct Context<'a, K: KeyValue> {
     pub config: Config,
     pub kv: &'a K,
-    pub store: &'a dyn ObjectStore,
+    /// Object storage (S3): file contents.
+    pub blobs: Blobs<'a>,
     pub now: Timestamp,
     /// 16 random bytes per call (object keys, token ids).
     pub random: &'a dyn Fn() -> [u8; 16],
@@ -55,11 +56,8 @@ impl<K: KeyValue> Context<'_, K> {
     /// only logged: the record is what counts, and `genreg gc` collects
     /// objects left behind.
     pub fn discard_objects(&self, files: &[PackageFile]) {
-        let Ok(requests) = Requests::new(&self.config.s3, self.now) else {
-            return;
-        };
         for file in files {
-            if let Err(e) = self.store.delete(&requests.delete_object(&file.object_key)) {
+            if let Err(e) = self.blobs.delete(&file.object_key) {
                 eprintln!("warning: object {} left behind: {e}", file.object_key);
             }
         }

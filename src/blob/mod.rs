@@ -1,14 +1,24 @@
-//! File contents in S3-compatible object storage: request signing, streaming
-//! uploads (single PUT or multipart) and downloads.
+//! File contents in S3-compatible object storage. Handlers see one facade,
+//! [`Blobs`]: upload a body, open an object (or a range of it), delete one,
+//! link to one. Only this module knows URLs and signing.
+//!
+//! - [`signer`]: SigV4-presigned URLs, pure (the time is an input).
+//! - [`upload`]: streaming a body into a single PUT or a multipart upload.
+//! - [`parts`]: how large multipart parts are, so every object fits S3's limits.
+//! - [`store`]: the few S3 calls as a trait; [`wasi`] implements it over
+//!   `wasi:http`, the unit tests over memory.
 
-pub mod requests;
+mod blobs;
+pub mod parts;
+pub mod signer;
 pub mod store;
 pub mod upload;
 #[cfg(target_arch = "wasm32")]
 pub mod wasi;
 
-pub use requests::Requests;
-pub use store::{ObjectStore, StoreError};
+pub use blobs::Blobs;
+pub use signer::{content_disposition, SettingsError, Signer};
+pub use store::{ObjectBody, ObjectStore, StoreError};
 
 /// A fresh object key for a new file: random, so concurrent uploads never
 /// collide and a failed upload can never overwrite a recorded one.

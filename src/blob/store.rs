@@ -1,13 +1,22 @@
 //! The few S3 calls the registry makes, as a trait: the component implements
 //! it over `wasi:http` ([`super::wasi::WasiStore`]); unit tests over memory.
 
+use std::time::Duration;
+
 use url::Url;
 
 use crate::http::ByteSource;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// S3 did not answer, or stopped answering, within the configured
+    /// timeouts.
+    #[error("timed out: {0}")]
+    TimedOut(String),
+    /// S3 refused the request, or the connection failed.
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// An object (or a range of it) being read.
 pub struct ObjectBody {
@@ -27,6 +36,8 @@ pub trait ObjectStore {
     fn delete(&self, url: &Url) -> Result<(), StoreError>;
     /// GET, optionally of the inclusive byte range `start..=end`.
     fn get(&self, url: &Url, range: Option<(u64, u64)>) -> Result<ObjectBody, StoreError>;
+    /// Waits before a request is retried.
+    fn pause(&self, duration: Duration);
 }
 
 /// A PUT whose body is being written.

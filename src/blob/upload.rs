@@ -3,13 +3,19 @@
 //! - A body known to fit in one part goes up as one PUT, streamed.
 //! - A larger body goes up as a multipart upload. With a known length every
 //!   part's size is known in advance, so parts are streamed too; a chunked
-//!   body of unknown length is buffered one part at a time (S3 needs each
-//!   part's length up front). Memory stays at most one part either way.
-//! - Any failure aborts the multipart upload (or deletes the single object),
-//!   so a failed publish leaves nothing behind.
+//!   body of unknown length is read into one part buffer at a time (S3 needs
+//!   each part's length up front), allocated once at the part's exact size
+//!   and reused. Part sizes grow so that every body fits S3's 10,000 parts
+//!   ([`super::parts`]).
+//! - Every request is signed when it is sent, so an upload may take as long
+//!   as it takes.
+//! - Any failure aborts the multipart upload (retried a few times) or
+//!   deletes the single object, so a failed publish leaves nothing behind;
+//!   what a crash or a dead S3 still leaves, `genreg gc` collects.
 
+use super::blobs::Blobs;
+use super::parts::{self, MAX_OBJECT_SIZE, MAX_PARTS};
 use super::store::{ObjectStore, StoreError};
-use super::Requests;
 use crate::checksum::{Checksums, Digests};
 use crate::http::ByteSource;
 
@@ -17,6 +23,7 @@ use crate::http::ByteSource;
 pub enum UploadError {
     #[error("the file is larger than the maximum file size")]
     TooLarge,
+    /// The client's body broke off; the detail is for the log only.
     #[error("the client stopped sending: {0}")]
     ClientGone(String),
     #[error("the body does not match Content-Length")]
@@ -28,17 +35,38 @@ pub enum UploadError {
 }
 
 /// Where and how to upload.
-pub struct Upload<'a> {
-    pub store: &'a dyn ObjectStore,
-    pub requests: &'a Requests,
+pub(super) struct Upload<'a> {
+    pub blobs: &'a Blobs<'a>,
     pub key: &'a str,
+    /// The configured part size: the smallest parts are.
     pub part_size: u64,
     pub max_size: Option<u64>,
     /// Lowercase hex; when set, a body with another SHA-256 is not kept.
     pub expected_sha256: Option<&'a str>,
 }
 
+/// How a multipart upload's parts are cut.
+enum Parts {
+    /// A body of known length, streamed in parts of this size.
+    Streamed { size: u64, total: u64 },
+    /// A chunked body, read into this buffer one part at a time; it holds
+    /// the first part already.
+    Buffered(Vec<u8>),
+}
+
 impl Upload<'_> {
+    fn store(&self) -> &dyn ObjectStore {
+        self.blobs.store
+    }
+
+    /// The largest body accepted: the configured maximum, and never more
+    /// than S3 stores in one object.
+    fn limit(&self) -> u64 {
+        self.max_size
+            .unwrap_or(MAX_OBJECT_SIZE)
+            .min(MAX_OBJECT_SIZE)
+    }
+
     /// Streams `body` to the object. On success the object holds exactly the
     /// bytes whose digests are returned; on error nothing is left.
     pub fn run(
@@ -46,22 +74,23 @@ impl Upload<'_> {
         body: &mut dyn ByteSource,
         content_length: Option<u64>,
     ) -> Result<Digests, UploadError> {
-        if let (Some(len), Some(max)) = (content_length, self.max_size) {
-            if len > max {
-                return Err(UploadError::TooLarge);
-            }
+        if content_length.is_some_and(|len| len > self.limit()) {
+            return Err(UploadError::TooLarge);
         }
-        let mut reader = BodyReader::new(body, self.max_size);
-        reader.declared_total = content_length;
+        let mut reader = BodyReader::new(body, self.limit());
         match content_length {
             Some(len) if len <= self.part_size => self.put_single(&mut reader, Part::Streamed(len)),
-            Some(len) => self.put_multipart(&mut reader, Part::Streamed(len.min(self.part_size))),
+            Some(len) => {
+                let size = parts::for_length(self.part_size, len);
+                self.put_multipart(&mut reader, Parts::Streamed { size, total: len })
+            }
             None => {
-                let first = reader.fill(self.part_size)?;
+                let mut buffer = Vec::new();
+                reader.fill(&mut buffer, parts::for_chunked_part(self.part_size, 1))?;
                 if reader.at_end()? {
-                    self.put_single(&mut reader, Part::Buffered(first))
+                    self.put_single(&mut reader, Part::Buffered(&buffer))
                 } else {
-                    self.put_multipart(&mut reader, Part::Buffered(first))
+                    self.put_multipart(&mut reader, Parts::Buffered(buffer))
                 }
             }
         }
@@ -88,8 +117,8 @@ impl Upload<'_> {
     }
 
     fn put_single(&self, reader: &mut BodyReader, part: Part) -> Result<Digests, UploadError> {
-        let url = self.requests.put_object(self.key);
-        if let Err(e) = send_part(self.store, &url, reader, part) {
+        let url = self.blobs.signer.put_object(self.key, &self.blobs.now());
+        if let Err(e) = send_part(self.store(), &url, reader, part) {
             // A PUT that did not complete stores nothing, but be sure.
             self.discard_object();
             return Err(e);
@@ -106,28 +135,28 @@ impl Upload<'_> {
         Ok(digests)
     }
 
-    fn put_multipart(&self, reader: &mut BodyReader, first: Part) -> Result<Digests, UploadError> {
-        let upload_id = self
-            .store
-            .create_multipart(&self.requests.create_multipart_upload(self.key))?;
-        match self.send_parts(reader, first, &upload_id) {
-            Ok((digests, etags)) => {
-                let (url, xml) = self
-                    .requests
-                    .complete_multipart_upload(self.key, &upload_id, &etags);
-                match self.store.complete_multipart(&url, xml) {
-                    Ok(()) => Ok(digests),
-                    Err(e) => {
-                        self.abort(&upload_id);
-                        Err(e.into())
-                    }
-                }
-            }
-            Err(e) => {
-                self.abort(&upload_id);
-                Err(e)
-            }
+    fn put_multipart(&self, reader: &mut BodyReader, parts: Parts) -> Result<Digests, UploadError> {
+        let create = self
+            .blobs
+            .signer
+            .create_multipart_upload(self.key, &self.blobs.now());
+        let upload_id = self.store().create_multipart(&create)?;
+        let result = self
+            .send_parts(reader, parts, &upload_id)
+            .and_then(|(digests, etags)| {
+                let (url, xml) = self.blobs.signer.complete_multipart_upload(
+                    self.key,
+                    &upload_id,
+                    &etags,
+                    &self.blobs.now(),
+                );
+                self.store().complete_multipart(&url, xml)?;
+                Ok(digests)
+            });
+        if result.is_err() {
+            self.abort(&upload_id);
         }
+        result
     }
 
     /// Sends every part; returns the digests and the parts' ETags, or an
@@ -135,26 +164,42 @@ impl Upload<'_> {
     fn send_parts(
         &self,
         reader: &mut BodyReader,
-        first: Part,
+        mut parts: Parts,
         upload_id: &str,
     ) -> Result<(Digests, Vec<String>), UploadError> {
-        let streamed = matches!(first, Part::Streamed(_));
-        let total = reader.declared_total.unwrap_or(0);
         let mut etags = Vec::new();
-        let mut part = Some(first);
-        while let Some(current) = part.take() {
-            let number = u16::try_from(etags.len() + 1)
-                .map_err(|_| StoreError("more than 65535 parts".into()))?;
-            let url = self.requests.upload_part(self.key, number, upload_id);
-            etags.push(send_part(self.store, &url, reader, current)?);
-            part = if streamed {
-                let sent = reader.sums.size();
-                let remaining = total.saturating_sub(sent);
-                (remaining > 0).then(|| Part::Streamed(remaining.min(self.part_size)))
-            } else {
-                let next = reader.fill(self.part_size)?;
-                (!next.is_empty()).then_some(Part::Buffered(next))
+        loop {
+            let number = etags.len() as u64 + 1;
+            let part = match &mut parts {
+                Parts::Streamed { size, total } => {
+                    let remaining = total.saturating_sub(reader.sums.size());
+                    if remaining == 0 {
+                        break;
+                    }
+                    Part::Streamed(remaining.min(*size))
+                }
+                Parts::Buffered(buffer) => {
+                    if number > 1 {
+                        let size = parts::for_chunked_part(self.part_size, number);
+                        reader.fill(buffer, size)?;
+                    }
+                    if buffer.is_empty() {
+                        break;
+                    }
+                    Part::Buffered(buffer)
+                }
             };
+            // Known lengths are cut to fit; a chunked body this long does
+            // not fit in one object.
+            let number = u16::try_from(number)
+                .ok()
+                .filter(|n| u64::from(*n) <= MAX_PARTS)
+                .ok_or(UploadError::TooLarge)?;
+            let url = self
+                .blobs
+                .signer
+                .upload_part(self.key, number, upload_id, &self.blobs.now());
+            etags.push(send_part(self.store(), &url, reader, part)?);
         }
         if !reader.at_end()? {
             return Err(UploadError::LengthMismatch);
@@ -167,14 +212,16 @@ impl Upload<'_> {
     }
 
     fn abort(&self, upload_id: &str) {
-        let url = self.requests.abort_multipart_upload(self.key, upload_id);
-        if let Err(e) = self.store.delete(&url) {
-            eprintln!("warning: could not abort multipart upload {upload_id}: {e}");
-        }
+        let what = format!("aborting multipart upload {upload_id} of {}", self.key);
+        self.blobs.cleanup(&what, |at| {
+            self.blobs
+                .signer
+                .abort_multipart_upload(self.key, upload_id, at)
+        });
     }
 
     fn discard_object(&self) {
-        if let Err(e) = self.store.delete(&self.requests.delete_object(self.key)) {
+        if let Err(e) = self.blobs.delete(self.key) {
             eprintln!("warning: could not delete {}: {e}", self.key);
         }
     }
@@ -182,8 +229,8 @@ impl Upload<'_> {
 
 /// One S3 request body: bytes already read, or the next `n` bytes of the
 /// client's body, copied through as they arrive.
-enum Part {
-    Buffered(Vec<u8>),
+enum Part<'a> {
+    Buffered(&'a [u8]),
     Streamed(u64),
 }
 
@@ -197,7 +244,7 @@ fn send_part(
     match part {
         Part::Buffered(bytes) => {
             let mut upload = store.start_put(url, bytes.len() as u64)?;
-            upload.write(&bytes)?;
+            upload.write(bytes)?;
             Ok(upload.finish()?)
         }
         Part::Streamed(len) => {
@@ -207,7 +254,7 @@ fn send_part(
                 match reader.next(left)? {
                     Some(chunk) => {
                         left -= chunk.len() as u64;
-                        upload.write(&chunk)?;
+                        upload.write(chunk)?;
                     }
                     None => {
                         upload.cancel();
@@ -223,74 +270,81 @@ fn send_part(
 }
 
 /// Reads the client's body in pieces of a requested maximum size, counting,
-/// checksumming and enforcing the maximum file size as bytes pass.
+/// checksumming and enforcing the maximum file size as bytes pass. It holds
+/// at most one chunk of the source beyond what it has handed out.
 struct BodyReader<'a> {
     source: &'a mut dyn ByteSource,
-    /// Read from the source but not handed out yet.
+    /// The source's last chunk; `pending[offset..]` is not handed out yet.
     pending: Vec<u8>,
+    offset: usize,
     ended: bool,
     sums: Checksums,
-    max_size: Option<u64>,
-    /// The Content-Length, when the client sent one.
-    declared_total: Option<u64>,
+    max_size: u64,
 }
 
 impl<'a> BodyReader<'a> {
-    fn new(source: &'a mut dyn ByteSource, max_size: Option<u64>) -> Self {
+    fn new(source: &'a mut dyn ByteSource, max_size: u64) -> Self {
         BodyReader {
             source,
             pending: Vec::new(),
+            offset: 0,
             ended: false,
             sums: Checksums::default(),
             max_size,
-            declared_total: None,
         }
     }
 
-    /// Refills `pending` if it is empty; false at the end of the body.
+    /// Takes the next chunk from the source if everything pending is handed
+    /// out; false at the end of the body.
     fn refill(&mut self) -> Result<bool, UploadError> {
-        while self.pending.is_empty() && !self.ended {
+        while self.offset == self.pending.len() && !self.ended {
             match self.source.next_chunk().map_err(UploadError::ClientGone)? {
-                Some(chunk) => self.pending = chunk,
+                Some(chunk) => {
+                    self.pending = chunk;
+                    self.offset = 0;
+                }
                 None => self.ended = true,
             }
         }
-        Ok(!self.pending.is_empty())
+        Ok(self.offset < self.pending.len())
     }
 
     /// Up to `max` bytes, or `None` at the end.
-    fn next(&mut self, max: u64) -> Result<Option<Vec<u8>>, UploadError> {
+    fn next(&mut self, max: u64) -> Result<Option<&[u8]>, UploadError> {
         if !self.refill()? {
             return Ok(None);
         }
-        let take = self
-            .pending
-            .len()
-            .min(usize::try_from(max).unwrap_or(usize::MAX));
-        let chunk = if take == self.pending.len() {
-            std::mem::take(&mut self.pending)
-        } else {
-            let rest = self.pending.split_off(take);
-            std::mem::replace(&mut self.pending, rest)
-        };
-        self.sums.update(&chunk);
-        if self.max_size.is_some_and(|max| self.sums.size() > max) {
+        let available = self.pending.len() - self.offset;
+        let take = available.min(usize::try_from(max).unwrap_or(usize::MAX));
+        let range = self.offset..self.offset + take;
+        self.offset += take;
+        self.sums.update(&self.pending[range.clone()]);
+        if self.sums.size() > self.max_size {
             return Err(UploadError::TooLarge);
         }
-        Ok(Some(chunk))
+        Ok(Some(&self.pending[range]))
     }
 
-    /// Reads until `size` bytes are buffered or the body ends.
-    fn fill(&mut self, size: u64) -> Result<Vec<u8>, UploadError> {
-        let mut buffer = Vec::new();
-        while (buffer.len() as u64) < size {
-            match self.next(size - buffer.len() as u64)? {
-                Some(chunk) if buffer.is_empty() => buffer = chunk,
-                Some(chunk) => buffer.extend_from_slice(&chunk),
+    /// Replaces the contents of `buffer` with the next `size` bytes (fewer
+    /// at the end of the body). The buffer grows, to exactly `size`, only
+    /// when parts grow: it never holds more than one part.
+    fn fill(&mut self, buffer: &mut Vec<u8>, size: u64) -> Result<(), UploadError> {
+        let size_bytes = usize::try_from(size).map_err(|_| UploadError::TooLarge)?;
+        buffer.clear();
+        if buffer.capacity() < size_bytes {
+            // Release the smaller buffer first, so the two never coexist.
+            *buffer = Vec::new();
+            buffer
+                .try_reserve_exact(size_bytes)
+                .map_err(|_| UploadError::TooLarge)?;
+        }
+        while buffer.len() < size_bytes {
+            match self.next((size_bytes - buffer.len()) as u64)? {
+                Some(chunk) => buffer.extend_from_slice(chunk),
                 None => break,
             }
         }
-        Ok(buffer)
+        Ok(())
     }
 
     fn at_end(&mut self) -> Result<bool, UploadError> {

@@ -1,13 +1,17 @@
 //! The upload algorithm against an in-memory object store that keeps
 //! objects, open multipart uploads and their parts the way S3 does.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use url::Url;
 
 use super::*;
 use crate::blob::store::{ObjectBody, PutRequest};
-use crate::config::S3Settings;
-use url::Url;
+use crate::blob::Blobs;
+use crate::config::Config;
 
 /// An open multipart upload: its key and its parts by number.
 type OpenUpload = (String, BTreeMap<u16, Vec<u8>>);
@@ -17,7 +21,15 @@ struct MemoryS3 {
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
     /// By upload id.
     uploads: RefCell<BTreeMap<String, OpenUpload>>,
-    next_upload: RefCell<u32>,
+    next_upload: Cell<u32>,
+    /// The part sizes of the last completed multipart upload.
+    completed_parts: RefCell<Vec<usize>>,
+    /// Every request as (method, X-Amz-Date), in order.
+    requests: RefCell<Vec<(&'static str, String)>>,
+    /// How many DELETEs fail before one succeeds, and how.
+    failing_deletes: Cell<u32>,
+    delete_failure: RefCell<Option<StoreError>>,
+    pauses: RefCell<Vec<Duration>>,
 }
 
 fn query(url: &Url, name: &str) -> Option<String> {
@@ -28,6 +40,18 @@ fn query(url: &Url, name: &str) -> Option<String> {
 
 fn key_of(url: &Url) -> String {
     url.path().trim_start_matches("/bucket/").to_string()
+}
+
+impl MemoryS3 {
+    fn record(&self, method: &'static str, url: &Url) {
+        let date = query(url, "X-Amz-Date").expect("every URL is signed");
+        self.requests.borrow_mut().push((method, date));
+    }
+
+    fn deletes_fail(&self, times: u32, error: StoreError) {
+        self.failing_deletes.set(times);
+        *self.delete_failure.borrow_mut() = Some(error);
+    }
 }
 
 struct MemoryPut<'a> {
@@ -55,7 +79,7 @@ impl PutRequest for MemoryPut<'_> {
                 let mut uploads = self.s3.uploads.borrow_mut();
                 let upload = uploads
                     .get_mut(&id)
-                    .ok_or(StoreError("NoSuchUpload".into()))?;
+                    .ok_or(StoreError::Failed("NoSuchUpload".into()))?;
                 upload.1.insert(n.parse().unwrap(), self.bytes);
             }
             _ => {
@@ -73,6 +97,7 @@ impl PutRequest for MemoryPut<'_> {
 
 impl ObjectStore for MemoryS3 {
     fn start_put(&self, url: &Url, length: u64) -> Result<Box<dyn PutRequest + '_>, StoreError> {
+        self.record("PUT", url);
         Ok(Box::new(MemoryPut {
             s3: self,
             url: url.clone(),
@@ -82,9 +107,9 @@ impl ObjectStore for MemoryS3 {
     }
 
     fn create_multipart(&self, url: &Url) -> Result<String, StoreError> {
-        let mut n = self.next_upload.borrow_mut();
-        *n += 1;
-        let id = format!("upload-{n}");
+        self.record("CREATE", url);
+        self.next_upload.set(self.next_upload.get() + 1);
+        let id = format!("upload-{}", self.next_upload.get());
         self.uploads
             .borrow_mut()
             .insert(id.clone(), (key_of(url), BTreeMap::new()));
@@ -92,14 +117,21 @@ impl ObjectStore for MemoryS3 {
     }
 
     fn complete_multipart(&self, url: &Url, _xml: String) -> Result<(), StoreError> {
+        self.record("COMPLETE", url);
         let id = query(url, "uploadId").unwrap();
         let (key, parts) = self.uploads.borrow_mut().remove(&id).unwrap();
+        *self.completed_parts.borrow_mut() = parts.values().map(Vec::len).collect();
         let bytes = parts.into_values().flatten().collect();
         self.objects.borrow_mut().insert(key, bytes);
         Ok(())
     }
 
     fn delete(&self, url: &Url) -> Result<(), StoreError> {
+        self.record("DELETE", url);
+        if self.failing_deletes.get() > 0 {
+            self.failing_deletes.set(self.failing_deletes.get() - 1);
+            return Err(self.delete_failure.borrow().clone().unwrap());
+        }
         match query(url, "uploadId") {
             Some(id) => {
                 self.uploads.borrow_mut().remove(&id);
@@ -114,19 +146,55 @@ impl ObjectStore for MemoryS3 {
     fn get(&self, _url: &Url, _range: Option<(u64, u64)>) -> Result<ObjectBody, StoreError> {
         unimplemented!("uploads never read")
     }
+
+    fn pause(&self, duration: Duration) {
+        self.pauses.borrow_mut().push(duration);
+    }
 }
 
 const PART: u64 = 8;
 
-fn requests() -> Requests {
-    let settings = S3Settings {
-        endpoint: "http://127.0.0.1:1".into(),
-        bucket: "bucket".into(),
-        region: "us-east-1".into(),
-        access_key_id: "k".into(),
-        secret_access_key: "s".into(),
-    };
-    Requests::new(&settings, jiff::Timestamp::UNIX_EPOCH).unwrap()
+fn config(part_size: u64, max_size: Option<u64>) -> Config {
+    let mut config = Config::from_variables(|name| {
+        let value = match name {
+            "s3_endpoint" => "http://127.0.0.1:1",
+            "s3_bucket" => "bucket",
+            "s3_access_key_id" => "k",
+            "s3_secret_access_key" => "s",
+            "token_secret" => "t",
+            _ => return None,
+        };
+        Some(value.to_string())
+    })
+    .unwrap();
+    config.part_size = part_size;
+    config.max_file_size = max_size;
+    config
+}
+
+/// A clock that moves one hour on every reading, as if every request came
+/// long after the one before.
+fn slow_clock() -> impl Fn() -> Timestamp {
+    let readings = Cell::new(0i64);
+    move || {
+        readings.set(readings.get() + 1);
+        Timestamp::from_second(1_700_000_000 + 3600 * readings.get()).unwrap()
+    }
+}
+
+/// Sends `body` through an upload with parts of `part_size`.
+fn upload_body(
+    s3: &MemoryS3,
+    part_size: u64,
+    body: &mut dyn ByteSource,
+    content_length: Option<u64>,
+    max_size: Option<u64>,
+    expected_sha256: Option<&str>,
+) -> Result<Digests, UploadError> {
+    let clock = slow_clock();
+    let config = config(part_size, max_size);
+    let blobs = Blobs::new(&config, s3, &clock).unwrap();
+    blobs.upload("files/k", body, content_length, expected_sha256)
 }
 
 /// Sends `data` in chunks of `chunk` bytes through an upload with 8-byte parts.
@@ -138,21 +206,23 @@ fn upload(
     max_size: Option<u64>,
     expected_sha256: Option<&str>,
 ) -> Result<Digests, UploadError> {
-    let requests = requests();
     let mut body: VecDeque<Vec<u8>> = data.chunks(chunk).map(<[u8]>::to_vec).collect();
-    Upload {
-        store: s3,
-        requests: &requests,
-        key: "files/k",
-        part_size: PART,
+    upload_body(
+        s3,
+        PART,
+        &mut body,
+        content_length,
         max_size,
         expected_sha256,
-    }
-    .run(&mut body, content_length)
+    )
 }
 
 fn stored(s3: &MemoryS3) -> Option<Vec<u8>> {
     s3.objects.borrow().get("files/k").cloned()
+}
+
+fn nothing_left(s3: &MemoryS3) -> bool {
+    s3.objects.borrow().is_empty() && s3.uploads.borrow().is_empty()
 }
 
 #[test]
@@ -162,7 +232,7 @@ fn small_bodies_go_up_as_one_put_with_or_without_length() {
         let digests = upload(&s3, b"hello", 2, length, None, None).unwrap();
         assert_eq!(digests.size, 5);
         assert_eq!(stored(&s3).unwrap(), b"hello");
-        assert_eq!(*s3.next_upload.borrow(), 0, "no multipart upload");
+        assert_eq!(s3.next_upload.get(), 0, "no multipart upload");
     }
 }
 
@@ -179,9 +249,29 @@ fn large_bodies_go_up_in_parts_with_or_without_length() {
                 data,
                 "chunk {chunk} length {length:?}"
             );
-            assert_eq!(*s3.next_upload.borrow(), 1);
+            assert_eq!(s3.next_upload.get(), 1);
             assert!(s3.uploads.borrow().is_empty());
         }
+    }
+}
+
+#[test]
+fn every_request_is_signed_when_it_is_sent() {
+    let data = vec![3u8; 40];
+    for length in [Some(40), None] {
+        let s3 = MemoryS3::default();
+        upload(&s3, &data, 7, length, None, None).unwrap();
+        let requests = s3.requests.borrow();
+        let methods: Vec<_> = requests.iter().map(|(m, _)| *m).collect();
+        assert_eq!(
+            methods,
+            ["CREATE", "PUT", "PUT", "PUT", "PUT", "PUT", "COMPLETE"]
+        );
+        let dates: Vec<_> = requests.iter().map(|(_, d)| d.as_str()).collect();
+        assert!(
+            dates.windows(2).all(|w| w[0] < w[1]),
+            "each URL signed later than the one before: {dates:?}"
+        );
     }
 }
 
@@ -192,8 +282,7 @@ fn a_body_over_the_limit_is_refused_and_leaves_nothing() {
         let s3 = MemoryS3::default();
         let err = upload(&s3, &data, 10, length, Some(99), None).unwrap_err();
         assert!(matches!(err, UploadError::TooLarge), "{err}");
-        assert!(s3.objects.borrow().is_empty());
-        assert!(s3.uploads.borrow().is_empty());
+        assert!(nothing_left(&s3));
     }
 }
 
@@ -204,8 +293,7 @@ fn a_checksum_mismatch_keeps_nothing() {
         let wrong = "0".repeat(64);
         let err = upload(&s3, data, 7, None, None, Some(&wrong)).unwrap_err();
         assert!(matches!(err, UploadError::ChecksumMismatch));
-        assert!(s3.objects.borrow().is_empty());
-        assert!(s3.uploads.borrow().is_empty());
+        assert!(nothing_left(&s3));
     }
 }
 
@@ -214,8 +302,7 @@ fn a_body_shorter_than_its_content_length_keeps_nothing() {
     for (data, length) in [(&b"abc"[..], 5), (&[1u8; 20][..], 30)] {
         let s3 = MemoryS3::default();
         assert!(upload(&s3, data, 4, Some(length), None, None).is_err());
-        assert!(s3.objects.borrow().is_empty());
-        assert!(s3.uploads.borrow().is_empty());
+        assert!(nothing_left(&s3));
     }
 }
 
@@ -230,23 +317,140 @@ impl ByteSource for Failing {
     }
 }
 
+fn cut_upload(s3: &MemoryS3) -> UploadError {
+    let mut body = Failing(vec![vec![1u8; 20]].into());
+    upload_body(s3, PART, &mut body, None, None, None).unwrap_err()
+}
+
 #[test]
 fn a_client_that_goes_away_aborts_the_multipart_upload() {
     let s3 = MemoryS3::default();
-    let requests = requests();
-    let mut body = Failing(vec![vec![1u8; 20]].into());
-    let err = Upload {
-        store: &s3,
-        requests: &requests,
-        key: "files/k",
-        part_size: PART,
-        max_size: None,
-        expected_sha256: None,
+    assert!(matches!(cut_upload(&s3), UploadError::ClientGone(_)));
+    assert_eq!(s3.next_upload.get(), 1);
+    assert!(nothing_left(&s3), "aborted");
+}
+
+#[test]
+fn a_failed_abort_is_retried_with_growing_pauses() {
+    let s3 = MemoryS3::default();
+    s3.deletes_fail(2, StoreError::Failed("503 Slow Down".into()));
+    cut_upload(&s3);
+    assert!(nothing_left(&s3), "the third attempt aborted it");
+    assert_eq!(
+        *s3.pauses.borrow(),
+        [Duration::from_millis(200), Duration::from_millis(400)]
+    );
+}
+
+#[test]
+fn aborts_are_retried_a_bounded_number_of_times() {
+    let s3 = MemoryS3::default();
+    s3.deletes_fail(100, StoreError::Failed("500".into()));
+    cut_upload(&s3);
+    let deletes = s3
+        .requests
+        .borrow()
+        .iter()
+        .filter(|(m, _)| *m == "DELETE")
+        .count();
+    assert_eq!(deletes, 4);
+    assert_eq!(s3.uploads.borrow().len(), 1, "left for genreg gc");
+}
+
+#[test]
+fn a_timed_out_abort_is_not_retried() {
+    let s3 = MemoryS3::default();
+    s3.deletes_fail(1, StoreError::TimedOut("no answer".into()));
+    cut_upload(&s3);
+    let deletes = s3
+        .requests
+        .borrow()
+        .iter()
+        .filter(|(m, _)| *m == "DELETE")
+        .count();
+    assert_eq!(deletes, 1);
+    assert!(s3.pauses.borrow().is_empty());
+}
+
+#[test]
+fn chunked_parts_grow_every_1000_parts() {
+    let s3 = MemoryS3::default();
+    let data = vec![5u8; 1000 * 8 + 40];
+    upload(&s3, &data, 5, None, None, None).unwrap();
+    let parts = s3.completed_parts.borrow();
+    assert_eq!(parts.len(), 1000 + 3);
+    assert!(parts[..1000].iter().all(|&n| n == 8));
+    assert_eq!(parts[1000..], [16, 16, 8]);
+    assert_eq!(stored(&s3).unwrap(), data);
+}
+
+/// A chunked body of `total` bytes, made up as it is read.
+struct Endless {
+    left: u64,
+    chunk: usize,
+}
+
+impl ByteSource for Endless {
+    fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        let n = self.left.min(self.chunk as u64);
+        self.left -= n;
+        Ok(Some(vec![9u8; n as usize]))
     }
-    .run(&mut body, None)
-    .unwrap_err();
-    assert!(matches!(err, UploadError::ClientGone(_)));
-    assert_eq!(*s3.next_upload.borrow(), 1);
-    assert!(s3.uploads.borrow().is_empty(), "aborted");
-    assert!(s3.objects.borrow().is_empty());
+}
+
+#[test]
+fn a_chunked_body_that_needs_more_than_10000_parts_is_refused() {
+    // 10,000 growing parts of at least 8 bytes hold 8 * 1000 * (1 + 2 + ... + 512).
+    let capacity = 8 * 1000 * 1023;
+    for (total, fits) in [(capacity, true), (capacity + 1, false)] {
+        let s3 = MemoryS3::default();
+        let mut body = Endless {
+            left: total,
+            chunk: 4096,
+        };
+        let result = upload_body(&s3, PART, &mut body, None, None, None);
+        if fits {
+            assert_eq!(result.unwrap().size, total);
+            assert_eq!(s3.completed_parts.borrow().len(), 10_000);
+        } else {
+            assert!(matches!(result, Err(UploadError::TooLarge)));
+            assert!(nothing_left(&s3), "aborted");
+        }
+    }
+}
+
+#[test]
+fn a_known_length_never_needs_more_than_10000_parts() {
+    // 10,000 parts of 8 bytes, and one byte more: parts grow to a whole MiB.
+    for (total, parts) in [(80_000, 10_000), (80_001, 1)] {
+        let s3 = MemoryS3::default();
+        let mut body = Endless {
+            left: total,
+            chunk: 1000,
+        };
+        let digests = upload_body(&s3, PART, &mut body, Some(total), None, None).unwrap();
+        assert_eq!(digests.size, total);
+        assert_eq!(s3.completed_parts.borrow().len(), parts);
+    }
+}
+
+#[test]
+fn the_part_buffer_holds_at_most_one_part() {
+    const CHUNK: usize = 3;
+    let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    let mut source: VecDeque<Vec<u8>> = data.chunks(CHUNK).map(<[u8]>::to_vec).collect();
+    let mut reader = BodyReader::new(&mut source, u64::MAX);
+    let mut buffer = Vec::new();
+    let mut read = Vec::new();
+    for size in [8, 8, 16, 16, 64, 64, 1000] {
+        reader.fill(&mut buffer, size).unwrap();
+        assert!(buffer.len() as u64 <= size);
+        assert_eq!(buffer.capacity() as u64, size, "allocated once, exactly");
+        assert!(reader.pending.capacity() <= CHUNK, "one read chunk beyond");
+        read.extend_from_slice(&buffer);
+    }
+    assert_eq!(read, data);
 }

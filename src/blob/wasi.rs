@@ -1,33 +1,138 @@
 //! [`ObjectStore`] over `wasi:http/outgoing-handler`: each call is one
 //! presigned HTTP request to the S3 endpoint, bodies streamed both ways.
+//!
+//! Every request carries the configured timeouts as `request-options`, so
+//! the host (Spin, or genreg through wasmtime-wasi-http) gives up on an S3
+//! that does not connect, does not answer, or stops sending. The host's
+//! first-byte clock starts with the request, though, and a PUT's body is the
+//! client's upload streaming through: a slow client is no stalled S3. So a
+//! PUT gets a long host limit, and the component times the parts only S3
+//! controls itself: a body S3 stops accepting (between-bytes timeout) and
+//! the wait for the answer once the body is out (first-byte timeout).
+
+use std::time::Duration;
 
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
-    Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingResponse, Method, OutgoingBody,
+    OutgoingRequest, RequestOptions, Scheme,
 };
 use url::Url;
-use wasi::io::streams::OutputStream;
+use wasi::clocks::monotonic_clock;
+use wasi::io::poll::{self, Pollable};
+use wasi::io::streams::{OutputStream, StreamError};
 
 use super::store::{ObjectBody, ObjectStore, PutRequest, StoreError};
+use crate::config::S3Timeouts;
 use crate::http::ByteSource;
-use crate::wasi_io::{describe, flush, write_all, IncomingBytes};
+use crate::wasi_io::{describe, IncomingBytes};
 
-/// The S3 client of the component. Stateless: one per request.
-pub struct WasiStore;
+/// The host's first-byte limit for a PUT, which covers the whole upload of
+/// the body from the client (see the module documentation).
+const PUT_HOST_FIRST_BYTE: Duration = Duration::from_secs(24 * 3600);
+
+/// The S3 client of the component. Stateless but for its settings: one per
+/// request.
+pub struct WasiStore {
+    pub timeouts: S3Timeouts,
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Waits until `pollable` is ready, at most `limit`; false when time ran out.
+fn ready_within(pollable: &Pollable, limit: Duration) -> bool {
+    let timer = monotonic_clock::subscribe_duration(nanos(limit));
+    poll::poll(&[pollable, &timer]).contains(&0)
+}
+
+/// The request options every S3 request carries. Hosts that cannot apply
+/// one keep their default; the component's own limits still hold.
+fn request_options(timeouts: &S3Timeouts, method: &Method) -> RequestOptions {
+    let first_byte = match method {
+        Method::Put => PUT_HOST_FIRST_BYTE,
+        _ => timeouts.first_byte,
+    };
+    let options = RequestOptions::new();
+    let _ = options.set_connect_timeout(Some(nanos(timeouts.connect)));
+    let _ = options.set_first_byte_timeout(Some(nanos(first_byte)));
+    let _ = options.set_between_bytes_timeout(Some(nanos(timeouts.between_bytes)));
+    options
+}
+
+/// A host error, sorted into "S3 did not answer in time" and the rest.
+fn request_failed(error: ErrorCode) -> StoreError {
+    match error {
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout
+        | ErrorCode::DnsTimeout => StoreError::TimedOut(format!("S3 request: {error:?}")),
+        other => StoreError::Failed(format!("S3 request failed: {other:?}")),
+    }
+}
+
+/// Why writing a body to S3 stopped.
+enum WriteError {
+    /// S3 accepted no byte for the between-bytes timeout.
+    Stalled,
+    Stream(StreamError),
+}
+
+/// Writes all of `bytes`, waiting while S3 is not ready for more, at most
+/// `stall` at a time.
+fn write_within(
+    stream: &OutputStream,
+    mut bytes: &[u8],
+    stall: Duration,
+) -> Result<(), WriteError> {
+    while !bytes.is_empty() {
+        let budget = stream.check_write().map_err(WriteError::Stream)?;
+        if budget == 0 {
+            if !ready_within(&stream.subscribe(), stall) {
+                return Err(WriteError::Stalled);
+            }
+            continue;
+        }
+        let n = bytes
+            .len()
+            .min(usize::try_from(budget).unwrap_or(usize::MAX));
+        stream.write(&bytes[..n]).map_err(WriteError::Stream)?;
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// Flushes, waiting at most `stall` for S3 to take what is buffered.
+fn flush_within(stream: &OutputStream, stall: Duration) -> Result<(), WriteError> {
+    stream.flush().map_err(WriteError::Stream)?;
+    if !ready_within(&stream.subscribe(), stall) {
+        return Err(WriteError::Stalled);
+    }
+    stream.check_write().map(drop).map_err(WriteError::Stream)
+}
 
 /// A request whose body may still be written, and its pending answer.
 struct InFlight {
     stream: Option<OutputStream>,
     body: Option<OutgoingBody>,
     response: FutureIncomingResponse,
+    timeouts: S3Timeouts,
 }
 
-fn start(method: Method, url: &Url, headers: &[(&str, String)]) -> Result<InFlight, StoreError> {
+fn start(
+    timeouts: &S3Timeouts,
+    method: Method,
+    url: &Url,
+    headers: &[(&str, String)],
+) -> Result<InFlight, StoreError> {
     let fields: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
         .collect();
-    let fields = Fields::from_list(&fields).map_err(|e| StoreError(format!("headers: {e:?}")))?;
+    let fields =
+        Fields::from_list(&fields).map_err(|e| StoreError::Failed(format!("headers: {e:?}")))?;
     let request = OutgoingRequest::new(fields);
     let scheme = match url.scheme() {
         "https" => Scheme::Https,
@@ -41,7 +146,7 @@ fn start(method: Method, url: &Url, headers: &[(&str, String)]) -> Result<InFlig
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
-    let refused = |what: &str| StoreError(format!("could not set {what}"));
+    let refused = |what: &str| StoreError::Failed(format!("could not set {what}"));
     request
         .set_method(&method)
         .map_err(|()| refused("method"))?;
@@ -56,54 +161,79 @@ fn start(method: Method, url: &Url, headers: &[(&str, String)]) -> Result<InFlig
         .map_err(|()| refused("path"))?;
     let body = request.body().map_err(|()| refused("body"))?;
     let stream = body.write().map_err(|()| refused("body stream"))?;
-    let response = outgoing_handler::handle(request, None)
-        .map_err(|e| StoreError(format!("S3 request refused: {e:?}")))?;
+    let options = request_options(timeouts, &method);
+    let response = outgoing_handler::handle(request, Some(options)).map_err(request_failed)?;
     Ok(InFlight {
         stream: Some(stream),
         body: Some(body),
         response,
+        timeouts: *timeouts,
     })
 }
 
 impl InFlight {
     fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
         let stream = self.stream.as_ref().expect("body is open while writing");
-        write_all(stream, bytes).map_err(|e| self.failure(describe(e)))
+        match write_within(stream, bytes, self.timeouts.between_bytes) {
+            Ok(()) => Ok(()),
+            Err(WriteError::Stalled) => Err(self.stalled()),
+            Err(WriteError::Stream(e)) => Err(self.failure(describe(e))),
+        }
     }
 
-    /// Ends the body and waits for the answer.
+    fn stalled(&self) -> StoreError {
+        StoreError::TimedOut(format!(
+            "S3 accepted no byte of the body for {:?}",
+            self.timeouts.between_bytes
+        ))
+    }
+
+    /// Ends the body and waits for the answer, at most the first-byte timeout.
     fn finish(mut self) -> Result<IncomingResponse, StoreError> {
         if let Some(stream) = self.stream.take() {
             // Once the last byte of a body with Content-Length is out, the
             // host may close the stream: a failed flush is no failure, the
-            // answer below says how the request went.
-            let _ = flush(&stream);
+            // answer below says how the request went. A stalled one is.
+            if let Err(WriteError::Stalled) = flush_within(&stream, self.timeouts.between_bytes) {
+                return Err(self.stalled());
+            }
         }
         if let Some(body) = self.body.take() {
-            OutgoingBody::finish(body, None).map_err(|e| StoreError(format!("{e:?}")))?;
+            OutgoingBody::finish(body, None).map_err(|e| StoreError::Failed(format!("{e:?}")))?;
         }
-        self.response.subscribe().block();
+        self.answer()
+    }
+
+    /// The answer, once S3 gives it within the first-byte timeout.
+    fn answer(&self) -> Result<IncomingResponse, StoreError> {
+        let limit = self.timeouts.first_byte;
+        if !ready_within(&self.response.subscribe(), limit) {
+            return Err(StoreError::TimedOut(format!(
+                "S3 did not answer within {limit:?}"
+            )));
+        }
         match self.response.get() {
             Some(Ok(Ok(response))) => Ok(response),
-            Some(Ok(Err(e))) => Err(StoreError(format!("S3 request failed: {e:?}"))),
-            _ => Err(StoreError("S3 response was lost".into())),
+            Some(Ok(Err(e))) => Err(request_failed(e)),
+            _ => Err(StoreError::Failed("S3 response was lost".into())),
         }
     }
 
     /// When writing fails, S3 has answered early (with an error) or the
     /// connection broke; the pending answer tells which.
     fn failure(&self, write_error: String) -> StoreError {
-        self.response.subscribe().block();
-        match self.response.get() {
-            Some(Ok(Ok(response))) => {
+        match self.answer() {
+            Ok(response) => {
                 let status = response.status();
                 let detail = read_answer(response).map(|a| a.body).unwrap_or_default();
-                StoreError(format!(
+                StoreError::Failed(format!(
                     "S3 answered {status} while the body was sent: {detail}"
                 ))
             }
-            Some(Ok(Err(e))) => StoreError(format!("S3 request failed: {e:?}")),
-            _ => StoreError(format!("sending to S3: {write_error}")),
+            Err(StoreError::Failed(_)) => {
+                StoreError::Failed(format!("sending to S3: {write_error}"))
+            }
+            Err(e) => e,
         }
     }
 }
@@ -120,11 +250,11 @@ fn read_answer(response: IncomingResponse) -> Result<Answer, StoreError> {
     let etag = header(&response, "etag");
     let body = response
         .consume()
-        .map_err(|()| StoreError("S3 answer body already taken".into()))?;
-    let mut bytes = IncomingBytes::new(body, ()).map_err(StoreError)?;
+        .map_err(|()| StoreError::Failed("S3 answer body already taken".into()))?;
+    let mut bytes = IncomingBytes::new(body, ()).map_err(StoreError::Failed)?;
     let mut text = Vec::new();
     // Cap what we keep of an answer: S3's XML answers are small.
-    while let Some(chunk) = bytes.next_chunk().map_err(StoreError)? {
+    while let Some(chunk) = bytes.next_chunk().map_err(StoreError::Failed)? {
         if text.len() < 64 * 1024 {
             text.extend_from_slice(&chunk);
         }
@@ -146,12 +276,13 @@ fn header(response: &IncomingResponse, name: &str) -> Option<String> {
 }
 
 fn call(
+    timeouts: &S3Timeouts,
     method: Method,
     url: &Url,
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Result<Answer, StoreError> {
-    let mut request = start(method, url, headers)?;
+    let mut request = start(timeouts, method, url, headers)?;
     if !body.is_empty() {
         request.write(body)?;
     }
@@ -163,7 +294,7 @@ fn expect_success(what: &str, answer: &Answer) -> Result<(), StoreError> {
     if (200..300).contains(&answer.status) && !answer.body.contains("<Error>") {
         Ok(())
     } else {
-        Err(StoreError(format!(
+        Err(StoreError::Failed(format!(
             "{what}: S3 answered {}: {}",
             answer.status,
             answer.body.chars().take(300).collect::<String>()
@@ -195,15 +326,18 @@ impl PutRequest for WasiPut {
 
 impl ObjectStore for WasiStore {
     fn start_put(&self, url: &Url, length: u64) -> Result<Box<dyn PutRequest + '_>, StoreError> {
-        let request = start(Method::Put, url, &[("content-length", length.to_string())])?;
+        let headers = [("content-length", length.to_string())];
+        let request = start(&self.timeouts, Method::Put, url, &headers)?;
         Ok(Box::new(WasiPut { request }))
     }
 
     fn create_multipart(&self, url: &Url) -> Result<String, StoreError> {
-        let answer = call(Method::Post, url, &[("content-length", "0".into())], &[])?;
+        let headers = [("content-length", "0".to_string())];
+        let answer = call(&self.timeouts, Method::Post, url, &headers, &[])?;
         expect_success("CreateMultipartUpload", &answer)?;
-        super::requests::parse_upload_id(&answer.body)
-            .ok_or_else(|| StoreError("CreateMultipartUpload answer has no UploadId".into()))
+        super::signer::parse_upload_id(&answer.body).ok_or_else(|| {
+            StoreError::Failed("CreateMultipartUpload answer has no UploadId".into())
+        })
     }
 
     fn complete_multipart(&self, url: &Url, xml: String) -> Result<(), StoreError> {
@@ -211,12 +345,12 @@ impl ObjectStore for WasiStore {
             ("content-length", xml.len().to_string()),
             ("content-type", "application/xml".to_string()),
         ];
-        let answer = call(Method::Post, url, &headers, xml.as_bytes())?;
+        let answer = call(&self.timeouts, Method::Post, url, &headers, xml.as_bytes())?;
         expect_success("CompleteMultipartUpload", &answer)
     }
 
     fn delete(&self, url: &Url) -> Result<(), StoreError> {
-        let answer = call(Method::Delete, url, &[], &[])?;
+        let answer = call(&self.timeouts, Method::Delete, url, &[], &[])?;
         if answer.status == 404 {
             return Ok(());
         }
@@ -228,24 +362,28 @@ impl ObjectStore for WasiStore {
             .map(|(start, end)| ("range", format!("bytes={start}-{end}")))
             .into_iter()
             .collect();
-        let response = start(Method::Get, url, &headers)?.finish()?;
+        let response = start(&self.timeouts, Method::Get, url, &headers)?.finish()?;
         let status = response.status();
         if !(200..300).contains(&status) {
             let answer = read_answer(response)?;
-            return Err(StoreError(format!(
+            return Err(StoreError::Failed(format!(
                 "GET: S3 answered {status}: {}",
                 answer.body
             )));
         }
         let length = header(&response, "content-length")
             .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| StoreError("GET: S3 answer has no Content-Length".into()))?;
+            .ok_or_else(|| StoreError::Failed("GET: S3 answer has no Content-Length".into()))?;
         let body = response
             .consume()
-            .map_err(|()| StoreError("S3 answer body already taken".into()))?;
+            .map_err(|()| StoreError::Failed("S3 answer body already taken".into()))?;
         Ok(ObjectBody {
             length,
-            source: Box::new(IncomingBytes::new(body, response).map_err(StoreError)?),
+            source: Box::new(IncomingBytes::new(body, response).map_err(StoreError::Failed)?),
         })
+    }
+
+    fn pause(&self, duration: Duration) {
+        monotonic_clock::subscribe_duration(nanos(duration)).block();
     }
 }

@@ -1,5 +1,8 @@
-//! The S3 requests the registry makes, as presigned URLs (SigV4 in the query
-//! string, payload unsigned). Pure: the time is an input, nothing is sent.
+//! SigV4-presigned URLs for the S3 requests the registry makes (signature
+//! in the query string, payload unsigned). Pure: the signing time is an
+//! input, nothing is sent. Every URL is signed right before its request goes
+//! out ([`super::Blobs`] asks its clock), so a long upload never carries a
+//! URL that expired while earlier parts were sent.
 
 use std::time::Duration;
 
@@ -9,23 +12,23 @@ use url::Url;
 
 use crate::config::S3Settings;
 
-/// How long a URL signed for the component's own use stays valid: only long
-/// enough to start the request.
+/// How long a URL signed for the component's own use stays valid: it is
+/// signed the moment its request starts, so this only has to cover clock
+/// skew between the registry and S3.
 const OWN_USE: Duration = Duration::from_secs(15 * 60);
 
-/// Builds signed URLs for one bucket.
-pub struct Requests {
+/// Signs requests for one bucket.
+pub struct Signer {
     bucket: Bucket,
     credentials: Credentials,
-    now: Timestamp,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid S3 settings: {0}")]
 pub struct SettingsError(String);
 
-impl Requests {
-    pub fn new(settings: &S3Settings, now: Timestamp) -> Result<Requests, SettingsError> {
+impl Signer {
+    pub fn new(settings: &S3Settings) -> Result<Signer, SettingsError> {
         let endpoint: Url = settings
             .endpoint
             .parse()
@@ -37,43 +40,44 @@ impl Requests {
             settings.region.clone(),
         )
         .map_err(|e| SettingsError(e.to_string()))?;
-        Ok(Requests {
+        Ok(Signer {
             bucket,
             credentials: Credentials::new(
                 settings.access_key_id.clone(),
                 settings.secret_access_key.clone(),
             ),
-            now,
         })
     }
 
-    fn sign<'a>(&self, action: impl S3Action<'a>) -> Url {
-        action.sign_with_time(OWN_USE, &self.now)
+    fn sign<'a>(action: impl S3Action<'a>, at: &Timestamp) -> Url {
+        action.sign_with_time(OWN_USE, at)
     }
 
-    pub fn put_object(&self, key: &str) -> Url {
-        self.sign(self.bucket.put_object(Some(&self.credentials), key))
+    pub fn put_object(&self, key: &str, at: &Timestamp) -> Url {
+        Self::sign(self.bucket.put_object(Some(&self.credentials), key), at)
     }
 
-    pub fn get_object(&self, key: &str) -> Url {
-        self.sign(self.bucket.get_object(Some(&self.credentials), key))
+    pub fn get_object(&self, key: &str, at: &Timestamp) -> Url {
+        Self::sign(self.bucket.get_object(Some(&self.credentials), key), at)
     }
 
-    pub fn delete_object(&self, key: &str) -> Url {
-        self.sign(self.bucket.delete_object(Some(&self.credentials), key))
+    pub fn delete_object(&self, key: &str, at: &Timestamp) -> Url {
+        Self::sign(self.bucket.delete_object(Some(&self.credentials), key), at)
     }
 
-    pub fn create_multipart_upload(&self, key: &str) -> Url {
-        self.sign(
+    pub fn create_multipart_upload(&self, key: &str, at: &Timestamp) -> Url {
+        Self::sign(
             self.bucket
                 .create_multipart_upload(Some(&self.credentials), key),
+            at,
         )
     }
 
-    pub fn upload_part(&self, key: &str, part_number: u16, upload_id: &str) -> Url {
-        self.sign(
+    pub fn upload_part(&self, key: &str, part_number: u16, upload_id: &str, at: &Timestamp) -> Url {
+        Self::sign(
             self.bucket
                 .upload_part(Some(&self.credentials), key, part_number, upload_id),
+            at,
         )
     }
 
@@ -83,6 +87,7 @@ impl Requests {
         key: &str,
         upload_id: &str,
         etags: &[String],
+        at: &Timestamp,
     ) -> (Url, String) {
         let action = self.bucket.complete_multipart_upload(
             Some(&self.credentials),
@@ -90,20 +95,27 @@ impl Requests {
             upload_id,
             etags.iter().map(String::as_str),
         );
-        let url = action.sign_with_time(OWN_USE, &self.now);
+        let url = action.sign_with_time(OWN_USE, at);
         (url, action.body())
     }
 
-    pub fn abort_multipart_upload(&self, key: &str, upload_id: &str) -> Url {
-        self.sign(
+    pub fn abort_multipart_upload(&self, key: &str, upload_id: &str, at: &Timestamp) -> Url {
+        Self::sign(
             self.bucket
                 .abort_multipart_upload(Some(&self.credentials), key, upload_id),
+            at,
         )
     }
 
-    /// A URL a client can download the object from for `expires_in`, served
-    /// as an attachment named `file_name`.
-    pub fn download_link(&self, key: &str, file_name: &str, expires_in: Duration) -> Url {
+    /// A URL a client can download the object from for `expires_in` after
+    /// `at`, served as an attachment named `file_name`.
+    pub fn download_link(
+        &self,
+        key: &str,
+        file_name: &str,
+        expires_in: Duration,
+        at: &Timestamp,
+    ) -> Url {
         let mut action = self.bucket.get_object(Some(&self.credentials), key);
         action.query_mut().insert(
             "response-content-disposition",
@@ -112,7 +124,7 @@ impl Requests {
         action
             .query_mut()
             .insert("response-content-type", "application/octet-stream");
-        action.sign_with_time(expires_in, &self.now)
+        action.sign_with_time(expires_in, at)
     }
 }
 
@@ -142,7 +154,7 @@ pub fn parse_upload_id(xml: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn requests() -> Requests {
+    fn signer() -> Signer {
         let settings = S3Settings {
             endpoint: "http://127.0.0.1:9000".into(),
             bucket: "genreg".into(),
@@ -150,12 +162,22 @@ mod tests {
             access_key_id: "AKID".into(),
             secret_access_key: "secret".into(),
         };
-        Requests::new(&settings, "2026-01-02T03:04:05Z".parse().unwrap()).unwrap()
+        Signer::new(&settings).unwrap()
+    }
+
+    fn at() -> Timestamp {
+        "2026-01-02T03:04:05Z".parse().unwrap()
+    }
+
+    fn query(url: &Url, name: &str) -> Option<String> {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     #[test]
     fn urls_are_path_style_and_presigned() {
-        let url = requests().put_object("objects/abc");
+        let url = signer().put_object("objects/abc", &at());
         assert_eq!(url.host_str(), Some("127.0.0.1"));
         assert_eq!(url.path(), "/genreg/objects/abc");
         let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
@@ -170,24 +192,49 @@ mod tests {
 
     #[test]
     fn signing_is_deterministic_for_a_given_time() {
-        assert_eq!(requests().get_object("k"), requests().get_object("k"));
-        assert_ne!(requests().get_object("k"), requests().get_object("j"));
+        assert_eq!(
+            signer().get_object("k", &at()),
+            signer().get_object("k", &at())
+        );
+        assert_ne!(
+            signer().get_object("k", &at()),
+            signer().get_object("j", &at())
+        );
+    }
+
+    #[test]
+    fn each_url_carries_the_time_it_was_signed_at() {
+        let later: Timestamp = "2026-01-02T05:00:00Z".parse().unwrap();
+        let first = signer().upload_part("k", 1, "up", &at());
+        let last = signer().upload_part("k", 2, "up", &later);
+        assert_eq!(
+            query(&first, "X-Amz-Date").as_deref(),
+            Some("20260102T030405Z")
+        );
+        assert_eq!(
+            query(&last, "X-Amz-Date").as_deref(),
+            Some("20260102T050000Z")
+        );
     }
 
     #[test]
     fn multipart_requests_carry_the_upload_id_and_part_number() {
-        let url = requests().upload_part("k", 3, "up-1");
+        let url = signer().upload_part("k", 3, "up-1", &at());
         let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         assert!(query.contains(&("partNumber".into(), "3".into())));
         assert!(query.contains(&("uploadId".into(), "up-1".into())));
-        let (_, body) =
-            requests().complete_multipart_upload("k", "up-1", &["\"e1\"".into(), "\"e2\"".into()]);
+        let (_, body) = signer().complete_multipart_upload(
+            "k",
+            "up-1",
+            &["\"e1\"".into(), "\"e2\"".into()],
+            &at(),
+        );
         assert!(body.contains("<PartNumber>2</PartNumber>"), "{body}");
     }
 
     #[test]
     fn download_links_keep_the_file_name() {
-        let url = requests().download_link("k", "tool.tar.gz", Duration::from_secs(60));
+        let url = signer().download_link("k", "tool.tar.gz", Duration::from_secs(60), &at());
         let disposition = url
             .query_pairs()
             .find(|(k, _)| k == "response-content-disposition")
