@@ -19,6 +19,12 @@
 //!    in flight has its object before its record, so young objects are only
 //!    reported.
 //!
+//! 4. Multipart uploads under `files/` that were never completed nor
+//!    aborted (a crash mid-upload, or an abort that failed) are listed
+//!    (ListMultipartUploads, paginated) and aborted when they were
+//!    initiated more than `min_age` before the records were read; younger
+//!    ones may still be running and are only reported.
+//!
 //! S3 requests are SigV4-presigned with `rusty-s3` and sent with
 //! [`HttpClient`]. With the embedded S3 server, `gc` starts one of its own on
 //! loopback over the data directory's bucket ([`crate::s3::start_view`]), so
@@ -140,6 +146,8 @@ pub struct Report {
     pub missing: Vec<String>,
     /// Every object no record points to, in key order.
     pub unreferenced: Vec<Orphan>,
+    /// Every multipart upload under `files/` still open, in key order.
+    pub open_uploads: Vec<OpenUpload>,
     pub dry_run: bool,
     pub min_age: Duration,
     /// When the record scan started; objects modified after
@@ -167,7 +175,20 @@ impl Report {
         self.count(|o| matches!(o, Outcome::Failed(_)))
     }
 
-    /// `N objects, M unreferenced, K deleted`.
+    /// Open uploads whose abort failed.
+    pub fn failed_uploads(&self) -> usize {
+        self.count_uploads(|o| matches!(o, Outcome::Failed(_)))
+    }
+
+    fn count_uploads(&self, pick: impl Fn(&Outcome) -> bool) -> usize {
+        self.open_uploads
+            .iter()
+            .filter(|u| pick(&u.outcome))
+            .count()
+    }
+
+    /// `N objects, M unreferenced, K deleted`, then `; U open uploads, A
+    /// aborted` when there are any.
     pub fn summary(&self) -> String {
         let mut line = format!(
             "{} objects, {} unreferenced, {} deleted",
@@ -175,20 +196,32 @@ impl Report {
             self.unreferenced.len(),
             self.deleted()
         );
+        if !self.open_uploads.is_empty() {
+            line.push_str(&format!(
+                "; {} open uploads, {} aborted",
+                self.open_uploads.len(),
+                self.count_uploads(|o| *o == Outcome::Deleted)
+            ));
+        }
         let mut notes = Vec::new();
         if self.dry_run {
             let would = self.count(|o| *o == Outcome::WouldDelete);
             notes.push(format!("dry run: {would} would be deleted"));
+            let would_abort = self.count_uploads(|o| *o == Outcome::WouldDelete);
+            if would_abort > 0 {
+                notes.push(format!("{would_abort} would be aborted"));
+            }
         }
-        if self.skipped() > 0 {
+        let skipped = self.skipped() + self.count_uploads(|o| *o == Outcome::Skipped);
+        if skipped > 0 {
             notes.push(format!(
-                "{} younger than {} skipped",
-                self.skipped(),
+                "{skipped} younger than {} skipped",
                 format_duration(self.min_age)
             ));
         }
-        if self.failed() > 0 {
-            notes.push(format!("{} failed", self.failed()));
+        let failed = self.failed() + self.failed_uploads();
+        if failed > 0 {
+            notes.push(format!("{failed} failed"));
         }
         if !notes.is_empty() {
             line.push_str(&format!(" ({})", notes.join(", ")));
@@ -249,17 +282,23 @@ pub async fn run(config: &GcConfig) -> anyhow::Result<Report> {
         ),
     };
 
-    let result = collect(&access, &references.keys, cutoff, config).await;
+    let result = async {
+        let objects = collect(&access, &references.keys, cutoff, config).await?;
+        let uploads = collect_open_uploads(&access, cutoff, config).await?;
+        anyhow::Ok((objects, uploads))
+    }
+    .await;
     if let Some(view) = embedded {
         view.shutdown().await;
     }
-    let (objects, missing, unreferenced) = result?;
+    let ((objects, missing, unreferenced), open_uploads) = result?;
     Ok(Report {
         records: references.records,
         referenced: references.keys.len(),
         objects,
         missing,
         unreferenced,
+        open_uploads,
         dry_run: config.dry_run,
         min_age: config.min_age,
         scan_started,
@@ -390,6 +429,248 @@ async fn delete(
     } else {
         bail!("answered {}: {}", response.status, response.body_excerpt())
     }
+}
+
+/// A multipart upload under `files/` that was neither completed nor
+/// aborted, and what happened to it (`Deleted`: aborted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenUpload {
+    pub key: String,
+    pub upload_id: String,
+    /// As the listing gave it (RFC 3339).
+    pub initiated: Option<String>,
+    pub outcome: Outcome,
+}
+
+impl fmt::Display for OpenUpload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match &self.outcome {
+            Outcome::Deleted => "aborted",
+            Outcome::WouldDelete => "would abort",
+            Outcome::Skipped => "skipped (too young)",
+            Outcome::Failed(_) => "failed to abort",
+        };
+        let initiated = self.initiated.as_deref().unwrap_or("unknown");
+        write!(
+            f,
+            "{what} upload {} of {} (initiated {initiated})",
+            self.upload_id, self.key
+        )?;
+        if let Outcome::Failed(error) = &self.outcome {
+            write!(f, ": {error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Lists the open multipart uploads under `files/` and aborts (or not) the
+/// ones initiated before `cutoff`.
+async fn collect_open_uploads(
+    target: &S3Target,
+    cutoff: SystemTime,
+    config: &GcConfig,
+) -> anyhow::Result<Vec<OpenUpload>> {
+    let endpoint = url::Url::parse(&target.endpoint)
+        .with_context(|| format!("invalid S3 endpoint {:?}", target.endpoint))?;
+    let bucket = Bucket::new(
+        endpoint,
+        UrlStyle::Path,
+        target.bucket.clone(),
+        target.region.clone(),
+    )
+    .context("invalid S3 endpoint or bucket")?;
+    let credentials = Credentials::new(&target.access_key_id, &target.secret_access_key);
+    let mut client = HttpClient::new();
+
+    let listed = list_open_uploads(&mut client, &bucket, &credentials, config.page_size).await?;
+    let mut uploads = Vec::new();
+    for upload in listed {
+        let outcome = if !old_enough(upload.initiated.as_deref(), cutoff) {
+            Outcome::Skipped
+        } else if config.dry_run {
+            Outcome::WouldDelete
+        } else {
+            match abort_upload(&mut client, &bucket, &credentials, &upload).await {
+                Ok(()) => Outcome::Deleted,
+                Err(e) => Outcome::Failed(format!("{e:#}")),
+            }
+        };
+        uploads.push(OpenUpload {
+            key: upload.key,
+            upload_id: upload.upload_id,
+            initiated: upload.initiated,
+            outcome,
+        });
+    }
+    Ok(uploads)
+}
+
+/// Every open upload under `files/`, following the key and upload-id
+/// markers.
+async fn list_open_uploads(
+    client: &mut HttpClient,
+    bucket: &Bucket,
+    credentials: &Credentials,
+    page_size: usize,
+) -> anyhow::Result<Vec<ListedUpload>> {
+    let mut uploads = Vec::new();
+    let mut marker: Option<(String, String)> = None;
+    loop {
+        let url = list_uploads_url(bucket, credentials, page_size, marker.as_ref());
+        let response = client.send(Method::GET, url.as_str(), Bytes::new()).await?;
+        ensure!(
+            response.status == StatusCode::OK,
+            "listing the multipart uploads answered {}: {}",
+            response.status,
+            response.body_excerpt()
+        );
+        let text = std::str::from_utf8(&response.body).context("listing is not UTF-8")?;
+        let page = parse_uploads_listing(text)?;
+        uploads.extend(page.uploads);
+        match page.next {
+            // A server repeating its markers would loop forever.
+            Some(next) if marker.as_ref() == Some(&next) => {
+                bail!("the S3 server returned the same upload markers twice")
+            }
+            Some(next) => marker = Some(next),
+            None => break,
+        }
+    }
+    Ok(uploads)
+}
+
+/// A presigned ListMultipartUploads (`GET /<bucket>/?uploads`), which
+/// rusty-s3 does not build itself.
+fn list_uploads_url(
+    bucket: &Bucket,
+    credentials: &Credentials,
+    page_size: usize,
+    marker: Option<&(String, String)>,
+) -> url::Url {
+    let max = page_size.clamp(1, 1000).to_string();
+    // Sorted by name, as the signature needs.
+    let mut query: Vec<(&str, &str)> = Vec::new();
+    if let Some((key, _)) = marker {
+        query.push(("key-marker", key));
+    }
+    query.push(("max-uploads", &max));
+    query.push(("prefix", FILES_PREFIX));
+    if let Some((_, upload_id)) = marker {
+        query.push(("upload-id-marker", upload_id));
+    }
+    query.push(("uploads", ""));
+    rusty_s3::signing::sign(
+        &jiff::Timestamp::now(),
+        rusty_s3::Method::Get,
+        bucket.base_url().clone(),
+        credentials.key(),
+        credentials.secret(),
+        credentials.token(),
+        bucket.region(),
+        SIGNED_FOR.as_secs(),
+        query.into_iter(),
+        std::iter::empty(),
+    )
+}
+
+async fn abort_upload(
+    client: &mut HttpClient,
+    bucket: &Bucket,
+    credentials: &Credentials,
+    upload: &ListedUpload,
+) -> anyhow::Result<()> {
+    ensure!(
+        upload.key.starts_with(FILES_PREFIX),
+        "{} is outside {FILES_PREFIX}",
+        upload.key
+    );
+    let url = bucket
+        .abort_multipart_upload(Some(credentials), &upload.key, &upload.upload_id)
+        .sign(SIGNED_FOR);
+    let response = client
+        .send(Method::DELETE, url.as_str(), Bytes::new())
+        .await?;
+    // 404 (NoSuchUpload): completed or aborted since it was listed.
+    if response.status.is_success() || response.status == StatusCode::NOT_FOUND {
+        Ok(())
+    } else {
+        bail!("answered {}: {}", response.status, response.body_excerpt())
+    }
+}
+
+/// One upload of a ListMultipartUploads answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: Option<String>,
+}
+
+/// One ListMultipartUploads page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadsPage {
+    /// Only uploads under [`FILES_PREFIX`] (whatever the server sent).
+    pub uploads: Vec<ListedUpload>,
+    /// The key and upload-id markers of the next page, when more follow.
+    pub next: Option<(String, String)>,
+}
+
+/// Parses a ListMultipartUploads answer (`<ListMultipartUploadsResult>`).
+pub fn parse_uploads_listing(xml: &str) -> anyhow::Result<UploadsPage> {
+    ensure!(
+        xml.contains("<ListMultipartUploadsResult"),
+        "invalid ListMultipartUploads answer: {}",
+        xml.chars().take(200).collect::<String>()
+    );
+    let mut uploads = Vec::new();
+    for block in xml_elements(xml, "Upload") {
+        let key = xml_text(block, "Key").context("an upload without Key")?;
+        let upload_id = xml_text(block, "UploadId").context("an upload without UploadId")?;
+        if key.starts_with(FILES_PREFIX) {
+            uploads.push(ListedUpload {
+                key,
+                upload_id,
+                initiated: xml_text(block, "Initiated"),
+            });
+        }
+    }
+    let truncated = xml_text(xml, "IsTruncated").is_some_and(|t| t == "true");
+    let next = if truncated {
+        let key = xml_text(xml, "NextKeyMarker").context("truncated without NextKeyMarker")?;
+        let id = xml_text(xml, "NextUploadIdMarker").unwrap_or_default();
+        Some((key, id))
+    } else {
+        None
+    };
+    Ok(UploadsPage { uploads, next })
+}
+
+/// The contents of every `<name>...</name>` element, in order.
+fn xml_elements<'a>(xml: &'a str, name: &str) -> Vec<&'a str> {
+    let (open, close) = (format!("<{name}>"), format!("</{name}>"));
+    let mut found = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else {
+            break;
+        };
+        found.push(&after[..end]);
+        rest = &after[end + close.len()..];
+    }
+    found
+}
+
+/// The text of the first `<name>` element, entities decoded.
+fn xml_text(xml: &str, name: &str) -> Option<String> {
+    let text = xml_elements(xml, name).into_iter().next()?;
+    Some(
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
 }
 
 /// The object keys the package records point to.
@@ -740,6 +1021,62 @@ mod tests {
     }
 
     #[test]
+    fn upload_listings_parse_with_markers_and_keep_only_files() {
+        let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Bucket>genreg</Bucket><Prefix>files/</Prefix>
+  <NextKeyMarker>files/b&amp;c</NextKeyMarker><NextUploadIdMarker>u2</NextUploadIdMarker>
+  <MaxUploads>2</MaxUploads><IsTruncated>true</IsTruncated>
+  <Upload><Key>files/a</Key><UploadId>u1</UploadId><Initiated>2024-05-01T10:00:00.000Z</Initiated></Upload>
+  <Upload><Key>files/b&amp;c</Key><UploadId>u2</UploadId></Upload>
+  <Upload><Key>other/x</Key><UploadId>u3</UploadId></Upload>
+</ListMultipartUploadsResult>"#;
+        let page = parse_uploads_listing(xml).unwrap();
+        assert_eq!(
+            page.uploads,
+            [
+                ListedUpload {
+                    key: "files/a".into(),
+                    upload_id: "u1".into(),
+                    initiated: Some("2024-05-01T10:00:00.000Z".into()),
+                },
+                ListedUpload {
+                    key: "files/b&c".into(),
+                    upload_id: "u2".into(),
+                    initiated: None,
+                },
+            ]
+        );
+        assert_eq!(page.next, Some(("files/b&c".into(), "u2".into())));
+        let last = "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated></ListMultipartUploadsResult>";
+        assert_eq!(parse_uploads_listing(last).unwrap().next, None);
+        assert!(parse_uploads_listing("<Error><Code>NotImplemented</Code></Error>").is_err());
+    }
+
+    #[test]
+    fn list_upload_urls_are_presigned_for_the_files_prefix() {
+        let bucket = Bucket::new(
+            "http://127.0.0.1:9000".parse().unwrap(),
+            UrlStyle::Path,
+            "genreg".to_string(),
+            "us-east-1".to_string(),
+        )
+        .unwrap();
+        let credentials = Credentials::new("AKID", "secret");
+        let marker = ("files/a".to_string(), "u1".to_string());
+        let url = list_uploads_url(&bucket, &credentials, 2, Some(&marker));
+        assert_eq!(url.path(), "/genreg/");
+        let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let get = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("uploads"), Some(""));
+        assert_eq!(get("prefix"), Some("files/"));
+        assert_eq!(get("max-uploads"), Some("2"));
+        assert_eq!(get("key-marker"), Some("files/a"));
+        assert_eq!(get("upload-id-marker"), Some("u1"));
+        assert!(get("X-Amz-Signature").is_some());
+    }
+
+    #[test]
     fn summaries_and_lines() {
         let orphan = |key: &str, outcome| Orphan {
             key: key.into(),
@@ -757,6 +1094,7 @@ mod tests {
                 orphan("files/b", Outcome::Skipped),
                 orphan("files/c", Outcome::Failed("boom".into())),
             ],
+            open_uploads: vec![],
             dry_run: false,
             min_age: DEFAULT_MIN_AGE,
             scan_started: SystemTime::now(),

@@ -248,6 +248,9 @@ fn run_gc(args: Gc) -> anyhow::Result<()> {
     for orphan in &report.unreferenced {
         println!("{orphan}");
     }
+    for upload in &report.open_uploads {
+        println!("{upload}");
+    }
     if !report.missing.is_empty() {
         eprintln!(
             "warning: {} object(s) that records point to are not in the bucket, e.g. {}",
@@ -258,6 +261,9 @@ fn run_gc(args: Gc) -> anyhow::Result<()> {
     println!("{}", report.summary());
     if report.failed() > 0 {
         bail!("{} object(s) could not be deleted", report.failed());
+    }
+    if report.failed_uploads() > 0 {
+        bail!("{} upload(s) could not be aborted", report.failed_uploads());
     }
     Ok(())
 }

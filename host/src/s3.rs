@@ -24,6 +24,9 @@ use tokio::sync::mpsc;
 use crate::data_dir::{self, S3Credentials};
 use crate::serve::{self, ServerHandle};
 
+#[path = "s3_uploads.rs"]
+mod uploads;
+
 /// The bucket the embedded server creates and the component uses.
 pub const BUCKET: &str = "genreg";
 /// The region the embedded server reports (it accepts any in signatures).
@@ -51,7 +54,7 @@ pub async fn start(data_dir: &Path, listen: Option<SocketAddr>) -> anyhow::Resul
     std::fs::create_dir_all(root.join(BUCKET))
         .with_context(|| format!("creating {}", root.display()))?;
     let credentials = data_dir::s3_credentials(data_dir).context("reading S3 credentials")?;
-    let (server, root) = serve_fs(root, &credentials, listen).await?;
+    let (server, root) = serve_fs(root.clone(), root, &credentials, listen).await?;
     Ok(EmbeddedS3 {
         server,
         credentials,
@@ -105,9 +108,9 @@ pub async fn start_view(data_dir: &Path) -> anyhow::Result<EmbeddedS3View> {
         .with_context(|| format!("creating {}", private_root.display()))?;
     let fs_root = match link_bucket(&bucket_dir, &private_root.join(BUCKET)) {
         Ok(()) => private_root.clone(),
-        Err(_) => root,
+        Err(_) => root.clone(),
     };
-    let started = serve_fs(fs_root, &credentials, None).await;
+    let started = serve_fs(fs_root, root, &credentials, None).await;
     match started {
         Ok((server, root)) => Ok(EmbeddedS3View {
             server: EmbeddedS3 {
@@ -135,9 +138,11 @@ fn link_bucket(_bucket_dir: &Path, _link: &Path) -> std::io::Result<()> {
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
-/// Serves s3s-fs over `root` with one access key.
+/// Serves s3s-fs over `root` with one access key; multipart uploads are
+/// listed and aborted in `uploads_root`, where s3s-fs keeps them.
 async fn serve_fs(
     root: PathBuf,
+    uploads_root: PathBuf,
     credentials: &S3Credentials,
     listen: Option<SocketAddr>,
 ) -> anyhow::Result<(ServerHandle, PathBuf)> {
@@ -146,6 +151,7 @@ async fn serve_fs(
     let mut builder = S3ServiceBuilder::new(FastFs {
         inner: fs,
         root: root.clone(),
+        uploads_root,
     });
     builder.set_auth(SimpleAuth::from_single(
         credentials.access_key_id.clone(),
@@ -161,10 +167,12 @@ async fn serve_fs(
     Ok((server, root))
 }
 
-/// s3s-fs with faster object reads.
+/// s3s-fs with faster object reads, and multipart uploads listed.
 struct FastFs {
     inner: s3s_fs::FileSystem,
     root: PathBuf,
+    /// The data directory's S3 root, where open multipart uploads live.
+    uploads_root: PathBuf,
 }
 
 impl std::fmt::Debug for FastFs {
@@ -189,6 +197,14 @@ macro_rules! s3_impl {
             async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
                 self.get_object_fast(req).await
             }
+
+            async fn list_multipart_uploads(&self, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+                uploads::list(&self.uploads_root, req)
+            }
+
+            async fn abort_multipart_upload(&self, req: S3Request<AbortMultipartUploadInput>) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+                uploads::abort(&self.uploads_root, req)
+            }
         }
     };
 }
@@ -211,7 +227,6 @@ s3_impl! {
     upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
     list_parts(ListPartsInput) -> ListPartsOutput;
     complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
-    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
 }
 
 impl FastFs {

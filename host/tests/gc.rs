@@ -207,3 +207,120 @@ async fn gc_refuses_without_a_key_value_database() {
         .is_err());
     assert!(object_path(data.path(), "files/x").is_file());
 }
+
+/// Starts a multipart upload of `key` in the registry's bucket, sends one
+/// part and leaves it open, as a publish cut by a crash would. Returns its id.
+async fn open_upload(registry: &genreg::Registry, key: &str) -> String {
+    let s3 = registry.s3();
+    let bucket = Bucket::new(
+        s3.endpoint.parse().unwrap(),
+        UrlStyle::Path,
+        s3.bucket,
+        s3.region,
+    )
+    .unwrap();
+    let credentials = Credentials::new(s3.access_key_id, s3.secret_access_key);
+    let client = reqwest::Client::new();
+    let url = bucket
+        .create_multipart_upload(Some(&credentials), key)
+        .sign(SIGNED_FOR);
+    let answer = client.post(url).send().await.unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    let xml = answer.text().await.unwrap();
+    let id = rusty_s3::actions::CreateMultipartUpload::parse_response(&xml)
+        .unwrap()
+        .upload_id()
+        .to_string();
+    let url = bucket
+        .upload_part(Some(&credentials), key, 1, &id)
+        .sign(SIGNED_FOR);
+    let answer = client.put(url).body(&b"part"[..]).send().await.unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    id
+}
+
+/// Makes an open upload of the embedded server look initiated `age` ago
+/// (it keeps the time as the modification time of the upload's file).
+fn backdate_upload(data: &Path, upload_id: &str, age: Duration) {
+    let info = genreg::data_dir::s3_root(data).join(format!(".upload-{upload_id}.json"));
+    let file = std::fs::File::options().write(true).open(&info).unwrap();
+    file.set_modified(std::time::SystemTime::now() - age)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn gc_aborts_uploads_left_open_past_the_grace_period() {
+    let data = tempfile::tempdir().unwrap();
+    let registry = start(data.path()).await;
+    // gc refuses a key-value store without registry data.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v4/projects", registry.url()))
+        .header("PRIVATE-TOKEN", registry.admin_token())
+        .json(&serde_json::json!({ "path": "tools", "namespace_path": "acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let old = open_upload(&registry, "files/crashed").await;
+    let young = open_upload(&registry, "files/running").await;
+    let outside = open_upload(&registry, "other/upload").await;
+    backdate_upload(data.path(), &old, Duration::from_secs(2 * 3600));
+    backdate_upload(data.path(), &outside, Duration::from_secs(2 * 3600));
+
+    let outcomes = |report: &gc::Report| -> Vec<(String, String, Outcome)> {
+        report
+            .open_uploads
+            .iter()
+            .map(|u| (u.key.clone(), u.upload_id.clone(), u.outcome.clone()))
+            .collect()
+    };
+    // Dry run: listed, nothing aborted (two uploads per listing page).
+    let report = gc::run(&config(data.path(), gc::DEFAULT_MIN_AGE, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [
+            ("files/crashed".into(), old.clone(), Outcome::WouldDelete),
+            ("files/running".into(), young.clone(), Outcome::Skipped),
+        ]
+    );
+    assert_eq!(
+        report.summary(),
+        "0 objects, 0 unreferenced, 0 deleted; 2 open uploads, 0 aborted \
+         (dry run: 0 would be deleted, 1 would be aborted, 1 younger than 1h skipped)"
+    );
+
+    // The old one is aborted, the young one (maybe still running) kept,
+    // and nothing outside files/ is touched.
+    let report = gc::run(&config(data.path(), gc::DEFAULT_MIN_AGE, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [
+            ("files/crashed".into(), old.clone(), Outcome::Deleted),
+            ("files/running".into(), young.clone(), Outcome::Skipped),
+        ]
+    );
+    assert_eq!(
+        report.open_uploads[0].to_string().split(" (").next(),
+        Some(format!("aborted upload {old} of files/crashed").as_str())
+    );
+    let report = gc::run(&config(data.path(), gc::DEFAULT_MIN_AGE, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcomes(&report),
+        [("files/running".into(), young.clone(), Outcome::Skipped)]
+    );
+    let root = genreg::data_dir::s3_root(data.path());
+    let left: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(&old))
+        .collect();
+    assert!(left.is_empty(), "the aborted upload left {left:?}");
+    assert!(root.join(format!(".upload-{outside}.json")).is_file());
+    registry.shutdown().await;
+}
