@@ -110,7 +110,7 @@ pub fn create<K: KeyValue>(
         now,
     )?;
 
-    let id = tokens::new_token_id(ctx.kv).map_err(ApiError::internal)?;
+    let id = tokens::new_token_id(ctx.kv)?;
     let username = holder.bot_name(id);
     let claims = Claims {
         id: tokens::claims_id(id),

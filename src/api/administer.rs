@@ -116,7 +116,7 @@ pub fn find_group<K: KeyValue>(ctx: &Context<K>, raw_id: &str) -> ApiResult<Grou
     let missing = || ApiError::NotFound("Group Not Found");
     let decoded = validate::decode_segment(raw_id).ok_or_else(missing)?;
     directory::group(ctx.kv, &GroupRef::parse(&decoded))
-        .map_err(ApiError::internal)?
+        ?
         .ok_or_else(missing)
 }
 

@@ -21,7 +21,7 @@ pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> Ap
     if !access.download {
         return Err(ApiError::Forbidden);
     }
-    let policy = cleanup::policy(ctx.kv, project.id).map_err(ApiError::internal)?;
+    let policy = cleanup::policy(ctx.kv, project.id)?;
     Ok(Response::json(200, &entity(&policy)))
 }
 
@@ -47,7 +47,7 @@ pub fn put<K: KeyValue>(
     let policy = CleanupPolicy {
         keep_n_duplicated_package_files: keep,
     };
-    cleanup::set_policy(ctx.kv, project.id, policy).map_err(ApiError::internal)?;
+    cleanup::set_policy(ctx.kv, project.id, policy)?;
     Ok(Response::json(200, &entity(&policy)))
 }
 

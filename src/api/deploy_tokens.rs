@@ -93,7 +93,7 @@ pub fn create<K: KeyValue>(
         now,
     )?;
 
-    let id = tokens::new_token_id(ctx.kv).map_err(ApiError::internal)?;
+    let id = tokens::new_token_id(ctx.kv)?;
     let username = wanted
         .username
         .unwrap_or_else(|| format!("gitlab+deploy-token-{id}"));

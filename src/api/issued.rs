@@ -55,7 +55,7 @@ pub fn record_and_answer<K: KeyValue>(
     render: Render,
 ) -> ApiResult<Response> {
     let now = new.created_at;
-    let record = tokens::record_token(ctx.kv, new).map_err(ApiError::internal)?;
+    let record = tokens::record_token(ctx.kv, new)?;
     let mut answer = render(&record, now);
     answer["token"] = Value::String(token);
     Ok(Response::json(201, &answer))
@@ -109,7 +109,7 @@ pub fn revoke<K: KeyValue>(
     raw_token_id: &str,
 ) -> ApiResult<Response> {
     let record = find_held(ctx, request, target, held, raw_token_id)?;
-    tokens::revoke_token(ctx.kv, &record, held.revoking_unlists).map_err(ApiError::internal)?;
+    tokens::revoke_token(ctx.kv, &record, held.revoking_unlists)?;
     Ok(Response::new(204))
 }
 
@@ -139,11 +139,11 @@ pub fn page<K: KeyValue>(
     render: Render,
 ) -> ApiResult<Response> {
     let page = Page::from_request(request)?;
-    let ids = tokens::token_ids(ctx.kv, kind, holder).map_err(ApiError::internal)?;
+    let ids = tokens::token_ids(ctx.kv, kind, holder)?;
     let now = ctx.now_millis();
     let mut shown = Vec::new();
     for id in page.slice(&ids) {
-        if let Some(record) = tokens::token(ctx.kv, *id).map_err(ApiError::internal)? {
+        if let Some(record) = tokens::token(ctx.kv, *id)? {
             shown.push(render(&record, now));
         }
     }
@@ -163,7 +163,7 @@ pub fn find<K: KeyValue>(
         .ok()
         .map(|id| tokens::token(ctx.kv, id))
         .transpose()
-        .map_err(ApiError::internal)?
+        ?
         .flatten()
         .filter(|r| r.kind == kind && belongs(r))
         .ok_or_else(ApiError::not_found)

@@ -157,7 +157,7 @@ pub fn create<K: KeyValue>(
         now,
     )?;
 
-    let id = tokens::new_token_id(ctx.kv).map_err(ApiError::internal)?;
+    let id = tokens::new_token_id(ctx.kv)?;
     let claims = Claims {
         id: tokens::claims_id(id),
         kind: Kind::Personal,
@@ -231,7 +231,7 @@ pub fn revoke<K: KeyValue>(
 ) -> ApiResult<Response> {
     require_admin(ctx, request)?;
     let record = find(ctx, raw_token_id)?;
-    tokens::revoke_token(ctx.kv, &record, false).map_err(ApiError::internal)?;
+    tokens::revoke_token(ctx.kv, &record, false)?;
     Ok(Response::new(204))
 }
 

@@ -171,16 +171,16 @@ pub fn delete<K: KeyValue>(
     }
     let now = ctx.now_millis();
     directory::delete_project(ctx.kv, project.id, now)
-        .map_err(ApiError::internal)?
+        ?
         .ok_or(ApiError::NotFound("Project Not Found"))?;
     for _ in 0..PACKAGE_DELETION_PASSES {
-        let packages = meta::package_summaries(ctx.kv, project.id).map_err(ApiError::internal)?;
+        let packages = meta::package_summaries(ctx.kv, project.id)?;
         if packages.is_empty() {
             break;
         }
         for package in packages {
             let files = meta::delete_package(ctx.kv, project.id, package.id, now)
-                .map_err(ApiError::internal)?;
+                ?;
             ctx.discard_objects(&files.unwrap_or_default());
         }
     }

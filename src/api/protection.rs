@@ -73,7 +73,7 @@ fn check<K: KeyValue>(
     demand: impl Fn(&[ProtectionRule]) -> Option<MinimumAccess>,
     refusal: &'static str,
 ) -> ApiResult<()> {
-    let rules = protection::rules(ctx.kv, project.id).map_err(ApiError::internal)?;
+    let rules = protection::rules(ctx.kv, project.id)?;
     match demand(&rules) {
         Some(minimum) if !reaches(actor, project, minimum) => {
             Err(ApiError::ForbiddenBecause(refusal))
@@ -218,7 +218,7 @@ fn rule_error(e: RuleError) -> ApiError {
 
 pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
     let project = managed_project(ctx, request, raw_id)?;
-    let rules = protection::rules(ctx.kv, project.id).map_err(ApiError::internal)?;
+    let rules = protection::rules(ctx.kv, project.id)?;
     Ok(Response::json(
         200,
         &rules.iter().map(entity).collect::<Vec<_>>(),
@@ -263,7 +263,7 @@ fn find_rule<K: KeyValue>(
 ) -> ApiResult<ProtectionRule> {
     let rule_id: u64 = raw_rule_id.parse().map_err(|_| ApiError::not_found())?;
     protection::rules(ctx.kv, project.id)
-        .map_err(ApiError::internal)?
+        ?
         .into_iter()
         .find(|r| r.id == rule_id)
         .ok_or_else(ApiError::not_found)

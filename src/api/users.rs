@@ -51,7 +51,7 @@ pub fn find<K: KeyValue>(ctx: &Context<K>, raw_id: &str) -> ApiResult<User> {
     let missing = || ApiError::NotFound("User Not Found");
     let id = raw_id.parse::<u64>().map_err(|_| missing())?;
     users::user(ctx.kv, id)
-        .map_err(ApiError::internal)?
+        ?
         .ok_or_else(missing)
 }
 
@@ -91,7 +91,7 @@ pub fn create<K: KeyValue>(
     require_admin(ctx, request)?;
     let wanted = parse_create(&Fields::parse(request, body)?)?;
     let created = users::create_user(ctx.kv, &wanted.username, &wanted.name, ctx.now_millis())
-        .map_err(ApiError::internal)?;
+        ?;
     match created {
         Some(user) => Ok(Response::json(201, &render(&user, &ctx.config.public_url))),
         // GitLab answers a taken username with 409.
@@ -182,7 +182,7 @@ fn issued_record_user<K: KeyValue>(ctx: &Context<K>, claims: &Claims) -> ApiResu
     let Ok(id) = claims.id.parse::<u64>() else {
         return Ok(None);
     };
-    let Some(record) = tokens::token(ctx.kv, id).map_err(ApiError::internal)? else {
+    let Some(record) = tokens::token(ctx.kv, id)? else {
         return Ok(None);
     };
     if record.username != claims.subject {
@@ -191,7 +191,7 @@ fn issued_record_user<K: KeyValue>(ctx: &Context<K>, claims: &Claims) -> ApiResu
     let public_url = &ctx.config.public_url;
     match (record.kind, record.holder) {
         (IssuedKind::Personal, Holder::User(user_id)) => Ok(users::user(ctx.kv, user_id)
-            .map_err(ApiError::internal)?
+            ?
             .map(|user| render(&user, public_url))),
         (IssuedKind::Access, _) => {
             let bot = User {

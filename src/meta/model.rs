@@ -169,7 +169,7 @@ impl NamespaceSettings {
     pub fn duplicates_allowed_for(&self, name: &str, version: &str) -> bool {
         let pattern = &self.generic_duplicate_exception_regex;
         let excepted = !pattern.is_empty()
-            && regex::Regex::new(&format!(r"\A(?:{pattern})\z"))
+            && crate::validate::compile_exception_regex(pattern)
                 .map(|re| re.is_match(name) || re.is_match(version))
                 .unwrap_or(false);
         self.generic_duplicates_allowed != excepted
