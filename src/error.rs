@@ -39,6 +39,10 @@ pub enum ApiError {
     /// The object store or key-value store could not be reached or answered badly.
     #[error("bad gateway: {0}")]
     Upstream(String),
+    /// Another request is creating what this one needs; retry shortly:
+    /// `503` with `Retry-After`.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
     /// The object store did not answer in time.
     #[error("gateway timeout: {0}")]
     UpstreamTimeout(String),
@@ -73,6 +77,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => 413,
             ApiError::RangeNotSatisfiable { .. } => 416,
             ApiError::Internal(_) => 500,
+            ApiError::Unavailable(_) => 503,
             ApiError::Upstream(_) => 502,
             ApiError::UpstreamTimeout(_) => 504,
         }
@@ -98,6 +103,9 @@ impl ApiError {
             }
             ApiError::FieldInvalid { field, text } => json!({ "message": { *field: [text] } }),
             ApiError::Internal(_) => json!({ "message": "500 Internal Server Error" }),
+            ApiError::Unavailable(_) => {
+                json!({ "message": "503 Service Unavailable - try again in a moment" })
+            }
             ApiError::Upstream(_) => json!({ "message": "502 Bad Gateway" }),
             ApiError::UpstreamTimeout(_) => json!({ "message": "504 Gateway Timeout" }),
         }
@@ -111,8 +119,12 @@ impl ApiError {
             eprintln!("error: {self}");
         }
         let mut response = Response::json(self.status(), &self.body());
-        if let ApiError::RangeNotSatisfiable { size } = self {
-            response = response.header("content-range", format!("bytes */{size}"));
+        match self {
+            ApiError::RangeNotSatisfiable { size } => {
+                response = response.header("content-range", format!("bytes */{size}"));
+            }
+            ApiError::Unavailable(_) => response = response.header("retry-after", "1"),
+            _ => {}
         }
         response
     }

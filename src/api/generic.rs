@@ -112,8 +112,7 @@ pub fn publish<K: KeyValue>(
         expected_sha256.as_deref(),
     )?;
 
-    let settings =
-        meta::namespace_settings(ctx.kv, &project.namespace).map_err(ApiError::internal)?;
+    let settings = meta::namespace_settings(ctx.kv, &project.namespace)?;
     let commit = Commit {
         project: &project,
         name: &coordinates.package_name,
@@ -138,8 +137,8 @@ pub fn publish<K: KeyValue>(
             return Err(ApiError::BadRequest(refused.to_string()));
         }
         // The write may or may not have landed: keep the object, since a
-        // record must never point at a missing one.
-        Err(e) => return Err(ApiError::internal(e)),
+        // record must never point at a missing one (gc collects it if not).
+        Err(e) => return Err(e.into()),
     };
     forget_if_project_deleted(ctx, &project, &package)?;
 
@@ -169,14 +168,11 @@ fn forget_if_project_deleted<K: KeyValue>(
     project: &Project,
     package: &Package,
 ) -> ApiResult<()> {
-    let live = meta::project(ctx.kv, &meta::ProjectRef::Id(project.id))
-        .map_err(ApiError::internal)?
-        .is_some();
+    let live = meta::project(ctx.kv, &meta::ProjectRef::Id(project.id))?.is_some();
     if live {
         return Ok(());
     }
-    let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())
-        .map_err(ApiError::internal)?;
+    let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())?;
     ctx.discard_objects(&files.unwrap_or_default());
     Err(ApiError::NotFound("Project Not Found"))
 }
@@ -190,13 +186,17 @@ fn apply_cleanup_policy<K: KeyValue>(
     file: &PackageFile,
 ) {
     let pruned = meta::cleanup::policy(ctx.kv, project.id).and_then(|policy| {
-        meta::cleanup::prune(
-            ctx.kv,
-            &meta::keys::package(project.id, &package.name, &package.version),
-            package.id,
-            &file.file_name,
-            policy.keep_n_duplicated_package_files,
-        )
+        match policy.keep_n_duplicated_package_files.limit() {
+            None => Ok(Vec::new()),
+            Some(keep) => meta::prune_files(
+                ctx.kv,
+                project.id,
+                package.id,
+                &file.file_name,
+                keep,
+                ctx.now_millis(),
+            ),
+        }
     });
     match pruned {
         Ok(files) => ctx.discard_objects(&files),
@@ -223,13 +223,11 @@ pub fn download<K: KeyValue>(
         project.id,
         &coordinates.package_name,
         &coordinates.package_version,
-    )
-    .map_err(ApiError::internal)?
+    )?
     .ok_or_else(ApiError::not_found)?;
-    let file = package
-        .newest_file(&coordinates.stored_file_name)
+    let file = meta::newest_file(ctx.kv, &package, &coordinates.stored_file_name)?
         .ok_or_else(ApiError::not_found)?;
-    serve_file(ctx, request, &project, &package, file)
+    serve_file(ctx, request, &project, &package, &file)
 }
 
 /// Answers a `GET` or `HEAD` for one file: headers from its record, the

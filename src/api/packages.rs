@@ -221,7 +221,7 @@ fn add_listed<K: KeyValue>(
     project: &Project,
     listed: &mut Vec<(PackageSummary, Project)>,
 ) -> ApiResult<()> {
-    let summaries = meta::package_summaries(ctx.kv, project.id).map_err(ApiError::internal)?;
+    let summaries = meta::package_summaries(ctx.kv, project.id)?;
     listed.extend(
         summaries
             .into_iter()
@@ -245,8 +245,7 @@ fn answer_page<K: KeyValue>(
     listed.sort_by(|(a, _), (b, _)| query.compare(a, b));
     let mut entities = Vec::new();
     for (summary, project) in page.slice(&listed) {
-        let package =
-            meta::package_by_id(ctx.kv, project.id, summary.id).map_err(ApiError::internal)?;
+        let package = meta::package_by_id(ctx.kv, project.id, summary.id)?;
         let Some(package) = package else {
             continue;
         };
@@ -303,8 +302,7 @@ fn find_package<K: KeyValue>(
     project: &Project,
     raw_package_id: &str,
 ) -> ApiResult<Package> {
-    meta::package_by_id(ctx.kv, project.id, parse_id(raw_package_id)?)
-        .map_err(ApiError::internal)?
+    meta::package_by_id(ctx.kv, project.id, parse_id(raw_package_id)?)?
         .ok_or(ApiError::NotFound("Not found"))
 }
 
@@ -323,8 +321,7 @@ pub fn show<K: KeyValue>(
         &ctx.config.public_url,
         may_delete(&actor, &project),
     );
-    let versions: Vec<Value> = meta::package_summaries(ctx.kv, project.id)
-        .map_err(ApiError::internal)?
+    let versions: Vec<Value> = meta::package_summaries(ctx.kv, project.id)?
         .into_iter()
         .filter(|s| s.name == package.name && s.id != package.id)
         .map(|s| {
@@ -363,7 +360,8 @@ pub fn list_files<K: KeyValue>(
     let page = Page::from_request(request)?;
     let project = readable_project(ctx, &actor, raw_id)?;
     let package = find_package(ctx, &project, raw_package_id)?;
-    let mut files: Vec<&PackageFile> = package.files.iter().collect();
+    let stored = meta::package_files(ctx.kv, &package)?;
+    let mut files: Vec<&PackageFile> = stored.iter().collect();
     files.sort_by(|a, b| {
         let order = match order_by {
             "file_name" => a.file_name.cmp(&b.file_name),
@@ -401,12 +399,11 @@ pub fn download_file<K: KeyValue>(
     let project = readable_project(ctx, &actor, raw_id)?;
     let package = find_package(ctx, &project, raw_package_id)?;
     let file_id = parse_id(raw_file_id)?;
-    let file = package
-        .files
-        .iter()
+    let file = meta::package_files(ctx.kv, &package)?
+        .into_iter()
         .find(|f| f.id == file_id)
         .ok_or(ApiError::NotFound("Not found"))?;
-    generic::serve_file(ctx, request, &project, &package, file)
+    generic::serve_file(ctx, request, &project, &package, &file)
 }
 
 /// Deleting needs a maintainer; a caller who may read but not delete gets
@@ -433,8 +430,7 @@ pub fn delete<K: KeyValue>(
     let project = deletable_project(ctx, &actor, raw_id)?;
     let package = find_package(ctx, &project, raw_package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;
-    let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())
-        .map_err(ApiError::internal)?
+    let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())?
         .ok_or(ApiError::NotFound("Not found"))?;
     ctx.discard_objects(&files);
     Ok(Response::new(204))
@@ -457,8 +453,7 @@ pub fn delete_file<K: KeyValue>(
         package.id,
         parse_id(raw_file_id)?,
         ctx.now_millis(),
-    )
-    .map_err(ApiError::internal)?
+    )?
     .ok_or(ApiError::NotFound("Not found"))?;
     ctx.discard_objects(std::slice::from_ref(&file));
     Ok(Response::new(204))
@@ -477,6 +472,7 @@ mod tests {
             version: version.into(),
             status,
             created_at: id as i64,
+            pending: false,
         }
     }
 

@@ -15,9 +15,9 @@ pub mod users;
 use kv::{update, KeyValue, KvError, Step};
 use model::*;
 pub use packages::{
-    commit_file, delete_file, delete_package, mark_downloaded, newest_file, package,
-    package_by_id, package_files, package_location, package_summaries, prune_files, Commit,
-    NewFile, INDEX_SHARD_SIZE,
+    commit_file, delete_file, delete_package, mark_downloaded, newest_file, package, package_by_id,
+    package_files, package_location, package_summaries, prune_files, Commit, NewFile,
+    INDEX_SHARD_SIZE,
 };
 
 /// Values are kept under this size: hosted key-value stores cap values at

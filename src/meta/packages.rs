@@ -213,7 +213,10 @@ pub fn commit_file<K: KeyValue>(
                         Err(e) => return Step::Fail(e),
                     }
                 }
-                (new_package(reserved_id.expect("reserved above"), commit), true)
+                (
+                    new_package(reserved_id.expect("reserved above"), commit),
+                    true,
+                )
             }
         };
         if !duplicates_allowed {
@@ -524,7 +527,10 @@ fn without_files<K: KeyValue>(
             kept.push(segment);
             continue;
         }
-        let rest: Vec<PackageFile> = files.into_iter().filter(|f| !gone.contains(&f.id)).collect();
+        let rest: Vec<PackageFile> = files
+            .into_iter()
+            .filter(|f| !gone.contains(&f.id))
+            .collect();
         if !rest.is_empty() {
             kept.push(write_segment(kv, package.id, &rest)?);
         }
@@ -567,7 +573,10 @@ fn write_segment<K: KeyValue>(
     let segment = Segment {
         files: files.to_vec(),
     };
-    kv.set(&keys::package_segment(package_id, &digest), &encode(&segment))?;
+    kv.set(
+        &keys::package_segment(package_id, &digest),
+        &encode(&segment),
+    )?;
     Ok(SegmentRef {
         digest,
         files: files.len() as u32,

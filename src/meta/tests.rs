@@ -194,7 +194,10 @@ fn a_new_package_is_created_once_even_where_swap_from_absent_overwrites() {
     commit_file(&kv, &commit(&project, &settings), file("first.bin", "1")).unwrap();
     let key = keys::package(project.id, "tool", "1.0.0");
     let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS;
-    assert_eq!(kv.increment(&kv::creation_claim(&key, epoch), 0).unwrap(), 1);
+    assert_eq!(
+        kv.increment(&kv::creation_claim(&key, epoch), 0).unwrap(),
+        1
+    );
     let (package, _) =
         commit_file(&kv, &commit(&project, &settings), file("second.bin", "2")).unwrap();
     let names: Vec<&str> = package.files.iter().map(|f| f.file_name.as_str()).collect();
@@ -245,8 +248,12 @@ fn a_package_holds_files_far_beyond_one_value_in_segments() {
             5 => "early.bin".to_string(),
             _ => format!("f{}.bin", i % 7),
         };
-        let (_, stored) =
-            commit_file(&kv, &commit(&project, &settings), file(&name, &i.to_string())).unwrap();
+        let (_, stored) = commit_file(
+            &kv,
+            &commit(&project, &settings),
+            file(&name, &i.to_string()),
+        )
+        .unwrap();
         ids.push(stored.id);
     }
     let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
