@@ -259,10 +259,7 @@ fn dispatch<K: KeyValue>(
 
 fn read_small_body(body: &mut dyn ByteSource, limit: usize) -> ApiResult<Vec<u8>> {
     let mut bytes = Vec::new();
-    while let Some(chunk) = body
-        .next_chunk()
-        .map_err(ApiError::body_cut_off)?
-    {
+    while let Some(chunk) = body.next_chunk().map_err(ApiError::body_cut_off)? {
         bytes.extend_from_slice(&chunk);
         if bytes.len() > limit {
             return Err(ApiError::PayloadTooLarge);

@@ -55,6 +55,10 @@ pub const PACKAGE_PREFIX: &str = "v1/pkg/";
 /// keys it creates (`v1/pkg/1/p/1.0#created`, an 8-byte counter; names and
 /// versions never contain `#`).
 pub const CREATION_CLAIM_SUFFIX: &str = "#created";
+/// What names a creation claim of the current protocol: `<key>#claim/<epoch>`.
+pub const CLAIM_MARKER: &str = "#claim/";
+/// Sealed segments of a package's files: `v1/pkg-files/<package id>/<digest>`.
+pub const SEGMENT_PREFIX: &str = "v1/pkg-files/";
 /// Default of `--min-age`.
 pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(3600);
 /// How long each presigned URL is valid.
@@ -705,7 +709,7 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
                 past_prefix = true;
                 break;
             }
-            if key.ends_with(CREATION_CLAIM_SUFFIX) {
+            if is_creation_claim(key) {
                 continue;
             }
             // Deleted between the listing and the read: nothing to keep.
@@ -715,6 +719,14 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
             let keys = record_object_keys(&value).with_context(|| format!("record {key}"))?;
             references.records += 1;
             references.keys.extend(keys);
+            for segment in segment_keys(&value).with_context(|| format!("record {key}"))? {
+                let value = store
+                    .get(&segment)?
+                    .with_context(|| format!("record {key} points to a missing {segment}"))?;
+                let mut keys = Vec::new();
+                walk_object_keys(&serde_json::from_slice(&value)?, &mut keys);
+                references.keys.extend(keys);
+            }
         }
         match page.cursor {
             Some(next) if !past_prefix => cursor = next,
@@ -722,6 +734,37 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
         }
     }
     Ok(references)
+}
+
+/// Whether a key under [`PACKAGE_PREFIX`] is a creation claim (an 8-byte
+/// counter beside the record it guards: `#claim/<epoch>`, or `#created` from
+/// earlier versions) rather than a record.
+fn is_creation_claim(key: &str) -> bool {
+    key.ends_with(CREATION_CLAIM_SUFFIX) || key.contains(CLAIM_MARKER)
+}
+
+/// The keys of the sealed segments of a package's files that a record
+/// points to (`segments[].digest` under `v1/pkg-files/<id>/`), which hold
+/// its older files.
+pub fn segment_keys(value: &[u8]) -> anyhow::Result<Vec<String>> {
+    let record: Value = serde_json::from_slice(value).context("not JSON")?;
+    let Some(segments) = record.get("segments").and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    let id = record
+        .get("id")
+        .and_then(Value::as_u64)
+        .context("a record with segments has no id")?;
+    segments
+        .iter()
+        .map(|segment| {
+            let digest = segment
+                .get("digest")
+                .and_then(Value::as_str)
+                .context("a segment without a digest")?;
+            Ok(format!("{SEGMENT_PREFIX}{id}/{digest}"))
+        })
+        .collect()
 }
 
 /// The object keys a package record points to: `files[].object_key`, plus

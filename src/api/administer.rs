@@ -115,9 +115,7 @@ pub fn administered<K: KeyValue>(
 pub fn find_group<K: KeyValue>(ctx: &Context<K>, raw_id: &str) -> ApiResult<Group> {
     let missing = || ApiError::NotFound("Group Not Found");
     let decoded = validate::decode_segment(raw_id).ok_or_else(missing)?;
-    directory::group(ctx.kv, &GroupRef::parse(&decoded))
-        ?
-        .ok_or_else(missing)
+    directory::group(ctx.kv, &GroupRef::parse(&decoded))?.ok_or_else(missing)
 }
 
 /// Whether a token's grants name the group, a parent of it, or something

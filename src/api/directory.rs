@@ -53,9 +53,9 @@ pub fn get_group<K: KeyValue>(
     let actor = ctx.authenticate(request)?;
     let (group, entries) = visible_group(ctx, &actor, raw_group)?;
     let parent_id = match group.parent_path() {
-        Some(parent) => directory::group(ctx.kv, &GroupRef::Path(parent.to_string()))
-            ?
-            .map(|g| g.id),
+        Some(parent) => {
+            directory::group(ctx.kv, &GroupRef::Path(parent.to_string()))?.map(|g| g.id)
+        }
         None => None,
     };
     let public = entries.iter().any(|e| e.public);
@@ -85,8 +85,7 @@ pub fn update_project<K: KeyValue>(
     };
     let visibility = Visibility::parse(&visibility)
         .ok_or_else(|| ApiError::InvalidParams("visibility does not have a valid value".into()))?;
-    let updated = directory::set_visibility(ctx.kv, project.id, visibility)
-        ?
+    let updated = directory::set_visibility(ctx.kv, project.id, visibility)?
         .ok_or(ApiError::NotFound("Project Not Found"))?;
     Ok(Response::json(
         200,
@@ -102,8 +101,7 @@ pub fn visible_group<K: KeyValue>(
     raw_group: &str,
 ) -> ApiResult<(Group, Vec<ProjectEntry>)> {
     let group = find_group(ctx, raw_group)?;
-    let entries: Vec<ProjectEntry> = directory::project_entries(ctx.kv)
-        ?
+    let entries: Vec<ProjectEntry> = directory::project_entries(ctx.kv)?
         .into_iter()
         .filter(|e| e.is_in(&group.full_path, true) && access(actor, &e.as_project()).visible)
         .collect();
@@ -160,8 +158,7 @@ fn answer_projects<K: KeyValue>(
 ) -> ApiResult<Response> {
     let options = parse_list_options(request)?;
     let page = Page::from_request(request)?;
-    let mut entries: Vec<ProjectEntry> = directory::project_entries(ctx.kv)
-        ?
+    let mut entries: Vec<ProjectEntry> = directory::project_entries(ctx.kv)?
         .into_iter()
         .filter(|e| belongs(e))
         .filter(|e| match options.visibility {
@@ -183,8 +180,7 @@ fn answer_projects<K: KeyValue>(
     }
     let mut shown: Vec<Value> = Vec::new();
     for entry in page.slice(&entries) {
-        let project =
-            meta::project(ctx.kv, &ProjectRef::Id(entry.id))?;
+        let project = meta::project(ctx.kv, &ProjectRef::Id(entry.id))?;
         // The record decides: an index entry may lag a visibility change.
         if let Some(project) = project.filter(|p| access(actor, p).visible) {
             shown.push(entities::project(&project, &ctx.config.public_url));

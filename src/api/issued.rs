@@ -162,8 +162,7 @@ pub fn find<K: KeyValue>(
         .parse::<u64>()
         .ok()
         .map(|id| tokens::token(ctx.kv, id))
-        .transpose()
-        ?
+        .transpose()?
         .flatten()
         .filter(|r| r.kind == kind && belongs(r))
         .ok_or_else(ApiError::not_found)

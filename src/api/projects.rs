@@ -170,8 +170,7 @@ pub fn delete<K: KeyValue>(
         return Err(ApiError::Forbidden);
     }
     let now = ctx.now_millis();
-    directory::delete_project(ctx.kv, project.id, now)
-        ?
+    directory::delete_project(ctx.kv, project.id, now)?
         .ok_or(ApiError::NotFound("Project Not Found"))?;
     for _ in 0..PACKAGE_DELETION_PASSES {
         let packages = meta::package_summaries(ctx.kv, project.id)?;
@@ -179,8 +178,7 @@ pub fn delete<K: KeyValue>(
             break;
         }
         for package in packages {
-            let files = meta::delete_package(ctx.kv, project.id, package.id, now)
-                ?;
+            let files = meta::delete_package(ctx.kv, project.id, package.id, now)?;
             ctx.discard_objects(&files.unwrap_or_default());
         }
     }

@@ -262,8 +262,7 @@ fn find_rule<K: KeyValue>(
     raw_rule_id: &str,
 ) -> ApiResult<ProtectionRule> {
     let rule_id: u64 = raw_rule_id.parse().map_err(|_| ApiError::not_found())?;
-    protection::rules(ctx.kv, project.id)
-        ?
+    protection::rules(ctx.kv, project.id)?
         .into_iter()
         .find(|r| r.id == rule_id)
         .ok_or_else(ApiError::not_found)

@@ -50,9 +50,7 @@ pub fn require_admin<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiRes
 pub fn find<K: KeyValue>(ctx: &Context<K>, raw_id: &str) -> ApiResult<User> {
     let missing = || ApiError::NotFound("User Not Found");
     let id = raw_id.parse::<u64>().map_err(|_| missing())?;
-    users::user(ctx.kv, id)
-        ?
-        .ok_or_else(missing)
+    users::user(ctx.kv, id)?.ok_or_else(missing)
 }
 
 struct CreateUser {
@@ -90,8 +88,7 @@ pub fn create<K: KeyValue>(
 ) -> ApiResult<Response> {
     require_admin(ctx, request)?;
     let wanted = parse_create(&Fields::parse(request, body)?)?;
-    let created = users::create_user(ctx.kv, &wanted.username, &wanted.name, ctx.now_millis())
-        ?;
+    let created = users::create_user(ctx.kv, &wanted.username, &wanted.name, ctx.now_millis())?;
     match created {
         Some(user) => Ok(Response::json(201, &render(&user, &ctx.config.public_url))),
         // GitLab answers a taken username with 409.
@@ -190,9 +187,9 @@ fn issued_record_user<K: KeyValue>(ctx: &Context<K>, claims: &Claims) -> ApiResu
     }
     let public_url = &ctx.config.public_url;
     match (record.kind, record.holder) {
-        (IssuedKind::Personal, Holder::User(user_id)) => Ok(users::user(ctx.kv, user_id)
-            ?
-            .map(|user| render(&user, public_url))),
+        (IssuedKind::Personal, Holder::User(user_id)) => {
+            Ok(users::user(ctx.kv, user_id)?.map(|user| render(&user, public_url)))
+        }
         (IssuedKind::Access, _) => {
             let bot = User {
                 id: record.id,
