@@ -120,6 +120,15 @@ struct Up {
     /// The URL clients use to reach the registry (default: the listen URL).
     #[arg(long, env = "GENREG_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Milliseconds to connect to S3 before answering 504 (default 10000).
+    #[arg(long, env = "GENREG_S3_CONNECT_TIMEOUT_MS")]
+    s3_connect_timeout_ms: Option<u64>,
+    /// Milliseconds S3 may take to start answering (default 60000).
+    #[arg(long, env = "GENREG_S3_FIRST_BYTE_TIMEOUT_MS")]
+    s3_first_byte_timeout_ms: Option<u64>,
+    /// Milliseconds S3 may pause while sending or taking a body (default 30000).
+    #[arg(long, env = "GENREG_S3_BETWEEN_BYTES_TIMEOUT_MS")]
+    s3_between_bytes_timeout_ms: Option<u64>,
     /// Longest lifetime, in days, of a personal, project or group access
     /// token issued through the API (0 = unlimited; default 365).
     #[arg(long, env = "GENREG_MAX_TOKEN_LIFETIME_DAYS")]
@@ -214,6 +223,16 @@ fn run_up(up: Up) -> anyhow::Result<()> {
     }
     if let Some(url) = up.public_url {
         variables.insert("public_url".to_string(), url);
+    }
+    let timeouts = [
+        ("s3_connect_timeout_ms", up.s3_connect_timeout_ms),
+        ("s3_first_byte_timeout_ms", up.s3_first_byte_timeout_ms),
+        ("s3_between_bytes_timeout_ms", up.s3_between_bytes_timeout_ms),
+    ];
+    for (name, millis) in timeouts {
+        if let Some(millis) = millis {
+            variables.insert(name.to_string(), millis.to_string());
+        }
     }
     if let Some(days) = up.max_token_lifetime_days {
         variables.insert("max_token_lifetime_days".to_string(), days.to_string());
