@@ -21,6 +21,7 @@ fn at_every_crash_point<S>(
         let result = operation(&&crashing, &state);
         if !crashing.crashed() {
             result.unwrap();
+            eprintln!("{writes} crash points tried");
             return writes;
         }
         // The next request comes later: any creation claim has expired.
