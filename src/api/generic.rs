@@ -136,6 +136,11 @@ pub fn publish<K: KeyValue>(
             let _ = ctx.blobs.delete(&object_key);
             return Err(ApiError::BadRequest(refused.to_string()));
         }
+        Err(busy) if busy.is_busy() => {
+            // The file was not recorded: its package is still being created.
+            let _ = ctx.blobs.delete(&object_key);
+            return Err(busy.into());
+        }
         // The write may or may not have landed: keep the object, since a
         // record must never point at a missing one (gc collects it if not).
         Err(e) => return Err(e.into()),

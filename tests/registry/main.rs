@@ -8,6 +8,7 @@ mod cleanup;
 mod common;
 mod component;
 mod concurrency;
+mod crash_safety;
 mod current_user;
 mod faults;
 mod groups;
