@@ -591,3 +591,79 @@ mod tests {
         assert_eq!(op.selections[0].selections[0].selections[0].name, "y");
     }
 }
+
+/// Hostile documents: any text parses or is refused with a message, never a
+/// panic or a stack overflow, and the depth limit holds exactly.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Documents made of GraphQL's own pieces, brackets weighted so that
+    /// deep and unbalanced nesting is common.
+    fn token_soup() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            4 => prop::sample::select(vec!["{", "}", "[", "]", "(", ")"]),
+            3 => prop::sample::select(vec![
+                "a", "b: ", ":", "$v", "!", "@", "...", "query ", "mutation ", "fragment ", "1",
+                "-2.5", "true", "null", "ENUM", "\"s\"", "\"\\u00e9\"", "\"\\u12\"", "\"open",
+                "\"\"\"block\"\"\"", "#c\n", " ", ",", "=",
+            ]),
+        ];
+        prop::collection::vec(piece, 0..2000).prop_map(|pieces| pieces.concat())
+    }
+
+    fn exercise(operation: &Operation) {
+        let variables = json!({"v": [1, {"a": null}]}).as_object().unwrap().clone();
+        let answer = json!({"a": [1, {"a": null, "b": "x"}], "b": {"a": 2}});
+        for field in &operation.selections {
+            for (_, value) in &field.arguments {
+                let _ = value.resolve(&variables);
+            }
+            let _ = select(&answer, &field.selections);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_parses_or_is_refused(document in "\\PC{0,200}") {
+            if let Ok(operation) = parse(&document, AUTHENTICATED_MAX_DEPTH) {
+                exercise(&operation);
+            }
+        }
+
+        #[test]
+        fn token_soup_parses_or_is_refused(document in token_soup()) {
+            match parse(&document, ANONYMOUS_MAX_DEPTH) {
+                Ok(operation) => exercise(&operation),
+                Err(message) => prop_assert!(!message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn selection_depth_is_accepted_up_to_the_limit_only(depth in 1usize..400) {
+            let document = format!("{}x{}", "{ a ".repeat(depth - 1) + "{ ", " }".repeat(depth));
+            let parsed = parse(&document, AUTHENTICATED_MAX_DEPTH);
+            prop_assert_eq!(parsed.is_ok(), depth <= AUTHENTICATED_MAX_DEPTH, "{:?}", parsed.err());
+        }
+
+        #[test]
+        fn value_nesting_is_accepted_up_to_the_limit_only(
+            depth in 1usize..2000,
+            object in any::<bool>(),
+        ) {
+            let (open, close) = if object { ("{k: ", "}") } else { ("[", "]") };
+            let document = format!("{{ a(x: {}1{}) }}", open.repeat(depth), close.repeat(depth));
+            let parsed = parse(&document, AUTHENTICATED_MAX_DEPTH);
+            if document.chars().count() <= MAX_QUERY_CHARS {
+                // `{`, `(` and the values' own brackets are open at once.
+                prop_assert_eq!(parsed.is_ok(), depth + 2 <= MAX_NESTING, "{:?}", parsed.err());
+            } else {
+                prop_assert_eq!(parsed.unwrap_err(), "Query too large");
+            }
+        }
+    }
+}

@@ -81,3 +81,50 @@ mod tests {
         assert_eq!(parse(Some("bytes=0-"), 0), Unsatisfiable);
     }
 }
+
+/// Any `Range` header against any size gives a range inside the file, or
+/// the whole file, or 416; never a panic.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn size() -> impl Strategy<Value = u64> {
+        prop_oneof![Just(0u64), 0u64..1024, any::<u64>()]
+    }
+
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            (0u64..2048).prop_map(|n| n.to_string()),
+            "[0-9 +x-]{1,24}",
+        ]
+    }
+
+    fn inside(range: RangeRequest, size: u64) -> bool {
+        match range {
+            RangeRequest::Part { start, end } => start <= end && end < size,
+            RangeRequest::Whole | RangeRequest::Unsatisfiable => true,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_header_stays_inside_the_file(header in "\\PC{0,40}", size in size()) {
+            prop_assert!(inside(parse(Some(&header), size), size));
+        }
+
+        #[test]
+        fn byte_ranges_of_any_numbers_stay_inside_the_file(
+            first in number(),
+            last in number(),
+            size in size(),
+        ) {
+            let header = format!("bytes={first}-{last}");
+            prop_assert!(inside(parse(Some(&header), size), size), "{header} of {size}");
+        }
+    }
+}

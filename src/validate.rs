@@ -361,3 +361,69 @@ mod tests {
         assert_eq!(coords("t/1.0").unwrap_err(), "file_name is invalid");
     }
 }
+
+/// Hostile paths: whatever the segments, validation answers without a panic,
+/// and what it accepts is always safe to store.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What hostile segments are made of: name characters, dots, percent
+    /// escapes (encoded slashes, dots, percent signs, backslashes, bytes that
+    /// are not UTF-8), a lone `%`, and any character at all.
+    fn segment() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            "[A-Za-z0-9._+~@-]{1,4}",
+            prop::sample::select(vec![
+                "%2F", "%2f", "%2E", "%2e", "%25", "%5C", "%00", "%0A", "%FF", "%C3%A9", "..", ".",
+                "%", "~", "@",
+            ])
+            .prop_map(String::from),
+            any::<char>().prop_map(String::from),
+        ];
+        prop::collection::vec(piece, 0..6).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn accepted_coordinates_are_always_safe(raw in prop::collection::vec(segment(), 0..8)) {
+            let raw: Vec<&str> = raw.iter().map(String::as_str).collect();
+            match file_coordinates(&raw) {
+                Ok(c) => {
+                    prop_assert!(is_valid_package_name(&c.package_name));
+                    prop_assert!(is_valid_package_version(&c.package_version));
+                    prop_assert!(is_valid_file_name(&c.file_name));
+                    prop_assert!(c.stored_file_name.len() <= MAX_STORED_NAME_LEN);
+                    let stored = decode_segment(&c.stored_file_name).unwrap();
+                    prop_assert!(!is_traversal(&stored), "{stored}");
+                    prop_assert!(!has_empty_segment(&stored), "{stored}");
+                    prop_assert!(stored.ends_with(&c.file_name));
+                }
+                Err(invalid) => prop_assert!(!invalid.is_empty()),
+            }
+        }
+
+        #[test]
+        fn any_exception_pattern_compiles_or_is_refused(
+            pieces in prop::collection::vec(
+                prop::sample::select(vec![
+                    r"\d", r"\w", r"\s", r"\D", r"\W", r"\S", r"\b", r"\B", "(", ")", "(?:", "(?i)",
+                    "*", "+", "?", "{2,5}", "{1000}", "[a-z]", "[^", "]", "|", ".", "^", "$", r"\",
+                    "a", "-SNAPSHOT", r"\pL", r"\Q", r"\1", "(?=",
+                ]),
+                0..24,
+            ),
+            free in "\\PC{0,20}",
+            name in "[A-Za-z0-9._+-]{0,64}",
+        ) {
+            for pattern in [pieces.concat(), free] {
+                if let Ok(regex) = compile_exception_regex(&pattern) {
+                    let _ = regex.is_match(&name);
+                }
+            }
+        }
+    }
+}

@@ -168,3 +168,82 @@ mod tests {
         assert!(Fields::parse(&request("/x", true), b"").is_ok());
     }
 }
+
+/// Any body, JSON or form, with any query string: the fields are read or
+/// the request is a 400; reading a field never panics.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::http::Method;
+    use proptest::prelude::*;
+
+    const NAMES: [&str; 6] = [
+        "name",
+        "scopes",
+        "expires_at",
+        "access_level",
+        "projects",
+        "",
+    ];
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{0,8}", inner, 0..6)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..256),
+            "\\PC{0,128}".prop_map(String::into_bytes),
+            prop::collection::btree_map(prop::sample::select(NAMES.to_vec()), json_value(), 0..6)
+                .prop_map(|map| serde_json::to_vec(&map).unwrap()),
+            (1usize..5000).prop_map(
+                |depth| format!("{}{}", "[".repeat(depth), "]".repeat(depth)).into_bytes()
+            ),
+            "([a-z_\\[\\]]{0,10}=[^&]{0,10}&){0,6}".prop_map(String::into_bytes),
+        ]
+    }
+
+    fn read_everything(fields: &Fields, name: &str) {
+        let _ = fields.text(name);
+        let _ = fields.raw_text(name);
+        let _ = fields.list(name);
+        let _ = fields.json_value(name);
+        let _ = fields.has_form_field(name);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_body_is_read_or_refused_with_400(
+            body in body(),
+            json in any::<bool>(),
+            query in "\\PC{0,40}",
+            name in prop_oneof![prop::sample::select(NAMES.to_vec()).prop_map(String::from), "\\PC{0,8}"],
+        ) {
+            let headers = if json {
+                vec![("content-type".to_string(), b"application/json".to_vec())]
+            } else {
+                vec![]
+            };
+            let request = Request::new(Method::Post, &format!("/x?{query}"), headers);
+            match Fields::parse(&request, &body) {
+                Ok(fields) => read_everything(&fields, &name),
+                Err(e) => prop_assert_eq!(e.status(), 400),
+            }
+        }
+    }
+}

@@ -203,3 +203,91 @@ mod tests {
         assert_eq!(extract(&req), presented("t", Some(Kind::Job)));
     }
 }
+
+/// Any headers and query string: extraction never panics, a token it finds
+/// is never empty, and authentication ends in an actor or a 401.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::http::Method;
+    use crate::meta::kv::MemoryStore;
+    use genreg_token::{Claims, Grant, Role, Scope};
+    use proptest::prelude::*;
+
+    const SECRET: &str = "property secret";
+    const NOW: u64 = 1_767_225_610;
+
+    fn minted(kind: Kind) -> String {
+        let claims = Claims {
+            id: "prop-1".into(),
+            kind,
+            subject: "tester".into(),
+            scopes: vec![Scope::Api],
+            grants: vec![Grant {
+                project: "*".into(),
+                role: Role::Developer,
+            }],
+            admin: false,
+            issued_at: NOW,
+            expires_at: Some(NOW + 60),
+        };
+        genreg_token::mint(SECRET.as_bytes(), &claims)
+    }
+
+    fn value() -> impl Strategy<Value = Vec<u8>> {
+        let kind = prop::sample::select(Kind::ALL.to_vec());
+        prop_oneof![
+            "\\PC{0,40}".prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 0..40),
+            kind.clone().prop_map(|k| minted(k).into_bytes()),
+            (
+                prop::sample::select(vec!["Bearer", "bearer", "Basic", "Digest", ""]),
+                "[ ]{0,2}",
+                prop_oneof![
+                    kind.prop_map(minted),
+                    "\\PC{0,30}",
+                    "\\PC{0,12}:\\PC{0,12}".prop_map(|pair| STANDARD.encode(pair)),
+                ]
+            )
+                .prop_map(|(scheme, space, rest)| format!("{scheme}{space}{rest}").into_bytes()),
+        ]
+    }
+
+    fn header() -> impl Strategy<Value = (String, Vec<u8>)> {
+        let name = prop::sample::select(vec![
+            "PRIVATE-TOKEN",
+            "job-token",
+            "Deploy-Token",
+            "Authorization",
+            "X-Other",
+        ]);
+        (name.prop_map(String::from), value())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_credentials_give_an_actor_or_401(
+            headers in prop::collection::vec(header(), 0..4),
+            query in prop_oneof![
+                "\\PC{0,40}",
+                prop::sample::select(vec!["private_token", "job_token"]).prop_flat_map(|name| {
+                    prop_oneof![Just(String::new()), Just(minted(Kind::Personal)), "\\PC{0,20}"]
+                        .prop_map(move |value| format!("{name}={value}"))
+                }),
+            ],
+        ) {
+            let request = Request::new(Method::Get, &format!("/x?{query}"), headers);
+            if let Credentials::Token(presented) = extract(&request) {
+                prop_assert!(!presented.token.is_empty());
+                prop_assert_eq!(presented.token.trim(), presented.token.as_str());
+            }
+            let secrets = vec![SECRET.to_string()];
+            match crate::auth::authenticate(&request, &secrets, &MemoryStore::default(), NOW) {
+                Ok(_) => {}
+                Err(e) => prop_assert_eq!(e.status(), 401),
+            }
+        }
+    }
+}

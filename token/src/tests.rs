@@ -128,3 +128,93 @@ fn durations_parse() {
     assert_eq!(parse_duration_secs("5x"), None);
     assert_eq!(parse_duration_secs("d"), None);
 }
+
+/// Hostile token text: whatever arrives is accepted or rejected, never a
+/// panic.
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        prop::sample::select(Kind::ALL.to_vec())
+    }
+
+    /// A token signed with the right secret over any payload at all, so the
+    /// decoding behind the signature check is reached.
+    fn signed_over(kind: Kind, payload: &[u8]) -> String {
+        let signed = format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(payload));
+        let mac = URL_SAFE_NO_PAD.encode(mac_of(SECRET, &signed).finalize().into_bytes());
+        format!("{signed}.{mac}")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_is_rejected_without_panic(text in "\\PC{0,300}") {
+            prop_assert!(verify(&[SECRET], &text, NOW).is_err());
+        }
+
+        #[test]
+        fn prefixed_garbage_is_rejected(kind in kind(), rest in "[A-Za-z0-9_.=+/-]{0,200}") {
+            let text = format!("{}{rest}", kind.prefix());
+            prop_assert!(verify(&[SECRET], &text, NOW).is_err());
+        }
+
+        #[test]
+        fn signed_arbitrary_payloads_decode_or_are_malformed(
+            kind in kind(),
+            payload in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..200),
+                "\\PC{0,120}".prop_map(String::into_bytes),
+                Just(br#"{"jti":"x","kind":"personal"}"#.to_vec()),
+            ],
+        ) {
+            match verify(&[SECRET], &signed_over(kind, &payload), NOW) {
+                Ok(claims) => prop_assert_eq!(claims.kind, kind),
+                Err(e) => prop_assert!(e == TokenError::Malformed || e == TokenError::Expired),
+            }
+        }
+
+        #[test]
+        fn a_token_changed_anywhere_is_rejected(
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+            kind in kind(),
+        ) {
+            let token = mint(SECRET, &claims(kind));
+            let mut bytes = token.clone().into_bytes();
+            let at = at.index(bytes.len());
+            prop_assume!(bytes[at] != byte);
+            bytes[at] = byte;
+            let changed = String::from_utf8_lossy(&bytes);
+            prop_assert!(verify(&[SECRET], &changed, NOW).is_err());
+        }
+
+        #[test]
+        fn minted_claims_round_trip(
+            kind in kind(),
+            subject in "\\PC{0,40}",
+            id in "[a-z0-9-]{1,20}",
+            lifetime in 1u64..u64::MAX / 2,
+        ) {
+            let mut c = claims(kind);
+            c.subject = subject;
+            c.id = id;
+            c.expires_at = Some(NOW + lifetime);
+            let token = mint(SECRET, &c);
+            prop_assert_eq!(verify(&[SECRET], &token, NOW).unwrap(), c);
+        }
+
+        #[test]
+        fn durations_and_secrets_parse_without_panic(text in "\\PC{0,30}") {
+            if let Some(secs) = parse_duration_secs(&text) {
+                prop_assert!(text.trim().chars().next().is_some_and(|c| c.is_ascii_digit()));
+                let _ = secs;
+            }
+            for secret in parse_secrets(&text) {
+                prop_assert!(!secret.is_empty() && !secret.contains(','));
+            }
+        }
+    }
+}
