@@ -232,14 +232,9 @@ async fn malformed_authorization_headers_answer_401() {
         .await
         .to_string();
     let url = r.generic(&public, "x/1.0/a.bin");
-    for header in [
-        "Basic !!!",
-        "Basic dXNlcg==",
-        "Bearer",
-        "Bearer ",
-        "Negotiate abc",
-        "Basic Og==",
-    ] {
+    // (`Bearer` with nothing and Basic with an empty password are no
+    // credential at all: bad_input.rs checks they are anonymous.)
+    for header in ["Basic !!!", "Basic dXNlcg==", "Negotiate abc"] {
         let response = r
             .client
             .get(&url)
