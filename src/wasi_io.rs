@@ -4,7 +4,11 @@
 //! correct way to wait; reads ask for large chunks so a gigabyte is a few
 //! thousand host calls, not millions.
 
+use std::time::Duration;
+
 use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
+use wasi::clocks::monotonic_clock;
+use wasi::io::poll;
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::http::ByteSource;
@@ -53,6 +57,54 @@ impl<P> IncomingBytes<P> {
             _parent: parent,
         })
     }
+}
+
+impl<P> IncomingBytes<P> {
+    /// Reads and drops the rest of the body, at most `max_bytes` of it and
+    /// for at most `max_time`; true when the body ended within those bounds.
+    pub fn discard(&mut self, max_bytes: u64, max_time: Duration) -> bool {
+        let Some(stream) = &self.stream else {
+            return true;
+        };
+        match discard(stream, max_bytes, max_time) {
+            Discarded::Ended => {
+                self.stream = None;
+                if let Some(body) = self.body.take() {
+                    IncomingBody::finish(body);
+                }
+                true
+            }
+            Discarded::Stopped => false,
+        }
+    }
+}
+
+enum Discarded {
+    Ended,
+    Stopped,
+}
+
+/// Reads and drops `stream` until it ends, `max_bytes` were read, `max_time`
+/// passed or it failed.
+fn discard(stream: &InputStream, max_bytes: u64, max_time: Duration) -> Discarded {
+    let nanos = u64::try_from(max_time.as_nanos()).unwrap_or(u64::MAX);
+    let timer = monotonic_clock::subscribe_duration(nanos);
+    let readable = stream.subscribe();
+    let mut left = max_bytes;
+    while left > 0 {
+        match stream.read(left.min(READ_CHUNK)) {
+            Ok(bytes) if bytes.is_empty() => {
+                // Wait for bytes or the end of the time, whichever is first.
+                if !poll::poll(&[&readable, &timer]).contains(&0) {
+                    return Discarded::Stopped;
+                }
+            }
+            Ok(bytes) => left = left.saturating_sub(bytes.len() as u64),
+            Err(StreamError::Closed) => return Discarded::Ended,
+            Err(StreamError::LastOperationFailed(_)) => return Discarded::Stopped,
+        }
+    }
+    Discarded::Stopped
 }
 
 impl<P> ByteSource for IncomingBytes<P> {

@@ -4,19 +4,24 @@
 //! `http`, the `Host` header as authority and Spin's `spin-*` headers, and
 //! the response streamed back as the guest writes it.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, HOST};
+use http::header::{HeaderName, HeaderValue, EXPECT, HOST, RETRY_AFTER};
 use http::uri::{Authority, Scheme as UriScheme, Uri};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
+use tokio::time::Sleep;
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -29,6 +34,27 @@ use crate::state::{Imports, State};
 /// The route the component is mounted on, as in the repo's spin.toml.
 const ROUTE: &str = "/...";
 
+/// How much of a request body left unread is read (and dropped) before the
+/// connection closes, so that a client still sending gets the response
+/// instead of a reset (see [`ClientBody`]).
+const DRAIN_BYTES: usize = 1024 * 1024;
+/// How long such a body is drained at most.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// What a request may use of the host.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestLimits {
+    /// A request body that delivers nothing for this long while the guest
+    /// waits for it fails (the guest sees a read error).
+    pub body_timeout: Duration,
+    /// The most linear memory one instance may grow to, in bytes.
+    pub instance_memory: usize,
+    /// Instances running at once.
+    pub max_instances: usize,
+    /// How long a request waits for an instance before it is answered 503.
+    pub instance_wait: Duration,
+}
+
 /// Everything needed to serve a request; cheap to clone per connection.
 #[derive(Clone)]
 pub struct GuestHandler {
@@ -36,33 +62,45 @@ pub struct GuestHandler {
     imports: Imports,
     /// Used as the authority when a request has no `Host` header.
     local_authority: String,
+    limits: GuestLimits,
+    /// One permit per running instance.
+    instances: Arc<Semaphore>,
 }
 
 impl GuestHandler {
-    pub fn new(pre: ProxyPre<State>, imports: Imports, local_addr: SocketAddr) -> Self {
+    pub fn new(
+        pre: ProxyPre<State>,
+        imports: Imports,
+        local_addr: SocketAddr,
+        limits: GuestLimits,
+    ) -> Self {
         GuestHandler {
             pre,
             imports,
             local_authority: local_addr.to_string(),
+            limits,
+            instances: Arc::new(Semaphore::new(limits.max_instances)),
         }
     }
 
     /// Runs the guest on `req` and returns its response (or a 4xx/5xx made
     /// here when the request is unusable or the guest fails before answering).
-    pub async fn handle(
-        &self,
-        mut req: Request<Incoming>,
-        client: SocketAddr,
-    ) -> Response<LoggedBody> {
+    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<LoggedBody> {
         let log = RequestLog {
             method: req.method().clone(),
             path: req.uri().path().to_string(),
             start: Instant::now(),
         };
+        let expects_continue = expects_continue(&req);
+        let mut req =
+            req.map(|body| ClientBody::new(body, self.limits.body_timeout, expects_continue));
         if let Err(message) = prepare(&mut req, client, &self.local_authority) {
             return log.respond(plain(StatusCode::BAD_REQUEST, message), None);
         }
-        match self.run_guest(req).await {
+        let Some(instance) = self.instance_slot().await else {
+            return log.respond(busy(), None);
+        };
+        match self.run_guest(req, instance).await {
             Ok((response, guest)) => log.respond(response, Some(guest)),
             Err(e) => {
                 eprintln!("{} {}: guest failed: {e:?}", log.method, log.path);
@@ -77,11 +115,25 @@ impl GuestHandler {
         }
     }
 
+    /// A permit to run an instance, once one is free within the wait.
+    async fn instance_slot(&self) -> Option<OwnedSemaphorePermit> {
+        let free = self.instances.clone().acquire_owned();
+        tokio::time::timeout(self.limits.instance_wait, free)
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Runs a fresh instance on `req`; it holds `instance` until it returns
+    /// (which may be after the response is sent).
     async fn run_guest(
         &self,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
+        instance: OwnedSemaphorePermit,
     ) -> anyhow::Result<(Response<HyperOutgoingBody>, AbortHandle)> {
-        let mut store = Store::new(runtime::engine(), State::new(self.imports.clone()));
+        let state = State::new(self.imports.clone(), self.limits.instance_memory);
+        let mut store = Store::new(runtime::engine(), state);
+        store.limiter(State::limiter);
         let request = store
             .data_mut()
             .http()
@@ -91,6 +143,7 @@ impl GuestHandler {
 
         let pre = self.pre.clone();
         let guest = tokio::spawn(async move {
+            let _instance = instance;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()
@@ -128,7 +181,7 @@ impl GuestHandler {
 /// Makes the URI absolute (`http://<Host><path?query>`) and adds the headers
 /// Spin gives a component on the catch-all route `/...`. Spin headers the
 /// client sent are replaced, so they cannot be spoofed.
-fn prepare(req: &mut Request<Incoming>, client: SocketAddr, local: &str) -> Result<(), String> {
+fn prepare<B>(req: &mut Request<B>, client: SocketAddr, local: &str) -> Result<(), String> {
     let host = match req.headers().get(HOST) {
         Some(h) => h
             .to_str()
@@ -172,6 +225,32 @@ fn prepare(req: &mut Request<Incoming>, client: SocketAddr, local: &str) -> Resu
     Ok(())
 }
 
+/// Whether the client waits for `100 Continue` before sending its body.
+fn expects_continue<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+}
+
+/// The answer when no instance is free within the wait.
+fn busy() -> Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from_static(
+        br#"{"message":"503 Service Unavailable"}"#,
+    ))
+    .map_err(|never| match never {})
+    .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 fn plain(status: StatusCode, message: String) -> Response<HyperOutgoingBody> {
     let body = Full::new(Bytes::from(message))
         .map_err(|never| match never {})
@@ -203,16 +282,20 @@ impl RequestLog {
         response.map(|inner| LoggedBody {
             inner,
             guest,
+            finished: AtomicBool::new(false),
             log: Some((self, status)),
         })
     }
 }
 
 /// The response body: the guest's stream, plus a log line when it is done and
-/// the guest's cancellation when the client goes away (as Spin does).
+/// the guest's cancellation when the client goes away before its end (as
+/// Spin does). A guest whose response is complete may run on: it may be
+/// draining the rest of the request body.
 pub struct LoggedBody {
     inner: HyperOutgoingBody,
     guest: Option<AbortHandle>,
+    finished: AtomicBool,
     log: Option<(RequestLog, StatusCode)>,
 }
 
@@ -224,11 +307,19 @@ impl Body for LoggedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            self.finished.store(true, Ordering::Relaxed);
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        let end = self.inner.is_end_stream();
+        if end {
+            self.finished.store(true, Ordering::Relaxed);
+        }
+        end
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -239,11 +330,136 @@ impl Body for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         if let Some(guest) = self.guest.take() {
-            guest.abort();
+            if !self.finished.load(Ordering::Relaxed) {
+                guest.abort();
+            }
         }
         if let Some((log, status)) = self.log.take() {
             let ms = log.start.elapsed().as_secs_f64() * 1000.0;
             eprintln!("{} {} {} {ms:.1}ms", log.method, log.path, status.as_u16());
         }
     }
+}
+
+/// The client's request body as the guest sees it.
+///
+/// - A read that gets no byte for the body timeout fails, so a client that
+///   stops sending mid-body does not hold its instance for ever.
+/// - Dropped before its end (the guest refused the request without reading
+///   it all), the rest is read and discarded, up to [`DRAIN_BYTES`] or
+///   [`DRAIN_TIME`], before hyper closes the connection. Closing a socket
+///   with unread data resets it, and a client still sending its body (a
+///   streaming `fetch`) may then lose the response. A client that waits for
+///   `100 Continue` and was not told to send is not drained.
+pub struct ClientBody {
+    inner: Option<Incoming>,
+    timeout: Duration,
+    stall: Option<Pin<Box<Sleep>>>,
+    expects_continue: bool,
+    /// The guest asked for body bytes at least once.
+    polled: bool,
+    /// The body ended or failed: nothing is left to drain.
+    done: bool,
+}
+
+impl ClientBody {
+    fn new(inner: Incoming, timeout: Duration, expects_continue: bool) -> Self {
+        ClientBody {
+            inner: Some(inner),
+            timeout,
+            stall: None,
+            expects_continue,
+            polled: false,
+            done: false,
+        }
+    }
+
+    /// Ready once the body has delivered nothing for the timeout.
+    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let timeout = self.timeout;
+        self.stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)))
+            .as_mut()
+            .poll(cx)
+    }
+
+    fn needs_draining(&self, body: &Incoming) -> bool {
+        !self.done && !body.is_end_stream() && (self.polled || !self.expects_continue)
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        this.polled = true;
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.stall = None;
+                if !matches!(frame, Some(Ok(_))) {
+                    this.done = true;
+                }
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => match this.poll_stalled(cx) {
+                Poll::Ready(()) => {
+                    this.done = true;
+                    this.inner = None;
+                    Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map(|b| b.size_hint())
+            .unwrap_or_else(|| SizeHint::with_exact(0))
+    }
+}
+
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        let Some(body) = self.inner.take() else {
+            return;
+        };
+        if !self.needs_draining(&body) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(drain(body));
+        }
+    }
+}
+
+/// Reads and drops up to [`DRAIN_BYTES`] of `body` within [`DRAIN_TIME`].
+async fn drain(mut body: Incoming) {
+    let discard = async {
+        let mut left = DRAIN_BYTES;
+        while left > 0 {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        left = left.saturating_sub(data.len());
+                    }
+                }
+                Some(Err(_)) | None => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
 }

@@ -33,19 +33,19 @@ pub mod variables;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 pub use genreg_token;
 
-use crate::handler::GuestHandler;
+use crate::handler::{GuestHandler, GuestLimits};
 use crate::keyvalue::{SqliteStore, WasiKeyValueCtx};
 use crate::outbound::{AllowedHosts, OutboundHttp};
-use crate::serve::ServerHandle;
+use crate::serve::{ConnectionLimits, ServerHandle};
 use crate::state::Imports;
 use crate::variables::VariablesCtx;
 
@@ -56,6 +56,68 @@ pub fn component_path() -> PathBuf {
 
 /// Default of the `max_file_size` variable: 5 GiB.
 pub const DEFAULT_MAX_FILE_SIZE: &str = "5368709120";
+
+/// How long the administrator token minted at start stays valid: 30 days.
+pub const DEFAULT_ADMIN_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+
+/// What the registry allows its clients: connections, request bodies and
+/// component instances.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Time for a request head to arrive in full, counted from the moment
+    /// the connection is ready for a request (opened, or its previous
+    /// response sent).
+    pub header_timeout: Duration,
+    /// A connection with no request in progress that sends nothing for this
+    /// long is closed.
+    pub idle_timeout: Duration,
+    /// A request body that sends nothing for this long while the registry
+    /// reads it is cut.
+    pub body_timeout: Duration,
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// The memory one component instance (one request) may use, in bytes.
+    pub instance_memory: usize,
+    /// Requests running at once (one instance each).
+    pub max_instances: usize,
+    /// How long a request waits for a free instance before it is answered
+    /// 503.
+    pub instance_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let connections = ConnectionLimits::default();
+        Limits {
+            header_timeout: connections.header_timeout,
+            idle_timeout: connections.idle_timeout,
+            body_timeout: Duration::from_secs(60),
+            max_connections: connections.max_connections,
+            instance_memory: 256 * 1024 * 1024,
+            max_instances: 64,
+            instance_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Limits {
+    fn connections(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+
+    fn guests(&self) -> GuestLimits {
+        GuestLimits {
+            body_timeout: self.body_timeout,
+            instance_memory: self.instance_memory,
+            max_instances: self.max_instances,
+            instance_wait: self.instance_wait,
+        }
+    }
+}
 
 /// How to run a registry.
 #[derive(Clone, Debug)]
@@ -70,6 +132,9 @@ pub struct Config {
     /// Variables overriding or adding to the ones derived from the rest of
     /// the configuration (`max_file_size`, `download_mode`, `public_url`, ...).
     pub variables: BTreeMap<String, String>,
+    pub limits: Limits,
+    /// Lifetime of the administrator token minted at start.
+    pub admin_token_lifetime: Duration,
 }
 
 impl Config {
@@ -82,6 +147,8 @@ impl Config {
             s3: S3Config::Embedded { listen: None },
             component: component_path(),
             variables: BTreeMap::new(),
+            limits: Limits::default(),
+            admin_token_lifetime: DEFAULT_ADMIN_TOKEN_LIFETIME,
         }
     }
 }
@@ -114,7 +181,7 @@ pub struct S3Access {
 /// A running registry.
 pub struct Registry {
     url: String,
-    admin_token: String,
+    admin_token: AdminToken,
     token_secret: String,
     s3: S3Access,
     s3_root: Option<PathBuf>,
@@ -183,8 +250,8 @@ impl Registry {
             variables: VariablesCtx::new(variables),
         };
 
-        let guest = GuestHandler::new(pre, imports, local);
-        let http = serve::spawn(listener, move |peer| {
+        let guest = GuestHandler::new(pre, imports, local, config.limits.guests());
+        let http = serve::spawn_with(listener, config.limits.connections(), move |peer| {
             let guest = guest.clone();
             hyper::service::service_fn(move |req| {
                 let guest = guest.clone();
@@ -192,7 +259,7 @@ impl Registry {
             })
         })?;
 
-        let admin_token = mint_admin_token(&token_secret);
+        let admin_token = mint_admin_token(&token_secret, unix_now(), config.admin_token_lifetime);
         Ok(Registry {
             url,
             admin_token,
@@ -211,6 +278,11 @@ impl Registry {
 
     /// An administrator personal token minted at start.
     pub fn admin_token(&self) -> &str {
+        &self.admin_token.token
+    }
+
+    /// The administrator token with its id and expiry.
+    pub fn admin(&self) -> &AdminToken {
         &self.admin_token
     }
 
@@ -264,25 +336,69 @@ fn component_variables(
     vars
 }
 
-/// Mints an administrator personal token (scope `api`, no expiry) signed with
-/// the first of the secrets.
-pub fn mint_admin_token(token_secret: &str) -> String {
+/// An administrator token and what revoking it or knowing its end takes.
+#[derive(Clone, Debug)]
+pub struct AdminToken {
+    pub token: String,
+    /// The token's id: `genreg token revoke --data DIR <id>` revokes it.
+    pub id: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// Mints an administrator personal token (scope `api`) valid for
+/// `lifetime` from `now`, signed with the first of the secrets.
+pub fn mint_admin_token(token_secret: &str, now: u64, lifetime: Duration) -> AdminToken {
     use genreg_token::{Claims, Kind, Scope};
     let secret = genreg_token::parse_secrets(token_secret)
         .first()
         .copied()
         .unwrap_or(token_secret);
+    let expires_at = now.saturating_add(lifetime.as_secs());
     let claims = Claims {
-        id: data_dir::random_hex(16),
+        id: format!("admin-{}", data_dir::random_hex(16)),
         kind: Kind::Personal,
         subject: "admin".to_string(),
         scopes: vec![Scope::Api],
         grants: vec![],
         admin: true,
-        issued_at: unix_now(),
-        expires_at: None,
+        issued_at: now,
+        expires_at: Some(expires_at),
     };
-    genreg_token::mint(secret.as_bytes(), &claims)
+    AdminToken {
+        token: genreg_token::mint(secret.as_bytes(), &claims),
+        id: claims.id,
+        expires_at,
+    }
+}
+
+/// The key whose presence revokes the token with this id: the component's
+/// key-value layout (`meta::keys::revoked_token`), read on every request.
+fn revoked_token_key(id: &str) -> String {
+    format!("v1/revoked-token/{id}")
+}
+
+/// Revokes the token with this id (its `jti`) in the registry whose data
+/// directory is `data_dir`: from the next request on it answers 401. Safe
+/// while the registry runs; revoking twice is harmless.
+pub fn revoke_token(data_dir: &Path, id: &str) -> anyhow::Result<()> {
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    anyhow::ensure!(valid, "{id:?} is not a token id");
+    let path = data_dir::keyvalue_path(data_dir);
+    anyhow::ensure!(
+        path.is_file(),
+        "no key-value database at {} (is --data the registry's data directory?)",
+        path.display()
+    );
+    let store = SqliteStore::open(&path).context("opening the key-value database")?;
+    store
+        .set(&revoked_token_key(id), b"1")
+        .context("writing the revocation")?;
+    Ok(())
 }
 
 /// Seconds since the Unix epoch.
@@ -291,4 +407,35 @@ pub fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_token_expires_after_its_lifetime() {
+        let admin = mint_admin_token("s1,s2", 1_000, Duration::from_secs(86_400));
+        assert_eq!(admin.expires_at, 1_000 + 86_400);
+        let claims = genreg_token::verify(&["s1"], &admin.token, 1_000).unwrap();
+        assert!(claims.admin);
+        assert_eq!(claims.id, admin.id);
+        assert_eq!(
+            genreg_token::verify(&["s1"], &admin.token, 1_000 + 86_400),
+            Err(genreg_token::TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn revocation_writes_the_key_the_component_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(revoke_token(dir.path(), "abc").is_err(), "no database yet");
+        let store = SqliteStore::open(&data_dir::keyvalue_path(dir.path())).unwrap();
+        revoke_token(dir.path(), "admin-0123abcd").unwrap();
+        assert_eq!(
+            store.get("v1/revoked-token/admin-0123abcd").unwrap(),
+            Some(b"1".to_vec())
+        );
+        assert!(revoke_token(dir.path(), "../v1/x").is_err());
+    }
 }

@@ -1,5 +1,6 @@
 //! The `genreg` command: `genreg up` runs a registry, `genreg token create`
-//! mints a token offline, `genreg gc` deletes unreferenced objects.
+//! mints a token offline, `genreg token revoke` revokes one, `genreg gc`
+//! deletes unreferenced objects.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use genreg::genreg_token::{self, Claims, Grant, Kind, Role, Scope};
-use genreg::{Config, Registry, S3Config};
+use genreg::{Config, Limits, Registry, S3Config};
 
 #[derive(Parser)]
 #[command(
@@ -26,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the registry (and, unless --s3-endpoint is given, an S3 server).
-    Up(Up),
+    Up(Box<Up>),
     /// Tokens.
     Token {
         #[command(subcommand)]
@@ -98,6 +99,87 @@ fn parse_min_age(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("invalid duration {text:?} (e.g. 1h, 30m, 2d, 0)"))
 }
 
+/// A timeout or lifetime: `30s`, `5m`, `2h`, `30d` or seconds; never zero.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match genreg_token::parse_duration_secs(text) {
+        Some(0) => Err("must be more than 0".to_string()),
+        Some(secs) => Ok(Duration::from_secs(secs)),
+        None => Err(format!("invalid duration {text:?} (e.g. 30s, 5m, 2h)")),
+    }
+}
+
+/// A size in bytes, with an optional binary unit: `256MiB`, `1GiB`, `512K`.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        _ => return Err(format!("invalid size {text:?} (e.g. 256MiB, 1GiB)")),
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("invalid size {text:?} (e.g. 256MiB, 1GiB)"))
+}
+
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) | Err(_) => Err(format!("{text:?} is not a positive number")),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// Bounds on what clients may hold of the server (see README, "Limits and
+/// timeouts").
+#[derive(Args)]
+struct LimitArgs {
+    /// Time for a request head to arrive, from the moment the connection is
+    /// ready for a request (opened, or its previous response sent).
+    #[arg(long, env = "GENREG_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    header_timeout: Duration,
+    /// A connection with no request in progress that sends nothing for this
+    /// long is closed.
+    #[arg(long, env = "GENREG_IDLE_TIMEOUT", default_value = "20s", value_parser = parse_timeout)]
+    idle_timeout: Duration,
+    /// A request body that sends nothing for this long is cut.
+    #[arg(long, env = "GENREG_BODY_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    body_timeout: Duration,
+    /// Connections served at once; more are answered 503 and closed.
+    #[arg(long, env = "GENREG_MAX_CONNECTIONS", default_value = "512", value_parser = parse_count)]
+    max_connections: usize,
+    /// Memory one request's component instance may use.
+    #[arg(long, env = "GENREG_INSTANCE_MEMORY", default_value = "256MiB", value_parser = parse_size)]
+    instance_memory: usize,
+    /// Requests running at once (one component instance each).
+    #[arg(long, env = "GENREG_MAX_INSTANCES", default_value = "64", value_parser = parse_count)]
+    max_instances: usize,
+    /// How long a request waits for a free instance before it is answered 503.
+    #[arg(long, env = "GENREG_INSTANCE_WAIT", default_value = "5s", value_parser = parse_timeout)]
+    instance_wait: Duration,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
+            instance_memory: self.instance_memory,
+            max_instances: self.max_instances,
+            instance_wait: self.instance_wait,
+        }
+    }
+}
+
 #[derive(Args)]
 struct Up {
     /// Address to serve the registry on.
@@ -133,6 +215,12 @@ struct Up {
     /// token issued through the API (0 = unlimited; default 365).
     #[arg(long, env = "GENREG_MAX_TOKEN_LIFETIME_DAYS")]
     max_token_lifetime_days: Option<u64>,
+    /// Lifetime of the administrator token printed at start (a fresh one
+    /// is minted on every start).
+    #[arg(long, env = "GENREG_ADMIN_TOKEN_LIFETIME", default_value = "30d", value_parser = parse_timeout)]
+    admin_token_lifetime: Duration,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Serve another component file instead of the one built with genreg.
     #[arg(long, env = "GENREG_COMPONENT", hide = true)]
     component: Option<PathBuf>,
@@ -148,6 +236,19 @@ enum DownloadMode {
 enum TokenCommand {
     /// Mint a token; it is printed alone on the last line.
     Create(TokenCreate),
+    /// Revoke a token by its id (printed by `genreg up` for the
+    /// administrator token) or by the token itself; from the next request on
+    /// it answers 401. Works while the registry runs.
+    Revoke(TokenRevoke),
+}
+
+#[derive(Args)]
+struct TokenRevoke {
+    /// The registry's data directory.
+    #[arg(long, env = "GENREG_DATA", default_value = ".genreg")]
+    data: PathBuf,
+    /// The token's id, or the token.
+    token: String,
 }
 
 #[derive(Args)]
@@ -188,10 +289,13 @@ struct TokenCreate {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Up(up) => run_up(up),
+        Command::Up(up) => run_up(*up),
         Command::Token {
             command: TokenCommand::Create(create),
         } => create_token(create).map(|token| println!("{token}")),
+        Command::Token {
+            command: TokenCommand::Revoke(revoke),
+        } => revoke_token(revoke),
         Command::Gc(gc) => run_gc(gc),
     };
     match result {
@@ -227,7 +331,10 @@ fn run_up(up: Up) -> anyhow::Result<()> {
     let timeouts = [
         ("s3_connect_timeout_ms", up.s3_connect_timeout_ms),
         ("s3_first_byte_timeout_ms", up.s3_first_byte_timeout_ms),
-        ("s3_between_bytes_timeout_ms", up.s3_between_bytes_timeout_ms),
+        (
+            "s3_between_bytes_timeout_ms",
+            up.s3_between_bytes_timeout_ms,
+        ),
     ];
     for (name, millis) in timeouts {
         if let Some(millis) = millis {
@@ -238,6 +345,8 @@ fn run_up(up: Up) -> anyhow::Result<()> {
         variables.insert("max_token_lifetime_days".to_string(), days.to_string());
     }
     config.variables = variables;
+    config.limits = up.limits.limits();
+    config.admin_token_lifetime = up.admin_token_lifetime;
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -245,7 +354,15 @@ fn run_up(up: Up) -> anyhow::Result<()> {
         let s3 = registry.s3();
         println!("genreg serving on {}", registry.url());
         println!("S3 endpoint: {} (bucket {})", s3.endpoint, s3.bucket);
-        println!("admin token: {}", registry.admin_token());
+        let admin = registry.admin();
+        println!("admin token: {}", admin.token);
+        println!(
+            "  id {}, expires {} (revoke: genreg token revoke --data {} {})",
+            admin.id,
+            format_unix(admin.expires_at),
+            up.data.display(),
+            admin.id
+        );
         wait_for_stop_signal().await?;
         eprintln!("stopping: waiting for requests in flight");
         registry.shutdown().await;
@@ -300,6 +417,33 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
     }
     #[cfg(not(unix))]
     tokio::signal::ctrl_c().await?;
+    Ok(())
+}
+
+/// A Unix time as an RFC 3339 UTC timestamp.
+fn format_unix(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|secs| jiff::Timestamp::from_second(secs).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// `genreg token revoke`: the id is taken from the token when one is given
+/// (its signature must verify with the data directory's secrets).
+fn revoke_token(args: TokenRevoke) -> anyhow::Result<()> {
+    let id = if args.token.contains('.') {
+        let secrets_text = genreg::data_dir::existing_token_secret(&args.data)?;
+        let secrets = genreg_token::parse_secrets(&secrets_text);
+        // Expired tokens may be revoked too: check the signature only.
+        genreg_token::verify(&secrets, &args.token, 0)
+            .context("that token was not signed with this registry's secret")?
+            .id
+    } else {
+        args.token.clone()
+    };
+    genreg::revoke_token(&args.data, &id)?;
+    println!("revoked token {id}");
     Ok(())
 }
 
@@ -499,6 +643,45 @@ mod tests {
             S3Config::Embedded { .. } => panic!("external expected"),
         }
         assert!(Cli::try_parse_from(["genreg", "gc", "--s3-endpoint", "https://h"]).is_err());
+    }
+
+    #[test]
+    fn sizes_and_timeouts_take_units() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert_eq!(parse_timeout("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_count("0").is_err());
+    }
+
+    #[test]
+    fn up_defaults_to_bounded_limits_and_a_30_day_admin_token() {
+        let Command::Up(up) = Cli::try_parse_from(["genreg", "up"]).unwrap().command else {
+            unreachable!()
+        };
+        let limits = up.limits.limits();
+        assert_eq!(limits.instance_memory, 256 << 20);
+        assert_eq!(limits.header_timeout, Duration::from_secs(30));
+        assert_eq!(up.admin_token_lifetime, Duration::from_secs(30 * 86_400));
+        let Command::Up(up) = Cli::try_parse_from([
+            "genreg",
+            "up",
+            "--max-connections",
+            "10",
+            "--instance-memory",
+            "64MiB",
+        ])
+        .unwrap()
+        .command
+        else {
+            unreachable!()
+        };
+        assert_eq!(up.limits.limits().max_connections, 10);
+        assert_eq!(up.limits.limits().instance_memory, 64 << 20);
     }
 
     #[test]

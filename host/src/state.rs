@@ -2,6 +2,7 @@
 //! and cheap handles on the registry-wide configuration of each import.
 
 use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -23,18 +24,27 @@ pub struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     imports: Imports,
+    limits: StoreLimits,
 }
 
 impl State {
     /// A fresh context: no arguments, environment or files (as Spin gives by
-    /// default); the guest's stdout/stderr go to ours.
-    pub fn new(imports: Imports) -> Self {
+    /// default); the guest's stdout/stderr go to ours. Each linear memory may
+    /// grow to `memory_limit` bytes; a growth beyond fails (the guest's
+    /// allocator then aborts the request).
+    pub fn new(imports: Imports, memory_limit: usize) -> Self {
         State {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
             http: WasiHttpCtx::new(),
             imports,
+            limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
         }
+    }
+
+    /// For `Store::limiter`.
+    pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limits
     }
 
     pub fn keyvalue(&mut self) -> WasiKeyValue<'_> {

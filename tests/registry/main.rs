@@ -12,6 +12,7 @@ mod crash_safety;
 mod current_user;
 mod faults;
 mod groups;
+mod limits;
 mod packages;
 mod projects;
 mod protection;
