@@ -160,6 +160,18 @@ impl From<UploadError> for ApiError {
     }
 }
 
+/// A metadata failure: a creation in flight elsewhere is worth a retry
+/// (503), anything else is internal.
+impl From<crate::meta::MetaError> for ApiError {
+    fn from(error: crate::meta::MetaError) -> Self {
+        if error.is_busy() {
+            ApiError::Unavailable(error.to_string())
+        } else {
+            ApiError::Internal(error.to_string())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,17 +206,5 @@ mod tests {
             (status, body.as_str()),
             (504, r#"{"message":"504 Gateway Timeout"}"#)
         );
-    }
-}
-
-/// A metadata failure: a creation in flight elsewhere is worth a retry
-/// (503), anything else is internal.
-impl From<crate::meta::MetaError> for ApiError {
-    fn from(error: crate::meta::MetaError) -> Self {
-        if error.is_busy() {
-            ApiError::Unavailable(error.to_string())
-        } else {
-            ApiError::Internal(error.to_string())
-        }
     }
 }
