@@ -30,7 +30,7 @@
 //! loopback over the data directory's bucket ([`crate::s3::start_view`]), so
 //! both cases take the same path.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,6 +51,8 @@ use crate::{data_dir, S3Config};
 pub const FILES_PREFIX: &str = "files/";
 /// Package records: `v1/pkg/<project>/<name>/<version>`.
 pub const PACKAGE_PREFIX: &str = "v1/pkg/";
+/// Project records: `v1/project/<id>`, `deleted_at` set once deleted.
+pub const PROJECT_PREFIX: &str = "v1/project/";
 /// Suffix of the creation-claim counters the component keeps next to the
 /// keys it creates (`v1/pkg/1/p/1.0#created`, an 8-byte counter; names and
 /// versions never contain `#`).
@@ -698,6 +700,7 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
         "the key-value database holds no registry data (no v1/ key)"
     );
     let mut references = References::default();
+    let mut deleted_projects: HashMap<u64, bool> = HashMap::new();
     // `list_keys` returns keys after the cursor: `v1/pkg/` itself is never a
     // key, and every package key sorts after it.
     let mut cursor = PACKAGE_PREFIX.to_string();
@@ -717,6 +720,12 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
                 continue;
             };
             let keys = record_object_keys(&value).with_context(|| format!("record {key}"))?;
+            // A crash while a project was being deleted leaves some of its
+            // packages behind: nothing can reach them any more.
+            if in_deleted_project(store, key, &mut deleted_projects)? {
+                references.records += 1;
+                continue;
+            }
             references.records += 1;
             references.keys.extend(keys);
             for segment in segment_keys(&value).with_context(|| format!("record {key}"))? {
@@ -734,6 +743,36 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
         }
     }
     Ok(references)
+}
+
+/// Whether the package record at `key` (`v1/pkg/<project id>/...`) belongs
+/// to a project marked deleted. A project whose record is missing counts
+/// as live, so its objects are kept.
+fn in_deleted_project(
+    store: &SqliteStore,
+    key: &str,
+    known: &mut HashMap<u64, bool>,
+) -> anyhow::Result<bool> {
+    let Some(project_id) = key
+        .strip_prefix(PACKAGE_PREFIX)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|id| id.parse::<u64>().ok())
+    else {
+        return Ok(false);
+    };
+    if let Some(deleted) = known.get(&project_id) {
+        return Ok(*deleted);
+    }
+    let deleted = match store.get(&format!("{PROJECT_PREFIX}{project_id}"))? {
+        Some(value) => {
+            let project: Value = serde_json::from_slice(&value)
+                .with_context(|| format!("project record {project_id}"))?;
+            project.get("deleted_at").is_some_and(|at| !at.is_null())
+        }
+        None => false,
+    };
+    known.insert(project_id, deleted);
+    Ok(deleted)
 }
 
 /// Whether a key under [`PACKAGE_PREFIX`] is a creation claim (an 8-byte
@@ -870,6 +909,44 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_follow_segments_and_skip_claims_and_deleted_projects() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let live = serde_json::json!({
+            "id": 7, "files": [{"object_key": "files/tail"}],
+            "segments": [{"digest": "abc", "files": 1}],
+        });
+        store
+            .set("v1/pkg/1/tool/1.0", live.to_string().as_bytes())
+            .unwrap();
+        store
+            .set(
+                "v1/pkg-files/7/abc",
+                br#"{"files":[{"object_key":"files/sealed"}]}"#,
+            )
+            .unwrap();
+        store
+            .increment("v1/pkg/1/tool/2.0#claim/59000000", 1)
+            .unwrap();
+        store.increment("v1/pkg/1/tool/3.0#created", 1).unwrap();
+        store
+            .set("v1/project/1", br#"{"id":1,"deleted_at":null}"#)
+            .unwrap();
+        // A package left behind in a deleted project references nothing.
+        store
+            .set("v1/pkg/2/gone/1.0", &record(&["files/orphan"]))
+            .unwrap();
+        store
+            .set("v1/project/2", br#"{"id":2,"deleted_at":5}"#)
+            .unwrap();
+
+        let references = collect_references(&store).unwrap();
+        let mut keys: Vec<&str> = references.keys.iter().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["files/sealed", "files/tail"]);
+        assert_eq!(references.records, 2);
+    }
 
     fn record(files: &[&str]) -> Vec<u8> {
         let files: Vec<Value> = files

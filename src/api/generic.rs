@@ -145,7 +145,14 @@ pub fn publish<K: KeyValue>(
         // record must never point at a missing one (gc collects it if not).
         Err(e) => return Err(e.into()),
     };
-    forget_if_project_deleted(ctx, &project, &package)?;
+    // A project deleted while the body streamed in may have gone over its
+    // packages before this one was there.
+    if let Some(files) =
+        meta::forget_if_project_deleted(ctx.kv, project.id, package.id, ctx.now_millis())?
+    {
+        ctx.discard_objects(&files);
+        return Err(ApiError::NotFound("Project Not Found"));
+    }
 
     apply_cleanup_policy(ctx, &project, &package, &file);
 
@@ -160,26 +167,6 @@ pub fn publish<K: KeyValue>(
             &serde_json::json!({ "message": "201 Created" }),
         ))
     }
-}
-
-/// A project deleted while the body streamed in went over the packages it
-/// could see; one this publish created or added to after that would stay
-/// behind, unreachable, its objects referenced. So once committed, the
-/// publish checks that its project still exists: if it does, the deletion
-/// comes later and finds the package; if not, the publish deletes the
-/// package itself and answers 404.
-fn forget_if_project_deleted<K: KeyValue>(
-    ctx: &Context<K>,
-    project: &Project,
-    package: &Package,
-) -> ApiResult<()> {
-    let live = meta::project(ctx.kv, &meta::ProjectRef::Id(project.id))?.is_some();
-    if live {
-        return Ok(());
-    }
-    let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())?;
-    ctx.discard_objects(&files.unwrap_or_default());
-    Err(ApiError::NotFound("Project Not Found"))
 }
 
 /// Drops files of the same name beyond what the project's cleanup policy

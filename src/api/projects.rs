@@ -9,15 +9,9 @@ use crate::auth::Actor;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
-use crate::meta::directory;
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Visibility;
 use crate::meta::{self, MetaError, NewProject};
-
-/// How many times deleting a project goes over its package index: a second
-/// pass catches packages that publishes in flight when the project was
-/// marked deleted created meanwhile.
-const PACKAGE_DELETION_PASSES: usize = 3;
 
 /// The largest request body a JSON or form endpoint reads.
 pub const MAX_FORM_BODY: usize = 64 * 1024;
@@ -169,19 +163,9 @@ pub fn delete<K: KeyValue>(
     if !actor.is_admin() {
         return Err(ApiError::Forbidden);
     }
-    let now = ctx.now_millis();
-    directory::delete_project(ctx.kv, project.id, now)?
+    let (_, files) = meta::delete_project(ctx.kv, project.id, ctx.now_millis())?
         .ok_or(ApiError::NotFound("Project Not Found"))?;
-    for _ in 0..PACKAGE_DELETION_PASSES {
-        let packages = meta::package_summaries(ctx.kv, project.id)?;
-        if packages.is_empty() {
-            break;
-        }
-        for package in packages {
-            let files = meta::delete_package(ctx.kv, project.id, package.id, now)?;
-            ctx.discard_objects(&files.unwrap_or_default());
-        }
-    }
+    ctx.discard_objects(&files);
     Ok(Response::json(202, &json!({ "message": "202 Accepted" })))
 }
 
