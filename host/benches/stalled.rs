@@ -19,6 +19,7 @@
 //! GENREG_BENCH_STALLED=12 cargo bench -p genreg --bench stalled
 //! ```
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -62,14 +63,17 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let baseline = rss_bytes()?;
 
+    // One block shared by every client, so that the clients add nothing
+    // to the growth but their sockets.
+    let block: Arc<[u8]> = vec![7u8; MIB].into();
     let started = Instant::now();
     let mut clients = Vec::new();
     for n in 0..uploads {
         let address = address.clone();
         let token = token.clone();
+        let block = block.clone();
         clients.push(tokio::spawn(async move {
             let mut stream = start_upload(&address, &token, project, &format!("file-{n}")).await?;
-            let block = vec![n as u8; MIB];
             for _ in 0..mib {
                 send_chunk(&mut stream, &block).await?;
             }
