@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -27,7 +26,9 @@ use support::checker::{self, Acknowledged, RegistryAccess, Unacknowledged};
 use support::process::{self, Genreg};
 use support::proxy::{Fault, FaultProxy, Mode};
 use support::rng::{suite_seed, Rng};
-use support::{client, create_project, full_suite, judge, Answer, Upload};
+use support::{
+    client, create_project, full_suite, judge, publish_until_created, Answer, Retries, Upload,
+};
 
 const MIB: usize = 1024 * 1024;
 /// The smallest part size the registry accepts, so that multipart uploads
@@ -39,7 +40,9 @@ const PART_SIZE: usize = 5 * MIB;
 // ---------------------------------------------------------------------------
 
 /// A registry (in this process) whose component reaches its embedded S3
-/// server only through a [`FaultProxy`].
+/// server only through a [`FaultProxy`]: its `s3_endpoint` variable names
+/// the proxy, which forwards to the embedded server's address byte for byte
+/// (signatures stay valid: the component signed for the proxy's host).
 struct BehindProxy {
     registry: genreg::Registry,
     proxy: FaultProxy,
@@ -279,21 +282,6 @@ async fn s3_stalling_mid_body_fails_publishes_cleanly() {
 // ---------------------------------------------------------------------------
 
 const CLIENTS: usize = 16;
-/// Attempts of one publish: enough for a restart and for the 503s of a
-/// creation claim left by the killed process (at most 35 s, 1 s apart).
-const PUBLISH_ATTEMPTS: u32 = 200;
-
-/// Where the registry is now: `None` while it is down.
-type Current = watch::Receiver<Option<String>>;
-
-/// Per-client counts of what went wrong before a 201.
-#[derive(Debug, Default)]
-struct Retries {
-    unavailable: usize,
-    server_errors: usize,
-    connection_errors: usize,
-}
-
 /// The `j`-th publish of client `c`: the first half of the clients add
 /// files to one package, the others publish new versions of another.
 fn crash_upload(project: u64, seed: u64, c: usize, j: usize) -> Upload {
@@ -305,49 +293,6 @@ fn crash_upload(project: u64, seed: u64, c: usize, j: usize) -> Upload {
     } else {
         Upload::new(project, "tool", &format!("{c}.{j}.0"), "tool.bin", body)
     }
-}
-
-/// Publishes until it answers 201, riding out restarts and 503s; a 4xx,
-/// or no 201 after [`PUBLISH_ATTEMPTS`], is an error.
-async fn publish_until_created(
-    client: &reqwest::Client,
-    current: &mut Current,
-    token: &str,
-    upload: &Upload,
-    retries: &mut Retries,
-) -> Result<(), String> {
-    for _ in 0..PUBLISH_ATTEMPTS {
-        let url = tokio::time::timeout(support::CLIENT_TIMEOUT, current.wait_for(Option::is_some))
-            .await
-            .map_err(|_| "the registry did not come back".to_string())?
-            .map_err(|_| "the test ended".to_string())?
-            .clone()
-            .unwrap();
-        match upload.send(client, &url, token).await {
-            Ok(response) if response.status() == StatusCode::CREATED => return Ok(()),
-            Ok(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => {
-                retries.unavailable += 1;
-                tokio::time::sleep(checker::retry_after(&response)).await;
-            }
-            Ok(response) if response.status().is_server_error() => {
-                retries.server_errors += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Ok(response) => {
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                return Err(format!("{} answered {status}: {body}", upload.describe()));
-            }
-            Err(_) => {
-                retries.connection_errors += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-    Err(format!(
-        "{}: no 201 after {PUBLISH_ATTEMPTS} attempts",
-        upload.describe()
-    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -659,4 +604,113 @@ async fn kill9_mid_multipart_upload_then_gc_leaves_nothing_open() {
             .unwrap_or_else(|v| panic!("{v}"));
     }
     genreg.kill9().await;
+}
+
+// ---------------------------------------------------------------------------
+// The checker itself: it must see what it is there to see.
+// ---------------------------------------------------------------------------
+
+/// Starts a multipart upload of `key` straight in the bucket and leaves it
+/// open, as a crash would.
+async fn leave_upload_open(s3: &genreg::S3Access, key: &str) {
+    let bucket = rusty_s3::Bucket::new(
+        s3.endpoint.parse().unwrap(),
+        rusty_s3::UrlStyle::Path,
+        s3.bucket.clone(),
+        s3.region.clone(),
+    )
+    .unwrap();
+    let credentials = rusty_s3::Credentials::new(&s3.access_key_id, &s3.secret_access_key);
+    let url = rusty_s3::S3Action::sign(
+        &bucket.create_multipart_upload(Some(&credentials), key),
+        Duration::from_secs(600),
+    );
+    let response = reqwest::Client::new().post(url).send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+}
+
+#[tokio::test]
+async fn the_checker_sees_lost_objects_orphans_open_uploads_and_unlisted_201s() {
+    let run = start_behind_proxy(suite_seed(), &[]).await;
+    let (access, project) = (&run.access, run.project);
+    let kept = Upload::new(project, "p", "1.0", "kept.bin", b"kept".to_vec());
+    let lost = Upload::new(project, "p", "1.0", "lost.bin", b"lost bytes".to_vec());
+    for upload in [&kept, &lost] {
+        let answer = judge(
+            upload
+                .send(&access.client, &access.url, &access.token)
+                .await,
+        )
+        .await;
+        assert_eq!(answer, Answer::Created);
+    }
+    let acknowledged = [kept.acknowledged(), lost.acknowledged()];
+    checker::check_registry(access, &[project], &acknowledged, Unacknowledged::Forbidden)
+        .await
+        .unwrap();
+
+    // A 201 that is not listed, and a listed file no 201 answered.
+    let never = Upload::new(project, "p", "1.0", "never.bin", b"never".to_vec());
+    let violations = checker::check_registry(
+        access,
+        &[project],
+        &[kept.acknowledged(), never.acknowledged()],
+        Unacknowledged::Forbidden,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(violations.contains("never.bin"), "{violations}");
+    assert!(violations.contains("lost.bin"), "{violations}");
+
+    // An object gone from under its record.
+    let bucket_dir = genreg::data_dir::s3_root(run.data.path()).join("genreg/files");
+    let lost_object = std::fs::read_dir(&bucket_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read(p).is_ok_and(|bytes| bytes == lost.body))
+        .expect("the object of lost.bin");
+    std::fs::remove_file(&lost_object).unwrap();
+    let violations =
+        checker::check_registry(access, &[project], &acknowledged, Unacknowledged::Forbidden)
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(violations.contains("lost.bin"), "{violations}");
+
+    // An object no record points to, an open upload, and the lost object.
+    std::fs::write(bucket_dir.join("orphan"), b"nobody's").unwrap();
+    leave_upload_open(&run.registry.s3(), "files/crashed").await;
+    let listed = |upload: &Upload| checker::ListedFile {
+        project,
+        package: upload.package.clone(),
+        version: upload.version.clone(),
+        file_id: 0,
+        file_name: upload.file_name.clone(),
+        size: upload.body.len() as u64,
+        sha256: checker::sha256_hex(&upload.body),
+    };
+    let catalog = checker::Catalog {
+        packages: 1,
+        files: vec![listed(&kept), listed(&lost)],
+    };
+    let violations = checker::check_bucket(&run.registry.s3(), &catalog)
+        .await
+        .unwrap_err();
+    let text = violations.to_string();
+    assert_eq!(violations.0.len(), 3, "{text}");
+    assert!(text.contains("object files/orphan"), "{text}");
+    assert!(
+        text.contains("upload") && text.contains("files/crashed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "10 bytes, sha256 {}, have no object",
+            checker::sha256_hex(&lost.body)
+        )),
+        "{text}"
+    );
+    run.registry.shutdown().await;
 }

@@ -1,7 +1,8 @@
 //! What the fault-and-crash suite is built from: a fault-injecting S3 proxy
 //! ([`proxy`]), the `genreg` binary as a process to kill ([`process`]), the
 //! invariant checker ([`checker`]), a seeded generator ([`rng`]), and the
-//! publishing client below.
+//! publishing client below (one attempt, judged; or retried
+//! through restarts until it answers 201).
 
 pub mod checker;
 pub mod process;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use tokio::sync::watch;
 
 use checker::{sha256_hex, Acknowledged};
 
@@ -161,4 +163,62 @@ pub async fn judge(result: reqwest::Result<reqwest::Response>) -> Answer {
     } else {
         Answer::Unexpected(format!("{status}: {body}"))
     }
+}
+
+/// Attempts of one publish: enough for a restart and for the 503s of a
+/// creation claim left by the killed process (at most 35 s, 1 s apart).
+pub const PUBLISH_ATTEMPTS: u32 = 200;
+
+/// Where the registry is now: `None` while it is down.
+pub type Current = watch::Receiver<Option<String>>;
+
+/// Per-client counts of what went wrong before a 201.
+#[derive(Debug, Default)]
+pub struct Retries {
+    pub unavailable: usize,
+    pub server_errors: usize,
+    pub connection_errors: usize,
+}
+
+/// Publishes until it answers 201, riding out restarts and 503s; a 4xx,
+/// or no 201 after [`PUBLISH_ATTEMPTS`], is an error.
+pub async fn publish_until_created(
+    client: &reqwest::Client,
+    current: &mut Current,
+    token: &str,
+    upload: &Upload,
+    retries: &mut Retries,
+) -> Result<(), String> {
+    for _ in 0..PUBLISH_ATTEMPTS {
+        let url = tokio::time::timeout(CLIENT_TIMEOUT, current.wait_for(Option::is_some))
+            .await
+            .map_err(|_| "the registry did not come back".to_string())?
+            .map_err(|_| "the test ended".to_string())?
+            .clone()
+            .unwrap();
+        match upload.send(client, &url, token).await {
+            Ok(response) if response.status() == StatusCode::CREATED => return Ok(()),
+            Ok(response) if response.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                retries.unavailable += 1;
+                tokio::time::sleep(checker::retry_after(&response)).await;
+            }
+            Ok(response) if response.status().is_server_error() => {
+                retries.server_errors += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(response) => {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                return Err(format!("{} answered {status}: {body}", upload.describe()));
+            }
+            Err(_) => {
+                retries.connection_errors += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Err(format!(
+        "{}: no 201 after {PUBLISH_ATTEMPTS} attempts",
+        upload.describe()
+    ))
 }
