@@ -714,3 +714,55 @@ async fn the_checker_sees_lost_objects_orphans_open_uploads_and_unlisted_201s() 
     );
     run.registry.shutdown().await;
 }
+
+/// 16 clients publish into one package until it seals its files into a
+/// segment: every file is listed once, with its own object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishes_past_a_segment_seal_record_each_file_once() {
+    let run = start_behind_proxy(suite_seed(), &[]).await;
+    let (access, project) = (run.access.clone(), run.project);
+    // More than one record's worth of files (200): the package seals a
+    // segment while others commit.
+    let per_client = if full_suite() { 40 } else { 13 };
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let access = access.clone();
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let mut current = watch::channel(Some(access.url.clone())).1;
+                for j in 0..per_client {
+                    let body = format!("client {c} file {j}").into_bytes();
+                    let upload =
+                        Upload::new(project, "shared", "1.0", &format!("c{c}-{j}.bin"), body);
+                    publish_until_created(
+                        &access.client,
+                        &mut current,
+                        &access.token,
+                        &upload,
+                        &mut Retries::default(),
+                    )
+                    .await
+                    .unwrap();
+                    acknowledged.push(upload.acknowledged());
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for client in clients {
+        acknowledged.extend(client.await.unwrap());
+    }
+    let catalog = checker::check_registry(
+        &access,
+        &[project],
+        &acknowledged,
+        Unacknowledged::Forbidden,
+    )
+    .await
+    .unwrap_or_else(|v| panic!("{v}"));
+    checker::check_bucket(&run.registry.s3(), &catalog)
+        .await
+        .unwrap_or_else(|v| panic!("{v}"));
+    run.registry.shutdown().await;
+}

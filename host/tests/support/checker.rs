@@ -207,6 +207,15 @@ async fn check_package(
     if files.is_empty() {
         violations.push(format!("listed package {name}/{version} has no files"));
     }
+    let mut ids = std::collections::BTreeSet::new();
+    for file in &files {
+        if !ids.insert(file["id"].as_u64()) {
+            violations.push(format!(
+                "package {name}/{version}: file {} listed twice",
+                file["id"]
+            ));
+        }
+    }
     for file in files {
         let listed = ListedFile {
             project,
