@@ -129,6 +129,10 @@ impl Package {
 pub struct SegmentRef {
     pub digest: String,
     pub files: u32,
+    /// The smallest and largest file id in the segment, so a retry can
+    /// tell without reading it that a file is not there.
+    pub min_id: u64,
+    pub max_id: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

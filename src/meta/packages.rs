@@ -201,8 +201,11 @@ pub fn commit_file<K: KeyValue>(
         };
         let (mut package, is_new) = match live {
             // A retry after a write that landed but was not confirmed.
-            Some(package) if package.has_file(file.id) => return Step::Keep(package),
-            Some(package) => (package, false),
+            Some(package) => match holds_file(kv, &package, file.id) {
+                Ok(true) => return Step::Keep(package),
+                Ok(false) => (package, false),
+                Err(e) => return Step::Fail(e),
+            },
             None => {
                 if reserved.is_none() {
                     match reserve(kv, commit) {
@@ -539,6 +542,25 @@ fn without_files<K: KeyValue>(
     Ok(())
 }
 
+/// Whether the package already holds the file with this id: a retry after
+/// a write that landed unconfirmed, whose file another publish may since
+/// have sealed into a segment. Reads only segments whose id range covers it.
+fn holds_file<K: KeyValue>(kv: &K, package: &Package, file_id: u64) -> Result<bool, MetaError> {
+    if package.has_file(file_id) {
+        return Ok(true);
+    }
+    for segment in package.segments.iter().rev() {
+        if (segment.min_id..=segment.max_id).contains(&file_id)
+            && read_segment(kv, package.id, segment)?
+                .iter()
+                .any(|f| f.id == file_id)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Seals the record's files into a segment once there are [`TAIL_FILES`].
 fn seal_if_full<K: KeyValue>(kv: &K, package: &mut Package) -> Result<(), MetaError> {
     if package.files.len() < TAIL_FILES {
@@ -580,6 +602,8 @@ fn write_segment<K: KeyValue>(
     Ok(SegmentRef {
         digest,
         files: files.len() as u32,
+        min_id: files.iter().map(|f| f.id).min().unwrap_or(0),
+        max_id: files.iter().map(|f| f.id).max().unwrap_or(0),
     })
 }
 

@@ -450,3 +450,84 @@ fn summaries_span_shards() {
 }
 
 mod crashes;
+
+/// A store that, right after one chosen swap lands, lets another request
+/// run before the swapper reads its write back.
+struct SwapThenInterleave<'a> {
+    inner: &'a MemoryStore,
+    swaps_before: std::cell::Cell<usize>,
+    interleave: std::cell::RefCell<Option<Box<dyn FnOnce(&MemoryStore) + 'a>>>,
+}
+
+impl kv::KeyValue for SwapThenInterleave<'_> {
+    type Cas = (String, Option<Vec<u8>>);
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, kv::KvError> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), kv::KvError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), kv::KvError> {
+        self.inner.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, kv::KvError> {
+        self.inner.increment(key, delta)
+    }
+    fn read_for_swap(&self, key: &str) -> Result<(Self::Cas, Option<Vec<u8>>), kv::KvError> {
+        self.inner.read_for_swap(key)
+    }
+    fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<kv::Swap, kv::KvError> {
+        let answer = self.inner.swap(cas, value)?;
+        let left = self.swaps_before.get();
+        self.swaps_before.set(left.saturating_sub(1));
+        if left == 0 {
+            if let Some(other) = self.interleave.borrow_mut().take() {
+                other(self.inner);
+            }
+        }
+        Ok(answer)
+    }
+    fn now_millis(&self) -> i64 {
+        self.inner.now_millis()
+    }
+    fn pause(&self, millis: u64) {
+        self.inner.pause(millis)
+    }
+}
+
+#[test]
+fn a_retry_finds_its_file_after_another_publish_sealed_it() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let settings = NamespaceSettings::default();
+    for i in 0..packages::TAIL_FILES - 2 {
+        commit_file(
+            &kv,
+            &commit(&project, &settings),
+            file(&format!("f{i}"), "x"),
+        )
+        .unwrap();
+    }
+    // Our publish lands as the 199th file; before it reads its write back,
+    // another publish adds the 200th and seals both into a segment.
+    let interleaved = SwapThenInterleave {
+        inner: &kv,
+        swaps_before: std::cell::Cell::new(0),
+        interleave: std::cell::RefCell::new(Some(Box::new(|kv: &MemoryStore| {
+            let settings = NamespaceSettings::default();
+            commit_file(kv, &commit(&project, &settings), file("other", "y")).unwrap();
+        }))),
+    };
+    let (_, ours) = commit_file(
+        &interleaved,
+        &commit(&project, &settings),
+        file("ours", "z"),
+    )
+    .unwrap();
+    let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+    assert_eq!(package.segments.len(), 1);
+    let all = package_files(&kv, &package).unwrap();
+    assert_eq!(all.len(), packages::TAIL_FILES);
+    assert_eq!(all.iter().filter(|f| f.id == ours.id).count(), 1);
+}
