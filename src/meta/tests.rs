@@ -451,12 +451,15 @@ fn summaries_span_shards() {
 
 mod crashes;
 
+/// Another request, run against the store in the middle of this one.
+type Interleaved<'a> = Box<dyn FnOnce(&MemoryStore) + 'a>;
+
 /// A store that, right after one chosen swap lands, lets another request
 /// run before the swapper reads its write back.
 struct SwapThenInterleave<'a> {
     inner: &'a MemoryStore,
     swaps_before: std::cell::Cell<usize>,
-    interleave: std::cell::RefCell<Option<Box<dyn FnOnce(&MemoryStore) + 'a>>>,
+    interleave: std::cell::RefCell<Option<Interleaved<'a>>>,
 }
 
 impl kv::KeyValue for SwapThenInterleave<'_> {
