@@ -220,21 +220,7 @@ fn change_entries<K: KeyValue>(
     shard: u64,
     change: impl Fn(&mut Vec<ProjectEntry>) -> bool,
 ) -> Result<(), MetaError> {
-    let index_key = keys::project_index(shard);
-    update(kv, &index_key, |current| {
-        let mut entries: Vec<ProjectEntry> = match current {
-            Some(bytes) => match decode(&index_key, &bytes) {
-                Ok(entries) => entries,
-                Err(e) => return Step::Fail(e),
-            },
-            None => Vec::new(),
-        };
-        if change(&mut entries) {
-            Step::Write(encode(&entries), ())
-        } else {
-            Step::Keep(())
-        }
-    })
+    super::change_list(kv, &keys::project_index(shard), change)
 }
 
 /// Every live project in the index, oldest first. Reads one key per

@@ -70,6 +70,30 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records always serialize")
 }
 
+/// Changes the JSON list at `key` (absent counts as empty) through
+/// [`update`]; `change` answers whether it changed anything.
+fn change_list<K: KeyValue, T>(
+    kv: &K,
+    key: &str,
+    change: impl Fn(&mut Vec<T>) -> bool,
+) -> Result<(), MetaError>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    update(kv, key, |current| {
+        let mut items: Vec<T> = match current.map(|bytes| decode(key, &bytes)) {
+            Some(Ok(items)) => items,
+            Some(Err(e)) => return Step::Fail(e),
+            None => Vec::new(),
+        };
+        if change(&mut items) {
+            Step::Write(encode(&items), ())
+        } else {
+            Step::Keep(())
+        }
+    })
+}
+
 /// A fresh numeric id of the given kind (`project`, `package`, `file`).
 pub fn next_id<K: KeyValue>(kv: &K, kind: &str) -> Result<u64, MetaError> {
     let id = kv.increment(&keys::sequence(kind), 1)?;

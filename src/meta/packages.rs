@@ -384,20 +384,7 @@ fn change_index<K: KeyValue>(
     change: impl Fn(&mut Vec<PackageSummary>) -> bool,
 ) -> Result<(), MetaError> {
     let index_key = keys::package_index(location.project_id, location.index_shard);
-    update(kv, &index_key, |current| {
-        let mut entries: Vec<PackageSummary> = match current {
-            Some(bytes) => match decode(&index_key, &bytes) {
-                Ok(entries) => entries,
-                Err(e) => return Step::Fail(e),
-            },
-            None => Vec::new(),
-        };
-        if change(&mut entries) {
-            Step::Write(encode(&entries), ())
-        } else {
-            Step::Keep(())
-        }
-    })
+    super::change_list(kv, &index_key, change)
 }
 
 /// Marks a package deleted and takes it out of its project's index. Returns
