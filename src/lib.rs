@@ -1,6 +1,6 @@
 //! A GitLab-compatible generic package registry as a Spin HTTP component.
 //!
-//! Every request gets a fresh instance: [`component::serve`] reads the
+//! Every request gets a fresh instance: [`wasi::component::serve`] reads the
 //! request, [`router`] picks the endpoint in [`api`], which authenticates
 //! ([`auth`]), validates ([`validate`]), keeps metadata in the key-value store
 //! ([`meta`]) and file bytes in S3 ([`blob`]).
@@ -20,14 +20,10 @@ pub mod router;
 pub mod validate;
 
 #[cfg(target_arch = "wasm32")]
-mod component;
-#[cfg(target_arch = "wasm32")]
-mod wasi_io;
-#[cfg(target_arch = "wasm32")]
-mod wasi_kv;
+mod wasi;
 
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
 fn handle(request: spin_sdk::http::IncomingRequest, out: spin_sdk::http::ResponseOutparam) {
-    component::serve(request, out)
+    wasi::component::serve(request, out)
 }

@@ -5,16 +5,15 @@
 //! - [`signer`]: SigV4-presigned URLs, pure (the time is an input).
 //! - [`upload`]: streaming a body into a single PUT or a multipart upload.
 //! - [`parts`]: how large multipart parts are, so every object fits S3's limits.
-//! - [`store`]: the few S3 calls as a trait; [`wasi`] implements it over
-//!   `wasi:http`, the unit tests over memory.
+//! - [`store`]: the few S3 calls as a trait; the component implements it
+//!   over `wasi:http` (`crate::wasi::object_store`), the unit tests over
+//!   memory (`crate::testing::MemoryS3`).
 
 mod blobs;
 pub mod parts;
 pub mod signer;
 pub mod store;
 pub mod upload;
-#[cfg(target_arch = "wasm32")]
-pub mod wasi;
 
 pub use blobs::Blobs;
 pub use signer::{content_disposition, SettingsError, Signer};

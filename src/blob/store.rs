@@ -1,5 +1,5 @@
 //! The few S3 calls the registry makes, as a trait: the component implements
-//! it over `wasi:http` ([`super::wasi::WasiStore`]); unit tests over memory.
+//! it over `wasi:http` (`crate::wasi::object_store`); unit tests over memory.
 
 use std::time::Duration;
 

@@ -22,10 +22,10 @@ use wasi::clocks::monotonic_clock;
 use wasi::io::poll::{self, Pollable};
 use wasi::io::streams::{OutputStream, StreamError};
 
-use super::store::{ObjectBody, ObjectStore, PutRequest, StoreError};
+use super::io::{describe, IncomingBytes};
+use crate::blob::store::{ObjectBody, ObjectStore, PutRequest, StoreError};
 use crate::config::S3Timeouts;
 use crate::http::ByteSource;
-use crate::wasi_io::{describe, IncomingBytes};
 
 /// The host's first-byte limit for a PUT, which covers the whole upload of
 /// the body from the client (see the module documentation).
@@ -335,7 +335,7 @@ impl ObjectStore for WasiStore {
         let headers = [("content-length", "0".to_string())];
         let answer = call(&self.timeouts, Method::Post, url, &headers, &[])?;
         expect_success("CreateMultipartUpload", &answer)?;
-        super::signer::parse_upload_id(&answer.body).ok_or_else(|| {
+        crate::blob::signer::parse_upload_id(&answer.body).ok_or_else(|| {
             StoreError::Failed("CreateMultipartUpload answer has no UploadId".into())
         })
     }

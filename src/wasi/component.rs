@@ -9,15 +9,15 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
     self as wasi_http, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingResponse,
 };
 
+use super::io::{describe, flush, write_all, IncomingBytes};
+use super::keyvalue::WasiKv;
+use super::object_store::WasiStore;
 use crate::api::Context;
-use crate::blob::wasi::WasiStore;
 use crate::blob::Blobs;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{Body, ByteSource, Method, Request, Response};
 use crate::router;
-use crate::wasi_io::{describe, flush, write_all, IncomingBytes};
-use crate::wasi_kv::WasiKv;
 
 pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
     let head = matches!(incoming.method(), WasiMethod::Head);
