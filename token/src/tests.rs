@@ -129,6 +129,190 @@ fn durations_parse() {
     assert_eq!(parse_duration_secs("d"), None);
 }
 
+#[test]
+fn secrets_sign_with_the_first_and_verify_with_all() {
+    let rotated = Secrets::parse(" new , old ,").unwrap();
+    assert_eq!(rotated.count(), 2);
+    let signed = rotated.sign(&claims(Kind::Personal));
+    // Signed with the first: the new secret alone verifies it, the old does not.
+    assert!(Secrets::parse("new").unwrap().verify(&signed, NOW).is_ok());
+    assert_eq!(
+        Secrets::parse("old").unwrap().verify(&signed, NOW),
+        Err(TokenError::BadSignature)
+    );
+    // Tokens signed with the old secret still verify during the rotation.
+    let before = Secrets::parse("old").unwrap().sign(&claims(Kind::Deploy));
+    assert_eq!(rotated.verify(&before, NOW).unwrap(), claims(Kind::Deploy));
+    assert_eq!(
+        rotated.verify(&before, NOW + 3600),
+        Err(TokenError::Expired)
+    );
+}
+
+#[test]
+fn secrets_and_the_old_functions_make_the_same_tokens() {
+    let secrets = Secrets::parse("s1,s2").unwrap();
+    let c = claims(Kind::Job);
+    assert_eq!(secrets.sign(&c), mint(b"s1", &c));
+    assert_eq!(
+        secrets.verify(&mint(b"s2", &c), NOW),
+        verify(&parse_secrets("s1,s2"), &mint(b"s2", &c), NOW)
+    );
+}
+
+#[test]
+fn a_secret_text_without_a_secret_is_an_error() {
+    for blank in ["", " ", ",", " , ,"] {
+        assert_eq!(Secrets::parse(blank), Err(NoSecret), "{blank:?}");
+    }
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let shown = format!("{:?}", Secrets::parse("hunter2,swordfish").unwrap());
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("swordfish"),
+        "{shown}"
+    );
+    assert!(shown.contains('2'), "{shown}");
+}
+
+#[test]
+fn roles_and_access_levels_map_both_ways() {
+    let levels: Vec<u8> = Role::ALL.iter().map(|r| r.access_level()).collect();
+    assert_eq!(levels, vec![10, 20, 30, 40, 50]);
+    for role in Role::ALL {
+        assert_eq!(Role::from_access_level(role.access_level()), Some(role));
+        let text = format!(" {} ", role.access_level());
+        assert_eq!(Role::from_access_level_text(&text), Some(role));
+        assert_eq!(Role::parse(role.name()), Some(role));
+        let json = serde_json::to_string(&role).unwrap();
+        assert_eq!(json, format!("\"{}\"", role.name()));
+    }
+    for level in [0, 5, 15, 35, 60, 255] {
+        assert_eq!(Role::from_access_level(level), None, "{level}");
+    }
+    for text in ["", "35", "030", "+30", "3O", "thirty", "40.0"] {
+        assert_eq!(Role::from_access_level_text(text), None, "{text:?}");
+    }
+    assert_eq!(Role::parse("Owner"), None);
+    assert!(Role::Guest < Role::Reporter && Role::Maintainer < Role::Owner);
+}
+
+#[test]
+fn scope_names_parse_render_and_match_the_token_format() {
+    for scope in Scope::ALL {
+        assert_eq!(Scope::parse(scope.name()), Some(scope));
+        let json = serde_json::to_string(&scope).unwrap();
+        assert_eq!(json, format!("\"{}\"", scope.name()));
+    }
+    assert_eq!(Scope::parse("write_repository"), None);
+    assert_eq!(Scope::parse("API"), None);
+}
+
+#[test]
+fn each_issued_token_takes_only_its_scopes() {
+    assert_eq!(ACCESS_TOKEN_SCOPES, &Scope::ALL);
+    assert_eq!(
+        Scope::parse_among("api", DEPLOY_TOKEN_SCOPES),
+        None,
+        "a deploy token never carries api"
+    );
+    assert_eq!(
+        Scope::parse_among("write_package_registry", DEPLOY_TOKEN_SCOPES),
+        Some(Scope::WritePackageRegistry)
+    );
+    assert_eq!(
+        Scope::parse_among("write_package_registry", PERSONAL_ACCESS_TOKEN_SCOPES),
+        None
+    );
+    assert_eq!(
+        Scope::parse_among("read_api", PERSONAL_ACCESS_TOKEN_SCOPES),
+        Some(Scope::ReadApi)
+    );
+    assert_eq!(Scope::parse_among("nope", ACCESS_TOKEN_SCOPES), None);
+}
+
+#[test]
+fn kinds_have_names_prefixes_and_default_scopes() {
+    for kind in Kind::ALL {
+        assert_eq!(Kind::parse(kind.name()), Some(kind));
+    }
+    assert_eq!(Kind::parse("robot"), None);
+    assert_eq!(Kind::Personal.default_scopes(), vec![Scope::Api]);
+    assert_eq!(Kind::Deploy.default_scopes(), DEPLOY_TOKEN_SCOPES.to_vec());
+    assert!(Kind::Job.default_scopes().is_empty());
+}
+
+#[test]
+fn paths_lie_within_groups_at_segment_boundaries_ignoring_case() {
+    assert!(is_within("acme", "acme"));
+    assert!(is_within("Acme/Tools", "acme"));
+    assert!(is_within("acme/platform/tools", "ACME/platform"));
+    assert!(!is_within("acmeinc/tools", "acme"));
+    assert!(!is_within("acme", "acme/tools"));
+    assert!(
+        !is_within("acme/", "acme"),
+        "an empty last segment is no path"
+    );
+    assert!(!is_within("tools", ""));
+
+    assert!(is_below("acme/tools", "acme"));
+    assert!(!is_below("acme", "acme"));
+    assert!(!is_below("acme/", "acme"));
+    assert!(!is_below("acmeinc", "acme"));
+    // Non-ASCII text never panics on a byte index.
+    assert!(!is_below("\u{e9}\u{e9}/x", "\u{e9}"));
+    assert!(is_below("\u{e9}/x", "\u{e9}"));
+}
+
+#[test]
+fn group_roles_come_from_wildcards_on_the_group_or_its_parents() {
+    let grant = |p: &str, role| Grant {
+        project: p.into(),
+        role,
+    };
+    let mut c = claims(Kind::Personal);
+    c.grants = vec![
+        grant("acme/*", Role::Reporter),
+        grant("acme/platform/*", Role::Maintainer),
+        grant("acme/tools", Role::Owner),
+        grant("42", Role::Owner),
+    ];
+    assert_eq!(c.role_on_group("acme"), Some(Role::Reporter));
+    assert_eq!(c.role_on_group("Acme/Platform"), Some(Role::Maintainer));
+    assert_eq!(
+        c.role_on_group("acme/platform/deep"),
+        Some(Role::Maintainer)
+    );
+    assert_eq!(
+        c.role_on_group("acme/tools"),
+        Some(Role::Reporter),
+        "a project grant is no group role"
+    );
+    assert_eq!(c.role_on_group("acmeinc"), None);
+    assert_eq!(c.role_on_group("other"), None);
+    assert!(grant("*", Role::Guest).covers_group("any/group"));
+}
+
+#[test]
+fn grants_reach_below_a_group_through_their_selector_path() {
+    let grant = |p: &str| Grant {
+        project: p.into(),
+        role: Role::Guest,
+    };
+    assert!(grant("acme/tools").reaches_below("acme"));
+    assert!(grant("acme/platform/*").reaches_below("acme"));
+    assert!(grant("Acme/platform/tools").reaches_below("acme/PLATFORM"));
+    assert!(
+        !grant("acme/*").reaches_below("acme"),
+        "the group itself is not below it"
+    );
+    assert!(!grant("acmeinc/tools").reaches_below("acme"));
+    assert!(!grant("42").reaches_below("acme"));
+    assert!(!grant("*").reaches_below("acme"));
+}
+
 /// Hostile token text: whatever arrives is accepted or rejected, never a
 /// panic.
 mod properties {
@@ -142,9 +326,7 @@ mod properties {
     /// A token signed with the right secret over any payload at all, so the
     /// decoding behind the signature check is reached.
     fn signed_over(kind: Kind, payload: &[u8]) -> String {
-        let signed = format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(payload));
-        let mac = URL_SAFE_NO_PAD.encode(mac_of(SECRET, &signed).finalize().into_bytes());
-        format!("{signed}.{mac}")
+        wire::sign_payload(SECRET, kind, payload)
     }
 
     proptest! {
@@ -204,6 +386,17 @@ mod properties {
             c.expires_at = Some(NOW + lifetime);
             let token = mint(SECRET, &c);
             prop_assert_eq!(verify(&[SECRET], &token, NOW).unwrap(), c);
+        }
+
+        #[test]
+        fn is_within_agrees_with_comparing_lowercased_segments(
+            path in "[aAbB/\u{e9}]{0,8}",
+            group in "[aAbB/\u{e9}]{0,5}",
+        ) {
+            let (p, g) = (path.to_ascii_lowercase(), group.to_ascii_lowercase());
+            let below = p.len() > g.len() + 1 && p.starts_with(&format!("{g}/"));
+            prop_assert_eq!(is_below(&path, &group), below);
+            prop_assert_eq!(is_within(&path, &group), p == g || below);
         }
 
         #[test]
