@@ -19,6 +19,9 @@ pub mod range;
 pub mod router;
 pub mod validate;
 
+#[cfg(test)]
+pub mod testing;
+
 #[cfg(target_arch = "wasm32")]
 mod wasi;
 

@@ -210,7 +210,7 @@ mod tests {
 mod properties {
     use super::*;
     use crate::http::Method;
-    use crate::meta::kv::MemoryStore;
+    use crate::testing::MemoryStore;
     use genreg_token::{Claims, Grant, Role, Scope};
     use proptest::prelude::*;
 

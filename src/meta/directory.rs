@@ -373,7 +373,7 @@ pub fn group<K: KeyValue>(kv: &K, reference: &GroupRef) -> Result<Option<Group>,
 
 #[cfg(test)]
 mod tests {
-    use super::super::kv::MemoryStore;
+    use crate::testing::MemoryStore;
     use super::super::{create_project, NewProject};
     use super::*;
 

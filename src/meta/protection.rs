@@ -165,7 +165,7 @@ pub fn remove<K: KeyValue>(kv: &K, project_id: u64, rule_id: u64) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::kv::MemoryStore;
+    use crate::testing::MemoryStore;
 
     fn rule(
         pattern: &str,

@@ -1,4 +1,4 @@
-use super::kv::MemoryStore;
+use crate::testing::MemoryStore;
 use super::*;
 
 fn new_project(kv: &MemoryStore, path: &str) -> Project {
@@ -329,9 +329,9 @@ fn duplicates_are_found_in_segments_too() {
 #[test]
 fn every_publish_lands_exactly_once_whatever_swaps_report() {
     for reports in [
-        kv::SwapReports::Truthful,
-        kv::SwapReports::AlwaysFailed,
-        kv::SwapReports::Inverted,
+        crate::testing::SwapReports::Truthful,
+        crate::testing::SwapReports::AlwaysFailed,
+        crate::testing::SwapReports::Inverted,
     ] {
         let kv = MemoryStore::default();
         kv.reports.set(reports);

@@ -257,7 +257,7 @@ pub fn revoke_token<K: KeyValue>(
 #[cfg(test)]
 mod tests {
     use super::super::is_token_revoked;
-    use super::super::kv::MemoryStore;
+    use crate::testing::MemoryStore;
     use super::*;
 
     fn new(kv: &MemoryStore, kind: IssuedKind, holder: Holder) -> TokenRecord {

@@ -65,7 +65,8 @@ pub fn user<K: KeyValue>(kv: &K, id: u64) -> Result<Option<User>, MetaError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::kv::{creation_claim, KeyValue, MemoryStore, CLAIM_EPOCH_MS};
+    use super::super::kv::{creation_claim, KeyValue, CLAIM_EPOCH_MS};
+    use crate::testing::MemoryStore;
     use super::*;
 
     #[test]

@@ -4,7 +4,8 @@
 //! run again to completion on the same store, as the next request would.
 
 use super::*;
-use crate::meta::kv::{CrashAfter, CLAIM_EPOCH_MS, CLOCK_SKEW_MS};
+use crate::meta::kv::{CLAIM_EPOCH_MS, CLOCK_SKEW_MS};
+use crate::testing::CrashAfter;
 
 /// Runs `operation` cut after every possible number of writes, each time on
 /// a store prepared by `setup`. After each cut: the invariant holds, the

@@ -1,0 +1,1 @@
+//! GitLab's API rules, checked natively through [`super::TestRegistry`].
