@@ -15,6 +15,7 @@ use super::administer::{self, Target};
 use super::fields::Fields;
 use super::issued::HeldKind;
 use super::{iso8601, Context};
+use crate::auth::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
@@ -94,10 +95,10 @@ pub fn create<K: KeyValue>(
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (holder, issuer_role) =
-        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+    let (holder, issuer_right) =
+        administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
     let wanted = parse_create(&Fields::parse(request, body)?)?;
-    if wanted.role > issuer_role {
+    if !policy::may_grant(issuer_right, wanted.role) {
         return Err(ApiError::BadRequest(
             "Access level of the token can't be greater the access level of the user who created the token".into(),
         ));

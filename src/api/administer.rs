@@ -4,29 +4,26 @@
 //!
 //! Rules (GitLab's, plus one of ours):
 //! - project tokens need maintainer on the project, group tokens owner on
-//!   the group; administrators may do everything;
-//! - only personal tokens with scope `api` administer: deploy and job tokens
-//!   are refused with 403 (404 when they cannot even see the target);
+//!   the group (`auth::policy` decides who holds that, and answers
+//!   401/403/404 otherwise);
 //! - a token never carries a role above its issuer's, and (ours) never
 //!   outlives the token that issued it;
 //! - personal, project and group access tokens live at most
 //!   `max_token_lifetime_days` (GitLab's maximum allowable lifetime, a year
 //!   by default); deploy tokens, which GitLab lets live for ever, do not.
 
-use genreg_token::{Claims, Role};
+use genreg_token::Claims;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use super::Context;
-use crate::auth::access::{admin_role, admin_role_on_group, group_role};
-use crate::auth::Actor;
+use crate::auth::{Actor, Right};
 use crate::error::{ApiError, ApiResult};
-use crate::meta::directory::{self, Group, GroupRef};
+use crate::meta::directory::Group;
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Millis, Project};
 use crate::meta::tokens::Holder;
-use crate::validate;
 
 /// A project or group `:id` as the path names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,11 +33,12 @@ pub enum Target<'a> {
 }
 
 impl Target<'_> {
-    /// The role GitLab requires to manage the target's tokens.
-    pub fn role_to_manage_tokens(self) -> Role {
+    /// The right GitLab requires to manage the target's tokens: maintainer
+    /// on a project, owner of a group.
+    pub fn right_to_manage_tokens(self) -> Right {
         match self {
-            Target::Project(_) => Role::Maintainer,
-            Target::Group(_) => Role::Owner,
+            Target::Project(_) => Right::Maintain,
+            Target::Group(_) => Right::Own,
         }
     }
 }
@@ -78,59 +76,24 @@ impl Administered {
     }
 }
 
-/// Finds `target` and checks that the caller holds at least `needed` on it.
-/// Returns it with the caller's role.
+/// Finds `target` for a caller who holds at least `needed` on it (the
+/// policy answers otherwise). Returns it with the right held.
 pub fn administered<K: KeyValue>(
     ctx: &Context<K>,
     actor: &Actor,
     target: Target,
-    needed: Role,
-) -> ApiResult<(Administered, Role)> {
-    if matches!(actor, Actor::Anonymous) {
-        return Err(ApiError::Unauthorized);
-    }
-    let (found, role) = match target {
+    needed: Right,
+) -> ApiResult<(Administered, Right)> {
+    match target {
         Target::Project(raw) => {
-            let (project, _) = ctx.project(actor, raw)?;
-            let role = admin_role(actor, &project);
-            (Administered::Project(project), role)
+            let (project, held) = ctx.project_for(actor, raw, needed)?;
+            Ok((Administered::Project(project), held))
         }
         Target::Group(raw) => {
-            let group = find_group(ctx, raw)?;
-            let role = admin_role_on_group(actor, &group.full_path);
-            if role.is_none() && !sees_group_through_grants(actor, &group.full_path) {
-                return Err(ApiError::NotFound("Group Not Found"));
-            }
-            (Administered::Group(group), role)
+            let (group, held) = ctx.group_for(actor, raw, needed)?;
+            Ok((Administered::Group(group), held))
         }
-    };
-    match role {
-        Some(role) if role >= needed => Ok((found, role)),
-        _ => Err(ApiError::Forbidden),
     }
-}
-
-/// The group `:id` names (numeric id or URL-encoded full path), whoever may
-/// see it.
-pub fn find_group<K: KeyValue>(ctx: &Context<K>, raw_id: &str) -> ApiResult<Group> {
-    let missing = || ApiError::NotFound("Group Not Found");
-    let decoded = validate::decode_segment(raw_id).ok_or_else(missing)?;
-    directory::group(ctx.kv, &GroupRef::parse(&decoded))?.ok_or_else(missing)
-}
-
-/// Whether a token's grants name the group, a parent of it, or something
-/// below it. (Grants on single projects by id do not tell where the project
-/// lives; the group listing looks those up.)
-pub fn sees_group_through_grants(actor: &Actor, group_path: &str) -> bool {
-    let Actor::Token(claims) = actor else {
-        return false;
-    };
-    claims.admin
-        || group_role(claims, group_path).is_some()
-        || claims.grants.iter().any(|g| {
-            let selector = g.project.strip_suffix("/*").unwrap_or(&g.project);
-            directory::is_below(selector, group_path)
-        })
 }
 
 /// Signs new claims with the first of the configured secrets.

@@ -1,11 +1,10 @@
 //! `GET`/`PUT /projects/:id/packages/cleanup_policy` (ours; GitLab sets it
 //! through GraphQL's `updatePackagesCleanupPolicy`, served in `graphql`).
 
-use genreg_token::Role;
 use serde_json::json;
 
 use super::Context;
-use crate::auth::access::admin_role;
+use crate::auth::Right;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::cleanup::{self, CleanupPolicy, KeepFiles};
@@ -17,10 +16,7 @@ pub fn entity(policy: &CleanupPolicy) -> serde_json::Value {
 
 pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, access) = ctx.project(&actor, raw_id)?;
-    if !access.download {
-        return Err(ApiError::Forbidden);
-    }
+    let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
     let policy = cleanup::policy(ctx.kv, project.id)?;
     Ok(Response::json(200, &entity(&policy)))
 }
@@ -32,10 +28,7 @@ pub fn put<K: KeyValue>(
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project(&actor, raw_id)?;
-    if admin_role(&actor, &project) < Some(Role::Maintainer) {
-        return Err(ApiError::Forbidden);
-    }
+    let (project, _) = ctx.project_for(&actor, raw_id, Right::Maintain)?;
     let value = field(request, body, "keep_n_duplicated_package_files")?.ok_or_else(|| {
         ApiError::InvalidParams("keep_n_duplicated_package_files is missing".into())
     })?;

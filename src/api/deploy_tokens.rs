@@ -83,7 +83,7 @@ pub fn create<K: KeyValue>(
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (holder, _) =
-        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+        administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
     let wanted = parse_create(&Fields::parse(request, body)?)?;
     let now = ctx.now_millis();
     let expires_at = administer::expiry_within_issuer(

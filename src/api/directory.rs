@@ -9,12 +9,10 @@
 
 use serde_json::{json, Value};
 
-use super::administer::{find_group, sees_group_through_grants};
 use super::fields::Fields;
 use super::pagination::Page;
 use super::{iso8601, Context};
-use crate::auth::access::admin_role;
-use crate::auth::{access, Actor};
+use crate::auth::{policy, Actor, Right};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -22,7 +20,6 @@ use crate::meta::directory::{self, Group, GroupRef, ProjectEntry};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Visibility;
 use crate::meta::{self, ProjectRef};
-use genreg_token::Role;
 
 /// `GET /projects`: the projects the caller may see, newest first unless
 /// `sort=asc`; `visibility` and `search` (in the full path) filter.
@@ -39,7 +36,7 @@ pub fn group_projects<K: KeyValue>(
     raw_group: &str,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (group, _) = visible_group(ctx, &actor, raw_group)?;
+    let (group, _) = ctx.group_for(&actor, raw_group, Right::See)?;
     let nested = request.query_param("include_subgroups") == Some("true");
     answer_projects(ctx, request, &actor, |e| e.is_in(&group.full_path, nested))
 }
@@ -51,7 +48,8 @@ pub fn get_group<K: KeyValue>(
     raw_group: &str,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (group, entries) = visible_group(ctx, &actor, raw_group)?;
+    let (group, _) = ctx.group_for(&actor, raw_group, Right::See)?;
+    let entries = ctx.visible_projects_in(&actor, &group.full_path)?;
     let parent_id = match group.parent_path() {
         Some(parent) => {
             directory::group(ctx.kv, &GroupRef::Path(parent.to_string()))?.map(|g| g.id)
@@ -73,10 +71,7 @@ pub fn update_project<K: KeyValue>(
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project(&actor, raw_project)?;
-    if admin_role(&actor, &project).is_none_or(|role| role < Role::Maintainer) {
-        return Err(ApiError::Forbidden);
-    }
+    let (project, _) = ctx.project_for(&actor, raw_project, Right::Maintain)?;
     let fields = Fields::parse(request, body)?;
     let Some(visibility) = fields.text("visibility") else {
         return Err(ApiError::InvalidParams(
@@ -86,29 +81,11 @@ pub fn update_project<K: KeyValue>(
     let visibility = Visibility::parse(&visibility)
         .ok_or_else(|| ApiError::InvalidParams("visibility does not have a valid value".into()))?;
     let updated = directory::set_visibility(ctx.kv, project.id, visibility)?
-        .ok_or(ApiError::NotFound("Project Not Found"))?;
+        .ok_or(ApiError::NotFound(super::PROJECT_NOT_FOUND))?;
     Ok(Response::json(
         200,
         &entities::project(&updated, &ctx.config.public_url),
     ))
-}
-
-/// The group, if the caller may see it, with the index entries of every
-/// project under it that the caller may see.
-pub fn visible_group<K: KeyValue>(
-    ctx: &Context<K>,
-    actor: &Actor,
-    raw_group: &str,
-) -> ApiResult<(Group, Vec<ProjectEntry>)> {
-    let group = find_group(ctx, raw_group)?;
-    let entries: Vec<ProjectEntry> = directory::project_entries(ctx.kv)?
-        .into_iter()
-        .filter(|e| e.is_in(&group.full_path, true) && access(actor, &e.as_project()).visible)
-        .collect();
-    if entries.is_empty() && !sees_group_through_grants(actor, &group.full_path) {
-        return Err(ApiError::NotFound("Group Not Found"));
-    }
-    Ok((group, entries))
 }
 
 /// How a project listing is ordered and filtered, from the query.
@@ -172,7 +149,7 @@ fn answer_projects<K: KeyValue>(
                 .as_ref()
                 .is_none_or(|s| e.full_path.to_lowercase().contains(s))
         })
-        .filter(|e| access(actor, &e.as_project()).visible)
+        .filter(|e| policy::on_project(actor, &e.as_project()).is_some())
         .collect();
     // The index is in creation order, which is id order.
     if !options.ascending {
@@ -182,7 +159,7 @@ fn answer_projects<K: KeyValue>(
     for entry in page.slice(&entries) {
         let project = meta::project(ctx.kv, &ProjectRef::Id(entry.id))?;
         // The record decides: an index entry may lag a visibility change.
-        if let Some(project) = project.filter(|p| access(actor, p).visible) {
+        if let Some(project) = project.filter(|p| policy::on_project(actor, p).is_some()) {
             shown.push(entities::project(&project, &ctx.config.public_url));
         }
     }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::Context;
-use crate::auth::Actor;
+use crate::auth::{policy, Right};
 use crate::blob;
 use crate::checksum;
 use crate::config::DownloadMode;
@@ -78,9 +78,7 @@ pub fn publish<K: KeyValue>(
     body: &mut dyn ByteSource,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    if matches!(actor, Actor::Anonymous) {
-        return Err(ApiError::Unauthorized);
-    }
+    policy::may_try(&actor, Right::Publish)?;
     let (coordinates, options) = parse_publish(request, segments)?;
     let expected_sha256 = match request.header("x-checksum-sha256") {
         None => None,
@@ -98,10 +96,7 @@ pub fn publish<K: KeyValue>(
                 .map_err(|_| ApiError::BadRequest("Content-Length is invalid".into()))?,
         ),
     };
-    let (project, access) = ctx.project(&actor, raw_project)?;
-    if !access.publish {
-        return Err(ApiError::Forbidden);
-    }
+    let (project, _) = ctx.project_for(&actor, raw_project, Right::Publish)?;
     super::protection::check_push(ctx, &actor, &project, &coordinates.package_name)?;
 
     let object_key = blob::new_object_key((ctx.random)());
@@ -151,7 +146,7 @@ pub fn publish<K: KeyValue>(
         meta::forget_if_project_deleted(ctx.kv, project.id, package.id, ctx.now_millis())?
     {
         ctx.discard_objects(&files);
-        return Err(ApiError::NotFound("Project Not Found"));
+        return Err(ApiError::NotFound(super::PROJECT_NOT_FOUND));
     }
 
     apply_cleanup_policy(ctx, &project, &package, &file);
@@ -206,10 +201,7 @@ pub fn download<K: KeyValue>(
     let actor = ctx.authenticate(request)?;
     let coordinates = validate::file_coordinates(segments)
         .map_err(|invalid| ApiError::InvalidParams(validate::join_messages(&invalid)))?;
-    let (project, access) = ctx.project(&actor, raw_project)?;
-    if !access.download {
-        return Err(ApiError::Forbidden);
-    }
+    let (project, _) = ctx.project_for(&actor, raw_project, Right::Download)?;
     let package = meta::package(
         ctx.kv,
         project.id,

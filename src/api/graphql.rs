@@ -13,13 +13,11 @@
 //! `errors`. A document that cannot run (broken, too large, nested too
 //! deep) answers 200 with `errors` alone, as GitLab does.
 
-use genreg_token::Role;
 use serde_json::{json, Map, Value};
 
 use super::settings::{self, SettingsChange};
 use super::Context;
-use crate::auth::access::admin_role;
-use crate::auth::Actor;
+use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::{self, Field, OperationKind};
 use crate::http::{Request, Response};
@@ -157,7 +155,13 @@ fn mutation<K: KeyValue>(
                     .and_then(Value::as_str)
                     .map(str::to_string),
             };
-            match settings::change(ctx, actor, &group, change) {
+            let held = ctx
+                .right_on_group(actor, &group)
+                .map_err(|e| e.to_string())?;
+            if held < Some(settings::CHANGE) {
+                return Err(NO_ACCESS.into());
+            }
+            match settings::change(ctx, &group, change) {
                 Ok(settings) => Ok(json!({
                     "packageSettings": settings_object(&settings),
                     "errors": [],
@@ -177,7 +181,7 @@ fn mutation<K: KeyValue>(
             let path = text(input, "projectPath")?;
             let project = meta::project(ctx.kv, &ProjectRef::Path(path.to_string()))
                 .map_err(|e| e.to_string())?
-                .filter(|p| admin_role(actor, p) >= Some(Role::Maintainer))
+                .filter(|p| policy::on_project(actor, p) >= Some(Right::Maintain))
                 .ok_or(NO_ACCESS)?;
             let mut policy = cleanup::policy(ctx.kv, project.id).map_err(|e| e.to_string())?;
             if let Some(keep) = input.get("keepNDuplicatedPackageFiles") {
@@ -218,7 +222,13 @@ fn query_field<K: KeyValue>(
             else {
                 return Ok(Value::Null);
             };
-            match settings::read(ctx, actor, &group) {
+            let held = ctx
+                .right_on_group(actor, &group)
+                .map_err(|e| e.to_string())?;
+            if held < Some(settings::READ) {
+                return Ok(Value::Null);
+            }
+            match settings::read(ctx, &group) {
                 Ok(settings) => Ok(json!({
                     "id": format!("gid://gitlab/Group/{}", group.id),
                     "fullPath": group.full_path,
@@ -231,7 +241,7 @@ fn query_field<K: KeyValue>(
         "project" => {
             let project = meta::project(ctx.kv, &ProjectRef::Path(full_path.to_string()))
                 .map_err(|e| e.to_string())?
-                .filter(|p| crate::auth::access(actor, p).visible);
+                .filter(|p| policy::on_project(actor, p).is_some());
             let Some(project) = project else {
                 return Ok(Value::Null);
             };

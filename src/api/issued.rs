@@ -80,7 +80,7 @@ pub fn list<K: KeyValue>(
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (holder, _) =
-        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+        administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
     page(ctx, request, held.kind, holder.holder(), held.render)
 }
 
@@ -124,7 +124,7 @@ fn find_held<K: KeyValue>(
 ) -> ApiResult<TokenRecord> {
     let actor = ctx.authenticate(request)?;
     let (holder, _) =
-        administer::administered(ctx, &actor, target, target.role_to_manage_tokens())?;
+        administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
     find(ctx, raw_token_id, held.kind, |r| {
         r.holder == holder.holder() && !(held.revoking_unlists && r.revoked)
     })

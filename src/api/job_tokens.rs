@@ -12,6 +12,7 @@ use serde_json::json;
 use super::administer::{self, Target};
 use super::fields::Fields;
 use super::{iso8601, Context};
+use crate::auth::Right;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
@@ -42,7 +43,7 @@ pub fn create<K: KeyValue>(
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (project, _) =
-        administer::administered(ctx, &actor, Target::Project(raw_project), Role::Maintainer)?;
+        administer::administered(ctx, &actor, Target::Project(raw_project), Right::Maintain)?;
     let expires_in = parse_expires_in(&Fields::parse(request, body)?)?;
     let now = ctx.now_millis();
     let requested = now.saturating_add(i64::try_from(expires_in * 1000).unwrap_or(i64::MAX));

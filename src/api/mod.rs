@@ -21,11 +21,12 @@ pub mod users;
 
 use jiff::Timestamp;
 
-use crate::auth::{self, Access, Actor};
+use crate::auth::{self, policy, Actor, Right};
 use crate::blob::Blobs;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Request;
+use crate::meta::directory::{Group, GroupRef, ProjectEntry};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Millis, PackageFile, Project};
 use crate::meta::{self, ProjectRef};
@@ -63,25 +64,78 @@ impl<K: KeyValue> Context<'_, K> {
         }
     }
 
-    /// Finds the project `:id` names, as the caller may see it. A project the
-    /// caller may not see does not exist for them: 404 (401 when anonymous,
-    /// so a client knows to send credentials).
-    pub fn project(&self, actor: &Actor, raw_id: &str) -> ApiResult<(Project, Access)> {
-        let hidden = || match actor {
-            Actor::Anonymous => ApiError::Unauthorized,
-            Actor::Token(_) => ApiError::NotFound("Project Not Found"),
+    /// Loads the project `:id` names for a caller who needs `needed` on it,
+    /// answering as the policy says when they do not hold it (401, 403, or
+    /// `404 Project Not Found`). Returns the project and the right held.
+    pub fn project_for(
+        &self,
+        actor: &Actor,
+        raw_id: &str,
+        needed: Right,
+    ) -> ApiResult<(Project, Right)> {
+        policy::may_try(actor, needed)?;
+        let project = match validate::decode_segment(raw_id) {
+            Some(decoded) => meta::project(self.kv, &ProjectRef::parse(&decoded))?,
+            None => None,
         };
-        let decoded = validate::decode_segment(raw_id).ok_or_else(hidden)?;
-        let project = meta::project(self.kv, &ProjectRef::parse(&decoded))
-            .map_err(ApiError::internal)?
-            .ok_or_else(hidden)?;
-        let access = auth::access(actor, &project);
-        if !access.visible {
-            return Err(hidden());
-        }
-        Ok((project, access))
+        let held = project.as_ref().and_then(|p| policy::on_project(actor, p));
+        let held = policy::decide(actor, held, needed, PROJECT_NOT_FOUND)?;
+        let project = project.expect("a caller holds rights only on a project that exists");
+        Ok((project, held))
+    }
+
+    /// Loads the group `:id` names (numeric id or URL-encoded full path) for
+    /// a caller who needs `needed` on it: `404 Group Not Found` when it does
+    /// not exist for them, 401 or 403 as the policy says.
+    pub fn group_for(
+        &self,
+        actor: &Actor,
+        raw_id: &str,
+        needed: Right,
+    ) -> ApiResult<(Group, Right)> {
+        policy::may_try(actor, needed)?;
+        let group = match validate::decode_segment(raw_id) {
+            Some(decoded) => meta::directory::group(self.kv, &GroupRef::parse(&decoded))?,
+            None => None,
+        };
+        let Some(group) = group else {
+            return Err(ApiError::NotFound(GROUP_NOT_FOUND));
+        };
+        let held = self.right_on_group(actor, &group)?;
+        let held = policy::decide(actor, held, needed, GROUP_NOT_FOUND)?;
+        Ok((group, held))
+    }
+
+    /// What the caller holds on a group (`policy::on_group`), reading the
+    /// project index only when its grants do not tell.
+    pub fn right_on_group(&self, actor: &Actor, group: &Group) -> ApiResult<Option<Right>> {
+        policy::on_group(actor, &group.full_path, || {
+            Ok(!self
+                .visible_projects_in(actor, &group.full_path)?
+                .is_empty())
+        })
+    }
+
+    /// The index entries of the projects under a group (nested groups
+    /// included) that the caller sees.
+    pub fn visible_projects_in(
+        &self,
+        actor: &Actor,
+        group_path: &str,
+    ) -> ApiResult<Vec<ProjectEntry>> {
+        Ok(meta::directory::project_entries(self.kv)?
+            .into_iter()
+            .filter(|e| {
+                e.is_in(group_path, true) && policy::on_project(actor, &e.as_project()).is_some()
+            })
+            .collect())
     }
 }
+
+/// GitLab's 404 messages for projects and groups that do not exist for
+/// the caller.
+pub const PROJECT_NOT_FOUND: &str = "Project Not Found";
+pub const GROUP_NOT_FOUND: &str = "Group Not Found";
 
 /// ISO 8601 in UTC with milliseconds, as GitLab renders times.
 pub fn iso8601(millis: Millis) -> String {

@@ -11,14 +11,12 @@ use serde_json::{json, Value};
 
 use super::pagination::Page;
 use super::{generic, iso8601, protection, Context};
-use crate::auth::access::admin_role;
-use crate::auth::{access, Actor};
+use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Package, PackageFile, PackageSummary, Project};
 use crate::meta::{self};
-use genreg_token::Role;
 
 /// Package types GitLab knows; only `generic` packages exist here, so the
 /// others filter everything out.
@@ -183,21 +181,11 @@ fn file_entity(package: &Package, file: &PackageFile) -> Value {
     })
 }
 
-fn may_delete(actor: &Actor, project: &Project) -> bool {
-    admin_role(actor, project).is_some_and(|role| role >= Role::Maintainer)
-}
+/// Deleting packages needs a maintainer.
+const DELETE: Right = Right::Maintain;
 
-/// The project, for a caller who may read its packages.
-fn readable_project<K: KeyValue>(
-    ctx: &Context<K>,
-    actor: &Actor,
-    raw_id: &str,
-) -> ApiResult<Project> {
-    let (project, access) = ctx.project(actor, raw_id)?;
-    if !access.download {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(project)
+fn may_delete(actor: &Actor, project: &Project) -> bool {
+    policy::on_project(actor, project) >= Some(DELETE)
 }
 
 fn parse_id(raw: &str) -> ApiResult<u64> {
@@ -208,7 +196,7 @@ pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> A
     let actor = ctx.authenticate(request)?;
     let query = parse_list(request)?;
     let page = Page::from_request(request)?;
-    let project = readable_project(ctx, &actor, raw_id)?;
+    let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
     let mut listed = Vec::new();
     add_listed(ctx, &query, &project, &mut listed)?;
     answer_page(ctx, request, &actor, page, &query, listed, false)
@@ -285,11 +273,12 @@ pub fn list_group<K: KeyValue>(
             ))
         }
     };
-    let (group, entries) = super::directory::visible_group(ctx, &actor, raw_group)?;
+    let (group, _) = ctx.group_for(&actor, raw_group, Right::See)?;
+    let entries = ctx.visible_projects_in(&actor, &group.full_path)?;
     let mut listed = Vec::new();
     for entry in entries.iter().filter(|e| e.is_in(&group.full_path, nested)) {
         let project = entry.as_project();
-        if access(&actor, &project).download {
+        if policy::on_project(&actor, &project) >= Some(Right::Download) {
             add_listed(ctx, &query, &project, &mut listed)?;
         }
     }
@@ -313,7 +302,7 @@ pub fn show<K: KeyValue>(
     raw_package_id: &str,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let project = readable_project(ctx, &actor, raw_id)?;
+    let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
     let package = find_package(ctx, &project, raw_package_id)?;
     let mut entity = package_entity(
         &package,
@@ -358,7 +347,7 @@ pub fn list_files<K: KeyValue>(
         return Err(ApiError::InvalidParams(messages.join(", ")));
     }
     let page = Page::from_request(request)?;
-    let project = readable_project(ctx, &actor, raw_id)?;
+    let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
     let package = find_package(ctx, &project, raw_package_id)?;
     let stored = meta::package_files(ctx.kv, &package)?;
     let mut files: Vec<&PackageFile> = stored.iter().collect();
@@ -396,7 +385,7 @@ pub fn download_file<K: KeyValue>(
     raw_file_id: &str,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let project = readable_project(ctx, &actor, raw_id)?;
+    let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
     let package = find_package(ctx, &project, raw_package_id)?;
     let file_id = parse_id(raw_file_id)?;
     let file = meta::package_files(ctx.kv, &package)?
@@ -406,20 +395,6 @@ pub fn download_file<K: KeyValue>(
     generic::serve_file(ctx, request, &project, &package, &file)
 }
 
-/// Deleting needs a maintainer; a caller who may read but not delete gets
-/// 403, one who may not see the project 404.
-fn deletable_project<K: KeyValue>(
-    ctx: &Context<K>,
-    actor: &Actor,
-    raw_id: &str,
-) -> ApiResult<Project> {
-    let (project, _) = ctx.project(actor, raw_id)?;
-    if !may_delete(actor, &project) {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(project)
-}
-
 pub fn delete<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
@@ -427,7 +402,7 @@ pub fn delete<K: KeyValue>(
     raw_package_id: &str,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let project = deletable_project(ctx, &actor, raw_id)?;
+    let (project, _) = ctx.project_for(&actor, raw_id, DELETE)?;
     let package = find_package(ctx, &project, raw_package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;
     let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())?
@@ -444,7 +419,7 @@ pub fn delete_file<K: KeyValue>(
     raw_file_id: &str,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let project = deletable_project(ctx, &actor, raw_id)?;
+    let (project, _) = ctx.project_for(&actor, raw_id, DELETE)?;
     let package = find_package(ctx, &project, raw_package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;
     let file = meta::delete_file(

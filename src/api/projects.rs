@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Context;
-use crate::auth::Actor;
+use crate::auth::{policy, Right};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -83,11 +83,7 @@ pub fn create<K: KeyValue>(
     request: &Request,
     body: &[u8],
 ) -> ApiResult<Response> {
-    match ctx.authenticate(request)? {
-        Actor::Anonymous => return Err(ApiError::Unauthorized),
-        actor if !actor.is_admin() => return Err(ApiError::Forbidden),
-        _ => {}
-    }
+    policy::require_on_instance(&ctx.authenticate(request)?, Right::Administer)?;
     let fields = parse_create(request, body)?;
     let path = fields
         .path
@@ -138,11 +134,7 @@ pub fn create<K: KeyValue>(
 
 pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project(&actor, raw_id).map_err(|e| match e {
-        // GitLab answers 404 for a project anonymous callers may not see.
-        ApiError::Unauthorized => ApiError::NotFound("Project Not Found"),
-        other => other,
-    })?;
+    let (project, _) = ctx.project_for(&actor, raw_id, Right::See)?;
     Ok(Response::json(
         200,
         &entities::project(&project, &ctx.config.public_url),
@@ -159,12 +151,9 @@ pub fn delete<K: KeyValue>(
     raw_id: &str,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project(&actor, raw_id)?;
-    if !actor.is_admin() {
-        return Err(ApiError::Forbidden);
-    }
+    let (project, _) = ctx.project_for(&actor, raw_id, Right::Administer)?;
     let (_, files) = meta::delete_project(ctx.kv, project.id, ctx.now_millis())?
-        .ok_or(ApiError::NotFound("Project Not Found"))?;
+        .ok_or(ApiError::NotFound(super::PROJECT_NOT_FOUND))?;
     ctx.discard_objects(&files);
     Ok(Response::json(202, &json!({ "message": "202 Accepted" })))
 }

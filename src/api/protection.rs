@@ -1,13 +1,11 @@
 //! `/projects/:id/packages/protection/rules`: GitLab's package protection
 //! rules, and the checks that enforce them on publish and delete.
 
-use genreg_token::{Kind, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::Context;
-use crate::auth::access::admin_role;
-use crate::auth::Actor;
+use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
@@ -16,23 +14,6 @@ use crate::meta::protection::{self, MinimumAccess, ProtectionRule, RuleError};
 
 const PUSH_PROTECTED: &str = "Package protected.";
 const DELETE_PROTECTED: &str = "Package is deletion protected.";
-
-/// Whether the caller reaches a rule's minimum access. Deploy tokens never
-/// do; job tokens act with the developer role they carry.
-fn reaches(actor: &Actor, project: &Project, minimum: MinimumAccess) -> bool {
-    let claims = match actor {
-        Actor::Anonymous => return false,
-        Actor::Token(claims) if claims.admin => return true,
-        Actor::Token(claims) if claims.kind == Kind::Deploy => return false,
-        Actor::Token(claims) => claims,
-    };
-    let role = claims.role_on(project.id, &project.full_path());
-    match minimum {
-        MinimumAccess::Maintainer => role >= Some(Role::Maintainer),
-        MinimumAccess::Owner => role >= Some(Role::Owner),
-        MinimumAccess::Admin => false,
-    }
-}
 
 /// Refuses a publish that a matching rule protects against this caller.
 pub fn check_push<K: KeyValue>(
@@ -75,7 +56,7 @@ fn check<K: KeyValue>(
 ) -> ApiResult<()> {
     let rules = protection::rules(ctx.kv, project.id)?;
     match demand(&rules) {
-        Some(minimum) if !reaches(actor, project, minimum) => {
+        Some(minimum) if !policy::passes_protection(actor, project, minimum) => {
             Err(ApiError::ForbiddenBecause(refusal))
         }
         _ => Ok(()),
@@ -100,10 +81,7 @@ fn managed_project<K: KeyValue>(
     raw_id: &str,
 ) -> ApiResult<Project> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project(&actor, raw_id)?;
-    if admin_role(&actor, &project) < Some(Role::Maintainer) {
-        return Err(ApiError::Forbidden);
-    }
+    let (project, _) = ctx.project_for(&actor, raw_id, Right::Maintain)?;
     Ok(project)
 }
 

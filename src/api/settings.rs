@@ -2,14 +2,11 @@
 //! /groups/:id/packages/settings` here, and the same through GraphQL's
 //! `updateNamespacePackageSettings` in [`super::graphql`].
 
-use genreg_token::Role;
 use serde_json::{json, Value};
 
-use super::administer::find_group;
 use super::fields::Fields;
 use super::Context;
-use crate::auth::access::admin_role_on_group;
-use crate::auth::Actor;
+use crate::auth::Right;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::directory::Group;
@@ -46,32 +43,22 @@ pub fn check_regex(regex: &str) -> Result<(), String> {
         .map_err(|_| "not valid RE2 syntax".to_string())
 }
 
-/// The settings of the namespace, for anyone who may see the group.
-pub fn read<K: KeyValue>(
-    ctx: &Context<K>,
-    actor: &Actor,
-    group: &Group,
-) -> ApiResult<NamespaceSettings> {
-    if !super::administer::sees_group_through_grants(actor, &group.full_path)
-        && super::directory::visible_group(ctx, actor, &group.id.to_string()).is_err()
-    {
-        return Err(ApiError::NotFound("Group Not Found"));
-    }
+/// Reading the settings needs only to see the group; changing them needs
+/// its owner.
+pub const READ: Right = Right::See;
+pub const CHANGE: Right = Right::Own;
+
+/// The settings of the namespace (the caller's right on the group checked).
+pub fn read<K: KeyValue>(ctx: &Context<K>, group: &Group) -> ApiResult<NamespaceSettings> {
     meta::namespace_settings(ctx.kv, &group.full_path).map_err(ApiError::internal)
 }
 
-/// Applies a change; owners of the group and administrators only.
+/// Applies a change (the caller's right on the group checked).
 pub fn change<K: KeyValue>(
     ctx: &Context<K>,
-    actor: &Actor,
     group: &Group,
     change: SettingsChange,
 ) -> ApiResult<NamespaceSettings> {
-    match admin_role_on_group(actor, &group.full_path) {
-        Some(Role::Owner) => {}
-        _ if matches!(actor, Actor::Anonymous) => return Err(ApiError::Unauthorized),
-        _ => return Err(ApiError::Forbidden),
-    }
     if let Some(regex) = &change.generic_duplicate_exception_regex {
         check_regex(regex).map_err(|text| ApiError::FieldInvalid {
             field: "generic_duplicate_exception_regex",
@@ -95,8 +82,8 @@ pub fn get<K: KeyValue>(
     raw_group: &str,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let group = find_group(ctx, raw_group)?;
-    Ok(Response::json(200, &entity(&read(ctx, &actor, &group)?)))
+    let (group, _) = ctx.group_for(&actor, raw_group, READ)?;
+    Ok(Response::json(200, &entity(&read(ctx, &group)?)))
 }
 
 pub fn put<K: KeyValue>(
@@ -106,7 +93,7 @@ pub fn put<K: KeyValue>(
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let group = find_group(ctx, raw_group)?;
+    let (group, _) = ctx.group_for(&actor, raw_group, CHANGE)?;
     let fields = Fields::parse(request, body)?;
     let allowed = match fields.text("generic_duplicates_allowed").as_deref() {
         None => None,
@@ -121,7 +108,6 @@ pub fn put<K: KeyValue>(
     let regex = fields.raw_text("generic_duplicate_exception_regex");
     let settings = change(
         ctx,
-        &actor,
         &group,
         SettingsChange {
             generic_duplicates_allowed: allowed,

@@ -6,13 +6,13 @@
 //! password, email or membership; what a user's token may do is in the
 //! token's own grants.
 
-use genreg_token::{Claims, Kind, Scope};
+use genreg_token::Claims;
 use serde_json::{json, Value};
 
 use super::fields::Fields;
 use super::projects::is_valid_path_segment;
 use super::{iso8601, Context};
-use crate::auth::Actor;
+use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
@@ -39,11 +39,9 @@ pub fn render(user: &User, public_url: &str) -> Value {
 
 /// Administrators only: 401 without a token, 403 with anyone else's.
 pub fn require_admin<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiResult<Actor> {
-    match ctx.authenticate(request)? {
-        Actor::Anonymous => Err(ApiError::Unauthorized),
-        actor if actor.is_admin() => Ok(actor),
-        _ => Err(ApiError::Forbidden),
-    }
+    let actor = ctx.authenticate(request)?;
+    policy::require_on_instance(&actor, Right::Administer)?;
+    Ok(actor)
 }
 
 /// The user `:id` names (numeric ids only, as in GitLab).
@@ -102,13 +100,7 @@ pub fn create<K: KeyValue>(
 /// `GET /users/:id`, for administrators and personal tokens (deploy and job
 /// tokens have no business with users).
 pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
-    match ctx.authenticate(request)? {
-        Actor::Anonymous => return Err(ApiError::Unauthorized),
-        Actor::Token(claims) if !claims.admin && claims.kind != Kind::Personal => {
-            return Err(ApiError::Forbidden)
-        }
-        Actor::Token(_) => {}
-    }
+    policy::require_on_instance(&ctx.authenticate(request)?, Right::Download)?;
     let user = find(ctx, raw_id)?;
     Ok(Response::json(200, &render(&user, &ctx.config.public_url)))
 }
@@ -124,15 +116,10 @@ pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> Ap
 /// job tokens, which GitLab does not accept on this endpoint; personal
 /// tokens without `api` or `read_api` get 403, as in GitLab.
 pub fn current<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiResult<Response> {
-    let claims = match ctx.authenticate(request)? {
-        Actor::Token(claims) if claims.kind == Kind::Personal => claims,
-        _ => return Err(ApiError::Unauthorized),
-    };
-    if !claims.admin && !claims.has_scope(Scope::Api) && !claims.has_scope(Scope::ReadApi) {
-        return Err(ApiError::Forbidden);
-    }
+    let actor = ctx.authenticate(request)?;
+    let claims = policy::current_user(&actor)?;
     let public_url = &ctx.config.public_url;
-    let mut shown = match issued_record_user(ctx, &claims)? {
+    let mut shown = match issued_record_user(ctx, claims)? {
         Some(shown) => shown,
         None => {
             let mut shown = render(

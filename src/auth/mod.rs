@@ -1,16 +1,25 @@
-//! Authentication (who is asking) and authorization (what they may do).
-//! Both are decided from the request alone plus one key-value read for
-//! revocation: no sessions.
+//! Authentication (who is asking, `credentials` and [`authenticate`]) and
+//! authorization (what they may do, `policy`). Both are decided from the
+//! request alone plus one key-value read for revocation: no sessions.
 
-pub mod access;
 pub mod credentials;
+pub mod policy;
 
-pub use access::{access, Access, Actor};
 use credentials::Credentials;
+use genreg_token::Claims;
+
+pub use policy::Right;
 
 use crate::error::ApiError;
 use crate::http::Request;
 use crate::meta::{self, kv::KeyValue};
+
+/// The caller, after authentication.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    Anonymous,
+    Token(Claims),
+}
 
 /// Authenticates a request. Anonymous requests pass (endpoints decide whether
 /// that is enough); a token that is malformed, forged, expired, revoked or
