@@ -1,1 +1,3 @@
 //! GitLab's API rules, checked natively through [`super::TestRegistry`].
+
+mod permission_matrix;
