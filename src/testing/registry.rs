@@ -143,6 +143,17 @@ impl TestRegistry {
         self.send(method, path, &headers, &bytes)
     }
 
+    /// `GET`s `path` with `who`'s credential.
+    pub fn get(&self, path: &str, who: &Credential) -> Reply {
+        self.send(Method::Get, path, &who.headers(), b"")
+    }
+
+    /// The path of a generic package file: `rest` is
+    /// `name/version/(path/)file_name`.
+    pub fn generic(&self, project: u64, rest: &str) -> String {
+        format!("/api/v4/projects/{project}/packages/generic/{rest}")
+    }
+
     /// `PUT`s raw bytes (a generic package file) with `who`'s credential.
     pub fn put_bytes(&self, path: &str, who: &Credential, bytes: &[u8]) -> Reply {
         self.send(Method::Put, path, &who.headers(), bytes)

@@ -19,6 +19,5 @@ mod protection;
 mod publish;
 mod python_gitlab;
 mod settings;
-mod token_matrix;
 mod tokens;
 mod users;

@@ -1,3 +1,6 @@
-//! GitLab's API rules, checked natively through [`super::TestRegistry`].
+//! GitLab's API rules, checked natively through [`super::TestRegistry`]:
+//! what the integration suite (`tests/registry`) would check over HTTP but
+//! needs neither the component, a host, HTTP nor S3 for.
 
 mod permission_matrix;
+mod token_matrix;

@@ -8,11 +8,13 @@
 //! (`acme/tools`) for the project's tokens and on its group (`acme/*`) for
 //! the group's, the administrator, a deploy token and a job token.
 
-use genreg::genreg_token::{Role, Scope};
-use reqwest::{Method, StatusCode};
+use genreg_token::{Kind, Role, Scope};
 use serde_json::{json, Value};
 
-use crate::common::*;
+use crate::http::Method;
+use crate::testing::{
+    administrator, deploy, expired, job, personal, Credential, TestRegistry, TokenSpec,
+};
 
 /// Who asks for a token.
 #[derive(Debug, Clone, Copy)]
@@ -97,20 +99,6 @@ const USE: [(Asked, [u16; 4], Option<u16>); 10] = [
     (Job,                 [201,    200,     403,    403],       None),
 ];
 
-/// A token and the header it travels in.
-#[derive(Debug, Clone)]
-struct Credential {
-    header: &'static str,
-    token: String,
-}
-
-fn private(token: String) -> Credential {
-    Credential {
-        header: "PRIVATE-TOKEN",
-        token,
-    }
-}
-
 struct Matrix {
     r: TestRegistry,
     project: u64,
@@ -118,25 +106,15 @@ struct Matrix {
 }
 
 impl Matrix {
-    async fn call(
+    fn call(
         &self,
         method: Method,
         path: &str,
         who: &Credential,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut request = self
-            .r
-            .client
-            .request(method, self.r.url(path))
-            .header(who.header, &who.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let reply = self.r.call(method, path, who, body);
+        (reply.status, reply.json())
     }
 
     fn expect(&mut self, what: String, expected: u16, got: u16) {
@@ -147,10 +125,7 @@ impl Matrix {
     }
 
     fn file(&self) -> String {
-        format!(
-            "/api/v4/projects/{}/packages/generic/matrix/1.0/file.bin",
-            self.project
-        )
+        self.r.generic(self.project, "matrix/1.0/file.bin")
     }
 
     /// The issuer's credential for a kind: a project grant for the
@@ -166,23 +141,16 @@ impl Matrix {
             Developer => Role::Developer,
             Maintainer => Role::Maintainer,
             Owner => Role::Owner,
-            Admin => return private(self.r.admin()),
+            Admin => return self.r.admin(),
             DeployToken => {
-                return Credential {
-                    header: "Deploy-Token",
-                    token: self
-                        .r
+                return Credential::deploy(
+                    self.r
                         .token(deploy(&[Scope::WritePackageRegistry], "acme/*")),
-                }
+                )
             }
-            JobToken => {
-                return Credential {
-                    header: "JOB-TOKEN",
-                    token: self.r.token(job("acme/tools")),
-                }
-            }
+            JobToken => return Credential::job(self.r.token(job("acme/tools"))),
         };
-        private(self.r.token(personal(&[Scope::Api], on, role)))
+        Credential::private(self.r.token(personal(&[Scope::Api], on, role)))
     }
 
     /// The endpoint and body that issue a kind.
@@ -218,37 +186,25 @@ impl Matrix {
 
     /// Publish, download, create a project access token, set the
     /// visibility: the four statuses.
-    async fn actions(&self, who: &Credential) -> [u16; 4] {
-        let publish = self
-            .r
-            .client
-            .put(self.r.url(&self.file()))
-            .header(who.header, &who.token)
-            .body(b"matrix".to_vec())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16();
-        let download = self.call(Method::GET, &self.file(), who, None).await.0;
+    fn actions(&self, who: &Credential) -> [u16; 4] {
+        let publish = self.r.put_bytes(&self.file(), who, b"matrix").status;
+        let download = self.call(Method::Get, &self.file(), who, None).0;
         let p = self.project;
         let new_token = self
             .call(
-                Method::POST,
+                Method::Post,
                 &format!("/api/v4/projects/{p}/access_tokens"),
                 who,
                 Some(json!({"name": "sub", "scopes": ["api"], "access_level": 10})),
             )
-            .await
             .0;
         let visibility = self
             .call(
-                Method::PUT,
+                Method::Put,
                 &format!("/api/v4/projects/{p}"),
                 who,
                 Some(json!({"visibility": "private"})),
             )
-            .await
             .0;
         [publish, download, new_token, visibility]
     }
@@ -261,29 +217,24 @@ const ACTIONS: [&str; 4] = [
     "PUT visibility",
 ];
 
-#[tokio::test]
-async fn every_issuer_every_token_kind_every_action() {
-    let r = start().await;
-    let project = r.create_project("acme", "tools", "private").await;
+#[test]
+fn every_issuer_every_token_kind_every_action() {
+    let r = TestRegistry::default();
+    let project = r.create_project("acme", "tools", "private");
     let mut m = Matrix {
         r,
         project,
         failures: Vec::new(),
     };
-    let admin = private(m.r.admin());
-    let file = m.r.url(&m.file());
-    let published = m.r.put(&file, Some(&admin.token), b"x".to_vec()).await;
-    assert_eq!(
-        published.status(),
-        StatusCode::CREATED,
-        "the file to download"
-    );
+    let admin = m.r.admin();
+    let published = m.r.put_bytes(&m.file(), &admin, b"x");
+    assert_eq!(published.status, 201, "the file to download");
 
     for (issuer, row) in ISSUE {
         for (asked, expected) in KINDS.into_iter().zip(row) {
             let who = m.issuer(issuer, asked);
             let (path, body) = m.issuing(asked);
-            let (status, created) = m.call(Method::POST, &path, &who, Some(body)).await;
+            let (status, created) = m.call(Method::Post, &path, &who, Some(body));
             m.expect(format!("{issuer:?} issues {asked:?}"), expected, status);
             if status != 201 {
                 continue;
@@ -293,16 +244,14 @@ async fn every_issuer_every_token_kind_every_action() {
                 .find(|(kind, ..)| *kind == asked)
                 .map(|(_, uses, revoke)| (*uses, *revoke))
                 .unwrap();
-            let token = created["token"].as_str().unwrap().to_string();
-            let issued = Credential {
-                header: match asked {
-                    ProjectDeployRead | ProjectDeployWrite | GroupDeploy => "Deploy-Token",
-                    Job => "JOB-TOKEN",
-                    _ => "PRIVATE-TOKEN",
-                },
-                token,
+            let issued = Credential::for_token(created["token"].as_str().unwrap().to_string());
+            let expected_header = match asked {
+                ProjectDeployRead | ProjectDeployWrite | GroupDeploy => "Deploy-Token",
+                Job => "JOB-TOKEN",
+                _ => "PRIVATE-TOKEN",
             };
-            let got = m.actions(&issued).await;
+            assert_eq!(issued.header, Some(expected_header), "{asked:?}");
+            let got = m.actions(&issued);
             for ((action, expected), got) in ACTIONS.iter().zip(uses).zip(got) {
                 m.expect(
                     format!("{asked:?} from {issuer:?}: {action}"),
@@ -312,9 +261,9 @@ async fn every_issuer_every_token_kind_every_action() {
             }
             let Some(expected) = revoke else { continue };
             let revoke_path = format!("{path}/{}", created["id"]);
-            let (status, _) = m.call(Method::DELETE, &revoke_path, &who, None).await;
+            let (status, _) = m.call(Method::Delete, &revoke_path, &who, None);
             m.expect(format!("{issuer:?} revokes {asked:?}"), expected, status);
-            let got = m.actions(&issued).await;
+            let got = m.actions(&issued);
             for (action, got) in ACTIONS.iter().zip(got) {
                 m.expect(
                     format!("revoked {asked:?} from {issuer:?}: {action}"),
@@ -326,32 +275,23 @@ async fn every_issuer_every_token_kind_every_action() {
     }
 
     // Expired and forged tokens of every kind: 401 for everything.
-    let expired = |mut spec: TokenSpec| {
-        spec.expires_at = Some(now_secs() - 1);
-        spec
-    };
-    let admin_spec = || TokenSpec {
-        kind: genreg::genreg_token::Kind::Personal,
-        scopes: vec![Scope::Api],
-        grants: vec![],
-        admin: true,
-        expires_at: None,
-    };
     let maintainer = || personal(&[Scope::Api], "acme/*", Role::Maintainer);
     let writer = || deploy(&[Scope::WritePackageRegistry], "acme/*");
+    let forged = |spec: TokenSpec| m.r.token_with_secret(spec, "not-the-secret");
     #[rustfmt::skip]
     let refused = [
-        ("expired maintainer",     "PRIVATE-TOKEN", m.r.token(expired(maintainer()))),
-        ("expired administrator",  "PRIVATE-TOKEN", m.r.token(expired(admin_spec()))),
-        ("expired deploy token",   "Deploy-Token",  m.r.token(expired(writer()))),
-        ("expired job token",      "JOB-TOKEN",     m.r.token(expired(job("acme/tools")))),
-        ("forged maintainer",      "PRIVATE-TOKEN", m.r.token_with_secret(maintainer(), "not-the-secret")),
-        ("forged administrator",   "PRIVATE-TOKEN", m.r.token_with_secret(admin_spec(), "not-the-secret")),
-        ("forged deploy token",    "Deploy-Token",  m.r.token_with_secret(writer(), "not-the-secret")),
-        ("forged job token",       "JOB-TOKEN",     m.r.token_with_secret(job("acme/tools"), "not-the-secret")),
+        ("expired maintainer",     Kind::Personal, m.r.token(expired(maintainer()))),
+        ("expired administrator",  Kind::Personal, m.r.token(expired(administrator()))),
+        ("expired deploy token",   Kind::Deploy,   m.r.token(expired(writer()))),
+        ("expired job token",      Kind::Job,      m.r.token(expired(job("acme/tools")))),
+        ("forged maintainer",      Kind::Personal, forged(maintainer())),
+        ("forged administrator",   Kind::Personal, forged(administrator())),
+        ("forged deploy token",    Kind::Deploy,   forged(writer())),
+        ("forged job token",       Kind::Job,      forged(job("acme/tools"))),
     ];
-    for (what, header, token) in refused {
-        let got = m.actions(&Credential { header, token }).await;
+    for (what, kind, token) in refused {
+        assert!(token.starts_with(kind.prefix()), "{what}");
+        let got = m.actions(&Credential::for_token(token));
         for (action, got) in ACTIONS.iter().zip(got) {
             m.expect(format!("{what}: {action}"), 401, got);
         }
@@ -359,7 +299,7 @@ async fn every_issuer_every_token_kind_every_action() {
 
     // Nothing above changed the project's visibility or its file.
     let path = format!("/api/v4/projects/{}", m.project);
-    let (_, shown) = m.call(Method::GET, &path, &admin, None).await;
+    let (_, shown) = m.call(Method::Get, &path, &admin, None);
     assert_eq!(shown["visibility"], "private");
     assert!(
         m.failures.is_empty(),
