@@ -4,7 +4,6 @@
 
 mod auth;
 mod bad_input;
-mod cleanup;
 mod common;
 mod component;
 mod concurrency;

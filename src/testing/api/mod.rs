@@ -2,5 +2,6 @@
 //! what the integration suite (`tests/registry`) would check over HTTP but
 //! needs neither the component, a host, HTTP nor S3 for.
 
+mod cleanup;
 mod permission_matrix;
 mod token_matrix;
