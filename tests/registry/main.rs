@@ -14,7 +14,6 @@ mod groups;
 mod limits;
 mod packages;
 mod projects;
-mod protection;
 mod publish;
 mod python_gitlab;
 mod settings;

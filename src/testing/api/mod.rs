@@ -4,4 +4,5 @@
 
 mod cleanup;
 mod permission_matrix;
+mod protection;
 mod token_matrix;
