@@ -1,5 +1,5 @@
-//! The permission table of API.md, row by row, and every place a GitLab
-//! client may put its credentials.
+//! The permission table of README.md ("Credentials and permissions"), row
+//! by row, and every place a GitLab client may put its credentials.
 
 use base64::Engine;
 use genreg::genreg_token::{Role, Scope};

@@ -1,4 +1,6 @@
-//! Publishing and downloading files, as API.md describes it.
+//! Publishing and downloading files, as README.md ("The API") and GitLab's
+//! generic packages documentation
+//! (<https://docs.gitlab.com/user/packages/generic_packages/>) describe it.
 
 use reqwest::StatusCode;
 
