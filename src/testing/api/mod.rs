@@ -5,4 +5,5 @@
 mod cleanup;
 mod permission_matrix;
 mod protection;
+mod settings;
 mod token_matrix;
