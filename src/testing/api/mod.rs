@@ -2,6 +2,7 @@
 //! what the integration suite (`tests/registry`) would check over HTTP but
 //! needs neither the component, a host, HTTP nor S3 for.
 
+mod bad_input;
 mod cleanup;
 mod permission_matrix;
 mod protection;
