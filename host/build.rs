@@ -22,9 +22,11 @@ fn main() {
         "src",
         "wit",
         "token/src",
+        "layout/src",
         "Cargo.toml",
         "Cargo.lock",
         "token/Cargo.toml",
+        "layout/Cargo.toml",
     ] {
         println!(
             "cargo:rerun-if-changed={}",

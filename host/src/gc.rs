@@ -7,11 +7,11 @@
 //!
 //! 1. Open the key-value database of the data directory (read-only; refuse
 //!    if it is missing or not genreg's), note the time, and read every
-//!    package record (`v1/pkg/...`), collecting the `object_key` of their
-//!    files. Records are decoded generically (`serde_json::Value`), so this
-//!    does not depend on the component's model beyond those two names; a
-//!    record that does not decode stops the run, since its objects would
-//!    otherwise look unreferenced.
+//!    package record (`v1/pkg/...`) and the sealed segments it points to,
+//!    collecting the `object_key` of their files. Keys and records are the
+//!    component's own, from the shared `genreg-layout` crate; a record that
+//!    does not decode stops the run, since its objects would otherwise look
+//!    unreferenced.
 //! 2. List the bucket's objects under `files/` (ListObjectsV2, paginated).
 //!    Nothing outside `files/` is ever looked at or deleted.
 //! 3. An object no record points to is deleted (DeleteObject), unless it was
@@ -38,6 +38,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, ensure, Context as _};
 use bytes::Bytes;
+use genreg_layout::keys::{self, PACKAGE_PREFIX, VERSION_PREFIX};
+use genreg_layout::records::{object_keys_anywhere, Package, Project, Segment};
 use http::{Method, StatusCode};
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action as _, UrlStyle};
@@ -48,19 +50,7 @@ use crate::keyvalue::{SqliteStore, LIST_PAGE_SIZE};
 use crate::{data_dir, S3Config};
 
 /// The objects the registry writes (`files/<hex>`): the only ones gc touches.
-pub const FILES_PREFIX: &str = "files/";
-/// Package records: `v1/pkg/<project>/<name>/<version>`.
-pub const PACKAGE_PREFIX: &str = "v1/pkg/";
-/// Project records: `v1/project/<id>`, `deleted_at` set once deleted.
-pub const PROJECT_PREFIX: &str = "v1/project/";
-/// Suffix of the creation-claim counters the component keeps next to the
-/// keys it creates (`v1/pkg/1/p/1.0#created`, an 8-byte counter; names and
-/// versions never contain `#`).
-pub const CREATION_CLAIM_SUFFIX: &str = "#created";
-/// What names a creation claim of the current protocol: `<key>#claim/<epoch>`.
-pub const CLAIM_MARKER: &str = "#claim/";
-/// Sealed segments of a package's files: `v1/pkg-files/<package id>/<digest>`.
-pub const SEGMENT_PREFIX: &str = "v1/pkg-files/";
+pub use genreg_layout::keys::OBJECT_PREFIX as FILES_PREFIX;
 /// Default of `--min-age`.
 pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(3600);
 /// How long each presigned URL is valid.
@@ -688,21 +678,23 @@ pub struct References {
 }
 
 /// Reads every key under [`PACKAGE_PREFIX`] with the store's own paging and
-/// collects the object keys of the records (creation claims, ending in
-/// [`CREATION_CLAIM_SUFFIX`], are skipped; any other key there must be a
-/// package record). Refuses a store that holds no `v1/` key at all: that is
-/// not a registry's database, and collecting against it would delete every
-/// object.
+/// collects the object keys of the package records and of the segments
+/// they point to (the creation claims beside the records are skipped; any
+/// other key there must be a package record). Refuses a store that holds no
+/// key of the layout at all: that is not a registry's database, and
+/// collecting against it would delete every object.
 pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
-    let any = store.list_keys(Some("v1/"), 1)?;
+    let any = store.list_keys(Some(VERSION_PREFIX), 1)?;
     ensure!(
-        any.keys.first().is_some_and(|k| k.starts_with("v1/")),
-        "the key-value database holds no registry data (no v1/ key)"
+        any.keys
+            .first()
+            .is_some_and(|k| k.starts_with(VERSION_PREFIX)),
+        "the key-value database holds no registry data (no {VERSION_PREFIX} key)"
     );
     let mut references = References::default();
     let mut deleted_projects: HashMap<u64, bool> = HashMap::new();
-    // `list_keys` returns keys after the cursor: `v1/pkg/` itself is never a
-    // key, and every package key sorts after it.
+    // `list_keys` returns keys after the cursor: the prefix itself is never
+    // a key, and every package key sorts after it.
     let mut cursor = PACKAGE_PREFIX.to_string();
     loop {
         let page = store.list_keys(Some(&cursor), LIST_PAGE_SIZE)?;
@@ -712,28 +704,26 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
                 past_prefix = true;
                 break;
             }
-            if is_creation_claim(key) {
+            if !keys::is_package_record(key) {
                 continue;
             }
             // Deleted between the listing and the read: nothing to keep.
             let Some(value) = store.get(key)? else {
                 continue;
             };
-            let keys = record_object_keys(&value).with_context(|| format!("record {key}"))?;
+            let record = record_references(&value).with_context(|| format!("record {key}"))?;
+            references.records += 1;
             // A crash while a project was being deleted leaves some of its
             // packages behind: nothing can reach them any more.
             if in_deleted_project(store, key, &mut deleted_projects)? {
-                references.records += 1;
                 continue;
             }
-            references.records += 1;
-            references.keys.extend(keys);
-            for segment in segment_keys(&value).with_context(|| format!("record {key}"))? {
+            references.keys.extend(record.object_keys);
+            for segment in record.segments {
                 let value = store
                     .get(&segment)?
                     .with_context(|| format!("record {key} points to a missing {segment}"))?;
-                let mut keys = Vec::new();
-                walk_object_keys(&serde_json::from_slice(&value)?, &mut keys);
+                let keys = segment_object_keys(&value).with_context(|| format!("{segment}"))?;
                 references.keys.extend(keys);
             }
         }
@@ -745,103 +735,63 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
     Ok(references)
 }
 
-/// Whether the package record at `key` (`v1/pkg/<project id>/...`) belongs
-/// to a project marked deleted. A project whose record is missing counts
-/// as live, so its objects are kept.
+/// Whether the package record at `key` belongs to a project marked
+/// deleted. A project whose record is missing counts as live, so its
+/// objects are kept.
 fn in_deleted_project(
     store: &SqliteStore,
     key: &str,
     known: &mut HashMap<u64, bool>,
 ) -> anyhow::Result<bool> {
-    let Some(project_id) = key
-        .strip_prefix(PACKAGE_PREFIX)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|id| id.parse::<u64>().ok())
-    else {
+    let Some(project_id) = keys::parse_package(key).map(|k| k.project_id) else {
         return Ok(false);
     };
     if let Some(deleted) = known.get(&project_id) {
         return Ok(*deleted);
     }
-    let deleted = match store.get(&format!("{PROJECT_PREFIX}{project_id}"))? {
-        Some(value) => {
-            let project: Value = serde_json::from_slice(&value)
-                .with_context(|| format!("project record {project_id}"))?;
-            project.get("deleted_at").is_some_and(|at| !at.is_null())
-        }
+    let deleted = match store.get(&keys::project(project_id))? {
+        Some(value) => serde_json::from_slice::<Project>(&value)
+            .with_context(|| format!("project record {project_id}"))?
+            .is_deleted(),
         None => false,
     };
     known.insert(project_id, deleted);
     Ok(deleted)
 }
 
-/// Whether a key under [`PACKAGE_PREFIX`] is a creation claim (an 8-byte
-/// counter beside the record it guards: `#claim/<epoch>`, or `#created` from
-/// earlier versions) rather than a record.
-fn is_creation_claim(key: &str) -> bool {
-    key.ends_with(CREATION_CLAIM_SUFFIX) || key.contains(CLAIM_MARKER)
+/// What one package record points to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RecordReferences {
+    /// The object keys of its own files, plus any other `object_key`
+    /// anywhere in the record (so a newer component that keeps keys in a
+    /// field this version does not know errs on the side of keeping
+    /// objects).
+    pub object_keys: Vec<String>,
+    /// The keys of the sealed segments that hold its older files.
+    pub segments: Vec<String>,
 }
 
-/// The keys of the sealed segments of a package's files that a record
-/// points to (`segments[].digest` under `v1/pkg-files/<id>/`), which hold
-/// its older files.
-pub fn segment_keys(value: &[u8]) -> anyhow::Result<Vec<String>> {
-    let record: Value = serde_json::from_slice(value).context("not JSON")?;
-    let Some(segments) = record.get("segments").and_then(Value::as_array) else {
-        return Ok(Vec::new());
-    };
-    let id = record
-        .get("id")
-        .and_then(Value::as_u64)
-        .context("a record with segments has no id")?;
-    segments
-        .iter()
-        .map(|segment| {
-            let digest = segment
-                .get("digest")
-                .and_then(Value::as_str)
-                .context("a segment without a digest")?;
-            Ok(format!("{SEGMENT_PREFIX}{id}/{digest}"))
-        })
-        .collect()
+/// Reads a package record as the component stores it ([`Package`]).
+/// Errors when the value is not one.
+pub fn record_references(value: &[u8]) -> anyhow::Result<RecordReferences> {
+    let json: Value = serde_json::from_slice(value).context("not JSON")?;
+    let package: Package = serde_json::from_slice(value).context("not a package record")?;
+    Ok(RecordReferences {
+        object_keys: object_keys_anywhere(&json),
+        segments: package
+            .segments
+            .iter()
+            .map(|segment| package.segment_key(segment))
+            .collect(),
+    })
 }
 
-/// The object keys a package record points to: `files[].object_key`, plus
-/// any other `object_key` string anywhere in the record (so a later layout
-/// that keeps keys elsewhere errs on the side of keeping objects).
-///
-/// Errors when the value is not a JSON object with a `files` array whose
-/// entries all carry a string `object_key`.
-pub fn record_object_keys(value: &[u8]) -> anyhow::Result<Vec<String>> {
-    let record: Value = serde_json::from_slice(value).context("not JSON")?;
-    let files = record
-        .get("files")
-        .and_then(Value::as_array)
-        .context("no files array")?;
-    for (i, file) in files.iter().enumerate() {
-        ensure!(
-            file.get("object_key").is_some_and(Value::is_string),
-            "files[{i}] has no object_key"
-        );
-    }
-    let mut keys = Vec::new();
-    walk_object_keys(&record, &mut keys);
-    Ok(keys)
-}
-
-fn walk_object_keys(value: &Value, keys: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            for (name, inner) in map {
-                match inner {
-                    Value::String(key) if name == "object_key" => keys.push(key.clone()),
-                    _ => walk_object_keys(inner, keys),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| walk_object_keys(v, keys)),
-        _ => {}
-    }
+/// The object keys of a sealed segment ([`Segment`]), plus any other
+/// `object_key` in it. Errors when the value is not one.
+pub fn segment_object_keys(value: &[u8]) -> anyhow::Result<Vec<String>> {
+    let json: Value = serde_json::from_slice(value).context("not JSON")?;
+    serde_json::from_slice::<Segment>(value).context("not a segment")?;
+    Ok(object_keys_anywhere(&json))
 }
 
 /// Whether an object last modified at `last_modified` (RFC 3339, as S3
@@ -910,36 +860,92 @@ pub fn format_duration(d: Duration) -> String {
 mod tests {
     use super::*;
 
+    use genreg_layout::counter;
+    use genreg_layout::records::{PackageFile, PackageStatus, SegmentRef, Visibility};
+
+    fn file(id: u64, object_key: &str) -> PackageFile {
+        PackageFile {
+            id,
+            file_name: format!("f{id}"),
+            size: 1,
+            md5: String::new(),
+            sha1: String::new(),
+            sha256: String::new(),
+            object_key: object_key.into(),
+            created_at: 0,
+        }
+    }
+
+    /// A package record as the component writes it, with one file per key.
+    fn package(id: u64, object_keys: &[&str]) -> Package {
+        Package {
+            id,
+            project_id: 1,
+            name: "p".into(),
+            version: "1.0".into(),
+            status: PackageStatus::Default,
+            created_at: 0,
+            updated_at: 0,
+            last_downloaded_at: None,
+            files: (0..)
+                .zip(object_keys)
+                .map(|(i, key)| file(i, key))
+                .collect(),
+            segments: Vec::new(),
+            deleted_at: None,
+        }
+    }
+
+    fn record(object_keys: &[&str]) -> Vec<u8> {
+        serde_json::to_vec(&package(1, object_keys)).unwrap()
+    }
+
+    fn project(id: u64, deleted_at: Option<i64>) -> Vec<u8> {
+        serde_json::to_vec(&Project {
+            id,
+            name: "t".into(),
+            path: format!("t{id}"),
+            namespace: "acme".into(),
+            visibility: Visibility::Private,
+            created_at: 0,
+            deleted_at,
+        })
+        .unwrap()
+    }
+
     #[test]
     fn references_follow_segments_and_skip_claims_and_deleted_projects() {
         let store = SqliteStore::open_in_memory().unwrap();
-        let live = serde_json::json!({
-            "id": 7, "files": [{"object_key": "files/tail"}],
-            "segments": [{"digest": "abc", "files": 1}],
+        let mut live = package(7, &["files/tail"]);
+        live.segments.push(SegmentRef {
+            digest: "abc".into(),
+            files: 1,
+            min_id: 1,
+            max_id: 1,
         });
+        let live_key = keys::package(1, "tool", "1.0");
         store
-            .set("v1/pkg/1/tool/1.0", live.to_string().as_bytes())
+            .set(&live_key, &serde_json::to_vec(&live).unwrap())
             .unwrap();
+        let sealed = Segment {
+            files: vec![file(1, "files/sealed")],
+        };
         store
             .set(
-                "v1/pkg-files/7/abc",
-                br#"{"files":[{"object_key":"files/sealed"}]}"#,
+                &keys::package_segment(7, "abc"),
+                &serde_json::to_vec(&sealed).unwrap(),
             )
             .unwrap();
-        store
-            .increment("v1/pkg/1/tool/2.0#claim/59000000", 1)
-            .unwrap();
+        // Creation claims of this version and the legacy one.
+        let claim = keys::creation_claim(&keys::package(1, "tool", "2.0"), 59_000_000);
+        store.increment(&claim, 1).unwrap();
         store.increment("v1/pkg/1/tool/3.0#created", 1).unwrap();
-        store
-            .set("v1/project/1", br#"{"id":1,"deleted_at":null}"#)
-            .unwrap();
+        store.set(&keys::project(1), &project(1, None)).unwrap();
         // A package left behind in a deleted project references nothing.
         store
-            .set("v1/pkg/2/gone/1.0", &record(&["files/orphan"]))
+            .set(&keys::package(2, "gone", "1.0"), &record(&["files/orphan"]))
             .unwrap();
-        store
-            .set("v1/project/2", br#"{"id":2,"deleted_at":5}"#)
-            .unwrap();
+        store.set(&keys::project(2), &project(2, Some(5))).unwrap();
 
         let references = collect_references(&store).unwrap();
         let mut keys: Vec<&str> = references.keys.iter().map(String::as_str).collect();
@@ -948,76 +954,72 @@ mod tests {
         assert_eq!(references.records, 2);
     }
 
-    fn record(files: &[&str]) -> Vec<u8> {
-        let files: Vec<Value> = files
-            .iter()
-            .enumerate()
-            .map(|(i, key)| {
-                serde_json::json!({
-                    "id": i, "file_name": format!("f{i}"), "size": 1,
-                    "md5": "", "sha1": "", "sha256": "",
-                    "object_key": key, "created_at": 0,
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "id": 1, "project_id": 1, "name": "p", "version": "1.0",
-            "status": "default", "created_at": 0, "updated_at": 0,
-            "files": files,
-        })
-        .to_string()
-        .into_bytes()
-    }
-
     #[test]
     fn record_keys_come_from_files() {
-        let keys = record_object_keys(&record(&["files/a", "files/b"])).unwrap();
-        assert_eq!(keys, ["files/a", "files/b"]);
+        let references = record_references(&record(&["files/a", "files/b"])).unwrap();
+        assert_eq!(references.object_keys, ["files/a", "files/b"]);
+        assert!(references.segments.is_empty());
     }
 
     #[test]
     fn deleted_packages_point_to_nothing() {
-        let mut value: Value = serde_json::from_slice(&record(&[])).unwrap();
-        value["deleted_at"] = 5.into();
-        let keys = record_object_keys(value.to_string().as_bytes()).unwrap();
-        assert!(keys.is_empty());
+        let mut deleted = package(1, &[]);
+        deleted.deleted_at = Some(5);
+        let references = record_references(&serde_json::to_vec(&deleted).unwrap()).unwrap();
+        assert_eq!(references, RecordReferences::default());
     }
 
     #[test]
     fn object_keys_elsewhere_in_a_record_are_kept_too() {
         let mut value: Value = serde_json::from_slice(&record(&["files/a"])).unwrap();
         value["pending"] = serde_json::json!([{ "object_key": "files/upload" }]);
-        let mut keys = record_object_keys(value.to_string().as_bytes()).unwrap();
+        let mut keys = record_references(value.to_string().as_bytes())
+            .unwrap()
+            .object_keys;
         keys.sort();
         assert_eq!(keys, ["files/a", "files/upload"]);
     }
 
     #[test]
     fn undecodable_records_are_errors() {
-        assert!(record_object_keys(b"not json").is_err());
-        assert!(record_object_keys(b"[]").is_err());
-        assert!(record_object_keys(br#"{"id": 1}"#).is_err());
-        assert!(record_object_keys(br#"{"files": [{"file_name": "a"}]}"#).is_err());
-        assert!(record_object_keys(br#"{"files": [{"object_key": 7}]}"#).is_err());
+        assert!(record_references(b"not json").is_err());
+        assert!(record_references(b"[]").is_err());
+        assert!(record_references(br#"{"id": 1}"#).is_err());
+        assert!(record_references(br#"{"files": [{"file_name": "a"}]}"#).is_err());
+        assert!(record_references(br#"{"files": [{"object_key": 7}]}"#).is_err());
+        let mut no_key: Value = serde_json::from_slice(&record(&["files/a"])).unwrap();
+        no_key["files"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("object_key");
+        assert!(record_references(no_key.to_string().as_bytes()).is_err());
+        assert!(segment_object_keys(br#"{"files": [{"object_key": "files/a"}]}"#).is_err());
     }
 
     #[test]
     fn references_come_from_package_keys_only() {
         let store = SqliteStore::open_in_memory().unwrap();
-        store.set("v1/project/1", b"{}").unwrap();
+        store.set(&keys::project(1), &project(1, None)).unwrap();
         store
-            .set("v1/pkg/1/p/1.0", &record(&["files/a", "files/b"]))
+            .set(
+                &keys::package(1, "p", "1.0"),
+                &record(&["files/a", "files/b"]),
+            )
             .unwrap();
-        store.set("v1/pkg/1/p/2.0", &record(&["files/c"])).unwrap();
-        store.set("v1/pkg/2/q/1.0", &record(&[])).unwrap();
         store
-            .set("v1/pkg/2/q/1.0#created", &1i64.to_le_bytes())
+            .set(&keys::package(1, "p", "2.0"), &record(&["files/c"]))
+            .unwrap();
+        store
+            .set(&keys::package(2, "q", "1.0"), &record(&[]))
+            .unwrap();
+        store
+            .set("v1/pkg/2/q/1.0#created", &counter::encode(1))
             .unwrap();
         // Neighbours of the prefix, which are not package records.
         store
-            .set("v1/pkg-id/1", br#"{"object_key": "files/x"}"#)
+            .set(&keys::package_by_id(1), br#"{"object_key": "files/x"}"#)
             .unwrap();
-        store.set("v1/pkg-index/1/0", b"[]").unwrap();
+        store.set(&keys::package_index(1, 0), b"[]").unwrap();
         store.set("v1/pkg0", b"junk").unwrap();
         store.set("v1/pkh/1", b"junk").unwrap();
         let references = collect_references(&store).unwrap();
@@ -1034,10 +1036,10 @@ mod tests {
         for i in 0..count {
             let key = format!("files/{i}");
             store
-                .set(&format!("v1/pkg/1/p/{i:05}"), &record(&[&key]))
+                .set(&keys::package(1, "p", &format!("{i:05}")), &record(&[&key]))
                 .unwrap();
         }
-        store.set("v1/seq/package", b"1").unwrap();
+        store.set(&keys::sequence("package"), b"1").unwrap();
         let references = collect_references(&store).unwrap();
         assert_eq!(references.records, count);
         assert_eq!(references.keys.len(), count);
@@ -1046,10 +1048,47 @@ mod tests {
     #[test]
     fn a_bad_record_stops_the_scan() {
         let store = SqliteStore::open_in_memory().unwrap();
-        store.set("v1/pkg/1/p/1.0", &record(&["files/a"])).unwrap();
-        store.set("v1/pkg/1/p/2.0", b"{oops").unwrap();
+        store
+            .set(&keys::package(1, "p", "1.0"), &record(&["files/a"]))
+            .unwrap();
+        store.set(&keys::package(1, "p", "2.0"), b"{oops").unwrap();
         let error = collect_references(&store).unwrap_err();
         assert!(format!("{error:#}").contains("v1/pkg/1/p/2.0"), "{error:#}");
+    }
+
+    #[test]
+    fn a_bad_segment_or_project_stops_the_scan() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let mut sealed = package(7, &[]);
+        sealed.segments.push(SegmentRef {
+            digest: "abc".into(),
+            files: 1,
+            min_id: 1,
+            max_id: 1,
+        });
+        store
+            .set(
+                &keys::package(1, "p", "1.0"),
+                &serde_json::to_vec(&sealed).unwrap(),
+            )
+            .unwrap();
+        let error = collect_references(&store).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("missing v1/pkg-files/7/abc"),
+            "{error:#}"
+        );
+        store.set(&keys::package_segment(7, "abc"), b"[]").unwrap();
+        assert!(collect_references(&store).is_err());
+        store
+            .set(&keys::package_segment(7, "abc"), br#"{"files":[]}"#)
+            .unwrap();
+        assert!(collect_references(&store).is_ok());
+        store.set(&keys::project(1), b"{}").unwrap();
+        let error = collect_references(&store).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("project record 1"),
+            "{error:#}"
+        );
     }
 
     #[test]
@@ -1058,9 +1097,23 @@ mod tests {
         assert!(collect_references(&store).is_err());
         store.set("other", b"x").unwrap();
         assert!(collect_references(&store).is_err());
-        store.set("v1/project/1", b"{}").unwrap();
+        store.set(&keys::project(1), &project(1, None)).unwrap();
         let references = collect_references(&store).unwrap();
         assert_eq!((references.records, references.keys.len()), (0, 0));
+    }
+
+    #[test]
+    fn the_store_keeps_counters_as_the_layout_encodes_them() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let claim = keys::creation_claim(&keys::package(1, "p", "1.0"), 1);
+        store.increment(&claim, 1).unwrap();
+        assert_eq!(store.increment(&claim, 2).unwrap(), 3);
+        let stored = store.get(&claim).unwrap().unwrap();
+        assert_eq!(stored, counter::encode(3));
+        assert_eq!(counter::decode(&stored), Some(3));
+        // A counter written as the layout encodes it counts on.
+        store.set("v1/seq/file", &counter::encode(41)).unwrap();
+        assert_eq!(store.increment("v1/seq/file", 1).unwrap(), 42);
     }
 
     #[test]

@@ -373,9 +373,9 @@ pub fn mint_admin_token(token_secret: &str, now: u64, lifetime: Duration) -> Adm
 }
 
 /// The key whose presence revokes the token with this id: the component's
-/// key-value layout (`meta::keys::revoked_token`), read on every request.
+/// key-value layout, read on every request.
 fn revoked_token_key(id: &str) -> String {
-    format!("v1/revoked-token/{id}")
+    genreg_layout::keys::revoked_token(id)
 }
 
 /// Revokes the token with this id (its `jti`) in the registry whose data

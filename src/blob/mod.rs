@@ -22,5 +22,5 @@ pub use store::{ObjectBody, ObjectStore, StoreError};
 /// A fresh object key for a new file: random, so concurrent uploads never
 /// collide and a failed upload can never overwrite a recorded one.
 pub fn new_object_key(random: [u8; 16]) -> String {
-    format!("files/{}", hex::encode(random))
+    genreg_layout::keys::object_key(&hex::encode(random))
 }

@@ -23,9 +23,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::kv::{update, KeyValue, Step};
+use super::kv::{KeyValue, Step};
 use super::model::{Millis, Project, Visibility};
-use super::{decode, encode, keys, next_id, read, MetaError};
+use super::{encode, keys, next_id, read, update_record, MetaError};
 
 /// Entries per shard of the project index. Entries hold a full path, so
 /// shards stay well under the value size limit for realistic paths.
@@ -170,19 +170,12 @@ pub fn confirm_entry<K: KeyValue>(kv: &K, project_id: u64) -> Result<(), MetaErr
         return Ok(());
     };
     let index_key = keys::project_index(shard);
-    update(kv, &index_key, |current| {
-        let Some(bytes) = current else {
-            return Step::Keep(());
-        };
-        let mut entries: Vec<ProjectEntry> = match decode(&index_key, &bytes) {
-            Ok(entries) => entries,
-            Err(e) => return Step::Fail(e),
+    update_record(kv, &index_key, |entries: Option<Vec<ProjectEntry>>| {
+        let Some(mut entries) = entries else {
+            return Ok(Step::Keep(()));
         };
         // Read inside the step, so a retry copies the newest record.
-        let live = match live_project(kv, project_id) {
-            Ok(live) => live,
-            Err(e) => return Step::Fail(e),
-        };
+        let live = live_project(kv, project_id)?;
         let before = entries.clone();
         match live {
             Some(project) => {
@@ -192,11 +185,11 @@ pub fn confirm_entry<K: KeyValue>(kv: &K, project_id: u64) -> Result<(), MetaErr
             }
             None => entries.retain(|e| e.id != project_id),
         }
-        if entries == before {
+        Ok(if entries == before {
             Step::Keep(())
         } else {
             Step::Write(encode(&entries), ())
-        }
+        })
     })
 }
 
@@ -257,23 +250,20 @@ pub fn set_visibility<K: KeyValue>(
         }
         _ => {}
     }
-    let updated = update(kv, &key, |current| {
-        let Some(bytes) = current else {
-            return Step::Keep(None);
-        };
-        let mut project: Project = match decode(&key, &bytes) {
-            Ok(project) => project,
-            Err(e) => return Step::Fail(e),
-        };
-        if project.is_deleted() {
-            return Step::Keep(None);
-        }
-        if project.visibility == visibility {
-            return Step::Keep(Some(project));
-        }
-        project.visibility = visibility;
-        Step::Write(encode(&project), Some(project))
-    })?;
+    let updated = update_record(
+        kv,
+        &key,
+        |stored: Option<Project>| -> Result<_, MetaError> {
+            let Some(mut project) = stored.filter(|p| !p.is_deleted()) else {
+                return Ok(Step::Keep(None));
+            };
+            if project.visibility == visibility {
+                return Ok(Step::Keep(Some(project)));
+            }
+            project.visibility = visibility;
+            Ok(Step::Write(encode(&project), Some(project)))
+        },
+    )?;
     confirm_entry(kv, project_id)?;
     Ok(updated)
 }
@@ -290,21 +280,18 @@ pub fn delete_project<K: KeyValue>(
 ) -> Result<Option<Project>, MetaError> {
     mark_pending(kv, project_id)?;
     let key = keys::project(project_id);
-    let deleted = update(kv, &key, |current| {
-        let Some(bytes) = current else {
-            return Step::Keep(None);
-        };
-        let mut project: Project = match decode(&key, &bytes) {
-            Ok(project) => project,
-            Err(e) => return Step::Fail(e),
-        };
-        if project.is_deleted() {
-            return Step::Keep(None);
-        }
-        let live = project.clone();
-        project.deleted_at = Some(now);
-        Step::Write(encode(&project), Some(live))
-    })?;
+    let deleted = update_record(
+        kv,
+        &key,
+        |stored: Option<Project>| -> Result<_, MetaError> {
+            let Some(mut project) = stored.filter(|p| !p.is_deleted()) else {
+                return Ok(Step::Keep(None));
+            };
+            let live = project.clone();
+            project.deleted_at = Some(now);
+            Ok(Step::Write(encode(&project), Some(live)))
+        },
+    )?;
     confirm_entry(kv, project_id)?;
     Ok(deleted)
 }
@@ -334,12 +321,11 @@ fn ensure_group<K: KeyValue>(kv: &K, full_path: &str, now: Millis) -> Result<Gro
         Some(id) => id,
         None => {
             let fresh = next_id(kv, "group")?;
-            update(kv, &path_key, |current| match current {
-                Some(bytes) => match decode::<u64>(&path_key, &bytes) {
-                    Ok(id) => Step::Keep(id),
-                    Err(e) => Step::Fail(e),
-                },
-                None => Step::Write(encode(&fresh), fresh),
+            update_record(kv, &path_key, |claim: Option<u64>| {
+                Ok::<_, MetaError>(match claim {
+                    Some(id) => Step::Keep(id),
+                    None => Step::Write(encode(&fresh), fresh),
+                })
             })?
         }
     };
@@ -351,12 +337,11 @@ fn ensure_group<K: KeyValue>(kv: &K, full_path: &str, now: Millis) -> Result<Gro
         full_path: full_path.to_string(),
         created_at: now,
     };
-    update(kv, &group_key, |current| match current {
-        Some(bytes) => match decode::<Group>(&group_key, &bytes) {
-            Ok(existing) => Step::Keep(existing),
-            Err(e) => Step::Fail(e),
-        },
-        None => Step::Write(encode(&group), group.clone()),
+    update_record(kv, &group_key, |stored: Option<Group>| {
+        Ok(match stored {
+            Some(existing) => Step::Keep(existing),
+            None => Step::Write(encode(&group), group.clone()),
+        })
     })
 }
 
@@ -373,9 +358,9 @@ pub fn group<K: KeyValue>(kv: &K, reference: &GroupRef) -> Result<Option<Group>,
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::MemoryStore;
     use super::super::{create_project, NewProject};
     use super::*;
+    use crate::testing::MemoryStore;
 
     fn new_project(kv: &MemoryStore, namespace: &str, path: &str) -> Project {
         create_project(

@@ -93,16 +93,8 @@ pub enum Step<T, E> {
     Fail(E),
 }
 
-/// The counter whose first increment in `epoch` grants the right to create
-/// `key` during that epoch.
-pub fn creation_claim(key: &str, epoch: i64) -> String {
-    format!("{key}#claim/{epoch}")
-}
-
-/// Whether `key` is a creation claim (for tools that walk the store).
-pub fn is_creation_claim(key: &str) -> bool {
-    key.contains("#claim/") || key.ends_with("#created")
-}
+/// Creation-claim keys are part of the shared layout (`genreg gc` skips them).
+pub use genreg_layout::keys::{creation_claim, is_creation_claim};
 
 /// Read-modify-write of one key: `step` sees the current value and decides;
 /// when another writer came first it runs again on the newer value.

@@ -70,6 +70,28 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("records always serialize")
 }
 
+/// [`update`] of a JSON record: `step` sees the stored value decoded
+/// (`None` when absent) and may fail with `?`. A stored value that does not
+/// decode stops the update with [`MetaError::Corrupt`].
+fn update_record<K, R, T, E>(
+    kv: &K,
+    key: &str,
+    mut step: impl FnMut(Option<R>) -> Result<Step<T, E>, E>,
+) -> Result<T, E>
+where
+    K: KeyValue,
+    R: serde::de::DeserializeOwned,
+    E: From<KvError> + From<MetaError>,
+{
+    update(kv, key, |current| {
+        let stored = current.map(|bytes| decode(key, &bytes)).transpose();
+        match stored.map_err(E::from).and_then(&mut step) {
+            Ok(next) => next,
+            Err(e) => Step::Fail(e),
+        }
+    })
+}
+
 /// Changes the JSON list at `key` (absent counts as empty) through
 /// [`update`]; `change` answers whether it changed anything.
 fn change_list<K: KeyValue, T>(
@@ -80,17 +102,13 @@ fn change_list<K: KeyValue, T>(
 where
     T: serde::Serialize + serde::de::DeserializeOwned,
 {
-    update(kv, key, |current| {
-        let mut items: Vec<T> = match current.map(|bytes| decode(key, &bytes)) {
-            Some(Ok(items)) => items,
-            Some(Err(e)) => return Step::Fail(e),
-            None => Vec::new(),
-        };
-        if change(&mut items) {
+    update_record(kv, key, |items: Option<Vec<T>>| {
+        let mut items = items.unwrap_or_default();
+        Ok(if change(&mut items) {
             Step::Write(encode(&items), ())
         } else {
             Step::Keep(())
-        }
+        })
     })
 }
 
@@ -117,14 +135,10 @@ pub fn change_namespace_settings<K: KeyValue>(
     change: impl Fn(&mut NamespaceSettings),
 ) -> Result<NamespaceSettings, MetaError> {
     let key = keys::namespace_settings(namespace);
-    update(kv, &key, |current| {
-        let mut settings: NamespaceSettings = match current.map(|b| decode(&key, &b)) {
-            Some(Ok(settings)) => settings,
-            Some(Err(e)) => return Step::Fail(e),
-            None => NamespaceSettings::default(),
-        };
+    update_record(kv, &key, |settings: Option<NamespaceSettings>| {
+        let mut settings = settings.unwrap_or_default();
         change(&mut settings);
-        Step::Write(encode(&settings), settings)
+        Ok(Step::Write(encode(&settings), settings))
     })
 }
 

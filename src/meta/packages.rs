@@ -27,15 +27,14 @@
 //! leaves at most a segment that nothing points to, and a write repeated by
 //! a retry writes the same bytes again.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::kv::{update, KeyValue, Step};
+use super::kv::{KeyValue, Step};
 use super::model::{
     Millis, NamespaceSettings, Package, PackageFile, PackageLocation, PackageStatus,
-    PackageSummary, Project, SegmentRef,
+    PackageSummary, Project, Segment, SegmentRef,
 };
-use super::{decode, encode, keys, next_id, read, MetaError, MAX_VALUE_BYTES};
+use super::{decode, encode, keys, next_id, read, update_record, MetaError, MAX_VALUE_BYTES};
 
 /// Packages per shard of a project's package index. With names and versions
 /// of at most 255 bytes a full shard stays far below [`MAX_VALUE_BYTES`].
@@ -193,28 +192,18 @@ pub fn commit_file<K: KeyValue>(
     // Whether this publish marked the entry pending for a status change.
     let mut marked = false;
 
-    let package = update(kv, &key, |current| {
-        let live = match current.map(|bytes| decode::<Package>(&key, &bytes)) {
-            Some(Ok(package)) => Some(package).filter(|p| !p.is_deleted()),
-            Some(Err(e)) => return Step::Fail(e),
-            None => None,
-        };
-        let (mut package, is_new) = match live {
+    let package = update_record(kv, &key, |stored: Option<Package>| {
+        let (mut package, is_new) = match stored.filter(|p| !p.is_deleted()) {
             // A retry after a write that landed but was not confirmed.
-            Some(package) => match holds_file(kv, &package, file.id) {
-                Ok(true) => return Step::Keep(package),
-                Ok(false) => (package, false),
-                Err(e) => return Step::Fail(e),
-            },
+            Some(package) if holds_file(kv, &package, file.id)? => {
+                return Ok(Step::Keep(package));
+            }
+            Some(package) => (package, false),
             None => {
                 if reserved.is_none() {
-                    match reserve(kv, commit) {
-                        Ok((id, location)) => {
-                            reserved_id = Some(id);
-                            reserved = Some(location);
-                        }
-                        Err(e) => return Step::Fail(e),
-                    }
+                    let (id, location) = reserve(kv, commit)?;
+                    reserved_id = Some(id);
+                    reserved = Some(location);
                 }
                 (
                     new_package(reserved_id.expect("reserved above"), commit),
@@ -222,33 +211,25 @@ pub fn commit_file<K: KeyValue>(
                 )
             }
         };
-        if !duplicates_allowed {
-            match newest_file(kv, &package, &file.file_name) {
-                Ok(Some(_)) => return Step::Fail(MetaError::Duplicate),
-                Ok(None) => {}
-                Err(e) => return Step::Fail(e),
-            }
+        if !duplicates_allowed && newest_file(kv, &package, &file.file_name)?.is_some() {
+            return Err(MetaError::Duplicate);
         }
         if let Some(status) = commit.status {
             if status != package.status && !is_new && !marked {
                 // Listings show the status: mark the entry first.
-                if let Err(e) = mark_pending(kv, &package) {
-                    return Step::Fail(e);
-                }
+                mark_pending(kv, &package)?;
                 marked = true;
             }
             package.status = status;
         }
         package.files.push(file.clone());
         package.updated_at = commit.now;
-        if let Err(e) = seal_if_full(kv, &mut package) {
-            return Step::Fail(e);
-        }
+        seal_if_full(kv, &mut package)?;
         let bytes = encode(&package);
         if bytes.len() > MAX_VALUE_BYTES {
-            return Step::Fail(MetaError::PackageFull);
+            return Err(MetaError::PackageFull);
         }
-        Step::Write(bytes, package)
+        Ok(Step::Write(bytes, package))
     })?;
 
     if let Some(location) = &reserved {
@@ -334,19 +315,13 @@ fn confirm_entry<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError
     };
     let record_key = keys::package(location.project_id, &location.name, &location.version);
     let index_key = keys::package_index(location.project_id, location.index_shard);
-    update(kv, &index_key, |current| {
-        let Some(bytes) = current else {
-            return Step::Keep(());
-        };
-        let mut entries: Vec<PackageSummary> = match decode(&index_key, &bytes) {
-            Ok(entries) => entries,
-            Err(e) => return Step::Fail(e),
+    update_record(kv, &index_key, |entries: Option<Vec<PackageSummary>>| {
+        let Some(mut entries) = entries else {
+            return Ok(Step::Keep(()));
         };
         // Read inside the step, so a retry copies the newest record.
-        let record = match read::<K, Package>(kv, &record_key) {
-            Ok(record) => record.filter(|p| p.id == package.id && !p.is_deleted()),
-            Err(e) => return Step::Fail(e),
-        };
+        let record =
+            read::<K, Package>(kv, &record_key)?.filter(|p| p.id == package.id && !p.is_deleted());
         let before = entries.clone();
         match record {
             Some(record) => {
@@ -356,11 +331,11 @@ fn confirm_entry<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError
             }
             None => entries.retain(|e| e.id != package.id),
         }
-        if entries == before {
+        Ok(if entries == before {
             Step::Keep(())
         } else {
             Step::Write(encode(&entries), ())
-        }
+        })
     })
 }
 
@@ -400,27 +375,21 @@ pub fn delete_package<K: KeyValue>(
     };
     mark_pending(kv, &package)?;
     let key = keys::package(project_id, &package.name, &package.version);
-    let removed = update(kv, &key, |current| {
-        let Some(bytes) = current else {
-            return Step::Keep(None);
-        };
-        let mut package: Package = match decode(&key, &bytes) {
-            Ok(package) => package,
-            Err(e) => return Step::Fail(e),
-        };
-        if package.id != package_id || package.is_deleted() {
-            return Step::Keep(None);
-        }
-        let files = match package_files(kv, &package) {
-            Ok(files) => files,
-            Err(e) => return Step::Fail(e),
-        };
-        package.files.clear();
-        package.segments.clear();
-        package.deleted_at = Some(now);
-        package.updated_at = now;
-        Step::Write(encode(&package), Some(files))
-    })?;
+    let removed = update_record(
+        kv,
+        &key,
+        |stored: Option<Package>| -> Result<_, MetaError> {
+            let Some(mut package) = stored.filter(|p| p.id == package_id && !p.is_deleted()) else {
+                return Ok(Step::Keep(None));
+            };
+            let files = package_files(kv, &package)?;
+            package.files.clear();
+            package.segments.clear();
+            package.deleted_at = Some(now);
+            package.updated_at = now;
+            Ok(Step::Write(encode(&package), Some(files)))
+        },
+    )?;
     confirm_entry(kv, &package)?;
     Ok(removed)
 }
@@ -474,32 +443,19 @@ fn change_files<K: KeyValue>(
         return Ok(Vec::new());
     };
     let key = keys::package(project_id, &location.name, &location.version);
-    update(kv, &key, |current| {
-        let Some(bytes) = current else {
-            return Step::Keep(Vec::new());
+    update_record(kv, &key, |stored: Option<Package>| {
+        let Some(mut package) = stored.filter(|p| p.id == package_id && !p.is_deleted()) else {
+            return Ok(Step::Keep(Vec::new()));
         };
-        let mut package: Package = match decode(&key, &bytes) {
-            Ok(package) => package,
-            Err(e) => return Step::Fail(e),
-        };
-        if package.id != package_id || package.is_deleted() {
-            return Step::Keep(Vec::new());
-        }
-        let all = match package_files(kv, &package) {
-            Ok(all) => all,
-            Err(e) => return Step::Fail(e),
-        };
+        let all = package_files(kv, &package)?;
         let Some(positions) = pick(&all) else {
-            return Step::Keep(Vec::new());
+            return Ok(Step::Keep(Vec::new()));
         };
         let gone: Vec<u64> = positions.iter().map(|&i| all[i].id).collect();
-        match without_files(kv, &mut package, &gone) {
-            Ok(()) => {}
-            Err(e) => return Step::Fail(e),
-        }
+        without_files(kv, &mut package, &gone)?;
         package.updated_at = now;
         let removed = positions.iter().map(|&i| all[i].clone()).collect();
-        Step::Write(encode(&package), removed)
+        Ok(Step::Write(encode(&package), removed))
     })
 }
 
@@ -557,12 +513,6 @@ fn seal_if_full<K: KeyValue>(kv: &K, package: &mut Package) -> Result<(), MetaEr
     package.segments.push(sealed);
     package.files.clear();
     Ok(())
-}
-
-/// The files of one segment, as a digest of their ids names it.
-#[derive(Serialize, Deserialize)]
-struct Segment {
-    files: Vec<PackageFile>,
 }
 
 fn segment_digest(files: &[PackageFile]) -> String {

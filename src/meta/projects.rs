@@ -1,9 +1,9 @@
 //! Projects: lookup by id or path, creation (claiming the path) and
 //! deletion with everything in them.
 
-use super::kv::{update, KeyValue, Step};
+use super::kv::{KeyValue, Step};
 use super::model::{Millis, PackageFile, Project, Visibility};
-use super::{decode, directory, encode, keys, next_id, read, MetaError};
+use super::{directory, encode, keys, next_id, read, update_record, MetaError};
 
 /// How many times deleting a project goes over its package index: a later
 /// pass catches packages that publishes in flight when the project was
@@ -31,9 +31,9 @@ impl ProjectRef {
 pub fn project<K: KeyValue>(kv: &K, reference: &ProjectRef) -> Result<Option<Project>, MetaError> {
     let id = match reference {
         ProjectRef::Id(id) => *id,
-        ProjectRef::Path(path) => match kv.get(&keys::project_path(path))? {
+        ProjectRef::Path(path) => match read(kv, &keys::project_path(path))? {
             None => return Ok(None),
-            Some(bytes) => decode(&keys::project_path(path), &bytes)?,
+            Some(id) => id,
         },
     };
     let project: Option<Project> = read(kv, &keys::project(id))?;
@@ -74,23 +74,21 @@ pub fn create_project<K: KeyValue>(
         deleted_at: None,
     };
     let path_key = keys::project_path(&project.full_path());
-    if let Some(claim) = kv.get(&path_key)? {
-        if !path_claim_is_free(kv, &path_key, &claim)? {
+    if let Some(holder) = read::<K, u64>(kv, &path_key)? {
+        if !path_claim_is_free(kv, holder)? {
             return Err(MetaError::PathTaken);
         }
     }
     directory::ensure_groups(kv, &project.namespace, now)?;
     kv.set(&keys::project(project.id), &encode(&project))?;
     directory::reserve_entry(kv, &project)?;
-    let claimed = update(kv, &path_key, |current| match current {
-        // A retry after a write that landed but was not confirmed.
-        Some(claim) if claim == encode(&project.id) => Step::Keep(true),
-        None => Step::<_, MetaError>::Write(encode(&project.id), true),
-        Some(claim) => match path_claim_is_free(kv, &path_key, &claim) {
-            Ok(true) => Step::Write(encode(&project.id), true),
-            Ok(false) => Step::Keep(false),
-            Err(e) => Step::Fail(e),
-        },
+    let claimed = update_record(kv, &path_key, |holder: Option<u64>| {
+        Ok::<_, MetaError>(match holder {
+            // A retry after a write that landed but was not confirmed.
+            Some(holder) if holder == project.id => Step::Keep(true),
+            Some(holder) if !path_claim_is_free(kv, holder)? => Step::Keep(false),
+            _ => Step::Write(encode(&project.id), true),
+        })
     });
     match claimed {
         Ok(true) => {
@@ -106,12 +104,11 @@ pub fn create_project<K: KeyValue>(
     }
 }
 
-/// Whether a path claim (`project-path/<path>` → id) may be taken: the
-/// project it names was deleted (or its record is gone, which a lookup by
-/// path also takes for no project).
-fn path_claim_is_free<K: KeyValue>(kv: &K, key: &str, claim: &[u8]) -> Result<bool, MetaError> {
-    let id: u64 = decode(key, claim)?;
-    let holder: Option<Project> = read(kv, &keys::project(id))?;
+/// Whether a path claim (`project-path/<path>` → `holder`) may be taken:
+/// the project it names was deleted (or its record is gone, which a lookup
+/// by path also takes for no project).
+fn path_claim_is_free<K: KeyValue>(kv: &K, holder: u64) -> Result<bool, MetaError> {
+    let holder: Option<Project> = read(kv, &keys::project(holder))?;
     Ok(holder.is_none_or(|p| p.is_deleted()))
 }
 

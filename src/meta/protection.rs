@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::kv::{update, KeyValue, Step};
-use super::{decode, encode, keys, next_id, read, MetaError};
+use super::kv::{KeyValue, Step};
+use super::{encode, keys, next_id, read, update_record, MetaError};
 
 /// The access a rule demands, lowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -120,12 +120,8 @@ pub fn save<K: KeyValue>(kv: &K, mut rule: ProtectionRule) -> Result<ProtectionR
         rule.id = next_id(kv, "protection-rule")?;
     }
     let key = keys::protection_rules(rule.project_id);
-    update(kv, &key, |current| {
-        let mut rules: Vec<ProtectionRule> = match current.map(|b| decode(&key, &b)) {
-            Some(Ok(rules)) => rules,
-            Some(Err(e)) => return Step::Fail(RuleError::Meta(e)),
-            None => Vec::new(),
-        };
+    update_record(kv, &key, |rules: Option<Vec<ProtectionRule>>| {
+        let mut rules = rules.unwrap_or_default();
         let clash = rules.iter().any(|r| {
             r.id != rule.id
                 && r.package_type == rule.package_type
@@ -133,32 +129,28 @@ pub fn save<K: KeyValue>(kv: &K, mut rule: ProtectionRule) -> Result<ProtectionR
                     .eq_ignore_ascii_case(&rule.package_name_pattern)
         });
         if clash {
-            return Step::Fail(RuleError::Taken);
+            return Err(RuleError::Taken);
         }
         let full = rules.len() >= MAX_RULES;
         match rules.iter_mut().find(|r| r.id == rule.id) {
             Some(existing) => *existing = rule.clone(),
-            None if full => return Step::Fail(RuleError::TooMany),
+            None if full => return Err(RuleError::TooMany),
             None => rules.push(rule.clone()),
         }
-        Step::Write(encode(&rules), rule.clone())
+        Ok(Step::Write(encode(&rules), rule.clone()))
     })
 }
 
 pub fn remove<K: KeyValue>(kv: &K, project_id: u64, rule_id: u64) -> Result<(), RuleError> {
     let key = keys::protection_rules(project_id);
-    update(kv, &key, |current| {
-        let mut rules: Vec<ProtectionRule> = match current.map(|b| decode(&key, &b)) {
-            Some(Ok(rules)) => rules,
-            Some(Err(e)) => return Step::Fail(RuleError::Meta(e)),
-            None => return Step::Fail(RuleError::NotFound),
-        };
+    update_record(kv, &key, |rules: Option<Vec<ProtectionRule>>| {
+        let mut rules = rules.ok_or(RuleError::NotFound)?;
         let before = rules.len();
         rules.retain(|r| r.id != rule_id);
         if rules.len() == before {
-            return Step::Fail(RuleError::NotFound);
+            return Err(RuleError::NotFound);
         }
-        Step::Write(encode(&rules), ())
+        Ok(Step::Write(encode(&rules), ()))
     })
 }
 

@@ -1,5 +1,5 @@
-use crate::testing::MemoryStore;
 use super::*;
+use crate::testing::MemoryStore;
 
 fn new_project(kv: &MemoryStore, path: &str) -> Project {
     create_project(
@@ -447,6 +447,35 @@ fn summaries_span_shards() {
         .map(|s| s.version)
         .collect();
     assert_eq!(listed, versions);
+}
+
+#[test]
+fn counters_are_kept_as_the_shared_layout_encodes_them() {
+    use genreg_layout::counter;
+    let kv = MemoryStore::default();
+    let id = next_id(&kv, "file").unwrap();
+    let stored = kv.get(&keys::sequence("file")).unwrap().unwrap();
+    assert_eq!(stored, counter::encode(id as i64));
+    // A counter another store wrote (Spin's, genreg's) counts on.
+    kv.set(&keys::sequence("package"), &counter::encode(41))
+        .unwrap();
+    assert_eq!(next_id(&kv, "package").unwrap(), 42);
+}
+
+#[test]
+fn a_corrupt_record_stops_an_update_as_corrupt() {
+    let kv = MemoryStore::default();
+    kv.set(&keys::namespace_settings("acme"), b"{oops").unwrap();
+    let error = change_namespace_settings(&kv, "acme", |s| s.generic_duplicates_allowed = false)
+        .unwrap_err();
+    assert!(
+        matches!(&error, MetaError::Corrupt { key, .. } if key == "v1/settings/acme"),
+        "{error:?}"
+    );
+    assert_eq!(
+        kv.get(&keys::namespace_settings("acme")).unwrap().unwrap(),
+        b"{oops"
+    );
 }
 
 mod crashes;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kv::{update, KeyValue, Step};
 use super::model::Millis;
-use super::{decode, encode, keys, next_id, read, MetaError, INDEX_SHARD_SIZE};
+use super::{change_list, encode, keys, next_id, read, update_record, MetaError, INDEX_SHARD_SIZE};
 
 /// Who a token is issued for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +154,7 @@ pub fn record_token<K: KeyValue>(kv: &K, new: NewToken) -> Result<TokenRecord, M
         None => Step::<_, MetaError>::Write(encode(&record), ()),
     })?;
     let index_key = keys::token_index(kind, &holder, record.index_shard);
-    edit_index(kv, &index_key, |ids| {
+    change_list(kv, &index_key, |ids: &mut Vec<u64>| {
         if ids.contains(&record.id) {
             false
         } else {
@@ -163,27 +163,6 @@ pub fn record_token<K: KeyValue>(kv: &K, new: NewToken) -> Result<TokenRecord, M
         }
     })?;
     Ok(record)
-}
-
-fn edit_index<K: KeyValue>(
-    kv: &K,
-    index_key: &str,
-    edit: impl Fn(&mut Vec<u64>) -> bool,
-) -> Result<(), MetaError> {
-    update(kv, index_key, |current| {
-        let mut ids: Vec<u64> = match current {
-            Some(bytes) => match decode(index_key, &bytes) {
-                Ok(ids) => ids,
-                Err(e) => return Step::Fail(e),
-            },
-            None => Vec::new(),
-        };
-        if edit(&mut ids) {
-            Step::Write(encode(&ids), ())
-        } else {
-            Step::Keep(())
-        }
-    })
 }
 
 pub fn token<K: KeyValue>(kv: &K, id: u64) -> Result<Option<TokenRecord>, MetaError> {
@@ -225,19 +204,15 @@ pub fn revoke_token<K: KeyValue>(
         },
     )?;
     let key = keys::token(record.id);
-    let revoked = update(kv, &key, |current| {
-        let Some(bytes) = current else {
-            return Step::Keep(record.clone());
-        };
-        let mut stored: TokenRecord = match decode(&key, &bytes) {
-            Ok(stored) => stored,
-            Err(e) => return Step::Fail(e),
+    let revoked = update_record(kv, &key, |stored: Option<TokenRecord>| {
+        let Some(mut stored) = stored else {
+            return Ok::<_, MetaError>(Step::Keep(record.clone()));
         };
         if stored.revoked {
-            return Step::Keep(stored);
+            return Ok(Step::Keep(stored));
         }
         stored.revoked = true;
-        Step::Write(encode(&stored), stored)
+        Ok(Step::Write(encode(&stored), stored))
     })?;
     if unlist {
         let index_key = keys::token_index(
@@ -245,7 +220,7 @@ pub fn revoke_token<K: KeyValue>(
             &record.holder.key_part(),
             record.index_shard,
         );
-        edit_index(kv, &index_key, |ids| {
+        change_list(kv, &index_key, |ids: &mut Vec<u64>| {
             let before = ids.len();
             ids.retain(|id| *id != record.id);
             ids.len() != before
@@ -257,8 +232,8 @@ pub fn revoke_token<K: KeyValue>(
 #[cfg(test)]
 mod tests {
     use super::super::is_token_revoked;
-    use crate::testing::MemoryStore;
     use super::*;
+    use crate::testing::MemoryStore;
 
     fn new(kv: &MemoryStore, kind: IssuedKind, holder: Holder) -> TokenRecord {
         let id = new_token_id(kv).unwrap();

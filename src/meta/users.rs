@@ -66,8 +66,8 @@ pub fn user<K: KeyValue>(kv: &K, id: u64) -> Result<Option<User>, MetaError> {
 #[cfg(test)]
 mod tests {
     use super::super::kv::{creation_claim, KeyValue, CLAIM_EPOCH_MS};
-    use crate::testing::MemoryStore;
     use super::*;
+    use crate::testing::MemoryStore;
 
     #[test]
     fn usernames_are_taken_once_whatever_their_case() {
