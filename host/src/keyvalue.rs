@@ -1,7 +1,11 @@
-//! `wasi:keyvalue/store` and `wasi:keyvalue/atomics` (0.2.0-draft2) over
-//! [`SqliteStore`], shaped like `wasmtime-wasi-keyvalue`: a [`WasiKeyValueCtx`]
+//! `wasi:keyvalue/store` and `wasi:keyvalue/atomics` (0.2.0-draft2) over a
+//! [`Backend`], shaped like `wasmtime-wasi-keyvalue`: a [`WasiKeyValueCtx`]
 //! (configuration, shared by all requests), a [`WasiKeyValue`] view borrowed
 //! from the store's data, and [`add_to_linker`].
+//!
+//! Backends, one file each: [`SqliteStore`] (the default, in the data
+//! directory). A new one implements [`Backend`] and passes
+//! `conformance::check` in its tests.
 //!
 //! Semantics, chosen to match what the component can rely on under Spin:
 //! - `open("default")` is the only store; any other label answers
@@ -18,13 +22,20 @@
 //!   called) `swap` writes unconditionally, as Spin's does, so a guest cannot
 //!   use compare-and-swap to create a key exactly once, here or on Spin.
 
+mod backend;
+#[cfg(test)]
+mod conformance;
 mod sqlite;
 
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-pub use sqlite::{KeyPage, SqliteStore, StoreError, LIST_PAGE_SIZE};
+pub use backend::{Backend, KeyPage, StoreError};
+pub use sqlite::SqliteStore;
+
+/// How many keys one `list-keys` call returns at most.
+pub const LIST_PAGE_SIZE: usize = 1000;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -58,29 +69,25 @@ pub struct Cas {
     snapshot: Option<Vec<u8>>,
 }
 
-/// Configuration shared by every instance: the database.
+/// Configuration shared by every instance: the backend.
 #[derive(Clone)]
 pub struct WasiKeyValueCtx {
-    store: Arc<SqliteStore>,
+    backend: Arc<dyn Backend>,
 }
 
 impl WasiKeyValueCtx {
-    pub fn new(store: Arc<SqliteStore>) -> Self {
-        WasiKeyValueCtx { store }
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        WasiKeyValueCtx { backend }
     }
 
-    /// Runs a database call on the blocking pool, so a slow disk never stalls
-    /// the async workers.
-    async fn run<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&SqliteStore) -> Result<R, StoreError> + Send + 'static,
-    ) -> Result<R, store::Error> {
-        let db = self.store.clone();
-        match tokio::task::spawn_blocking(move || f(&db)).await {
-            Ok(result) => result.map_err(|e| store::Error::Other(e.0)),
-            Err(e) => Err(store::Error::Other(format!("key-value task failed: {e}"))),
-        }
+    fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
     }
+}
+
+/// A backend's answer as the guest sees it.
+fn to_guest<R>(result: Result<R, StoreError>) -> Result<R, store::Error> {
+    result.map_err(|e| store::Error::Other(e.0))
 }
 
 /// What the bindings see: the configuration and the instance's resource table.
@@ -145,7 +152,7 @@ impl store::HostBucket for WasiKeyValue<'_> {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(self.ctx.run(move |db| db.get(&key)).await)
+        Ok(to_guest(self.ctx.backend().get(key).await))
     }
 
     async fn set(
@@ -155,7 +162,7 @@ impl store::HostBucket for WasiKeyValue<'_> {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(self.ctx.run(move |db| db.set(&key, &value)).await)
+        Ok(to_guest(self.ctx.backend().set(key, value).await))
     }
 
     async fn delete(
@@ -164,7 +171,7 @@ impl store::HostBucket for WasiKeyValue<'_> {
         key: String,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(self.ctx.run(move |db| db.delete(&key)).await)
+        Ok(to_guest(self.ctx.backend().delete(key).await))
     }
 
     async fn exists(
@@ -173,7 +180,7 @@ impl store::HostBucket for WasiKeyValue<'_> {
         key: String,
     ) -> wasmtime::Result<Result<bool, store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(self.ctx.run(move |db| db.exists(&key)).await)
+        Ok(to_guest(self.ctx.backend().exists(key).await))
     }
 
     async fn list_keys(
@@ -182,11 +189,8 @@ impl store::HostBucket for WasiKeyValue<'_> {
         cursor: Option<String>,
     ) -> wasmtime::Result<Result<store::KeyResponse, store::Error>> {
         self.check_bucket(&bucket)?;
-        let page = self
-            .ctx
-            .run(move |db| db.list_keys(cursor.as_deref(), LIST_PAGE_SIZE))
-            .await;
-        Ok(page.map(|p| store::KeyResponse {
+        let page = self.ctx.backend().list_keys(cursor, LIST_PAGE_SIZE).await;
+        Ok(to_guest(page).map(|p| store::KeyResponse {
             keys: p.keys,
             cursor: p.cursor,
         }))
@@ -206,7 +210,7 @@ impl atomics::Host for WasiKeyValue<'_> {
         delta: i64,
     ) -> wasmtime::Result<Result<i64, store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(self.ctx.run(move |db| db.increment(&key, delta)).await)
+        Ok(to_guest(self.ctx.backend().increment(key, delta).await))
     }
 
     async fn swap(
@@ -215,12 +219,8 @@ impl atomics::Host for WasiKeyValue<'_> {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let Cas { key, snapshot } = self.table.delete(cas)?;
-        let lookup = key.clone();
-        let swapped = self
-            .ctx
-            .run(move |db| db.swap(&lookup, snapshot.as_deref(), &value))
-            .await;
-        match swapped {
+        let swapped = self.ctx.backend().swap(key.clone(), snapshot, value).await;
+        match to_guest(swapped) {
             Ok(true) => Ok(Ok(())),
             Ok(false) => match self.new_cas(key).await? {
                 Ok(fresh) => Ok(Err(atomics::CasError::CasFailed(fresh))),
@@ -245,8 +245,8 @@ impl atomics::HostCas for WasiKeyValue<'_> {
         &mut self,
         cas: Resource<Cas>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
-        let lookup = self.table.get(&cas)?.key.clone();
-        let value = match self.ctx.run(move |db| db.get(&lookup)).await {
+        let key = self.table.get(&cas)?.key.clone();
+        let value = match to_guest(self.ctx.backend().get(key).await) {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
@@ -257,5 +257,107 @@ impl atomics::HostCas for WasiKeyValue<'_> {
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
         self.table.delete(cas)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atomics::{Host as _, HostCas as _};
+    use store::{Host as _, HostBucket as _};
+
+    /// A guest's view over a fresh SQLite store, and an open bucket.
+    fn guest() -> (WasiKeyValueCtx, ResourceTable) {
+        let ctx = WasiKeyValueCtx::new(Arc::new(SqliteStore::open_in_memory().unwrap()));
+        (ctx, ResourceTable::new())
+    }
+
+    fn borrow<T: 'static>(resource: &Resource<T>) -> Resource<T> {
+        Resource::new_borrow(resource.rep())
+    }
+
+    #[tokio::test]
+    async fn only_the_default_label_opens() {
+        let (ctx, mut table) = guest();
+        let mut kv = WasiKeyValue {
+            ctx: &ctx,
+            table: &mut table,
+        };
+        let denied = kv.open("other".into()).await.unwrap();
+        assert!(matches!(denied, Err(store::Error::AccessDenied)));
+        assert!(kv.open(STORE_LABEL.into()).await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn calls_reach_the_backend() {
+        let (ctx, mut table) = guest();
+        let mut kv = WasiKeyValue {
+            ctx: &ctx,
+            table: &mut table,
+        };
+        let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
+        kv.set(borrow(&bucket), "a".into(), b"1".to_vec())
+            .await
+            .unwrap()
+            .unwrap();
+        let got = kv.get(borrow(&bucket), "a".into()).await.unwrap().unwrap();
+        assert_eq!(got, Some(b"1".to_vec()));
+        let n = kv.increment(borrow(&bucket), "n".into(), 5).await.unwrap();
+        assert_eq!(n.unwrap(), 5);
+        let keys = kv.list_keys(borrow(&bucket), None).await.unwrap().unwrap();
+        assert_eq!(keys.keys, vec!["a".to_string(), "n".to_string()]);
+        assert_eq!(keys.cursor, None);
+        kv.delete(borrow(&bucket), "a".into())
+            .await
+            .unwrap()
+            .unwrap();
+        let exists = kv.exists(borrow(&bucket), "a".into()).await.unwrap();
+        assert!(!exists.unwrap());
+        // A value that is not a counter is the backend's error, passed on.
+        kv.set(borrow(&bucket), "text".into(), b"x".to_vec())
+            .await
+            .unwrap()
+            .unwrap();
+        let refused = kv
+            .increment(borrow(&bucket), "text".into(), 1)
+            .await
+            .unwrap();
+        assert!(matches!(refused, Err(store::Error::Other(_))));
+    }
+
+    #[tokio::test]
+    async fn a_swap_after_a_concurrent_write_fails_with_a_fresh_cas() {
+        let (ctx, mut table) = guest();
+        let mut kv = WasiKeyValue {
+            ctx: &ctx,
+            table: &mut table,
+        };
+        let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
+        kv.set(borrow(&bucket), "k".into(), b"v1".to_vec())
+            .await
+            .unwrap()
+            .unwrap();
+
+        let cas = kv.new(borrow(&bucket), "k".into()).await.unwrap().unwrap();
+        let seen = kv.current(borrow(&cas)).await.unwrap().unwrap();
+        assert_eq!(seen, Some(b"v1".to_vec()));
+        // Another request writes in between.
+        kv.set(borrow(&bucket), "k".into(), b"v2".to_vec())
+            .await
+            .unwrap()
+            .unwrap();
+        let fresh = match kv.swap(cas, b"mine".to_vec()).await.unwrap() {
+            Err(atomics::CasError::CasFailed(fresh)) => fresh,
+            other => panic!("expected cas-failed, got {:?}", other.is_ok()),
+        };
+        let stored = kv.get(borrow(&bucket), "k".into()).await.unwrap().unwrap();
+        assert_eq!(stored, Some(b"v2".to_vec()));
+
+        // The fresh handle reads again and wins.
+        let seen = kv.current(borrow(&fresh)).await.unwrap().unwrap();
+        assert_eq!(seen, Some(b"v2".to_vec()));
+        kv.swap(fresh, b"mine".to_vec()).await.unwrap().unwrap();
+        let stored = kv.get(borrow(&bucket), "k".into()).await.unwrap().unwrap();
+        assert_eq!(stored, Some(b"mine".to_vec()));
     }
 }

@@ -1,4 +1,5 @@
-//! The key-value backend: one SQLite table in the data directory.
+//! The SQLite key-value backend: one `kv(key, value)` table in the data
+//! directory, the registry's default store.
 //!
 //! Values are opaque bytes. Counters use the encoding Spin's own SQLite store
 //! uses (an `i64`, 8 bytes little-endian), so data written by `increment`
@@ -9,28 +10,19 @@
 //! the lock is held for microseconds; the read-modify-write operations
 //! (`increment`, `swap`) run inside an immediate transaction, so they stay
 //! atomic even against another process that opens the same file.
+//!
+//! The inherent methods are synchronous, for offline tools (`genreg gc`,
+//! `genreg token revoke`); the [`Backend`] implementation runs the same
+//! calls on tokio's blocking pool, so a slow disk never stalls the async
+//! workers.
 
-use std::fmt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-/// How many keys one `list-keys` call returns at most.
-pub const LIST_PAGE_SIZE: usize = 1000;
-
-/// A failure of the database itself (I/O, corruption, a value that is not a
-/// counter). Surfaces to the guest as `error::other(message)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StoreError {}
+use super::backend::{Backend, KeyPage, StoreError};
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -38,17 +30,10 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// One page of keys and where the next one starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyPage {
-    pub keys: Vec<String>,
-    /// Pass back to get the next page; `None` when this was the last.
-    pub cursor: Option<String>,
-}
-
-/// The store: a `kv(key, value)` table.
+/// The store: a `kv(key, value)` table. Clones share the connection.
+#[derive(Clone)]
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    conn: Arc<Mutex<Connection>>,
 }
 
 impl SqliteStore {
@@ -83,9 +68,7 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-        })
+        Ok(SqliteStore::over(conn))
     }
 
     /// A throwaway database, for tests.
@@ -101,9 +84,13 @@ impl SqliteStore {
                  value BLOB NOT NULL
              ) WITHOUT ROWID;",
         )?;
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-        })
+        Ok(SqliteStore::over(conn))
+    }
+
+    fn over(conn: Connection) -> Self {
+        SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        }
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -198,6 +185,53 @@ impl SqliteStore {
     }
 }
 
+/// Runs a database call of a clone of `store` on the blocking pool.
+async fn blocking<R: Send + 'static>(
+    store: &SqliteStore,
+    call: impl FnOnce(&SqliteStore) -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || call(&store))
+        .await
+        .unwrap_or_else(|e| Err(StoreError(format!("key-value task failed: {e}"))))
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    async fn get(&self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
+        blocking(self, move |db| db.get(&key)).await
+    }
+
+    async fn set(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
+        blocking(self, move |db| db.set(&key, &value)).await
+    }
+
+    async fn delete(&self, key: String) -> Result<(), StoreError> {
+        blocking(self, move |db| db.delete(&key)).await
+    }
+
+    async fn exists(&self, key: String) -> Result<bool, StoreError> {
+        blocking(self, move |db| db.exists(&key)).await
+    }
+
+    async fn list_keys(&self, cursor: Option<String>, limit: usize) -> Result<KeyPage, StoreError> {
+        blocking(self, move |db| db.list_keys(cursor.as_deref(), limit)).await
+    }
+
+    async fn increment(&self, key: String, delta: i64) -> Result<i64, StoreError> {
+        blocking(self, move |db| db.increment(&key, delta)).await
+    }
+
+    async fn swap(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        blocking(self, move |db| db.swap(&key, expected.as_deref(), &value)).await
+    }
+}
+
 fn read(conn: &Connection, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
     conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")?
         .query_row([key], |row| row.get(0))
@@ -223,48 +257,17 @@ fn decode_counter(bytes: &[u8]) -> Result<i64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn store() -> SqliteStore {
         SqliteStore::open_in_memory().unwrap()
     }
 
     #[test]
-    fn set_get_delete_exists() {
-        let s = store();
-        assert_eq!(s.get("a").unwrap(), None);
-        assert!(!s.exists("a").unwrap());
-        s.set("a", b"1").unwrap();
-        s.set("a", b"2").unwrap();
-        assert_eq!(s.get("a").unwrap().as_deref(), Some(&b"2"[..]));
-        assert!(s.exists("a").unwrap());
-        s.delete("a").unwrap();
-        s.delete("a").unwrap();
-        assert_eq!(s.get("a").unwrap(), None);
-    }
-
-    #[test]
-    fn increment_starts_at_zero_and_uses_spins_encoding() {
-        let s = store();
-        assert_eq!(s.increment("n", 1).unwrap(), 1);
-        assert_eq!(s.increment("n", 2).unwrap(), 3);
-        assert_eq!(s.increment("n", -10).unwrap(), -7);
-        assert_eq!(s.get("n").unwrap().unwrap(), (-7i64).to_le_bytes());
-    }
-
-    #[test]
-    fn increment_rejects_a_value_that_is_not_a_counter() {
-        let s = store();
-        s.set("n", b"hello").unwrap();
-        assert!(s.increment("n", 1).is_err());
-        assert_eq!(s.get("n").unwrap().as_deref(), Some(&b"hello"[..]));
-    }
-
-    #[test]
     fn increment_is_atomic_across_threads() {
-        let s = Arc::new(store());
+        let s = store();
         let threads: Vec<_> = (0..8)
             .map(|_| {
+                // Clones share one connection.
                 let s = s.clone();
                 std::thread::spawn(move || {
                     for _ in 0..100 {
@@ -277,75 +280,6 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(s.increment("n", 0).unwrap(), 800);
-    }
-
-    #[test]
-    fn swap_succeeds_when_the_value_is_unchanged() {
-        let s = store();
-        s.set("k", b"old").unwrap();
-        assert!(s.swap("k", Some(b"old"), b"new").unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"new"[..]));
-    }
-
-    #[test]
-    fn swap_fails_when_the_value_changed() {
-        let s = store();
-        s.set("k", b"old").unwrap();
-        s.set("k", b"other").unwrap();
-        assert!(!s.swap("k", Some(b"old"), b"new").unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"other"[..]));
-    }
-
-    #[test]
-    fn swap_from_absent_overwrites_as_spin_does() {
-        let s = store();
-        assert!(s.swap("k", None, b"first").unwrap());
-        assert!(s.swap("k", None, b"second").unwrap());
-        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"second"[..]));
-    }
-
-    #[test]
-    fn swap_expecting_a_value_fails_once_the_key_is_deleted() {
-        let s = store();
-        s.set("k", b"v").unwrap();
-        s.delete("k").unwrap();
-        assert!(!s.swap("k", Some(b"v"), b"w").unwrap());
-        assert_eq!(s.get("k").unwrap(), None);
-    }
-
-    #[test]
-    fn list_keys_pages_in_order_with_a_cursor() {
-        let s = store();
-        for i in (0..25).rev() {
-            s.set(&format!("k{i:02}"), b"").unwrap();
-        }
-        let mut seen = Vec::new();
-        let mut cursor = None;
-        let mut pages = 0;
-        loop {
-            let page = s.list_keys(cursor.as_deref(), 10).unwrap();
-            pages += 1;
-            seen.extend(page.keys);
-            match page.cursor {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        assert_eq!(pages, 3);
-        let expected: Vec<_> = (0..25).map(|i| format!("k{i:02}")).collect();
-        assert_eq!(seen, expected);
-    }
-
-    #[test]
-    fn list_keys_exact_multiple_has_no_trailing_cursor() {
-        let s = store();
-        for i in 0..10 {
-            s.set(&format!("k{i}"), b"").unwrap();
-        }
-        let page = s.list_keys(None, 10).unwrap();
-        assert_eq!(page.keys.len(), 10);
-        assert_eq!(page.cursor, None);
-        assert_eq!(s.list_keys(None, 100).unwrap().keys.len(), 10);
     }
 
     #[test]
@@ -382,10 +316,8 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn list_keys_of_an_empty_store_is_empty() {
-        let page = store().list_keys(None, 10).unwrap();
-        assert!(page.keys.is_empty());
-        assert_eq!(page.cursor, None);
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn passes_the_backend_conformance_tests() {
+        crate::keyvalue::conformance::check(store).await;
     }
 }

@@ -1,0 +1,128 @@
+//! What every [`Backend`] must do, as tests any backend runs on itself:
+//! `conformance::check(|| MyBackend::fresh()).await` in its test module.
+//! Each case gets a fresh, empty store from the factory.
+
+use std::sync::Arc;
+
+use super::backend::Backend;
+
+/// Runs every case against stores made by `fresh`.
+pub async fn check<B: Backend>(fresh: impl Fn() -> B) {
+    set_get_delete_exists(fresh()).await;
+    increment_starts_at_zero_and_uses_spins_encoding(fresh()).await;
+    increment_refuses_a_value_that_is_not_a_counter(fresh()).await;
+    increment_is_atomic_under_concurrency(Arc::new(fresh())).await;
+    swap_writes_only_over_the_expected_value(fresh()).await;
+    swap_from_absent_writes_unconditionally(fresh()).await;
+    list_keys_pages_in_byte_order(fresh()).await;
+    list_keys_of_an_exact_multiple_ends_without_a_cursor(fresh()).await;
+}
+
+fn key(k: &str) -> String {
+    k.to_string()
+}
+
+async fn set_get_delete_exists(store: impl Backend) {
+    assert_eq!(store.get(key("a")).await.unwrap(), None);
+    assert!(!store.exists(key("a")).await.unwrap());
+    store.set(key("a"), b"1".to_vec()).await.unwrap();
+    store.set(key("a"), b"2".to_vec()).await.unwrap();
+    assert_eq!(store.get(key("a")).await.unwrap(), Some(b"2".to_vec()));
+    assert!(store.exists(key("a")).await.unwrap());
+    store.set(key("empty"), Vec::new()).await.unwrap();
+    assert_eq!(store.get(key("empty")).await.unwrap(), Some(Vec::new()));
+    store.delete(key("a")).await.unwrap();
+    store.delete(key("a")).await.unwrap();
+    assert_eq!(store.get(key("a")).await.unwrap(), None);
+    assert!(!store.exists(key("a")).await.unwrap());
+}
+
+async fn increment_starts_at_zero_and_uses_spins_encoding(store: impl Backend) {
+    assert_eq!(store.increment(key("n"), 1).await.unwrap(), 1);
+    assert_eq!(store.increment(key("n"), 2).await.unwrap(), 3);
+    assert_eq!(store.increment(key("n"), -10).await.unwrap(), -7);
+    let stored = store.get(key("n")).await.unwrap().unwrap();
+    assert_eq!(stored, (-7i64).to_le_bytes());
+}
+
+async fn increment_refuses_a_value_that_is_not_a_counter(store: impl Backend) {
+    store.set(key("n"), b"hello".to_vec()).await.unwrap();
+    assert!(store.increment(key("n"), 1).await.is_err());
+    assert_eq!(store.get(key("n")).await.unwrap(), Some(b"hello".to_vec()));
+}
+
+async fn increment_is_atomic_under_concurrency<B: Backend>(store: Arc<B>) {
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..50 {
+                    store.increment(key("n"), 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.increment(key("n"), 0).await.unwrap(), 400);
+}
+
+async fn swap_writes_only_over_the_expected_value(store: impl Backend) {
+    store.set(key("k"), b"old".to_vec()).await.unwrap();
+    let old = Some(b"old".to_vec());
+    assert!(store
+        .swap(key("k"), old.clone(), b"new".to_vec())
+        .await
+        .unwrap());
+    assert_eq!(store.get(key("k")).await.unwrap(), Some(b"new".to_vec()));
+    // The value moved on: the stale expectation loses and writes nothing.
+    assert!(!store
+        .swap(key("k"), old.clone(), b"late".to_vec())
+        .await
+        .unwrap());
+    assert_eq!(store.get(key("k")).await.unwrap(), Some(b"new".to_vec()));
+    // A deleted key does not hold the expected value either.
+    store.delete(key("k")).await.unwrap();
+    assert!(!store.swap(key("k"), old, b"w".to_vec()).await.unwrap());
+    assert_eq!(store.get(key("k")).await.unwrap(), None);
+}
+
+async fn swap_from_absent_writes_unconditionally(store: impl Backend) {
+    assert!(store.swap(key("k"), None, b"first".to_vec()).await.unwrap());
+    assert!(store
+        .swap(key("k"), None, b"second".to_vec())
+        .await
+        .unwrap());
+    assert_eq!(store.get(key("k")).await.unwrap(), Some(b"second".to_vec()));
+}
+
+async fn list_keys_pages_in_byte_order(store: impl Backend) {
+    let empty = store.list_keys(None, 10).await.unwrap();
+    assert!(empty.keys.is_empty() && empty.cursor.is_none());
+    for i in (0..25).rev() {
+        store.set(format!("k{i:02}"), Vec::new()).await.unwrap();
+    }
+    let (mut seen, mut cursor, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = store.list_keys(cursor, 10).await.unwrap();
+        pages += 1;
+        seen.extend(page.keys);
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let expected: Vec<_> = (0..25).map(|i| format!("k{i:02}")).collect();
+    assert_eq!(seen, expected);
+}
+
+async fn list_keys_of_an_exact_multiple_ends_without_a_cursor(store: impl Backend) {
+    for i in 0..10 {
+        store.set(format!("k{i}"), Vec::new()).await.unwrap();
+    }
+    let page = store.list_keys(None, 10).await.unwrap();
+    assert_eq!(page.keys.len(), 10);
+    assert_eq!(page.cursor, None);
+}
