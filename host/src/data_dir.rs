@@ -34,7 +34,7 @@ pub fn token_secret(dir: &Path) -> io::Result<String> {
     let path = dir.join(TOKEN_SECRET_FILE);
     let text = read_or_create(&path, || random_hex(32))?;
     let text = text.trim().to_string();
-    if genreg_token::parse_secrets(&text).is_empty() {
+    if genreg_token::Secrets::parse(&text).is_err() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{} holds no secret", path.display()),

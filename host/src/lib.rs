@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use genreg_token::Secrets;
 use tokio::net::TcpListener;
 
 pub use genreg_token;
@@ -183,6 +184,7 @@ pub struct Registry {
     url: String,
     admin_token: AdminToken,
     token_secret: String,
+    token_secrets: Secrets,
     s3: S3Access,
     s3_root: Option<PathBuf>,
     http: ServerHandle,
@@ -196,6 +198,7 @@ impl Registry {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
         let token_secret = data_dir::token_secret(&data_dir).context("reading the token secret")?;
+        let token_secrets = Secrets::parse(&token_secret).context("reading the token secret")?;
 
         let pre = runtime::load(&config.component).await?;
 
@@ -259,11 +262,12 @@ impl Registry {
             })
         })?;
 
-        let admin_token = mint_admin_token(&token_secret, unix_now(), config.admin_token_lifetime);
+        let admin_token = mint_admin_token(&token_secrets, unix_now(), config.admin_token_lifetime);
         Ok(Registry {
             url,
             admin_token,
             token_secret,
+            token_secrets,
             s3,
             s3_root,
             http,
@@ -289,6 +293,11 @@ impl Registry {
     /// The token secret text (the `token_secret` variable).
     pub fn token_secret(&self) -> &str {
         &self.token_secret
+    }
+
+    /// The token secrets: what signs and verifies this registry's tokens.
+    pub fn token_secrets(&self) -> &Secrets {
+        &self.token_secrets
     }
 
     /// How to reach the bucket directly.
@@ -348,12 +357,8 @@ pub struct AdminToken {
 
 /// Mints an administrator personal token (scope `api`) valid for
 /// `lifetime` from `now`, signed with the first of the secrets.
-pub fn mint_admin_token(token_secret: &str, now: u64, lifetime: Duration) -> AdminToken {
+pub fn mint_admin_token(secrets: &Secrets, now: u64, lifetime: Duration) -> AdminToken {
     use genreg_token::{Claims, Kind, Scope};
-    let secret = genreg_token::parse_secrets(token_secret)
-        .first()
-        .copied()
-        .unwrap_or(token_secret);
     let expires_at = now.saturating_add(lifetime.as_secs());
     let claims = Claims {
         id: format!("admin-{}", data_dir::random_hex(16)),
@@ -366,7 +371,7 @@ pub fn mint_admin_token(token_secret: &str, now: u64, lifetime: Duration) -> Adm
         expires_at: Some(expires_at),
     };
     AdminToken {
-        token: genreg_token::mint(secret.as_bytes(), &claims),
+        token: secrets.sign(&claims),
         id: claims.id,
         expires_at,
     }
@@ -415,13 +420,20 @@ mod tests {
 
     #[test]
     fn the_admin_token_expires_after_its_lifetime() {
-        let admin = mint_admin_token("s1,s2", 1_000, Duration::from_secs(86_400));
+        let secrets = Secrets::parse("s1,s2").unwrap();
+        let admin = mint_admin_token(&secrets, 1_000, Duration::from_secs(86_400));
         assert_eq!(admin.expires_at, 1_000 + 86_400);
-        let claims = genreg_token::verify(&["s1"], &admin.token, 1_000).unwrap();
+        let signer = Secrets::parse("s1").unwrap();
+        let claims = signer.verify(&admin.token, 1_000).unwrap();
         assert!(claims.admin);
         assert_eq!(claims.id, admin.id);
+        let second = Secrets::parse("s2").unwrap();
+        assert!(
+            second.verify(&admin.token, 1_000).is_err(),
+            "signed by the first"
+        );
         assert_eq!(
-            genreg_token::verify(&["s1"], &admin.token, 1_000 + 86_400),
+            signer.verify(&admin.token, 1_000 + 86_400),
             Err(genreg_token::TokenError::Expired)
         );
     }

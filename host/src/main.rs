@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use genreg::genreg_token::{self, Claims, Grant, Kind, Role, Scope};
+use genreg::genreg_token::{self, Claims, Grant, Kind, Role, Scope, Secrets};
 use genreg::{Config, Limits, Registry, S3Config};
 
 #[derive(Parser)]
@@ -433,10 +433,10 @@ fn format_unix(secs: u64) -> String {
 /// (its signature must verify with the data directory's secrets).
 fn revoke_token(args: TokenRevoke) -> anyhow::Result<()> {
     let id = if args.token.contains('.') {
-        let secrets_text = genreg::data_dir::existing_token_secret(&args.data)?;
-        let secrets = genreg_token::parse_secrets(&secrets_text);
+        let secrets = Secrets::parse(&genreg::data_dir::existing_token_secret(&args.data)?)?;
         // Expired tokens may be revoked too: check the signature only.
-        genreg_token::verify(&secrets, &args.token, 0)
+        secrets
+            .verify(&args.token, 0)
             .context("that token was not signed with this registry's secret")?
             .id
     } else {
@@ -453,31 +453,28 @@ fn create_token(args: TokenCreate) -> anyhow::Result<String> {
         (None, Some(dir)) => genreg::data_dir::existing_token_secret(dir)?,
         (None, None) => bail!("give --data DIR or --secret SECRET"),
     };
-    let secret = *genreg_token::parse_secrets(&secret_text)
-        .first()
-        .context("the token secret is empty")?;
+    let secrets = Secrets::parse(&secret_text)?;
     let claims = claims_for(&args, genreg::unix_now())?;
-    Ok(genreg_token::mint(secret.as_bytes(), &claims))
+    Ok(secrets.sign(&claims))
 }
 
 /// The claims `token create` puts in a token, from its arguments.
 fn claims_for(args: &TokenCreate, now: u64) -> anyhow::Result<Claims> {
     let kind = Kind::parse(&args.kind).with_context(|| {
-        format!(
-            "unknown token kind {:?} (personal, deploy or job)",
-            args.kind
-        )
+        let kinds = Kind::ALL.map(Kind::name).join(", ");
+        format!("unknown token kind {:?} ({kinds})", args.kind)
     })?;
     let scopes = if args.scopes.is_empty() {
-        match kind {
-            Kind::Personal => vec![Scope::Api],
-            Kind::Deploy => vec![Scope::ReadPackageRegistry, Scope::WritePackageRegistry],
-            Kind::Job => vec![],
-        }
+        kind.default_scopes()
     } else {
         args.scopes
             .iter()
-            .map(|s| Scope::parse(s.trim()).with_context(|| format!("unknown scope {s:?}")))
+            .map(|s| {
+                Scope::parse(s.trim()).with_context(|| {
+                    let scopes = Scope::ALL.map(Scope::name).join(", ");
+                    format!("unknown scope {s:?} ({scopes})")
+                })
+            })
             .collect::<anyhow::Result<_>>()?
     };
     let grants = args
@@ -519,7 +516,8 @@ fn parse_grant(text: &str) -> anyhow::Result<Grant> {
     let (project, role) = match text.rsplit_once('=') {
         Some((project, role)) => {
             let role = Role::parse(role.trim()).with_context(|| {
-                format!("unknown role {role:?} (guest, reporter, developer, maintainer, owner)")
+                let roles = Role::ALL.map(Role::name).join(", ");
+                format!("unknown role {role:?} ({roles})")
             })?;
             (project, role)
         }
@@ -687,7 +685,39 @@ mod tests {
     #[test]
     fn minted_tokens_verify_with_the_secret() {
         let token = create_token(args(&["--scopes", "read_api"])).unwrap();
-        let claims = genreg_token::verify(&["s"], &token, genreg::unix_now()).unwrap();
+        let secrets = Secrets::parse("s").unwrap();
+        let claims = secrets.verify(&token, genreg::unix_now()).unwrap();
         assert_eq!(claims.scopes, vec![Scope::ReadApi]);
+    }
+
+    #[test]
+    fn minted_tokens_are_signed_with_the_first_secret() {
+        let mut create = args(&[]);
+        create.secret = Some(" new , old".into());
+        let token = create_token(create).unwrap();
+        let now = genreg::unix_now();
+        assert!(Secrets::parse("new").unwrap().verify(&token, now).is_ok());
+        assert!(Secrets::parse("old").unwrap().verify(&token, now).is_err());
+        let mut blank = args(&[]);
+        blank.secret = Some(" , ".into());
+        let refused = create_token(blank).unwrap_err();
+        assert!(refused.to_string().contains("no secret"), "{refused}");
+    }
+
+    #[test]
+    fn unknown_names_list_the_known_ones() {
+        let kind = claims_for(&args(&["--kind", "robot"]), 0).unwrap_err();
+        assert!(kind.to_string().contains("personal, deploy, job"), "{kind}");
+        let scope = claims_for(&args(&["--scopes", "nope"]), 0).unwrap_err();
+        assert!(
+            scope.to_string().contains("read_package_registry"),
+            "{scope}"
+        );
+        let role = claims_for(&args(&["--project", "1=king"]), 0).unwrap_err();
+        assert!(
+            role.to_string()
+                .contains("guest, reporter, developer, maintainer, owner"),
+            "{role}"
+        );
     }
 }
