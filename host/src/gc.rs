@@ -723,7 +723,8 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
                 let value = store
                     .get(&segment)?
                     .with_context(|| format!("record {key} points to a missing {segment}"))?;
-                let keys = segment_object_keys(&value).with_context(|| format!("{segment}"))?;
+                let keys =
+                    segment_object_keys(&value).with_context(|| format!("segment {segment}"))?;
                 references.keys.extend(keys);
             }
         }
