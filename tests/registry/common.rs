@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use genreg::genreg_token::{self, Claims, Grant, Kind, Role, Scope};
+use genreg::genreg_token::{Claims, Grant, Kind, Role, Scope, Secrets};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -47,6 +47,27 @@ pub struct TokenSpec {
     pub grants: Vec<(&'static str, Role)>,
     pub admin: bool,
     pub expires_at: Option<u64>,
+}
+
+/// The claims a test token carries: subject `tester`, a fresh id, issued now.
+fn claims_of(spec: TokenSpec) -> Claims {
+    Claims {
+        id: format!("test-{}", rand_id()),
+        kind: spec.kind,
+        subject: "tester".into(),
+        scopes: spec.scopes,
+        grants: spec
+            .grants
+            .into_iter()
+            .map(|(project, role)| Grant {
+                project: project.into(),
+                role,
+            })
+            .collect(),
+        admin: spec.admin,
+        issued_at: now_secs(),
+        expires_at: spec.expires_at,
+    }
 }
 
 pub fn personal(scopes: &[Scope], project: &'static str, role: Role) -> TokenSpec {
@@ -112,30 +133,15 @@ impl TestRegistry {
         self.registry.admin_token().to_string()
     }
 
+    /// A token signed by this registry's secrets.
     pub fn token(&self, spec: TokenSpec) -> String {
-        self.token_with_secret(spec, self.registry.token_secret())
+        self.registry.token_secrets().sign(&claims_of(spec))
     }
 
+    /// A token signed with `secret` (a forgery unless it is the registry's).
     pub fn token_with_secret(&self, spec: TokenSpec, secret: &str) -> String {
-        let claims = Claims {
-            id: format!("test-{}", rand_id()),
-            kind: spec.kind,
-            subject: "tester".into(),
-            scopes: spec.scopes,
-            grants: spec
-                .grants
-                .into_iter()
-                .map(|(project, role)| Grant {
-                    project: project.into(),
-                    role,
-                })
-                .collect(),
-            admin: spec.admin,
-            issued_at: now_secs(),
-            expires_at: spec.expires_at,
-        };
-        let signing = genreg_token::parse_secrets(secret)[0].to_string();
-        genreg_token::mint(signing.as_bytes(), &claims)
+        let secrets = Secrets::parse(secret).expect("a test secret is not blank");
+        secrets.sign(&claims_of(spec))
     }
 
     /// Creates `namespace/path` as the administrator and returns its id.
