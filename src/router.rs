@@ -2,11 +2,23 @@
 //! still-encoded segments, so `group%2Fproject` stays one `:id`.
 
 use crate::api::administer::Target;
-use crate::api::{self, Context};
+use crate::api::{self, params, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ByteSource, Method, Request, Response};
 use crate::meta::kv::KeyValue;
 
+/// A numeric id from the path (package, file, token, rule, user); `None`
+/// when the segment is not a number. Such an id names nothing: its lookup
+/// answers 404, after the caller's rights are checked, as GitLab does.
+pub type NumericId = Option<u64>;
+
+fn numeric(segment: &str) -> NumericId {
+    segment.parse().ok()
+}
+
+/// An endpoint and the ids its path names. Project and group `:id`s stay
+/// raw (numeric or URL-encoded path): the authorization policy decides
+/// what a malformed one answers.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route<'a> {
     Projects,
@@ -17,9 +29,9 @@ pub enum Route<'a> {
     Group(&'a str),
     GroupProjects(&'a str),
     AccessTokens(Target<'a>),
-    AccessToken(Target<'a>, &'a str),
+    AccessToken(Target<'a>, NumericId),
     DeployTokens(Target<'a>),
-    DeployToken(Target<'a>, &'a str),
+    DeployToken(Target<'a>, NumericId),
     JobTokens(&'a str),
     /// `projects/:id/packages/generic/` and the segments after it.
     GenericFile(&'a str, Vec<&'a str>),
@@ -36,24 +48,24 @@ pub enum Route<'a> {
     /// `projects/:id/packages/protection/rules`
     ProtectionRules(&'a str),
     /// `projects/:id/packages/protection/rules/:rule_id`
-    ProtectionRule(&'a str, &'a str),
+    ProtectionRule(&'a str, NumericId),
     /// `projects/:id/packages/:package_id`
-    Package(&'a str, &'a str),
+    Package(&'a str, NumericId),
     /// `projects/:id/packages/:package_id/package_files`
-    PackageFiles(&'a str, &'a str),
+    PackageFiles(&'a str, NumericId),
     /// `projects/:id/packages/:package_id/package_files/:file_id`
-    PackageFile(&'a str, &'a str, &'a str),
+    PackageFile(&'a str, NumericId, NumericId),
     /// `projects/:id/packages/:package_id/package_files/:file_id/download`
-    PackageFileDownload(&'a str, &'a str, &'a str),
+    PackageFileDownload(&'a str, NumericId, NumericId),
     /// `users`, `users/:id`, `users/:id/personal_access_tokens`,
     /// `personal_access_tokens(/:token_id)`.
     Users,
-    User(&'a str),
+    User(NumericId),
     /// `user`: the caller.
     CurrentUser,
-    UserPersonalAccessTokens(&'a str),
+    UserPersonalAccessTokens(NumericId),
     PersonalAccessTokens,
-    PersonalAccessToken(&'a str),
+    PersonalAccessToken(NumericId),
     Health,
 }
 
@@ -74,26 +86,28 @@ pub fn route(path: &str) -> Option<Route<'_>> {
         ["projects", id, "access_tokens"] => Some(Route::AccessTokens(Target::Project(id))),
         ["groups", id, "access_tokens"] => Some(Route::AccessTokens(Target::Group(id))),
         ["projects", id, "access_tokens", token] => {
-            Some(Route::AccessToken(Target::Project(id), token))
+            Some(Route::AccessToken(Target::Project(id), numeric(token)))
         }
         ["groups", id, "access_tokens", token] => {
-            Some(Route::AccessToken(Target::Group(id), token))
+            Some(Route::AccessToken(Target::Group(id), numeric(token)))
         }
         ["projects", id, "deploy_tokens"] => Some(Route::DeployTokens(Target::Project(id))),
         ["groups", id, "deploy_tokens"] => Some(Route::DeployTokens(Target::Group(id))),
         ["projects", id, "deploy_tokens", token] => {
-            Some(Route::DeployToken(Target::Project(id), token))
+            Some(Route::DeployToken(Target::Project(id), numeric(token)))
         }
         ["groups", id, "deploy_tokens", token] => {
-            Some(Route::DeployToken(Target::Group(id), token))
+            Some(Route::DeployToken(Target::Group(id), numeric(token)))
         }
         ["projects", id, "job_tokens"] => Some(Route::JobTokens(id)),
         ["users"] => Some(Route::Users),
-        ["users", id] => Some(Route::User(id)),
+        ["users", id] => Some(Route::User(numeric(id))),
         ["user"] => Some(Route::CurrentUser),
-        ["users", id, "personal_access_tokens"] => Some(Route::UserPersonalAccessTokens(id)),
+        ["users", id, "personal_access_tokens"] => {
+            Some(Route::UserPersonalAccessTokens(numeric(id)))
+        }
         ["personal_access_tokens"] => Some(Route::PersonalAccessTokens),
-        ["personal_access_tokens", token] => Some(Route::PersonalAccessToken(token)),
+        ["personal_access_tokens", token] => Some(Route::PersonalAccessToken(numeric(token))),
         ["projects", id, "packages", "generic", file @ ..] if !file.is_empty() => {
             Some(Route::GenericFile(id, file.to_vec()))
         }
@@ -103,18 +117,18 @@ pub fn route(path: &str) -> Option<Route<'_>> {
         ["groups", id, "packages"] => Some(Route::GroupPackages(id)),
         ["groups", id, "packages", "settings"] => Some(Route::GroupPackageSettings(id)),
         ["projects", id, "packages", "protection", "rules", rule] => {
-            Some(Route::ProtectionRule(id, rule))
+            Some(Route::ProtectionRule(id, numeric(rule)))
         }
-        ["projects", id, "packages", package] => Some(Route::Package(id, package)),
+        ["projects", id, "packages", package] => Some(Route::Package(id, numeric(package))),
         ["projects", id, "packages", package, "package_files"] => {
-            Some(Route::PackageFiles(id, package))
+            Some(Route::PackageFiles(id, numeric(package)))
         }
         ["projects", id, "packages", package, "package_files", file] => {
-            Some(Route::PackageFile(id, package, file))
+            Some(Route::PackageFile(id, numeric(package), numeric(file)))
         }
-        ["projects", id, "packages", package, "package_files", file, "download"] => {
-            Some(Route::PackageFileDownload(id, package, file))
-        }
+        ["projects", id, "packages", package, "package_files", file, "download"] => Some(
+            Route::PackageFileDownload(id, numeric(package), numeric(file)),
+        ),
         _ => None,
     }
 }
@@ -142,7 +156,7 @@ fn dispatch<K: KeyValue>(
     match (&request.method, route) {
         (Method::Get, Route::Health) => Ok(Response::new(200).with_body(b"OK".to_vec())),
         (Method::Post, Route::Projects) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::projects::create(ctx, request, &body)
         }
         (Method::Get, Route::Project(id)) => api::projects::get(ctx, request, id),
@@ -150,13 +164,13 @@ fn dispatch<K: KeyValue>(
         // Tokens, projects and groups.
         (Method::Get, Route::Projects) => api::directory::list_projects(ctx, request),
         (Method::Put, Route::Project(id)) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::directory::update_project(ctx, request, id, &body)
         }
         (Method::Get, Route::Group(id)) => api::directory::get_group(ctx, request, id),
         (Method::Get, Route::GroupProjects(id)) => api::directory::group_projects(ctx, request, id),
         (Method::Post, Route::AccessTokens(target)) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::access_tokens::create(ctx, request, target, &body)
         }
         (Method::Get, Route::AccessTokens(target)) => {
@@ -169,7 +183,7 @@ fn dispatch<K: KeyValue>(
             api::issued::revoke(ctx, request, target, &api::access_tokens::HELD, token)
         }
         (Method::Post, Route::DeployTokens(target)) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::deploy_tokens::create(ctx, request, target, &body)
         }
         (Method::Get, Route::DeployTokens(target)) => {
@@ -182,17 +196,17 @@ fn dispatch<K: KeyValue>(
             api::issued::revoke(ctx, request, target, &api::deploy_tokens::HELD, token)
         }
         (Method::Post, Route::JobTokens(id)) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::job_tokens::create(ctx, request, id, &body)
         }
         (Method::Post, Route::Users) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::users::create(ctx, request, &body)
         }
         (Method::Get, Route::User(id)) => api::users::get(ctx, request, id),
         (Method::Get, Route::CurrentUser) => api::users::current(ctx, request),
         (Method::Post, Route::UserPersonalAccessTokens(id)) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::personal_access_tokens::create(ctx, request, id, &body)
         }
         (Method::Get, Route::PersonalAccessTokens) => {
@@ -214,25 +228,25 @@ fn dispatch<K: KeyValue>(
         (Method::Get, Route::GroupPackages(id)) => api::packages::list_group(ctx, request, id),
         (Method::Get, Route::GroupPackageSettings(id)) => api::settings::get(ctx, request, id),
         (Method::Put, Route::GroupPackageSettings(id)) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::settings::put(ctx, request, id, &body)
         }
         (Method::Post, Route::GraphQl) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::graphql::handle(ctx, request, &body)
         }
         (Method::Get, Route::CleanupPolicy(id)) => api::cleanup::get(ctx, request, id),
         (Method::Put, Route::CleanupPolicy(id)) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::cleanup::put(ctx, request, id, &body)
         }
         (Method::Get, Route::ProtectionRules(id)) => api::protection::list(ctx, request, id),
         (Method::Post, Route::ProtectionRules(id)) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::protection::create(ctx, request, id, &body)
         }
         (Method::Patch, Route::ProtectionRule(id, rule)) => {
-            let body = read_small_body(body, api::projects::MAX_FORM_BODY)?;
+            let body = small_body(body)?;
             api::protection::update(ctx, request, id, rule, &body)
         }
         (Method::Delete, Route::ProtectionRule(id, rule)) => {
@@ -257,11 +271,13 @@ fn dispatch<K: KeyValue>(
     }
 }
 
-fn read_small_body(body: &mut dyn ByteSource, limit: usize) -> ApiResult<Vec<u8>> {
+/// The body of a JSON or form endpoint, at most [`params::MAX_BODY`]
+/// bytes (413 beyond). Only generic file uploads stream their body.
+fn small_body(body: &mut dyn ByteSource) -> ApiResult<Vec<u8>> {
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next_chunk().map_err(ApiError::body_cut_off)? {
         bytes.extend_from_slice(&chunk);
-        if bytes.len() > limit {
+        if bytes.len() > params::MAX_BODY {
             return Err(ApiError::PayloadTooLarge);
         }
     }
@@ -290,12 +306,15 @@ mod tests {
         // Without a file it is a package id, which `generic` is not: 404 later.
         assert_eq!(
             route("/api/v4/projects/7/packages/generic"),
-            Some(Route::Package("7", "generic"))
+            Some(Route::Package("7", None))
         );
         assert_eq!(route("/api/v3/projects"), None);
         assert_eq!(
             route("/api/v4/groups/acme%2Fplatform/access_tokens/12"),
-            Some(Route::AccessToken(Target::Group("acme%2Fplatform"), "12"))
+            Some(Route::AccessToken(
+                Target::Group("acme%2Fplatform"),
+                Some(12)
+            ))
         );
         assert_eq!(
             route("/api/v4/projects/7/deploy_tokens"),
@@ -307,12 +326,12 @@ mod tests {
         );
         assert_eq!(
             route("/api/v4/users/2/personal_access_tokens"),
-            Some(Route::UserPersonalAccessTokens("2"))
+            Some(Route::UserPersonalAccessTokens(Some(2)))
         );
         assert_eq!(route("/api/v4/user"), Some(Route::CurrentUser));
         assert_eq!(
             route("/api/v4/personal_access_tokens/9"),
-            Some(Route::PersonalAccessToken("9"))
+            Some(Route::PersonalAccessToken(Some(9)))
         );
     }
 }

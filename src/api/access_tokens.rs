@@ -12,8 +12,8 @@ use genreg_token::{Claims, Grant, Kind, Role, Scope};
 use serde_json::{json, Value};
 
 use super::administer::{self, Target};
-use super::fields::Fields;
 use super::issued::HeldKind;
+use super::params::{self, Params};
 use super::{iso8601, Context};
 use crate::auth::policy;
 use crate::error::{ApiError, ApiResult};
@@ -67,14 +67,14 @@ struct CreateAccessToken {
     expires_at: Option<Millis>,
 }
 
-fn parse_create(fields: &Fields) -> ApiResult<CreateAccessToken> {
-    let invalid =
-        |name: &str| ApiError::InvalidParams(format!("{name} does not have a valid value"));
+fn parse_create(fields: &Params) -> ApiResult<CreateAccessToken> {
     let name = super::issued::name_field(fields)?;
     let scopes = super::issued::scopes_field(fields, &SCOPES)?;
     let role = match fields.text("access_level") {
         None => Role::Maintainer,
-        Some(level) => role_of_level(&level).ok_or_else(|| invalid("access_level"))?,
+        Some(level) => {
+            role_of_level(&level).ok_or_else(|| params::invalid_value("access_level"))?
+        }
     };
     let expires_at = fields
         .text("expires_at")
@@ -97,7 +97,7 @@ pub fn create<K: KeyValue>(
     let actor = ctx.authenticate(request)?;
     let (holder, issuer_right) =
         administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
-    let wanted = parse_create(&Fields::parse(request, body)?)?;
+    let wanted = parse_create(&Params::parse(request, body)?)?;
     if !policy::may_grant(issuer_right, wanted.role) {
         return Err(ApiError::BadRequest(
             "Access level of the token can't be greater the access level of the user who created the token".into(),
@@ -157,8 +157,8 @@ pub const HELD: HeldKind = HeldKind {
 mod tests {
     use super::*;
 
-    fn fields(body: &str) -> Fields {
-        Fields::from_json(body)
+    fn fields(body: &str) -> Params {
+        Params::from_json(body)
     }
 
     #[test]

@@ -18,7 +18,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use super::Context;
-use crate::auth::{Actor, Right};
+use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
 use crate::meta::directory::Group;
 use crate::meta::kv::KeyValue;
@@ -84,6 +84,7 @@ pub fn administered<K: KeyValue>(
     target: Target,
     needed: Right,
 ) -> ApiResult<(Administered, Right)> {
+    policy::may_try(actor, needed)?;
     match target {
         Target::Project(raw) => {
             let (project, held) = ctx.project_for(actor, raw, needed)?;

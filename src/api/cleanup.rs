@@ -3,9 +3,10 @@
 
 use serde_json::json;
 
+use super::params::{self, Params};
 use super::Context;
 use crate::auth::Right;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{Request, Response};
 use crate::meta::cleanup::{self, CleanupPolicy, KeepFiles};
 use crate::meta::kv::KeyValue;
@@ -29,38 +30,14 @@ pub fn put<K: KeyValue>(
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (project, _) = ctx.project_for(&actor, raw_id, Right::Maintain)?;
-    let value = field(request, body, "keep_n_duplicated_package_files")?.ok_or_else(|| {
-        ApiError::InvalidParams("keep_n_duplicated_package_files is missing".into())
-    })?;
-    let keep = KeepFiles::parse(&value).ok_or_else(|| {
-        ApiError::InvalidParams(
-            "keep_n_duplicated_package_files does not have a valid value".into(),
-        )
-    })?;
+    const KEEP: &str = "keep_n_duplicated_package_files";
+    let value = Params::parse(request, body)?
+        .raw_text(KEEP)
+        .ok_or_else(|| params::missing(KEEP))?;
+    let keep = KeepFiles::parse(&value).ok_or_else(|| params::invalid_value(KEEP))?;
     let policy = CleanupPolicy {
         keep_n_duplicated_package_files: keep,
     };
     cleanup::set_policy(ctx.kv, project.id, policy)?;
     Ok(Response::json(200, &entity(&policy)))
-}
-
-/// One field from a JSON body (string or number), a form body or the query.
-fn field(request: &Request, body: &[u8], name: &str) -> ApiResult<Option<String>> {
-    let is_json = request
-        .header("content-type")
-        .is_some_and(|t| t.starts_with("application/json"));
-    if is_json {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the JSON body is invalid: {e}")))?;
-        return Ok(match &value[name] {
-            serde_json::Value::String(s) => Some(s.clone()),
-            serde_json::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-    }
-    Ok(form_urlencoded::parse(body)
-        .into_owned()
-        .chain(request.query.iter().cloned())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v))
 }

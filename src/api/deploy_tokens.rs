@@ -10,8 +10,8 @@ use genreg_token::{Claims, Grant, Kind, Role, Scope};
 use serde_json::{json, Value};
 
 use super::administer::{self, Target};
-use super::fields::Fields;
 use super::issued::HeldKind;
+use super::params::Params;
 use super::{iso8601, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -53,7 +53,7 @@ struct CreateDeployToken {
     username: Option<String>,
 }
 
-fn parse_create(fields: &Fields) -> ApiResult<CreateDeployToken> {
+fn parse_create(fields: &Params) -> ApiResult<CreateDeployToken> {
     let name = super::issued::name_field(fields)?;
     let scopes = super::issued::scopes_field(fields, &SCOPES)?;
     let username = fields.text("username");
@@ -84,7 +84,7 @@ pub fn create<K: KeyValue>(
     let actor = ctx.authenticate(request)?;
     let (holder, _) =
         administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
-    let wanted = parse_create(&Fields::parse(request, body)?)?;
+    let wanted = parse_create(&Params::parse(request, body)?)?;
     let now = ctx.now_millis();
     let expires_at = administer::expiry_within_issuer(
         wanted.expires_at,
@@ -143,8 +143,8 @@ pub const HELD: HeldKind = HeldKind {
 mod tests {
     use super::*;
 
-    fn fields(body: &str) -> Fields {
-        Fields::from_json(body)
+    fn fields(body: &str) -> Params {
+        Params::from_json(body)
     }
 
     #[test]

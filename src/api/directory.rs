@@ -9,8 +9,8 @@
 
 use serde_json::{json, Value};
 
-use super::fields::Fields;
 use super::pagination::Page;
+use super::params::{self, Params};
 use super::{iso8601, Context};
 use crate::auth::{policy, Actor, Right};
 use crate::entities;
@@ -72,14 +72,14 @@ pub fn update_project<K: KeyValue>(
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (project, _) = ctx.project_for(&actor, raw_project, Right::Maintain)?;
-    let fields = Fields::parse(request, body)?;
+    let fields = Params::parse(request, body)?;
     let Some(visibility) = fields.text("visibility") else {
         return Err(ApiError::InvalidParams(
             "at least one parameter must be provided".into(),
         ));
     };
-    let visibility = Visibility::parse(&visibility)
-        .ok_or_else(|| ApiError::InvalidParams("visibility does not have a valid value".into()))?;
+    let visibility =
+        Visibility::parse(&visibility).ok_or_else(|| params::invalid_value("visibility"))?;
     let updated = directory::set_visibility(ctx.kv, project.id, visibility)?
         .ok_or(ApiError::NotFound(super::PROJECT_NOT_FOUND))?;
     Ok(Response::json(
@@ -96,23 +96,21 @@ struct ListOptions {
 }
 
 fn parse_list_options(request: &Request) -> ApiResult<ListOptions> {
-    let invalid =
-        |name: &str| ApiError::InvalidParams(format!("{name} does not have a valid value"));
     match request.query_param("order_by") {
         None | Some("") | Some("id") | Some("created_at") => {}
-        Some(_) => return Err(invalid("order_by")),
+        Some(_) => return Err(params::invalid_value("order_by")),
     }
     let ascending = match request.query_param("sort") {
         None | Some("") | Some("desc") => false,
         Some("asc") => true,
-        Some(_) => return Err(invalid("sort")),
+        Some(_) => return Err(params::invalid_value("sort")),
     };
     let visibility = match request.query_param("visibility") {
         None | Some("") => None,
         // GitLab's third visibility; no project here has it.
         Some("internal") => Some(None),
         Some(v) => Some(Some(
-            Visibility::parse(v).ok_or_else(|| invalid("visibility"))?,
+            Visibility::parse(v).ok_or_else(|| params::invalid_value("visibility"))?,
         )),
     };
     let search = request

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::params;
 use super::Context;
 use crate::auth::{policy, Right};
 use crate::blob;
@@ -45,7 +46,7 @@ fn parse_publish(
         Some(s) => {
             let status = PackageStatus::parse(s);
             if status.is_none() {
-                messages.push("status does not have a valid value".into());
+                messages.push(params::invalid_value_message("status"));
             }
             status
         }
@@ -54,7 +55,7 @@ fn parse_publish(
         None => false,
         Some("package_file") => true,
         Some(_) => {
-            messages.push("select does not have a valid value".into());
+            messages.push(params::invalid_value_message("select"));
             false
         }
     };

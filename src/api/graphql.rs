@@ -156,7 +156,7 @@ fn mutation<K: KeyValue>(
                     .map(str::to_string),
             };
             let held = ctx
-                .right_on_group(actor, &group)
+                .right_on_group(actor, &group, settings::CHANGE)
                 .map_err(|e| e.to_string())?;
             if held < Some(settings::CHANGE) {
                 return Err(NO_ACCESS.into());
@@ -223,7 +223,7 @@ fn query_field<K: KeyValue>(
                 return Ok(Value::Null);
             };
             let held = ctx
-                .right_on_group(actor, &group)
+                .right_on_group(actor, &group, settings::READ)
                 .map_err(|e| e.to_string())?;
             if held < Some(settings::READ) {
                 return Ok(Value::Null);

@@ -6,23 +6,22 @@ use genreg_token::Scope;
 use serde_json::Value;
 
 use super::administer::{self, Target};
-use super::fields::Fields;
 use super::pagination::Page;
+use super::params::{self, Params};
 use super::Context;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Millis;
 use crate::meta::tokens::{self, Holder, IssuedKind, NewToken, TokenRecord};
+use crate::router::NumericId;
 
 /// How the records of one kind of token are shown.
 pub type Render = fn(&TokenRecord, Millis) -> Value;
 
 /// The `name` of a new token: required, at most 255 bytes.
-pub fn name_field(fields: &Fields) -> ApiResult<String> {
-    let name = fields
-        .text("name")
-        .ok_or_else(|| ApiError::InvalidParams("name is missing".into()))?;
+pub fn name_field(fields: &Params) -> ApiResult<String> {
+    let name = fields.required("name")?;
     if name.len() > 255 {
         return Err(ApiError::InvalidParams("name is too long".into()));
     }
@@ -30,18 +29,18 @@ pub fn name_field(fields: &Fields) -> ApiResult<String> {
 }
 
 /// The `scopes` of a new token: at least one, each among `allowed`.
-pub fn scopes_field(fields: &Fields, allowed: &[(&str, Scope)]) -> ApiResult<Vec<(String, Scope)>> {
+pub fn scopes_field(fields: &Params, allowed: &[(&str, Scope)]) -> ApiResult<Vec<(String, Scope)>> {
     fields
         .list("scopes")
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::InvalidParams("scopes is missing".into()))?
+        .ok_or_else(|| params::missing("scopes"))?
         .into_iter()
         .map(|given| {
             allowed
                 .iter()
                 .find(|(name, _)| *name == given)
                 .map(|(name, scope)| (name.to_string(), *scope))
-                .ok_or_else(|| ApiError::InvalidParams("scopes does not have a valid value".into()))
+                .ok_or_else(|| params::invalid_value("scopes"))
         })
         .collect()
 }
@@ -90,9 +89,9 @@ pub fn get<K: KeyValue>(
     request: &Request,
     target: Target,
     held: &HeldKind,
-    raw_token_id: &str,
+    token_id: NumericId,
 ) -> ApiResult<Response> {
-    let record = find_held(ctx, request, target, held, raw_token_id)?;
+    let record = find_held(ctx, request, target, held, token_id)?;
     Ok(Response::json(
         200,
         &(held.render)(&record, ctx.now_millis()),
@@ -106,9 +105,9 @@ pub fn revoke<K: KeyValue>(
     request: &Request,
     target: Target,
     held: &HeldKind,
-    raw_token_id: &str,
+    token_id: NumericId,
 ) -> ApiResult<Response> {
-    let record = find_held(ctx, request, target, held, raw_token_id)?;
+    let record = find_held(ctx, request, target, held, token_id)?;
     tokens::revoke_token(ctx.kv, &record, held.revoking_unlists)?;
     Ok(Response::new(204))
 }
@@ -120,12 +119,12 @@ fn find_held<K: KeyValue>(
     request: &Request,
     target: Target,
     held: &HeldKind,
-    raw_token_id: &str,
+    token_id: NumericId,
 ) -> ApiResult<TokenRecord> {
     let actor = ctx.authenticate(request)?;
     let (holder, _) =
         administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
-    find(ctx, raw_token_id, held.kind, |r| {
+    find(ctx, token_id, held.kind, |r| {
         r.holder == holder.holder() && !(held.revoking_unlists && r.revoked)
     })
 }
@@ -154,13 +153,11 @@ pub fn page<K: KeyValue>(
 /// holder asked through; 404 otherwise.
 pub fn find<K: KeyValue>(
     ctx: &Context<K>,
-    raw_token_id: &str,
+    token_id: NumericId,
     kind: IssuedKind,
     belongs: impl Fn(&TokenRecord) -> bool,
 ) -> ApiResult<TokenRecord> {
-    raw_token_id
-        .parse::<u64>()
-        .ok()
+    token_id
         .map(|id| tokens::token(ctx.kv, id))
         .transpose()?
         .flatten()

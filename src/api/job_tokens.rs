@@ -10,10 +10,10 @@ use genreg_token::{Claims, Grant, Kind, Role};
 use serde_json::json;
 
 use super::administer::{self, Target};
-use super::fields::Fields;
+use super::params::{self, Params};
 use super::{iso8601, Context};
 use crate::auth::Right;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 
@@ -21,7 +21,7 @@ pub const DEFAULT_EXPIRES_IN_SECS: u64 = 3600;
 pub const MAX_EXPIRES_IN_SECS: u64 = 86_400;
 
 /// `expires_in`: whole seconds from 1 to a day.
-fn parse_expires_in(fields: &Fields) -> ApiResult<u64> {
+fn parse_expires_in(fields: &Params) -> ApiResult<u64> {
     match fields.text("expires_in") {
         None => Ok(DEFAULT_EXPIRES_IN_SECS),
         Some(text) => text
@@ -29,9 +29,7 @@ fn parse_expires_in(fields: &Fields) -> ApiResult<u64> {
             .parse::<u64>()
             .ok()
             .filter(|s| (1..=MAX_EXPIRES_IN_SECS).contains(s))
-            .ok_or_else(|| {
-                ApiError::InvalidParams("expires_in does not have a valid value".into())
-            }),
+            .ok_or_else(|| params::invalid_value("expires_in")),
     }
 }
 
@@ -44,7 +42,7 @@ pub fn create<K: KeyValue>(
     let actor = ctx.authenticate(request)?;
     let (project, _) =
         administer::administered(ctx, &actor, Target::Project(raw_project), Right::Maintain)?;
-    let expires_in = parse_expires_in(&Fields::parse(request, body)?)?;
+    let expires_in = parse_expires_in(&Params::parse(request, body)?)?;
     let now = ctx.now_millis();
     let requested = now.saturating_add(i64::try_from(expires_in * 1000).unwrap_or(i64::MAX));
     let expires_at = administer::expiry_within_issuer(
@@ -81,7 +79,7 @@ mod tests {
 
     fn expires_in(query: &str) -> ApiResult<u64> {
         let request = Request::new(Method::Post, &format!("/x?{query}"), vec![]);
-        parse_expires_in(&Fields::parse(&request, b"").unwrap())
+        parse_expires_in(&Params::parse(&request, b"").unwrap())
     }
 
     #[test]

@@ -6,13 +6,13 @@ pub mod administer;
 pub mod cleanup;
 pub mod deploy_tokens;
 pub mod directory;
-pub mod fields;
 pub mod generic;
 pub mod graphql;
 pub mod issued;
 pub mod job_tokens;
 pub mod packages;
 pub mod pagination;
+pub mod params;
 pub mod personal_access_tokens;
 pub mod projects;
 pub mod protection;
@@ -21,7 +21,8 @@ pub mod users;
 
 use jiff::Timestamp;
 
-use crate::auth::{self, policy, Actor, Right};
+use crate::auth::policy::{self, Unseen};
+use crate::auth::{self, Actor, Right};
 use crate::blob::Blobs;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
@@ -73,13 +74,12 @@ impl<K: KeyValue> Context<'_, K> {
         raw_id: &str,
         needed: Right,
     ) -> ApiResult<(Project, Right)> {
-        policy::may_try(actor, needed)?;
         let project = match validate::decode_segment(raw_id) {
             Some(decoded) => meta::project(self.kv, &ProjectRef::parse(&decoded))?,
             None => None,
         };
         let held = project.as_ref().and_then(|p| policy::on_project(actor, p));
-        let held = policy::decide(actor, held, needed, PROJECT_NOT_FOUND)?;
+        let held = policy::decide(actor, held, needed, Unseen::NotFound(PROJECT_NOT_FOUND))?;
         let project = project.expect("a caller holds rights only on a project that exists");
         Ok((project, held))
     }
@@ -93,23 +93,32 @@ impl<K: KeyValue> Context<'_, K> {
         raw_id: &str,
         needed: Right,
     ) -> ApiResult<(Group, Right)> {
-        policy::may_try(actor, needed)?;
+        let group = self.find_group(raw_id)?;
+        let held = self.right_on_group(actor, &group, needed)?;
+        let held = policy::decide(actor, held, needed, Unseen::NotFound(GROUP_NOT_FOUND))?;
+        Ok((group, held))
+    }
+
+    /// The group `:id` names, whoever asks: `404 Group Not Found` when there
+    /// is none.
+    pub fn find_group(&self, raw_id: &str) -> ApiResult<Group> {
         let group = match validate::decode_segment(raw_id) {
             Some(decoded) => meta::directory::group(self.kv, &GroupRef::parse(&decoded))?,
             None => None,
         };
-        let Some(group) = group else {
-            return Err(ApiError::NotFound(GROUP_NOT_FOUND));
-        };
-        let held = self.right_on_group(actor, &group)?;
-        let held = policy::decide(actor, held, needed, GROUP_NOT_FOUND)?;
-        Ok((group, held))
+        group.ok_or(ApiError::NotFound(GROUP_NOT_FOUND))
     }
 
-    /// What the caller holds on a group (`policy::on_group`), reading the
-    /// project index only when its grants do not tell.
-    pub fn right_on_group(&self, actor: &Actor, group: &Group) -> ApiResult<Option<Right>> {
-        policy::on_group(actor, &group.full_path, || {
+    /// What the caller holds on a group for a need of `needed`
+    /// (`policy::on_group`), reading the project index only when its grants
+    /// do not tell.
+    pub fn right_on_group(
+        &self,
+        actor: &Actor,
+        group: &Group,
+        needed: Right,
+    ) -> ApiResult<Option<Right>> {
+        policy::on_group(actor, &group.full_path, needed, || {
             Ok(!self
                 .visible_projects_in(actor, &group.full_path)?
                 .is_empty())

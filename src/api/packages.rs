@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 use serde_json::{json, Value};
 
 use super::pagination::Page;
+use super::params;
 use super::{generic, iso8601, protection, Context};
 use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
@@ -17,6 +18,7 @@ use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Package, PackageFile, PackageSummary, Project};
 use crate::meta::{self};
+use crate::router::NumericId;
 
 /// Package types GitLab knows; only `generic` packages exist here, so the
 /// others filter everything out.
@@ -68,7 +70,7 @@ fn one_of(
         Some(value) => match allowed.iter().find(|a| **a == value) {
             Some(found) => found,
             None => {
-                messages.push(format!("{name} does not have a valid value"));
+                messages.push(params::invalid_value_message(name));
                 default
             }
         },
@@ -88,7 +90,7 @@ fn parse_list(request: &Request) -> ApiResult<ListQuery> {
     let mut optional = |name: &str, allowed: Option<&[&str]>| {
         let value = request.query_param(name).map(str::to_string)?;
         if allowed.is_some_and(|a| !a.contains(&value.as_str())) {
-            messages.push(format!("{name} does not have a valid value"));
+            messages.push(params::invalid_value_message(name));
         }
         Some(value)
     };
@@ -188,10 +190,6 @@ fn may_delete(actor: &Actor, project: &Project) -> bool {
     policy::on_project(actor, project) >= Some(DELETE)
 }
 
-fn parse_id(raw: &str) -> ApiResult<u64> {
-    raw.parse().map_err(|_| ApiError::NotFound("Not found"))
-}
-
 pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let query = parse_list(request)?;
@@ -289,21 +287,21 @@ pub fn list_group<K: KeyValue>(
 fn find_package<K: KeyValue>(
     ctx: &Context<K>,
     project: &Project,
-    raw_package_id: &str,
+    package_id: NumericId,
 ) -> ApiResult<Package> {
-    meta::package_by_id(ctx.kv, project.id, parse_id(raw_package_id)?)?
-        .ok_or(ApiError::NotFound("Not found"))
+    let package_id = package_id.ok_or_else(ApiError::not_found)?;
+    meta::package_by_id(ctx.kv, project.id, package_id)?.ok_or_else(ApiError::not_found)
 }
 
 pub fn show<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
     raw_id: &str,
-    raw_package_id: &str,
+    package_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
-    let package = find_package(ctx, &project, raw_package_id)?;
+    let package = find_package(ctx, &project, package_id)?;
     let mut entity = package_entity(
         &package,
         &project,
@@ -331,7 +329,7 @@ pub fn list_files<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
     raw_id: &str,
-    raw_package_id: &str,
+    package_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let mut messages = Vec::new();
@@ -348,7 +346,7 @@ pub fn list_files<K: KeyValue>(
     }
     let page = Page::from_request(request)?;
     let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
-    let package = find_package(ctx, &project, raw_package_id)?;
+    let package = find_package(ctx, &project, package_id)?;
     let stored = meta::package_files(ctx.kv, &package)?;
     let mut files: Vec<&PackageFile> = stored.iter().collect();
     files.sort_by(|a, b| {
@@ -381,16 +379,15 @@ pub fn download_file<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
     raw_id: &str,
-    raw_package_id: &str,
-    raw_file_id: &str,
+    package_id: NumericId,
+    file_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
-    let package = find_package(ctx, &project, raw_package_id)?;
-    let file_id = parse_id(raw_file_id)?;
+    let package = find_package(ctx, &project, package_id)?;
     let file = meta::package_files(ctx.kv, &package)?
         .into_iter()
-        .find(|f| f.id == file_id)
+        .find(|f| Some(f.id) == file_id)
         .ok_or(ApiError::NotFound("Not found"))?;
     generic::serve_file(ctx, request, &project, &package, &file)
 }
@@ -399,11 +396,11 @@ pub fn delete<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
     raw_id: &str,
-    raw_package_id: &str,
+    package_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (project, _) = ctx.project_for(&actor, raw_id, DELETE)?;
-    let package = find_package(ctx, &project, raw_package_id)?;
+    let package = find_package(ctx, &project, package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;
     let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())?
         .ok_or(ApiError::NotFound("Not found"))?;
@@ -415,18 +412,18 @@ pub fn delete_file<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
     raw_id: &str,
-    raw_package_id: &str,
-    raw_file_id: &str,
+    package_id: NumericId,
+    file_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (project, _) = ctx.project_for(&actor, raw_id, DELETE)?;
-    let package = find_package(ctx, &project, raw_package_id)?;
+    let package = find_package(ctx, &project, package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;
     let file = meta::delete_file(
         ctx.kv,
         project.id,
         package.id,
-        parse_id(raw_file_id)?,
+        file_id.ok_or_else(ApiError::not_found)?,
         ctx.now_millis(),
     )?
     .ok_or(ApiError::NotFound("Not found"))?;

@@ -1,31 +1,73 @@
-//! The parameters of a `POST`/`PUT`, wherever a GitLab client puts them: a
-//! JSON object body (python-gitlab), a form body (`curl --data`), or the
-//! query string. A list (`scopes`) is a JSON array, repeated `scopes[]=`
-//! form fields, or one comma-separated value.
+//! The one reader of request parameters, wherever a GitLab client puts
+//! them: a JSON object body (python-gitlab), a form body (`curl --data`),
+//! or the query string. A list (`scopes`) is a JSON array, repeated
+//! `scopes[]=` form fields, or one comma-separated value. GitLab's messages
+//! for missing and invalid parameters are written here once.
 
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::Request;
 
-pub struct Fields {
+/// The largest body a JSON or form endpoint reads (every endpoint but the
+/// generic file upload); more answers 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// `<name> is missing`
+pub fn missing(name: &str) -> ApiError {
+    ApiError::InvalidParams(missing_message(name))
+}
+
+pub fn missing_message(name: &str) -> String {
+    format!("{name} is missing")
+}
+
+/// `<name> does not have a valid value`
+pub fn invalid_value(name: &str) -> ApiError {
+    ApiError::InvalidParams(invalid_value_message(name))
+}
+
+pub fn invalid_value_message(name: &str) -> String {
+    format!("{name} does not have a valid value")
+}
+
+/// `<name> is invalid`
+pub fn invalid(name: &str) -> ApiError {
+    ApiError::InvalidParams(format!("{name} is invalid"))
+}
+
+/// GitLab's 400 for a JSON body that is not a JSON object.
+fn invalid_json() -> ApiError {
+    ApiError::BadRequest("the JSON body is invalid".into())
+}
+
+pub struct Params {
     json: Map<String, Value>,
     pairs: Vec<(String, String)>,
 }
 
-impl Fields {
-    pub fn parse(request: &Request, body: &[u8]) -> ApiResult<Fields> {
+impl Params {
+    /// The query string alone (`GET` and `DELETE`).
+    pub fn query(request: &Request) -> Params {
+        Params {
+            json: Map::new(),
+            pairs: request.query.clone(),
+        }
+    }
+
+    /// The body (JSON or form, by `Content-Type`), then the query string.
+    pub fn parse(request: &Request, body: &[u8]) -> ApiResult<Params> {
         let is_json = request
             .header("content-type")
             .is_some_and(|t| t.starts_with("application/json"));
-        let mut fields = Fields {
+        let mut fields = Params {
             json: Map::new(),
             pairs: Vec::new(),
         };
         if is_json && !body.iter().all(u8::is_ascii_whitespace) {
             match serde_json::from_slice(body) {
                 Ok(Value::Object(map)) => fields.json = map,
-                _ => return Err(ApiError::BadRequest("the JSON body is invalid".into())),
+                _ => return Err(invalid_json()),
             }
         } else if !is_json {
             fields.pairs = form_urlencoded::parse(body).into_owned().collect();
@@ -36,13 +78,13 @@ impl Fields {
 
     /// The fields of a JSON body, for unit tests.
     #[cfg(test)]
-    pub fn from_json(body: &str) -> Fields {
+    pub fn from_json(body: &str) -> Params {
         let request = Request::new(
             crate::http::Method::Post,
             "/x",
             vec![("content-type".into(), b"application/json".to_vec())],
         );
-        Fields::parse(&request, body.as_bytes()).expect("valid JSON")
+        Params::parse(&request, body.as_bytes()).expect("valid JSON")
     }
 
     /// A single value; numbers and booleans as their text. Empty counts as
@@ -64,6 +106,39 @@ impl Fields {
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v.clone())
         })
+    }
+
+    /// A required single value: `<name> is missing` without one.
+    pub fn required(&self, name: &str) -> ApiResult<String> {
+        self.text(name).ok_or_else(|| missing(name))
+    }
+
+    /// A value given, possibly as null or empty (to clear it): `None` when
+    /// absent, `Some(None)` when null or empty.
+    pub fn nullable_text(&self, name: &str) -> Option<Option<String>> {
+        if self.json.get(name).is_some_and(Value::is_null) {
+            return Some(None);
+        }
+        self.raw_text(name)
+            .map(|v| Some(v).filter(|v| !v.is_empty()))
+    }
+
+    /// One of `allowed`, or `default` when absent; anything else is
+    /// `<name> does not have a valid value`.
+    pub fn one_of(
+        &self,
+        name: &str,
+        allowed: &[&'static str],
+        default: &'static str,
+    ) -> ApiResult<&'static str> {
+        match self.raw_text(name) {
+            None => Ok(default),
+            Some(value) => allowed
+                .iter()
+                .find(|a| **a == value)
+                .copied()
+                .ok_or_else(|| invalid_value(name)),
+        }
     }
 
     /// A list of values, `None` when the field is absent.
@@ -134,7 +209,7 @@ mod tests {
 
     #[test]
     fn json_bodies_give_texts_and_lists() {
-        let f = Fields::parse(
+        let f = Params::parse(
             &request("/x", true),
             br#"{"name":"ci","scopes":["api","read_api"],"access_level":30,"expires_at":null}"#,
         )
@@ -148,7 +223,7 @@ mod tests {
 
     #[test]
     fn form_bodies_and_queries_give_texts_and_lists() {
-        let f = Fields::parse(
+        let f = Params::parse(
             &request("/x?expires_in=60", false),
             b"name=ci&scopes[]=api&scopes[]=read_api&username=",
         )
@@ -157,15 +232,15 @@ mod tests {
         assert_eq!(f.text("expires_in").as_deref(), Some("60"));
         assert_eq!(f.text("username"), None);
         assert_eq!(f.list("scopes").unwrap(), vec!["api", "read_api"]);
-        let f = Fields::parse(&request("/x", false), b"scopes=api,read_api").unwrap();
+        let f = Params::parse(&request("/x", false), b"scopes=api,read_api").unwrap();
         assert_eq!(f.list("scopes").unwrap(), vec!["api", "read_api"]);
     }
 
     #[test]
     fn broken_json_is_a_bad_request() {
-        assert!(Fields::parse(&request("/x", true), b"{nope").is_err());
-        assert!(Fields::parse(&request("/x", true), b"[1]").is_err());
-        assert!(Fields::parse(&request("/x", true), b"").is_ok());
+        assert!(Params::parse(&request("/x", true), b"{nope").is_err());
+        assert!(Params::parse(&request("/x", true), b"[1]").is_err());
+        assert!(Params::parse(&request("/x", true), b"").is_ok());
     }
 }
 
@@ -216,12 +291,13 @@ mod properties {
         ]
     }
 
-    fn read_everything(fields: &Fields, name: &str) {
+    fn read_everything(fields: &Params, name: &str) {
         let _ = fields.text(name);
         let _ = fields.raw_text(name);
         let _ = fields.list(name);
         let _ = fields.json_value(name);
         let _ = fields.has_form_field(name);
+        let _ = fields.nullable_text(name);
     }
 
     proptest! {
@@ -240,7 +316,7 @@ mod properties {
                 vec![]
             };
             let request = Request::new(Method::Post, &format!("/x?{query}"), headers);
-            match Fields::parse(&request, &body) {
+            match Params::parse(&request, &body) {
                 Ok(fields) => read_everything(&fields, &name),
                 Err(e) => prop_assert_eq!(e.status(), 400),
             }

@@ -18,7 +18,7 @@ use genreg_token::{Claims, Grant, Kind, Role, Scope};
 use serde_json::{json, Value};
 
 use super::access_tokens::role_of_level;
-use super::fields::Fields;
+use super::params::Params;
 use super::projects::is_valid_path_segment;
 use super::users::{self, require_admin};
 use super::{administer, iso8601, Context};
@@ -27,6 +27,7 @@ use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Millis;
 use crate::meta::tokens::{self, Holder, IssuedKind, NewToken, TokenRecord};
+use crate::router::NumericId;
 
 /// The scopes a personal token may carry here.
 const SCOPES: [(&str, Scope); 2] = [("api", Scope::Api), ("read_api", Scope::ReadApi)];
@@ -78,7 +79,7 @@ pub fn is_valid_selector(selector: &str) -> bool {
 
 /// `projects`: a JSON array of `{"project", "access_level"}` objects;
 /// `access_level` defaults to 30 (developer).
-fn parse_grants(fields: &Fields) -> ApiResult<Vec<Grant>> {
+fn parse_grants(fields: &Params) -> ApiResult<Vec<Grant>> {
     let invalid = |why: &str| ApiError::InvalidParams(format!("projects {why}"));
     let Some(value) = fields.json_value("projects") else {
         if fields.has_form_field("projects") {
@@ -124,7 +125,7 @@ struct CreatePersonalToken {
     grants: Vec<Grant>,
 }
 
-fn parse_create(fields: &Fields) -> ApiResult<CreatePersonalToken> {
+fn parse_create(fields: &Params) -> ApiResult<CreatePersonalToken> {
     let name = super::issued::name_field(fields)?;
     let scopes = super::issued::scopes_field(fields, &SCOPES)?;
     let expires_at = fields
@@ -143,12 +144,12 @@ fn parse_create(fields: &Fields) -> ApiResult<CreatePersonalToken> {
 pub fn create<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_user: &str,
+    user_id: NumericId,
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = require_admin(ctx, request)?;
-    let user = users::find(ctx, raw_user)?;
-    let wanted = parse_create(&Fields::parse(request, body)?)?;
+    let user = users::find(ctx, user_id)?;
+    let wanted = parse_create(&Params::parse(request, body)?)?;
     let now = ctx.now_millis();
     let expires_at = administer::access_token_expiry(
         wanted.expires_at,
@@ -197,11 +198,8 @@ pub fn create<K: KeyValue>(
 /// index and not the whole store.)
 pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiResult<Response> {
     require_admin(ctx, request)?;
-    let raw_user = request
-        .query_param("user_id")
-        .filter(|u| !u.trim().is_empty())
-        .ok_or_else(|| ApiError::InvalidParams("user_id is missing".into()))?;
-    let user = users::find(ctx, raw_user.trim())?;
+    let user_id = Params::query(request).required("user_id")?;
+    let user = users::find(ctx, user_id.trim().parse().ok())?;
     super::issued::page(
         ctx,
         request,
@@ -215,10 +213,10 @@ pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiResult<Respo
 pub fn get<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_token_id: &str,
+    token_id: NumericId,
 ) -> ApiResult<Response> {
     require_admin(ctx, request)?;
-    let record = find(ctx, raw_token_id)?;
+    let record = find(ctx, token_id)?;
     Ok(Response::json(200, &render(&record, ctx.now_millis())))
 }
 
@@ -227,17 +225,17 @@ pub fn get<K: KeyValue>(
 pub fn revoke<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_token_id: &str,
+    token_id: NumericId,
 ) -> ApiResult<Response> {
     require_admin(ctx, request)?;
-    let record = find(ctx, raw_token_id)?;
+    let record = find(ctx, token_id)?;
     tokens::revoke_token(ctx.kv, &record, false)?;
     Ok(Response::new(204))
 }
 
 /// The personal access token record with this id.
-fn find<K: KeyValue>(ctx: &Context<K>, raw_token_id: &str) -> ApiResult<TokenRecord> {
-    super::issued::find(ctx, raw_token_id, IssuedKind::Personal, |_| true)
+fn find<K: KeyValue>(ctx: &Context<K>, token_id: NumericId) -> ApiResult<TokenRecord> {
+    super::issued::find(ctx, token_id, IssuedKind::Personal, |_| true)
 }
 
 #[cfg(test)]
@@ -245,8 +243,8 @@ mod tests {
     use super::*;
     use crate::http::Method;
 
-    fn fields(body: &str) -> Fields {
-        Fields::from_json(body)
+    fn fields(body: &str) -> Params {
+        Params::from_json(body)
     }
 
     #[test]
@@ -313,7 +311,7 @@ mod tests {
             assert!(parse_create(&fields(body)).is_err(), "{body}");
         }
         let form = Request::new(Method::Post, "/x", vec![]);
-        let form = Fields::parse(
+        let form = Params::parse(
             &form,
             b"name=n&scopes[]=api&projects[][project]=acme/*&projects[][access_level]=30",
         )

@@ -1,9 +1,9 @@
 //! `POST /projects` (administrators), `GET /projects/:id` and
 //! `DELETE /projects/:id` (administrators).
 
-use serde::Deserialize;
 use serde_json::json;
 
+use super::params::{self, Params};
 use super::Context;
 use crate::auth::{policy, Right};
 use crate::entities;
@@ -12,51 +12,6 @@ use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Visibility;
 use crate::meta::{self, MetaError, NewProject};
-
-/// The largest request body a JSON or form endpoint reads.
-pub const MAX_FORM_BODY: usize = 64 * 1024;
-
-#[derive(Debug, Default, Deserialize)]
-struct CreateProject {
-    path: Option<String>,
-    namespace_path: Option<String>,
-    name: Option<String>,
-    visibility: Option<String>,
-}
-
-/// Reads the fields from a JSON body, a form body or the query string, as
-/// GitLab's API accepts all three.
-fn parse_create(request: &Request, body: &[u8]) -> ApiResult<CreateProject> {
-    let is_json = request
-        .header("content-type")
-        .is_some_and(|t| t.starts_with("application/json"));
-    let mut fields: CreateProject = if is_json {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the JSON body is invalid: {e}")))?
-    } else {
-        let pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
-        let get = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
-        CreateProject {
-            path: get("path"),
-            namespace_path: get("namespace_path"),
-            name: get("name"),
-            visibility: get("visibility"),
-        }
-    };
-    let from_query = |name: &str| request.query_param(name).map(str::to_string);
-    fields.path = fields.path.or_else(|| from_query("path"));
-    fields.namespace_path = fields
-        .namespace_path
-        .or_else(|| from_query("namespace_path"));
-    fields.name = fields.name.or_else(|| from_query("name"));
-    fields.visibility = fields.visibility.or_else(|| from_query("visibility"));
-    Ok(fields)
-}
 
 /// A path segment of a project or group: letters, digits, `_`, `-`, `.`,
 /// starting with a letter, digit or `_`, and not ending in `.git`/`.atom`.
@@ -84,35 +39,27 @@ pub fn create<K: KeyValue>(
     body: &[u8],
 ) -> ApiResult<Response> {
     policy::require_on_instance(&ctx.authenticate(request)?, Right::Administer)?;
-    let fields = parse_create(request, body)?;
-    let path = fields
-        .path
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::InvalidParams("path is missing".into()))?;
+    let params = Params::parse(request, body)?;
+    let path = params.required("path")?;
     if !is_valid_path_segment(&path) {
         return Err(invalid(
             "path",
             "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'",
         ));
     }
-    let namespace = fields
-        .namespace_path
+    let namespace = params
+        .text("namespace_path")
         .map(|n| n.trim_matches('/').to_string())
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::InvalidParams("namespace_path is missing".into()))?;
+        .ok_or_else(|| params::missing("namespace_path"))?;
     if namespace.split('/').count() > 20 || !namespace.split('/').all(is_valid_path_segment) {
         return Err(invalid("namespace", "is invalid"));
     }
-    let visibility = match fields.visibility.as_deref() {
-        None | Some("") => Visibility::Private,
-        Some(v) => Visibility::parse(v).ok_or_else(|| {
-            ApiError::InvalidParams("visibility does not have a valid value".into())
-        })?,
+    let visibility = match params.text("visibility") {
+        None => Visibility::Private,
+        Some(v) => Visibility::parse(&v).ok_or_else(|| params::invalid_value("visibility"))?,
     };
-    let name = fields
-        .name
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| path.clone());
+    let name = params.text("name").unwrap_or_else(|| path.clone());
     if name.len() > 255 {
         return Err(invalid("name", "is too long (maximum is 255 characters)"));
     }

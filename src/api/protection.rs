@@ -1,9 +1,9 @@
 //! `/projects/:id/packages/protection/rules`: GitLab's package protection
 //! rules, and the checks that enforce them on publish and delete.
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::params::{self, Params};
 use super::Context;
 use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
@@ -11,6 +11,7 @@ use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Project;
 use crate::meta::protection::{self, MinimumAccess, ProtectionRule, RuleError};
+use crate::router::NumericId;
 
 const PUSH_PROTECTED: &str = "Package protected.";
 const DELETE_PROTECTED: &str = "Package is deletion protected.";
@@ -86,45 +87,22 @@ fn managed_project<K: KeyValue>(
 }
 
 /// The fields of a create or update; `None` where not given, and
-/// `Some(None)` for a level explicitly set to null.
-#[derive(Debug, Default, Deserialize)]
+/// `Some(None)` for a level explicitly set to null (or empty).
+#[derive(Debug, Default)]
 struct RuleFields {
     package_name_pattern: Option<String>,
     package_type: Option<String>,
-    #[serde(default, deserialize_with = "present")]
     minimum_access_level_for_push: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
     minimum_access_level_for_delete: Option<Option<String>>,
 }
 
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
 fn parse_fields(request: &Request, body: &[u8]) -> ApiResult<RuleFields> {
-    let is_json = request
-        .header("content-type")
-        .is_some_and(|t| t.starts_with("application/json"));
-    if is_json {
-        return serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("the JSON body is invalid: {e}")));
-    }
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(body)
-        .into_owned()
-        .chain(request.query.iter().cloned())
-        .collect();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let level = |name: &str| get(name).map(|v| Some(v).filter(|v| !v.is_empty()));
+    let params = Params::parse(request, body)?;
     Ok(RuleFields {
-        package_name_pattern: get("package_name_pattern"),
-        package_type: get("package_type"),
-        minimum_access_level_for_push: level("minimum_access_level_for_push"),
-        minimum_access_level_for_delete: level("minimum_access_level_for_delete"),
+        package_name_pattern: params.raw_text("package_name_pattern"),
+        package_type: params.raw_text("package_type"),
+        minimum_access_level_for_push: params.nullable_text("minimum_access_level_for_push"),
+        minimum_access_level_for_delete: params.nullable_text("minimum_access_level_for_delete"),
     })
 }
 
@@ -133,7 +111,7 @@ fn apply(fields: RuleFields, rule: &mut ProtectionRule) -> ApiResult<()> {
     let mut invalid = Vec::new();
     if let Some(pattern) = fields.package_name_pattern {
         if pattern.is_empty() || pattern.len() > 255 {
-            invalid.push("package_name_pattern is invalid");
+            invalid.push("package_name_pattern is invalid".to_string());
         }
         rule.package_name_pattern = pattern;
     }
@@ -141,7 +119,7 @@ fn apply(fields: RuleFields, rule: &mut ProtectionRule) -> ApiResult<()> {
         if !["generic", "npm", "pypi", "maven", "conan", "helm", "nuget"]
             .contains(&package_type.as_str())
         {
-            invalid.push("package_type does not have a valid value");
+            invalid.push(params::invalid_value_message("package_type"));
         }
         rule.package_type = package_type;
     }
@@ -158,13 +136,17 @@ fn apply(fields: RuleFields, rule: &mut ProtectionRule) -> ApiResult<()> {
     if let Some(push) = fields.minimum_access_level_for_push {
         match level(push, &[Maintainer, Owner, Admin]) {
             Ok(push) => rule.minimum_access_level_for_push = push,
-            Err(()) => invalid.push("minimum_access_level_for_push does not have a valid value"),
+            Err(()) => invalid.push(params::invalid_value_message(
+                "minimum_access_level_for_push",
+            )),
         }
     }
     if let Some(delete) = fields.minimum_access_level_for_delete {
         match level(delete, &[Owner, Admin]) {
             Ok(delete) => rule.minimum_access_level_for_delete = delete,
-            Err(()) => invalid.push("minimum_access_level_for_delete does not have a valid value"),
+            Err(()) => invalid.push(params::invalid_value_message(
+                "minimum_access_level_for_delete",
+            )),
         }
     }
     if !invalid.is_empty() {
@@ -213,10 +195,10 @@ pub fn create<K: KeyValue>(
     let fields = parse_fields(request, body)?;
     let mut missing = Vec::new();
     if fields.package_name_pattern.is_none() {
-        missing.push("package_name_pattern is missing");
+        missing.push(params::missing_message("package_name_pattern"));
     }
     if fields.package_type.is_none() {
-        missing.push("package_type is missing");
+        missing.push(params::missing_message("package_type"));
     }
     if !missing.is_empty() {
         return Err(ApiError::InvalidParams(missing.join(", ")));
@@ -237,12 +219,11 @@ pub fn create<K: KeyValue>(
 fn find_rule<K: KeyValue>(
     ctx: &Context<K>,
     project: &Project,
-    raw_rule_id: &str,
+    rule_id: NumericId,
 ) -> ApiResult<ProtectionRule> {
-    let rule_id: u64 = raw_rule_id.parse().map_err(|_| ApiError::not_found())?;
     protection::rules(ctx.kv, project.id)?
         .into_iter()
-        .find(|r| r.id == rule_id)
+        .find(|r| Some(r.id) == rule_id)
         .ok_or_else(ApiError::not_found)
 }
 
@@ -250,11 +231,11 @@ pub fn update<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
     raw_id: &str,
-    raw_rule_id: &str,
+    rule_id: NumericId,
     body: &[u8],
 ) -> ApiResult<Response> {
     let project = managed_project(ctx, request, raw_id)?;
-    let mut rule = find_rule(ctx, &project, raw_rule_id)?;
+    let mut rule = find_rule(ctx, &project, rule_id)?;
     apply(parse_fields(request, body)?, &mut rule)?;
     let saved = protection::save(ctx.kv, rule).map_err(rule_error)?;
     Ok(Response::json(200, &entity(&saved)))
@@ -264,10 +245,10 @@ pub fn delete<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
     raw_id: &str,
-    raw_rule_id: &str,
+    rule_id: NumericId,
 ) -> ApiResult<Response> {
     let project = managed_project(ctx, request, raw_id)?;
-    let rule = find_rule(ctx, &project, raw_rule_id)?;
+    let rule = find_rule(ctx, &project, rule_id)?;
     protection::remove(ctx.kv, project.id, rule.id).map_err(rule_error)?;
     Ok(Response::new(204))
 }

@@ -4,8 +4,9 @@
 
 use serde_json::{json, Value};
 
-use super::fields::Fields;
+use super::params::Params;
 use super::Context;
+use crate::auth::policy::{self, Unseen};
 use crate::auth::Right;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -93,8 +94,13 @@ pub fn put<K: KeyValue>(
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (group, _) = ctx.group_for(&actor, raw_group, CHANGE)?;
-    let fields = Fields::parse(request, body)?;
+    let group = ctx.find_group(raw_group)?;
+    policy::may_try(&actor, CHANGE)?;
+    let held = ctx.right_on_group(&actor, &group, CHANGE)?;
+    // The settings of a namespace are no secret: 403, not 404, for those
+    // who cannot see the group.
+    policy::decide(&actor, held, CHANGE, Unseen::Forbidden)?;
+    let fields = Params::parse(request, body)?;
     let allowed = match fields.text("generic_duplicates_allowed").as_deref() {
         None => None,
         Some("true") => Some(true),

@@ -9,7 +9,7 @@
 use genreg_token::Claims;
 use serde_json::{json, Value};
 
-use super::fields::Fields;
+use super::params::Params;
 use super::projects::is_valid_path_segment;
 use super::{iso8601, Context};
 use crate::auth::{policy, Actor, Right};
@@ -18,6 +18,7 @@ use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::tokens::{self, Holder, IssuedKind};
 use crate::meta::users::{self, User};
+use crate::router::NumericId;
 
 /// GitLab's user JSON (the fields a registry has).
 pub fn render(user: &User, public_url: &str) -> Value {
@@ -45,10 +46,12 @@ pub fn require_admin<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiRes
 }
 
 /// The user `:id` names (numeric ids only, as in GitLab).
-pub fn find<K: KeyValue>(ctx: &Context<K>, raw_id: &str) -> ApiResult<User> {
-    let missing = || ApiError::NotFound("User Not Found");
-    let id = raw_id.parse::<u64>().map_err(|_| missing())?;
-    users::user(ctx.kv, id)?.ok_or_else(missing)
+pub fn find<K: KeyValue>(ctx: &Context<K>, id: NumericId) -> ApiResult<User> {
+    let found = match id {
+        Some(id) => users::user(ctx.kv, id)?,
+        None => None,
+    };
+    found.ok_or(ApiError::NotFound("User Not Found"))
 }
 
 struct CreateUser {
@@ -56,10 +59,8 @@ struct CreateUser {
     name: String,
 }
 
-fn parse_create(fields: &Fields) -> ApiResult<CreateUser> {
-    let username = fields
-        .text("username")
-        .ok_or_else(|| ApiError::InvalidParams("username is missing".into()))?;
+fn parse_create(fields: &Params) -> ApiResult<CreateUser> {
+    let username = fields.required("username")?;
     // GitLab's namespace rule, which project paths follow too.
     if !is_valid_path_segment(&username) {
         return Err(ApiError::FieldInvalid {
@@ -85,7 +86,7 @@ pub fn create<K: KeyValue>(
     body: &[u8],
 ) -> ApiResult<Response> {
     require_admin(ctx, request)?;
-    let wanted = parse_create(&Fields::parse(request, body)?)?;
+    let wanted = parse_create(&Params::parse(request, body)?)?;
     let created = users::create_user(ctx.kv, &wanted.username, &wanted.name, ctx.now_millis())?;
     match created {
         Some(user) => Ok(Response::json(201, &render(&user, &ctx.config.public_url))),
@@ -99,9 +100,9 @@ pub fn create<K: KeyValue>(
 
 /// `GET /users/:id`, for administrators and personal tokens (deploy and job
 /// tokens have no business with users).
-pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
+pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, id: NumericId) -> ApiResult<Response> {
     policy::require_on_instance(&ctx.authenticate(request)?, Right::Download)?;
-    let user = find(ctx, raw_id)?;
+    let user = find(ctx, id)?;
     Ok(Response::json(200, &render(&user, &ctx.config.public_url)))
 }
 
@@ -196,8 +197,8 @@ fn issued_record_user<K: KeyValue>(ctx: &Context<K>, claims: &Claims) -> ApiResu
 mod tests {
     use super::*;
 
-    fn fields(body: &str) -> Fields {
-        Fields::from_json(body)
+    fn fields(body: &str) -> Params {
+        Params::from_json(body)
     }
 
     #[test]

@@ -15,7 +15,13 @@
 //! - anyone downloads from a public project.
 //!
 //! A caller who holds no right does not see the thing at all: it answers
-//! 404, or 401 to an anonymous caller when signing in could help.
+//! 404 (or what [`Unseen`] says), or 401 to an anonymous caller when
+//! signing in could help. A caller who sees it but holds too little gets
+//! 403. Endpoints that only make sense signed in (publishing, managing
+//! tokens and settings) refuse anonymous callers first ([`may_try`]).
+//!
+//! Groups show themselves to readers through a project in them; managing
+//! one needs a grant on it ([`on_group`]).
 
 use genreg_token::{Claims, Kind, Role, Scope};
 
@@ -127,17 +133,20 @@ pub fn on_group_by_grants(actor: &Actor, group_path: &str) -> Option<Right> {
     }
 }
 
-/// What the caller holds on a group: its grants, or, failing those, seeing
-/// the group because it sees a project in it (`sees_a_project` is asked only
-/// then, since it reads the project index).
+/// What the caller holds on a group for a need of `needed`: its grants,
+/// or, for reading (`needed` at most [`Right::Download`]) and failing
+/// those, seeing the group because it sees a project in it
+/// (`sees_a_project` is asked only then, since it reads the project index).
 pub fn on_group(
     actor: &Actor,
     group_path: &str,
+    needed: Right,
     sees_a_project: impl FnOnce() -> ApiResult<bool>,
 ) -> ApiResult<Option<Right>> {
     match on_group_by_grants(actor, group_path) {
         Some(right) => Ok(Some(right)),
-        None => Ok(sees_a_project()?.then_some(Right::See)),
+        None if needed <= Right::Download => Ok(sees_a_project()?.then_some(Right::See)),
+        None => Ok(None),
     }
 }
 
@@ -156,7 +165,7 @@ pub fn on_instance(actor: &Actor) -> Option<Right> {
 /// Checks that the caller holds `needed` on the instance: 401 for
 /// anonymous callers, 403 for everyone else who does not.
 pub fn require_on_instance(actor: &Actor, needed: Right) -> ApiResult<Right> {
-    decide(actor, on_instance(actor), needed, "Not found")
+    decide(actor, on_instance(actor), needed, Unseen::Forbidden)
 }
 
 /// Only personal tokens with scope `api` (and administrators) act with
@@ -194,7 +203,7 @@ fn names_something_below(claims: &Claims, group_path: &str) -> bool {
 
 /// Refuses at once a caller who can never hold `needed`: anonymous callers
 /// asking for more than a public project gives (401, before anything is
-/// loaded or parsed).
+/// loaded or parsed). For endpoints that are only for signed-in callers.
 pub fn may_try(actor: &Actor, needed: Right) -> ApiResult<()> {
     match actor {
         Actor::Anonymous if needed > ANONYMOUS_MOST => Err(ApiError::Unauthorized),
@@ -202,23 +211,34 @@ pub fn may_try(actor: &Actor, needed: Right) -> ApiResult<()> {
     }
 }
 
+/// What a caller who holds nothing on a thing is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unseen {
+    /// `404 <message>`: existence does not leak.
+    NotFound(&'static str),
+    /// 403: the thing is known to exist anyway (a namespace's settings).
+    Forbidden,
+}
+
 /// GitLab's answer for a caller holding `held` where `needed` is required:
-/// enough → the right held; anonymous where signing in could help → 401;
-/// nothing held → 404 `404 <not_found>` (existence does not leak); too
-/// little → 403.
+/// enough → the right held; nothing held → 401 to an anonymous caller when
+/// signing in could help, otherwise `unseen`; too little → 403.
 pub fn decide(
     actor: &Actor,
     held: Option<Right>,
     needed: Right,
-    not_found: &'static str,
+    unseen: Unseen,
 ) -> ApiResult<Right> {
     match held {
         Some(held) if held >= needed => Ok(held),
-        _ if matches!(actor, Actor::Anonymous) && needed > Right::See => {
+        Some(_) => Err(ApiError::Forbidden),
+        None if matches!(actor, Actor::Anonymous) && needed > Right::See => {
             Err(ApiError::Unauthorized)
         }
-        None => Err(ApiError::NotFound(not_found)),
-        Some(_) => Err(ApiError::Forbidden),
+        None => Err(match unseen {
+            Unseen::NotFound(message) => ApiError::NotFound(message),
+            Unseen::Forbidden => ApiError::Forbidden,
+        }),
     }
 }
 

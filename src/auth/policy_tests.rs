@@ -95,7 +95,7 @@ fn missing_rights_answer_gitlabs_statuses() {
     let anonymous = Actor::Anonymous;
     let someone = token(Kind::Personal, &[Scope::Api], None);
     let status = |actor: &Actor, held, needed| {
-        decide(actor, held, needed, "Project Not Found")
+        decide(actor, held, needed, Unseen::NotFound("Project Not Found"))
             .map(|_| 200)
             .unwrap_or_else(|e| e.status())
     };
@@ -107,15 +107,21 @@ fn missing_rights_answer_gitlabs_statuses() {
     assert_eq!(status(&someone, None, Download), 404);
     assert_eq!(status(&anonymous, None, Download), 401);
     assert_eq!(status(&anonymous, None, See), 404);
-    // Seen but too little: 403, or 401 when signing in could help.
+    // Seen but too little: 403, anonymous callers included.
     assert_eq!(status(&someone, Some(See), Download), 403);
     assert_eq!(status(&someone, Some(Publish), Maintain), 403);
-    assert_eq!(status(&anonymous, Some(Download), Publish), 401);
+    assert_eq!(status(&anonymous, Some(Download), Maintain), 403);
     assert_eq!(
-        decide(&someone, None, See, "Group Not Found")
+        decide(&someone, None, See, Unseen::NotFound("Group Not Found"))
             .unwrap_err()
             .body()["message"],
         "404 Group Not Found"
+    );
+    assert_eq!(
+        decide(&someone, None, Own, Unseen::Forbidden)
+            .unwrap_err()
+            .status(),
+        403
     );
     assert!(may_try(&anonymous, Publish).is_err());
     assert!(may_try(&anonymous, Download).is_ok());
@@ -161,18 +167,28 @@ fn group_rights_come_from_grants_on_the_group_or_its_parents() {
 }
 
 #[test]
-fn a_group_is_also_seen_through_a_project_in_it() {
+fn readers_also_see_a_group_through_a_project_in_it() {
     let stranger = token(
         Kind::Personal,
         &[Scope::Api],
         Some(("other/*", Role::Owner)),
     );
-    assert_eq!(on_group(&stranger, "acme", || Ok(true)).unwrap(), Some(See));
-    assert_eq!(on_group(&stranger, "acme", || Ok(false)).unwrap(), None);
-    // Grants decide without reading the project index.
-    let owner = token(Kind::Personal, &[Scope::Api], Some(("acme/*", Role::Owner)));
+    let sees = || Ok(true);
+    assert_eq!(on_group(&stranger, "acme", See, sees).unwrap(), Some(See));
+    assert_eq!(
+        on_group(&stranger, "acme", Download, sees).unwrap(),
+        Some(See)
+    );
+    assert_eq!(
+        on_group(&stranger, "acme", See, || Ok(false)).unwrap(),
+        None
+    );
+    // Grants decide without reading the project index, and managing a
+    // group needs one.
     let unread = || -> ApiResult<bool> { panic!("the index was read") };
-    assert_eq!(on_group(&owner, "acme", unread).unwrap(), Some(Own));
+    let owner = token(Kind::Personal, &[Scope::Api], Some(("acme/*", Role::Owner)));
+    assert_eq!(on_group(&owner, "acme", See, unread).unwrap(), Some(Own));
+    assert_eq!(on_group(&stranger, "acme", Own, unread).unwrap(), None);
 }
 
 #[test]
