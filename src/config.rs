@@ -1,5 +1,6 @@
 //! Spin variables turned into typed configuration, read once per request.
 
+use genreg_token::Secrets;
 use std::time::Duration;
 
 use crate::error::ApiError;
@@ -49,7 +50,7 @@ pub struct S3Settings {
 pub struct Config {
     pub s3: S3Settings,
     /// The first signs, all verify.
-    pub token_secrets: Vec<String>,
+    pub token_secrets: Secrets,
     /// `None` means unlimited.
     pub max_file_size: Option<u64>,
     pub download_mode: DownloadMode,
@@ -90,13 +91,8 @@ impl Config {
                 ms => Duration::from_millis(ms),
             })
         };
-        let token_secrets: Vec<String> = genreg_token::parse_secrets(&required("token_secret")?)
-            .into_iter()
-            .map(String::from)
-            .collect();
-        if token_secrets.is_empty() {
-            return Err(ApiError::internal("variable token_secret holds no secret"));
-        }
+        let token_secrets = Secrets::parse(&required("token_secret")?)
+            .map_err(|_| ApiError::internal("variable token_secret holds no secret"))?;
         let download_mode = match optional("download_mode").as_deref().map(str::trim) {
             None | Some("proxy") => DownloadMode::Proxy,
             Some("redirect") => DownloadMode::Redirect,
@@ -169,7 +165,7 @@ mod tests {
         assert_eq!(c.s3.region, "us-east-1");
         assert_eq!(c.max_file_size, Some(DEFAULT_MAX_FILE_SIZE));
         assert_eq!(c.download_mode, DownloadMode::Proxy);
-        assert_eq!(c.token_secrets, vec!["new", "old"]);
+        assert_eq!(c.token_secrets, Secrets::parse("new,old").unwrap());
         assert_eq!(c.part_size, DEFAULT_PART_SIZE);
         assert_eq!(c.s3_timeouts, DEFAULT_S3_TIMEOUTS);
     }

@@ -8,7 +8,7 @@
 //! revoked. Its `jti` is its numeric id, so revoking by the API's id is one
 //! key.
 
-use genreg_token::{Claims, Grant, Kind, Role, Scope};
+use genreg_token::{Claims, Grant, Kind, Role, Scope, ACCESS_TOKEN_SCOPES};
 use serde_json::{json, Value};
 
 use super::administer::{self, Target};
@@ -21,27 +21,6 @@ use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Millis;
 use crate::meta::tokens::{self, IssuedKind, NewToken, TokenRecord};
-
-/// The scopes an access token may carry here (GitLab knows more; they have
-/// no meaning in a package registry).
-const SCOPES: [(&str, Scope); 4] = [
-    ("api", Scope::Api),
-    ("read_api", Scope::ReadApi),
-    ("read_package_registry", Scope::ReadPackageRegistry),
-    ("write_package_registry", Scope::WritePackageRegistry),
-];
-
-/// GitLab's access levels.
-pub fn role_of_level(level: &str) -> Option<Role> {
-    match level.trim() {
-        "10" => Some(Role::Guest),
-        "20" => Some(Role::Reporter),
-        "30" => Some(Role::Developer),
-        "40" => Some(Role::Maintainer),
-        "50" => Some(Role::Owner),
-        _ => None,
-    }
-}
 
 /// The JSON GitLab answers for an access token (never the token itself).
 pub fn render(record: &TokenRecord, now: Millis) -> Value {
@@ -69,17 +48,13 @@ struct CreateAccessToken {
 
 fn parse_create(fields: &Params) -> ApiResult<CreateAccessToken> {
     let name = super::issued::name_field(fields)?;
-    let scopes = super::issued::scopes_field(fields, &SCOPES)?;
+    let scopes = super::issued::scopes_field(fields, ACCESS_TOKEN_SCOPES)?;
     let role = match fields.text("access_level") {
         None => Role::Maintainer,
-        Some(level) => {
-            role_of_level(&level).ok_or_else(|| params::invalid_value("access_level"))?
-        }
+        Some(level) => Role::from_access_level_text(&level)
+            .ok_or_else(|| params::invalid_value("access_level"))?,
     };
-    let expires_at = fields
-        .text("expires_at")
-        .map(|t| administer::parse_expires_at(&t))
-        .transpose()?;
+    let expires_at = super::issued::expires_at_field(fields)?;
     Ok(CreateAccessToken {
         name,
         scopes,
@@ -126,10 +101,9 @@ pub fn create<K: KeyValue>(
         issued_at: administer::to_secs(now),
         expires_at: expires_at.map(administer::to_secs),
     };
-    let token = administer::mint(ctx, &claims);
-    super::issued::record_and_answer(
+    super::issued::issue(
         ctx,
-        token,
+        &claims,
         NewToken {
             id,
             kind: IssuedKind::Access,

@@ -97,14 +97,9 @@ pub fn administered<K: KeyValue>(
     }
 }
 
-/// Signs new claims with the first of the configured secrets.
+/// Signs new claims (with the first of the configured secrets).
 pub fn mint<K: KeyValue>(ctx: &Context<K>, claims: &Claims) -> String {
-    let secret = ctx
-        .config
-        .token_secrets
-        .first()
-        .expect("the configuration holds at least one secret");
-    genreg_token::mint(secret.as_bytes(), claims)
+    ctx.config.token_secrets.sign(claims)
 }
 
 /// When the caller's own token expires, in milliseconds.

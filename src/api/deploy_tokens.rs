@@ -6,7 +6,7 @@
 //! project under its group) and nothing else. Deleting one revokes it and
 //! takes it out of the listing, as GitLab deletes it.
 
-use genreg_token::{Claims, Grant, Kind, Role, Scope};
+use genreg_token::{Claims, Grant, Kind, Role, Scope, DEPLOY_TOKEN_SCOPES};
 use serde_json::{json, Value};
 
 use super::administer::{self, Target};
@@ -18,11 +18,6 @@ use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Millis;
 use crate::meta::tokens::{self, IssuedKind, NewToken, TokenRecord};
-
-const SCOPES: [(&str, Scope); 2] = [
-    ("read_package_registry", Scope::ReadPackageRegistry),
-    ("write_package_registry", Scope::WritePackageRegistry),
-];
 
 /// The JSON GitLab answers for a deploy token (never the token itself).
 pub fn render(record: &TokenRecord, now: Millis) -> Value {
@@ -55,7 +50,7 @@ struct CreateDeployToken {
 
 fn parse_create(fields: &Params) -> ApiResult<CreateDeployToken> {
     let name = super::issued::name_field(fields)?;
-    let scopes = super::issued::scopes_field(fields, &SCOPES)?;
+    let scopes = super::issued::scopes_field(fields, DEPLOY_TOKEN_SCOPES)?;
     let username = fields.text("username");
     if username.as_deref().is_some_and(|u| !is_valid_username(u)) {
         return Err(ApiError::FieldInvalid {
@@ -63,10 +58,7 @@ fn parse_create(fields: &Params) -> ApiResult<CreateDeployToken> {
             text: "can contain only letters, digits, '_', '-', '+', and '.'".into(),
         });
     }
-    let expires_at = fields
-        .text("expires_at")
-        .map(|t| administer::parse_expires_at(&t))
-        .transpose()?;
+    let expires_at = super::issued::expires_at_field(fields)?;
     Ok(CreateDeployToken {
         name,
         scopes,
@@ -112,10 +104,9 @@ pub fn create<K: KeyValue>(
         issued_at: administer::to_secs(now),
         expires_at: expires_at.map(administer::to_secs),
     };
-    let token = administer::mint(ctx, &claims);
-    super::issued::record_and_answer(
+    super::issued::issue(
         ctx,
-        token,
+        &claims,
         NewToken {
             id,
             kind: IssuedKind::Deploy,

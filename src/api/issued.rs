@@ -2,7 +2,7 @@
 //! common: a page of a holder's token index, one record by its id, and the
 //! list/get/revoke endpoints of project and group tokens.
 
-use genreg_token::Scope;
+use genreg_token::{Claims, Scope};
 use serde_json::Value;
 
 use super::administer::{self, Target};
@@ -28,31 +28,44 @@ pub fn name_field(fields: &Params) -> ApiResult<String> {
     Ok(name)
 }
 
-/// The `scopes` of a new token: at least one, each among `allowed`.
-pub fn scopes_field(fields: &Params, allowed: &[(&str, Scope)]) -> ApiResult<Vec<(String, Scope)>> {
+/// The `expires_at` of a new token, if given (a date or a time).
+pub fn expires_at_field(fields: &Params) -> ApiResult<Option<Millis>> {
+    fields
+        .text("expires_at")
+        .map(|t| administer::parse_expires_at(&t))
+        .transpose()
+}
+
+/// The `scopes` of a new token: at least one, each among `allowed` (one of
+/// the token crate's scope tables).
+pub fn scopes_field(fields: &Params, allowed: &[Scope]) -> ApiResult<Vec<(String, Scope)>> {
     fields
         .list("scopes")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| params::missing("scopes"))?
         .into_iter()
         .map(|given| {
-            allowed
-                .iter()
-                .find(|(name, _)| *name == given)
-                .map(|(name, scope)| (name.to_string(), *scope))
+            Scope::parse_among(&given, allowed)
+                .map(|scope| (scope.name().to_string(), scope))
                 .ok_or_else(|| params::invalid_value("scopes"))
         })
         .collect()
 }
 
-/// Records a newly minted token and answers 201 with its record and, this
-/// once, the token itself.
-pub fn record_and_answer<K: KeyValue>(
+/// Issues a recorded token (access, deploy, personal): signs `claims`,
+/// records `new` so the token can be listed and revoked, and answers 201
+/// with the record as `render` shows it and, this once, the token itself.
+pub fn issue<K: KeyValue>(
     ctx: &Context<K>,
-    token: String,
+    claims: &Claims,
     new: NewToken,
     render: Render,
 ) -> ApiResult<Response> {
+    let token = administer::mint(ctx, claims);
+    // Only grants make a token long: a personal token's `projects`.
+    if token.len() > genreg_token::MAX_TOKEN_LEN {
+        return Err(ApiError::InvalidParams("projects is too long".into()));
+    }
     let now = new.created_at;
     let record = tokens::record_token(ctx.kv, new)?;
     let mut answer = render(&record, now);

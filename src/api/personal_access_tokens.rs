@@ -14,10 +14,9 @@
 //! The token is stateless like every token; its record (`meta::tokens`,
 //! held by the user) lists it and revokes it. Its `jti` is its numeric id.
 
-use genreg_token::{Claims, Grant, Kind, Role, Scope};
+use genreg_token::{Claims, Grant, Kind, Role, Scope, PERSONAL_ACCESS_TOKEN_SCOPES};
 use serde_json::{json, Value};
 
-use super::access_tokens::role_of_level;
 use super::params::Params;
 use super::projects::is_valid_path_segment;
 use super::users::{self, require_admin};
@@ -28,9 +27,6 @@ use crate::meta::kv::KeyValue;
 use crate::meta::model::Millis;
 use crate::meta::tokens::{self, Holder, IssuedKind, NewToken, TokenRecord};
 use crate::router::NumericId;
-
-/// The scopes a personal token may carry here.
-const SCOPES: [(&str, Scope); 2] = [("api", Scope::Api), ("read_api", Scope::ReadApi)];
 
 /// At most this many `projects` entries, so the token stays well within
 /// [`genreg_token::MAX_TOKEN_LEN`].
@@ -108,10 +104,11 @@ fn parse_grants(fields: &Params) -> ApiResult<Vec<Grant>> {
             }
             let role = match item.get("access_level") {
                 None | Some(Value::Null) => Role::Developer,
-                Some(Value::String(s)) => role_of_level(s).ok_or_else(|| invalid("is invalid"))?,
-                Some(other) => {
-                    role_of_level(&other.to_string()).ok_or_else(|| invalid("is invalid"))?
+                Some(Value::String(s)) => {
+                    Role::from_access_level_text(s).ok_or_else(|| invalid("is invalid"))?
                 }
+                Some(other) => Role::from_access_level_text(&other.to_string())
+                    .ok_or_else(|| invalid("is invalid"))?,
             };
             Ok(Grant { project, role })
         })
@@ -127,11 +124,8 @@ struct CreatePersonalToken {
 
 fn parse_create(fields: &Params) -> ApiResult<CreatePersonalToken> {
     let name = super::issued::name_field(fields)?;
-    let scopes = super::issued::scopes_field(fields, &SCOPES)?;
-    let expires_at = fields
-        .text("expires_at")
-        .map(|t| administer::parse_expires_at(&t))
-        .transpose()?;
+    let scopes = super::issued::scopes_field(fields, PERSONAL_ACCESS_TOKEN_SCOPES)?;
+    let expires_at = super::issued::expires_at_field(fields)?;
     Ok(CreatePersonalToken {
         name,
         scopes,
@@ -169,13 +163,9 @@ pub fn create<K: KeyValue>(
         issued_at: administer::to_secs(now),
         expires_at: expires_at.map(administer::to_secs),
     };
-    let token = administer::mint(ctx, &claims);
-    if token.len() > genreg_token::MAX_TOKEN_LEN {
-        return Err(ApiError::InvalidParams("projects is too long".into()));
-    }
-    super::issued::record_and_answer(
+    super::issued::issue(
         ctx,
-        token,
+        &claims,
         NewToken {
             id,
             kind: IssuedKind::Personal,

@@ -231,7 +231,7 @@ mod properties {
             issued_at: NOW,
             expires_at: Some(NOW + 60),
         };
-        genreg_token::mint(SECRET.as_bytes(), &claims)
+        genreg_token::Secrets::parse(SECRET).unwrap().sign(&claims)
     }
 
     fn value() -> impl Strategy<Value = Vec<u8>> {
@@ -283,7 +283,7 @@ mod properties {
                 prop_assert!(!presented.token.is_empty());
                 prop_assert_eq!(presented.token.trim(), presented.token.as_str());
             }
-            let secrets = vec![SECRET.to_string()];
+            let secrets = genreg_token::Secrets::parse(SECRET).unwrap();
             match crate::auth::authenticate(&request, &secrets, &MemoryStore::default(), NOW) {
                 Ok(_) => {}
                 Err(e) => prop_assert_eq!(e.status(), 401),

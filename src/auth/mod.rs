@@ -6,7 +6,7 @@ pub mod credentials;
 pub mod policy;
 
 use credentials::Credentials;
-use genreg_token::Claims;
+use genreg_token::{Claims, Secrets};
 
 pub use policy::Right;
 
@@ -26,7 +26,7 @@ pub enum Actor {
 /// presented in a place meant for another kind answers 401.
 pub fn authenticate<K: KeyValue>(
     request: &Request,
-    secrets: &[String],
+    secrets: &Secrets,
     kv: &K,
     now_secs: u64,
 ) -> Result<Actor, ApiError> {
@@ -35,7 +35,8 @@ pub fn authenticate<K: KeyValue>(
         Credentials::Malformed => return Err(ApiError::Unauthorized),
         Credentials::Token(presented) => presented,
     };
-    let claims = genreg_token::verify(secrets, &presented.token, now_secs)
+    let claims = secrets
+        .verify(&presented.token, now_secs)
         .map_err(|_| ApiError::Unauthorized)?;
     if presented.expected_kind.is_some_and(|k| k != claims.kind) {
         return Err(ApiError::Unauthorized);

@@ -27,7 +27,6 @@ use genreg_token::{Claims, Kind, Role, Scope};
 
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::meta::directory::is_below;
 use crate::meta::model::{Project, Visibility};
 use crate::meta::protection::MinimumAccess;
 
@@ -126,7 +125,7 @@ pub fn on_group_by_grants(actor: &Actor, group_path: &str) -> Option<Right> {
     if claims.admin {
         return Some(Right::Administer);
     }
-    match group_role(claims, group_path) {
+    match claims.role_on_group(group_path) {
         Some(role) if administers(claims) => Some(Right::of_role(role)),
         Some(_) => Some(Right::See),
         None => names_something_below(claims, group_path).then_some(Right::See),
@@ -175,30 +174,9 @@ fn administers(claims: &Claims) -> bool {
     claims.admin || (claims.kind == Kind::Personal && claims.has_scope(Scope::Api))
 }
 
-/// The role a token's grants give on a whole group: `*`, and `ns/*` where
-/// `ns` is the group or one of its parents. Grants on single projects or
-/// subgroups give no role on the group.
-fn group_role(claims: &Claims, group_path: &str) -> Option<Role> {
-    claims
-        .grants
-        .iter()
-        .filter(|g| {
-            g.project == "*"
-                || g.project.strip_suffix("/*").is_some_and(|ns| {
-                    ns.eq_ignore_ascii_case(group_path) || is_below(group_path, ns)
-                })
-        })
-        .map(|g| g.role)
-        .max()
-}
-
-/// Whether a grant names a project or group below this group. (Grants on
-/// projects by id do not tell where the project lives.)
+/// Whether a grant names a project or group below this group.
 fn names_something_below(claims: &Claims, group_path: &str) -> bool {
-    claims.grants.iter().any(|g| {
-        let selector = g.project.strip_suffix("/*").unwrap_or(&g.project);
-        is_below(selector, group_path)
-    })
+    claims.grants.iter().any(|g| g.reaches_below(group_path))
 }
 
 /// Refuses at once a caller who can never hold `needed`: anonymous callers
