@@ -2,7 +2,7 @@
 //! `factor-key-value` `Store` does: the `wasi:keyvalue` host in
 //! [`super`] turns every guest call into one of these, so a new backend
 //! (Redis, say) is one file implementing [`Backend`], checked by the shared
-//! [`conformance`](super::conformance) tests.
+//! tests in `keyvalue/conformance.rs`.
 //!
 //! Keys and values arrive owned, so a backend can move them to a blocking
 //! thread or onto a connection without copying.
