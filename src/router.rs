@@ -1,7 +1,7 @@
 //! Which endpoint a request is for. Paths are matched on their raw,
 //! still-encoded segments, so `group%2Fproject` stays one `:id`.
 
-use crate::api::administer::Target;
+use crate::api::tokens::rules::Target;
 use crate::api::{self, params, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ByteSource, Method, Request, Response};
@@ -162,42 +162,42 @@ fn dispatch<K: KeyValue>(
         (Method::Get, Route::Project(id)) => api::projects::get(ctx, request, id),
         (Method::Delete, Route::Project(id)) => api::projects::delete(ctx, request, id),
         // Tokens, projects and groups.
-        (Method::Get, Route::Projects) => api::directory::list_projects(ctx, request),
+        (Method::Get, Route::Projects) => api::projects::listing::list_projects(ctx, request),
         (Method::Put, Route::Project(id)) => {
             let body = small_body(body)?;
-            api::directory::update_project(ctx, request, id, &body)
+            api::projects::listing::update_project(ctx, request, id, &body)
         }
-        (Method::Get, Route::Group(id)) => api::directory::get_group(ctx, request, id),
-        (Method::Get, Route::GroupProjects(id)) => api::directory::group_projects(ctx, request, id),
+        (Method::Get, Route::Group(id)) => api::groups::get_group(ctx, request, id),
+        (Method::Get, Route::GroupProjects(id)) => api::groups::group_projects(ctx, request, id),
         (Method::Post, Route::AccessTokens(target)) => {
             let body = small_body(body)?;
-            api::access_tokens::create(ctx, request, target, &body)
+            api::tokens::access::create(ctx, request, target, &body)
         }
         (Method::Get, Route::AccessTokens(target)) => {
-            api::issued::list(ctx, request, target, &api::access_tokens::HELD)
+            api::tokens::list(ctx, request, target, &api::tokens::access::HELD)
         }
         (Method::Get, Route::AccessToken(target, token)) => {
-            api::issued::get(ctx, request, target, &api::access_tokens::HELD, token)
+            api::tokens::get(ctx, request, target, &api::tokens::access::HELD, token)
         }
         (Method::Delete, Route::AccessToken(target, token)) => {
-            api::issued::revoke(ctx, request, target, &api::access_tokens::HELD, token)
+            api::tokens::revoke(ctx, request, target, &api::tokens::access::HELD, token)
         }
         (Method::Post, Route::DeployTokens(target)) => {
             let body = small_body(body)?;
-            api::deploy_tokens::create(ctx, request, target, &body)
+            api::tokens::deploy::create(ctx, request, target, &body)
         }
         (Method::Get, Route::DeployTokens(target)) => {
-            api::issued::list(ctx, request, target, &api::deploy_tokens::HELD)
+            api::tokens::list(ctx, request, target, &api::tokens::deploy::HELD)
         }
         (Method::Get, Route::DeployToken(target, token)) => {
-            api::issued::get(ctx, request, target, &api::deploy_tokens::HELD, token)
+            api::tokens::get(ctx, request, target, &api::tokens::deploy::HELD, token)
         }
         (Method::Delete, Route::DeployToken(target, token)) => {
-            api::issued::revoke(ctx, request, target, &api::deploy_tokens::HELD, token)
+            api::tokens::revoke(ctx, request, target, &api::tokens::deploy::HELD, token)
         }
         (Method::Post, Route::JobTokens(id)) => {
             let body = small_body(body)?;
-            api::job_tokens::create(ctx, request, id, &body)
+            api::tokens::job::create(ctx, request, id, &body)
         }
         (Method::Post, Route::Users) => {
             let body = small_body(body)?;
@@ -207,50 +207,52 @@ fn dispatch<K: KeyValue>(
         (Method::Get, Route::CurrentUser) => api::users::current(ctx, request),
         (Method::Post, Route::UserPersonalAccessTokens(id)) => {
             let body = small_body(body)?;
-            api::personal_access_tokens::create(ctx, request, id, &body)
+            api::tokens::personal::create(ctx, request, id, &body)
         }
-        (Method::Get, Route::PersonalAccessTokens) => {
-            api::personal_access_tokens::list(ctx, request)
-        }
+        (Method::Get, Route::PersonalAccessTokens) => api::tokens::personal::list(ctx, request),
         (Method::Get, Route::PersonalAccessToken(token)) => {
-            api::personal_access_tokens::get(ctx, request, token)
+            api::tokens::personal::get(ctx, request, token)
         }
         (Method::Delete, Route::PersonalAccessToken(token)) => {
-            api::personal_access_tokens::revoke(ctx, request, token)
+            api::tokens::personal::revoke(ctx, request, token)
         }
         (Method::Put, Route::GenericFile(id, segments)) => {
-            api::generic::publish(ctx, request, id, &segments, body)
+            api::packages::generic::publish(ctx, request, id, &segments, body)
         }
         (Method::Get | Method::Head, Route::GenericFile(id, segments)) => {
-            api::generic::download(ctx, request, id, &segments)
+            api::packages::generic::download(ctx, request, id, &segments)
         }
         (Method::Get, Route::Packages(id)) => api::packages::list(ctx, request, id),
         (Method::Get, Route::GroupPackages(id)) => api::packages::list_group(ctx, request, id),
-        (Method::Get, Route::GroupPackageSettings(id)) => api::settings::get(ctx, request, id),
+        (Method::Get, Route::GroupPackageSettings(id)) => {
+            api::groups::settings::get(ctx, request, id)
+        }
         (Method::Put, Route::GroupPackageSettings(id)) => {
             let body = small_body(body)?;
-            api::settings::put(ctx, request, id, &body)
+            api::groups::settings::put(ctx, request, id, &body)
         }
         (Method::Post, Route::GraphQl) => {
             let body = small_body(body)?;
             api::graphql::handle(ctx, request, &body)
         }
-        (Method::Get, Route::CleanupPolicy(id)) => api::cleanup::get(ctx, request, id),
+        (Method::Get, Route::CleanupPolicy(id)) => api::packages::cleanup::get(ctx, request, id),
         (Method::Put, Route::CleanupPolicy(id)) => {
             let body = small_body(body)?;
-            api::cleanup::put(ctx, request, id, &body)
+            api::packages::cleanup::put(ctx, request, id, &body)
         }
-        (Method::Get, Route::ProtectionRules(id)) => api::protection::list(ctx, request, id),
+        (Method::Get, Route::ProtectionRules(id)) => {
+            api::packages::protection::list(ctx, request, id)
+        }
         (Method::Post, Route::ProtectionRules(id)) => {
             let body = small_body(body)?;
-            api::protection::create(ctx, request, id, &body)
+            api::packages::protection::create(ctx, request, id, &body)
         }
         (Method::Patch, Route::ProtectionRule(id, rule)) => {
             let body = small_body(body)?;
-            api::protection::update(ctx, request, id, rule, &body)
+            api::packages::protection::update(ctx, request, id, rule, &body)
         }
         (Method::Delete, Route::ProtectionRule(id, rule)) => {
-            api::protection::delete(ctx, request, id, rule)
+            api::packages::protection::delete(ctx, request, id, rule)
         }
         (Method::Get, Route::Package(id, package)) => {
             api::packages::show(ctx, request, id, package)

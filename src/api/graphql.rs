@@ -15,11 +15,11 @@
 
 use serde_json::{json, Map, Value};
 
-use super::settings::{self, SettingsChange};
+use super::groups::settings::{self, SettingsChange};
 use super::Context;
 use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::{self, Field, OperationKind};
+use crate::graphql_engine::{self as graphql, Field, OperationKind};
 use crate::http::{Request, Response};
 use crate::meta::cleanup::{self, CleanupPolicy, KeepFiles};
 use crate::meta::directory::{self, GroupRef};

@@ -1,22 +1,29 @@
-//! The endpoints, one module per group. Each handler reads top to bottom:
-//! parse the request, check who asks, do it, answer.
+//! The endpoints, one folder per resource and one file per group of
+//! actions. Each handler reads top to bottom: read the parameters
+//! ([`params`]), check who asks (`Context::project_for`/`group_for`, which
+//! ask `auth::policy`), do it, answer.
+//!
+//! - `packages/`: the Packages API (`mod.rs`), generic publish and download
+//!   (`generic`), protection rules (`protection`), the cleanup policy
+//!   (`cleanup`);
+//! - `projects/`: create, show, delete (`mod.rs`), list and change
+//!   (`listing`);
+//! - `groups/`: the implicit groups (`mod.rs`) and their package settings
+//!   (`settings`);
+//! - `tokens/`: one `issue()` path and the listing of issued tokens
+//!   (`mod.rs`), each kind (`access`, `deploy`, `job`, `personal`), and the
+//!   rules they share: where a token is issued, its lifetime (`rules`);
+//! - `users`, `graphql` (the `POST /api/graphql` endpoint; the document
+//!   reader is `crate::graphql_engine`);
+//! - shared helpers: `params` (the one parameter reader), `pagination`.
 
-pub mod access_tokens;
-pub mod administer;
-pub mod cleanup;
-pub mod deploy_tokens;
-pub mod directory;
-pub mod generic;
 pub mod graphql;
-pub mod issued;
-pub mod job_tokens;
+pub mod groups;
 pub mod packages;
 pub mod pagination;
 pub mod params;
-pub mod personal_access_tokens;
 pub mod projects;
-pub mod protection;
-pub mod settings;
+pub mod tokens;
 pub mod users;
 
 use jiff::Timestamp;

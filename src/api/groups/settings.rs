@@ -1,11 +1,11 @@
 //! A namespace's package settings (duplicates): `GET`/`PUT
 //! /groups/:id/packages/settings` here, and the same through GraphQL's
-//! `updateNamespacePackageSettings` in [`super::graphql`].
+//! `updateNamespacePackageSettings` in [`crate::api::graphql`].
 
 use serde_json::{json, Value};
 
-use super::params::Params;
-use super::Context;
+use crate::api::params::Params;
+use crate::api::Context;
 use crate::auth::policy::{self, Unseen};
 use crate::auth::Right;
 use crate::error::{ApiError, ApiResult};

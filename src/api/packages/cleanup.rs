@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use super::params::{self, Params};
-use super::Context;
+use crate::api::params::{self, Params};
+use crate::api::Context;
 use crate::auth::Right;
 use crate::error::ApiResult;
 use crate::http::{Request, Response};

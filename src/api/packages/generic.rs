@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
-use super::params;
-use super::Context;
+use crate::api::iso8601;
+use crate::api::params;
+use crate::api::Context;
 use crate::auth::{policy, Right};
 use crate::blob;
 use crate::checksum;
 use crate::config::DownloadMode;
-use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Body, ByteSource, Method, Request, Response};
 use crate::meta::kv::KeyValue;
@@ -21,6 +21,7 @@ use crate::meta::model::{Package, PackageFile, PackageStatus, Project};
 use crate::meta::{self, Commit, MetaError, NewFile};
 use crate::range::{self, RangeRequest};
 use crate::validate::{self, FileCoordinates};
+use serde_json::{json, Value};
 
 /// How long a redirect to object storage stays valid.
 const REDIRECT_LIFETIME: Duration = Duration::from_secs(5 * 60);
@@ -147,7 +148,7 @@ pub fn publish<K: KeyValue>(
         meta::forget_if_project_deleted(ctx.kv, project.id, package.id, ctx.now_millis())?
     {
         ctx.discard_objects(&files);
-        return Err(ApiError::NotFound(super::PROJECT_NOT_FOUND));
+        return Err(ApiError::NotFound(crate::api::PROJECT_NOT_FOUND));
     }
 
     apply_cleanup_policy(ctx, &project, &package, &file);
@@ -155,7 +156,7 @@ pub fn publish<K: KeyValue>(
     if options.select_package_file {
         Ok(Response::json(
             200,
-            &entities::package_file_record(&project, &package, &file),
+            &package_file_record(&project, &package, &file),
         ))
     } else {
         Ok(Response::json(
@@ -163,6 +164,38 @@ pub fn publish<K: KeyValue>(
             &serde_json::json!({ "message": "201 Created" }),
         ))
     }
+}
+
+/// GitLab's package file record, as `select=package_file` answers it.
+pub fn package_file_record(project: &Project, package: &Package, file: &PackageFile) -> Value {
+    let url = format!(
+        "/api/v4/projects/{}/packages/generic/{}/{}/{}",
+        project.id, package.name, package.version, file.file_name
+    );
+    json!({
+        "id": file.id,
+        "package_id": package.id,
+        "created_at": iso8601(file.created_at),
+        "updated_at": iso8601(file.created_at),
+        "size": file.size,
+        "file_store": 2,
+        "file_md5": file.md5,
+        "file_sha1": file.sha1,
+        "file_name": file.file_name,
+        "file": { "url": url },
+        "file_sha256": file.sha256,
+        "verification_retry_at": null,
+        "verified_at": null,
+        "verification_failure": null,
+        "verification_retry_count": 0,
+        "verification_checksum": null,
+        "verification_state": 0,
+        "verification_started_at": null,
+        "status": "default",
+        "file_final_path": null,
+        "project_id": project.id,
+        "new_file_path": null,
+    })
 }
 
 /// Drops files of the same name beyond what the project's cleanup policy

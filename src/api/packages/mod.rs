@@ -9,9 +9,13 @@ use std::cmp::Ordering;
 
 use serde_json::{json, Value};
 
-use super::pagination::Page;
-use super::params;
-use super::{generic, iso8601, protection, Context};
+pub mod cleanup;
+pub mod generic;
+pub mod protection;
+
+use crate::api::pagination::Page;
+use crate::api::params;
+use crate::api::{iso8601, Context};
 use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};

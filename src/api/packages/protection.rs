@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::params::{self, Params};
-use super::Context;
+use crate::api::params::{self, Params};
+use crate::api::Context;
 use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};

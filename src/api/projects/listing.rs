@@ -1,22 +1,19 @@
-//! Listing and changing projects, and the implicit groups:
-//! `GET /projects`, `PUT /projects/:id`, `GET /groups/:id` and
-//! `GET /groups/:id/projects`.
+//! Listing and changing projects: `GET /projects` (and, for
+//! `api::groups`, the projects of a group) and `PUT /projects/:id`.
 //!
 //! Listings filter the project index (`meta::directory`), whose entries
 //! know enough to decide visibility, and then read only the records of the
-//! page they answer. A group is visible to whoever may see a project in it
-//! (nested groups included) or holds a grant on it.
+//! page they answer.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use super::pagination::Page;
-use super::params::{self, Params};
-use super::{iso8601, Context};
+use crate::api::pagination::Page;
+use crate::api::params::{self, Params};
+use crate::api::Context;
 use crate::auth::{policy, Actor, Right};
-use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
-use crate::meta::directory::{self, Group, GroupRef, ProjectEntry};
+use crate::meta::directory::{self, ProjectEntry};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Visibility;
 use crate::meta::{self, ProjectRef};
@@ -26,41 +23,6 @@ use crate::meta::{self, ProjectRef};
 pub fn list_projects<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     answer_projects(ctx, request, &actor, |_| true)
-}
-
-/// `GET /groups/:id/projects`: the same for the projects of one group;
-/// `include_subgroups=true` adds those of its subgroups.
-pub fn group_projects<K: KeyValue>(
-    ctx: &Context<K>,
-    request: &Request,
-    raw_group: &str,
-) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
-    let (group, _) = ctx.group_for(&actor, raw_group, Right::See)?;
-    let nested = request.query_param("include_subgroups") == Some("true");
-    answer_projects(ctx, request, &actor, |e| e.is_in(&group.full_path, nested))
-}
-
-/// `GET /groups/:id`, by numeric id or URL-encoded full path.
-pub fn get_group<K: KeyValue>(
-    ctx: &Context<K>,
-    request: &Request,
-    raw_group: &str,
-) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
-    let (group, _) = ctx.group_for(&actor, raw_group, Right::See)?;
-    let entries = ctx.visible_projects_in(&actor, &group.full_path)?;
-    let parent_id = match group.parent_path() {
-        Some(parent) => {
-            directory::group(ctx.kv, &GroupRef::Path(parent.to_string()))?.map(|g| g.id)
-        }
-        None => None,
-    };
-    let public = entries.iter().any(|e| e.public);
-    Ok(Response::json(
-        200,
-        &render_group(&group, parent_id, public, &ctx.config.public_url),
-    ))
 }
 
 /// `PUT /projects/:id`: changes `visibility` (maintainers and above).
@@ -81,10 +43,10 @@ pub fn update_project<K: KeyValue>(
     let visibility =
         Visibility::parse(&visibility).ok_or_else(|| params::invalid_value("visibility"))?;
     let updated = directory::set_visibility(ctx.kv, project.id, visibility)?
-        .ok_or(ApiError::NotFound(super::PROJECT_NOT_FOUND))?;
+        .ok_or(ApiError::NotFound(crate::api::PROJECT_NOT_FOUND))?;
     Ok(Response::json(
         200,
-        &entities::project(&updated, &ctx.config.public_url),
+        &super::render(&updated, &ctx.config.public_url),
     ))
 }
 
@@ -125,7 +87,8 @@ fn parse_list_options(request: &Request) -> ApiResult<ListOptions> {
     })
 }
 
-fn answer_projects<K: KeyValue>(
+/// One page of the projects the caller sees among those `belongs` keeps.
+pub fn answer_projects<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
     actor: &Actor,
@@ -158,7 +121,7 @@ fn answer_projects<K: KeyValue>(
         let project = meta::project(ctx.kv, &ProjectRef::Id(entry.id))?;
         // The record decides: an index entry may lag a visibility change.
         if let Some(project) = project.filter(|p| policy::on_project(actor, p).is_some()) {
-            shown.push(entities::project(&project, &ctx.config.public_url));
+            shown.push(super::render(&project, &ctx.config.public_url));
         }
     }
     Ok(page.respond(
@@ -167,30 +130,6 @@ fn answer_projects<K: KeyValue>(
         request,
         &ctx.config.public_url,
     ))
-}
-
-/// GitLab's group JSON.
-pub fn render_group(
-    group: &Group,
-    parent_id: Option<u64>,
-    public: bool,
-    public_url: &str,
-) -> Value {
-    let full_name = group.full_path.split('/').collect::<Vec<_>>().join(" / ");
-    json!({
-        "id": group.id,
-        "web_url": format!("{public_url}/groups/{}", group.full_path),
-        "name": group.path(),
-        "path": group.path(),
-        "description": "",
-        "visibility": if public { "public" } else { "private" },
-        "full_name": full_name,
-        "full_path": group.full_path,
-        "parent_id": parent_id,
-        "created_at": iso8601(group.created_at),
-        "avatar_url": null,
-        "packages_enabled": true,
-    })
 }
 
 #[cfg(test)]
@@ -218,21 +157,5 @@ mod tests {
         for bad in ["sort=up", "order_by=stars", "visibility=secret"] {
             assert!(options(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn groups_render_like_gitlab() {
-        let group = Group {
-            id: 3,
-            full_path: "acme/platform".into(),
-            created_at: 0,
-        };
-        let shown = render_group(&group, Some(1), false, "https://r.example");
-        assert_eq!(shown["name"], "platform");
-        assert_eq!(shown["full_name"], "acme / platform");
-        assert_eq!(shown["full_path"], "acme/platform");
-        assert_eq!(shown["parent_id"], 1);
-        assert_eq!(shown["visibility"], "private");
-        assert_eq!(shown["web_url"], "https://r.example/groups/acme/platform");
     }
 }

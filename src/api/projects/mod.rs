@@ -1,17 +1,41 @@
 //! `POST /projects` (administrators), `GET /projects/:id` and
 //! `DELETE /projects/:id` (administrators).
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::params::{self, Params};
-use super::Context;
+pub mod listing;
+
+use crate::api::iso8601;
+use crate::api::params::{self, Params};
+use crate::api::Context;
 use crate::auth::{policy, Right};
-use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
-use crate::meta::model::Visibility;
+use crate::meta::model::{Project, Visibility};
 use crate::meta::{self, MetaError, NewProject};
+
+/// GitLab's project JSON.
+pub fn render(project: &Project, public_url: &str) -> Value {
+    let full_path = project.full_path();
+    json!({
+        "id": project.id,
+        "name": project.name,
+        "path": project.path,
+        "path_with_namespace": full_path,
+        "name_with_namespace": format!("{} / {}", project.namespace.replace('/', " / "), project.name),
+        "visibility": project.visibility.as_str(),
+        "created_at": iso8601(project.created_at),
+        "web_url": format!("{public_url}/{full_path}"),
+        "namespace": {
+            "name": project.namespace.rsplit('/').next().unwrap_or_default(),
+            "path": project.namespace.rsplit('/').next().unwrap_or_default(),
+            "full_path": project.namespace,
+            "kind": "group",
+        },
+        "packages_enabled": true,
+    })
+}
 
 /// A path segment of a project or group: letters, digits, `_`, `-`, `.`,
 /// starting with a letter, digit or `_`, and not ending in `.git`/`.atom`.
@@ -72,7 +96,7 @@ pub fn create<K: KeyValue>(
     match meta::create_project(ctx.kv, new, ctx.now_millis()) {
         Ok(project) => Ok(Response::json(
             201,
-            &entities::project(&project, &ctx.config.public_url),
+            &render(&project, &ctx.config.public_url),
         )),
         Err(MetaError::PathTaken) => Err(invalid("path", "has already been taken")),
         Err(e) => Err(ApiError::internal(e)),
@@ -84,7 +108,7 @@ pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> Ap
     let (project, _) = ctx.project_for(&actor, raw_id, Right::See)?;
     Ok(Response::json(
         200,
-        &entities::project(&project, &ctx.config.public_url),
+        &render(&project, &ctx.config.public_url),
     ))
 }
 
@@ -100,7 +124,7 @@ pub fn delete<K: KeyValue>(
     let actor = ctx.authenticate(request)?;
     let (project, _) = ctx.project_for(&actor, raw_id, Right::Administer)?;
     let (_, files) = meta::delete_project(ctx.kv, project.id, ctx.now_millis())?
-        .ok_or(ApiError::NotFound(super::PROJECT_NOT_FOUND))?;
+        .ok_or(ApiError::NotFound(crate::api::PROJECT_NOT_FOUND))?;
     ctx.discard_objects(&files);
     Ok(Response::json(202, &json!({ "message": "202 Accepted" })))
 }

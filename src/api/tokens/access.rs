@@ -11,10 +11,10 @@
 use genreg_token::{Claims, Grant, Kind, Role, Scope, ACCESS_TOKEN_SCOPES};
 use serde_json::{json, Value};
 
-use super::administer::{self, Target};
-use super::issued::HeldKind;
-use super::params::{self, Params};
-use super::{iso8601, Context};
+use super::rules::{self, Target};
+use super::HeldKind;
+use crate::api::params::{self, Params};
+use crate::api::{iso8601, Context};
 use crate::auth::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -47,14 +47,14 @@ struct CreateAccessToken {
 }
 
 fn parse_create(fields: &Params) -> ApiResult<CreateAccessToken> {
-    let name = super::issued::name_field(fields)?;
-    let scopes = super::issued::scopes_field(fields, ACCESS_TOKEN_SCOPES)?;
+    let name = super::name_field(fields)?;
+    let scopes = super::scopes_field(fields, ACCESS_TOKEN_SCOPES)?;
     let role = match fields.text("access_level") {
         None => Role::Maintainer,
         Some(level) => Role::from_access_level_text(&level)
             .ok_or_else(|| params::invalid_value("access_level"))?,
     };
-    let expires_at = super::issued::expires_at_field(fields)?;
+    let expires_at = super::expires_at_field(fields)?;
     Ok(CreateAccessToken {
         name,
         scopes,
@@ -71,7 +71,7 @@ pub fn create<K: KeyValue>(
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (holder, issuer_right) =
-        administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
+        rules::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
     let wanted = parse_create(&Params::parse(request, body)?)?;
     if !policy::may_grant(issuer_right, wanted.role) {
         return Err(ApiError::BadRequest(
@@ -79,10 +79,10 @@ pub fn create<K: KeyValue>(
         ));
     }
     let now = ctx.now_millis();
-    let expires_at = administer::access_token_expiry(
+    let expires_at = rules::access_token_expiry(
         wanted.expires_at,
         ctx.config.max_token_lifetime_days,
-        administer::issuer_expiry(&actor),
+        rules::issuer_expiry(&actor),
         now,
     )?;
 
@@ -98,10 +98,10 @@ pub fn create<K: KeyValue>(
             role: wanted.role,
         }],
         admin: false,
-        issued_at: administer::to_secs(now),
-        expires_at: expires_at.map(administer::to_secs),
+        issued_at: rules::to_secs(now),
+        expires_at: expires_at.map(rules::to_secs),
     };
-    super::issued::issue(
+    super::issue(
         ctx,
         &claims,
         NewToken {

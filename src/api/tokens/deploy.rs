@@ -9,10 +9,10 @@
 use genreg_token::{Claims, Grant, Kind, Role, Scope, DEPLOY_TOKEN_SCOPES};
 use serde_json::{json, Value};
 
-use super::administer::{self, Target};
-use super::issued::HeldKind;
-use super::params::Params;
-use super::{iso8601, Context};
+use super::rules::{self, Target};
+use super::HeldKind;
+use crate::api::params::Params;
+use crate::api::{iso8601, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
@@ -49,8 +49,8 @@ struct CreateDeployToken {
 }
 
 fn parse_create(fields: &Params) -> ApiResult<CreateDeployToken> {
-    let name = super::issued::name_field(fields)?;
-    let scopes = super::issued::scopes_field(fields, DEPLOY_TOKEN_SCOPES)?;
+    let name = super::name_field(fields)?;
+    let scopes = super::scopes_field(fields, DEPLOY_TOKEN_SCOPES)?;
     let username = fields.text("username");
     if username.as_deref().is_some_and(|u| !is_valid_username(u)) {
         return Err(ApiError::FieldInvalid {
@@ -58,7 +58,7 @@ fn parse_create(fields: &Params) -> ApiResult<CreateDeployToken> {
             text: "can contain only letters, digits, '_', '-', '+', and '.'".into(),
         });
     }
-    let expires_at = super::issued::expires_at_field(fields)?;
+    let expires_at = super::expires_at_field(fields)?;
     Ok(CreateDeployToken {
         name,
         scopes,
@@ -74,16 +74,11 @@ pub fn create<K: KeyValue>(
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (holder, _) =
-        administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
+    let (holder, _) = rules::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
     let wanted = parse_create(&Params::parse(request, body)?)?;
     let now = ctx.now_millis();
-    let expires_at = administer::expiry_within_issuer(
-        wanted.expires_at,
-        None,
-        administer::issuer_expiry(&actor),
-        now,
-    )?;
+    let expires_at =
+        rules::expiry_within_issuer(wanted.expires_at, None, rules::issuer_expiry(&actor), now)?;
 
     let id = tokens::new_token_id(ctx.kv)?;
     let username = wanted
@@ -101,10 +96,10 @@ pub fn create<K: KeyValue>(
             role: Role::Developer,
         }],
         admin: false,
-        issued_at: administer::to_secs(now),
-        expires_at: expires_at.map(administer::to_secs),
+        issued_at: rules::to_secs(now),
+        expires_at: expires_at.map(rules::to_secs),
     };
-    super::issued::issue(
+    super::issue(
         ctx,
         &claims,
         NewToken {

@@ -9,9 +9,9 @@
 use genreg_token::{Claims, Grant, Kind, Role};
 use serde_json::json;
 
-use super::administer::{self, Target};
-use super::params::{self, Params};
-use super::{iso8601, Context};
+use super::rules::{self, Target};
+use crate::api::params::{self, Params};
+use crate::api::{iso8601, Context};
 use crate::auth::Right;
 use crate::error::ApiResult;
 use crate::http::{Request, Response};
@@ -41,17 +41,13 @@ pub fn create<K: KeyValue>(
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (project, _) =
-        administer::administered(ctx, &actor, Target::Project(raw_project), Right::Maintain)?;
+        rules::administered(ctx, &actor, Target::Project(raw_project), Right::Maintain)?;
     let expires_in = parse_expires_in(&Params::parse(request, body)?)?;
     let now = ctx.now_millis();
     let requested = now.saturating_add(i64::try_from(expires_in * 1000).unwrap_or(i64::MAX));
-    let expires_at = administer::expiry_within_issuer(
-        None,
-        Some(requested),
-        administer::issuer_expiry(&actor),
-        now,
-    )?
-    .unwrap_or(requested);
+    let expires_at =
+        rules::expiry_within_issuer(None, Some(requested), rules::issuer_expiry(&actor), now)?
+            .unwrap_or(requested);
     let claims = Claims {
         id: format!("job-{}", hex::encode((ctx.random)())),
         kind: Kind::Job,
@@ -62,10 +58,10 @@ pub fn create<K: KeyValue>(
             role: Role::Developer,
         }],
         admin: false,
-        issued_at: administer::to_secs(now),
-        expires_at: Some(administer::to_secs(expires_at)),
+        issued_at: rules::to_secs(now),
+        expires_at: Some(rules::to_secs(expires_at)),
     };
-    let token = administer::mint(ctx, &claims);
+    let token = rules::mint(ctx, &claims);
     Ok(Response::json(
         201,
         &json!({ "token": token, "expires_at": iso8601(expires_at) }),

@@ -1,20 +1,29 @@
-//! What listing and finding issued tokens (access, deploy, personal) have in
-//! common: a page of a holder's token index, one record by its id, and the
-//! list/get/revoke endpoints of project and group tokens.
+//! Tokens issued through the API. What every kind shares lives here: the
+//! one [`issue`] path (sign, record, answer), the fields of a new token,
+//! a page of a holder's token index, one record by its id, and the
+//! list/get/revoke endpoints of project and group tokens. Each kind has its
+//! file (`access`, `deploy`, `job`, `personal`); `rules` holds where a
+//! token may be issued and how long it lives.
+
+pub mod access;
+pub mod deploy;
+pub mod job;
+pub mod personal;
+pub mod rules;
 
 use genreg_token::{Claims, Scope};
 use serde_json::Value;
 
-use super::administer::{self, Target};
-use super::pagination::Page;
-use super::params::{self, Params};
-use super::Context;
+use crate::api::pagination::Page;
+use crate::api::params::{self, Params};
+use crate::api::Context;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Millis;
 use crate::meta::tokens::{self, Holder, IssuedKind, NewToken, TokenRecord};
 use crate::router::NumericId;
+use rules::Target;
 
 /// How the records of one kind of token are shown.
 pub type Render = fn(&TokenRecord, Millis) -> Value;
@@ -32,7 +41,7 @@ pub fn name_field(fields: &Params) -> ApiResult<String> {
 pub fn expires_at_field(fields: &Params) -> ApiResult<Option<Millis>> {
     fields
         .text("expires_at")
-        .map(|t| administer::parse_expires_at(&t))
+        .map(|t| rules::parse_expires_at(&t))
         .transpose()
 }
 
@@ -61,7 +70,7 @@ pub fn issue<K: KeyValue>(
     new: NewToken,
     render: Render,
 ) -> ApiResult<Response> {
-    let token = administer::mint(ctx, claims);
+    let token = rules::mint(ctx, claims);
     // Only grants make a token long: a personal token's `projects`.
     if token.len() > genreg_token::MAX_TOKEN_LEN {
         return Err(ApiError::InvalidParams("projects is too long".into()));
@@ -91,8 +100,7 @@ pub fn list<K: KeyValue>(
     held: &HeldKind,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (holder, _) =
-        administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
+    let (holder, _) = rules::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
     page(ctx, request, held.kind, holder.holder(), held.render)
 }
 
@@ -135,8 +143,7 @@ fn find_held<K: KeyValue>(
     token_id: NumericId,
 ) -> ApiResult<TokenRecord> {
     let actor = ctx.authenticate(request)?;
-    let (holder, _) =
-        administer::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
+    let (holder, _) = rules::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
     find(ctx, token_id, held.kind, |r| {
         r.holder == holder.holder() && !(held.revoking_unlists && r.revoked)
     })

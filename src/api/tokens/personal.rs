@@ -17,10 +17,11 @@
 use genreg_token::{Claims, Grant, Kind, Role, Scope, PERSONAL_ACCESS_TOKEN_SCOPES};
 use serde_json::{json, Value};
 
-use super::params::Params;
-use super::projects::is_valid_path_segment;
-use super::users::{self, require_admin};
-use super::{administer, iso8601, Context};
+use super::rules;
+use crate::api::params::Params;
+use crate::api::projects::is_valid_path_segment;
+use crate::api::users::{self, require_admin};
+use crate::api::{iso8601, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
@@ -123,9 +124,9 @@ struct CreatePersonalToken {
 }
 
 fn parse_create(fields: &Params) -> ApiResult<CreatePersonalToken> {
-    let name = super::issued::name_field(fields)?;
-    let scopes = super::issued::scopes_field(fields, PERSONAL_ACCESS_TOKEN_SCOPES)?;
-    let expires_at = super::issued::expires_at_field(fields)?;
+    let name = super::name_field(fields)?;
+    let scopes = super::scopes_field(fields, PERSONAL_ACCESS_TOKEN_SCOPES)?;
+    let expires_at = super::expires_at_field(fields)?;
     Ok(CreatePersonalToken {
         name,
         scopes,
@@ -145,10 +146,10 @@ pub fn create<K: KeyValue>(
     let user = users::find(ctx, user_id)?;
     let wanted = parse_create(&Params::parse(request, body)?)?;
     let now = ctx.now_millis();
-    let expires_at = administer::access_token_expiry(
+    let expires_at = rules::access_token_expiry(
         wanted.expires_at,
         ctx.config.max_token_lifetime_days,
-        administer::issuer_expiry(&actor),
+        rules::issuer_expiry(&actor),
         now,
     )?;
 
@@ -160,10 +161,10 @@ pub fn create<K: KeyValue>(
         scopes: wanted.scopes.iter().map(|(_, s)| *s).collect(),
         grants: wanted.grants.clone(),
         admin: false,
-        issued_at: administer::to_secs(now),
-        expires_at: expires_at.map(administer::to_secs),
+        issued_at: rules::to_secs(now),
+        expires_at: expires_at.map(rules::to_secs),
     };
-    super::issued::issue(
+    super::issue(
         ctx,
         &claims,
         NewToken {
@@ -190,7 +191,7 @@ pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiResult<Respo
     require_admin(ctx, request)?;
     let user_id = Params::query(request).required("user_id")?;
     let user = users::find(ctx, user_id.trim().parse().ok())?;
-    super::issued::page(
+    super::page(
         ctx,
         request,
         IssuedKind::Personal,
@@ -225,7 +226,7 @@ pub fn revoke<K: KeyValue>(
 
 /// The personal access token record with this id.
 fn find<K: KeyValue>(ctx: &Context<K>, token_id: NumericId) -> ApiResult<TokenRecord> {
-    super::issued::find(ctx, token_id, IssuedKind::Personal, |_| true)
+    super::find(ctx, token_id, IssuedKind::Personal, |_| true)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use super::Context;
+use crate::api::Context;
 use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
 use crate::meta::directory::Group;
