@@ -123,21 +123,25 @@ impl Params {
             .map(|v| Some(v).filter(|v| !v.is_empty()))
     }
 
-    /// One of `allowed`, or `default` when absent; anything else is
-    /// `<name> does not have a valid value`.
+    /// One of `allowed`, or `default` when absent; anything else adds
+    /// `<name> does not have a valid value` to `problems` (GitLab reports
+    /// every invalid parameter at once) and gives `default`.
     pub fn one_of(
         &self,
         name: &str,
         allowed: &[&'static str],
         default: &'static str,
-    ) -> ApiResult<&'static str> {
-        match self.raw_text(name) {
-            None => Ok(default),
-            Some(value) => allowed
-                .iter()
-                .find(|a| **a == value)
-                .copied()
-                .ok_or_else(|| invalid_value(name)),
+        problems: &mut Vec<String>,
+    ) -> &'static str {
+        let Some(value) = self.raw_text(name) else {
+            return default;
+        };
+        match allowed.iter().find(|a| **a == value) {
+            Some(found) => found,
+            None => {
+                problems.push(invalid_value_message(name));
+                default
+            }
         }
     }
 

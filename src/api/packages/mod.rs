@@ -14,7 +14,7 @@ pub mod generic;
 pub mod protection;
 
 use crate::api::pagination::Page;
-use crate::api::params;
+use crate::api::params::{self, Params};
 use crate::api::{iso8601, Context};
 use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
@@ -62,35 +62,16 @@ struct ListQuery {
     status: Option<String>,
 }
 
-fn one_of(
-    request: &Request,
-    name: &str,
-    allowed: &[&'static str],
-    default: &'static str,
-    messages: &mut Vec<String>,
-) -> &'static str {
-    match request.query_param(name) {
-        None => default,
-        Some(value) => match allowed.iter().find(|a| **a == value) {
-            Some(found) => found,
-            None => {
-                messages.push(params::invalid_value_message(name));
-                default
-            }
-        },
-    }
-}
-
 fn parse_list(request: &Request) -> ApiResult<ListQuery> {
     let mut messages = Vec::new();
-    let order_by = one_of(
-        request,
+    let params = Params::query(request);
+    let order_by = params.one_of(
         "order_by",
         &["created_at", "name", "version", "type"],
         "created_at",
         &mut messages,
     );
-    let sort = one_of(request, "sort", &["asc", "desc"], "asc", &mut messages);
+    let sort = params.one_of("sort", &["asc", "desc"], "asc", &mut messages);
     let mut optional = |name: &str, allowed: Option<&[&str]>| {
         let value = request.query_param(name).map(str::to_string)?;
         if allowed.is_some_and(|a| !a.contains(&value.as_str())) {
@@ -337,14 +318,14 @@ pub fn list_files<K: KeyValue>(
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let mut messages = Vec::new();
-    let order_by = one_of(
-        request,
+    let params = Params::query(request);
+    let order_by = params.one_of(
         "order_by",
         &["id", "created_at", "file_name"],
         "id",
         &mut messages,
     );
-    let sort = one_of(request, "sort", &["asc", "desc"], "asc", &mut messages);
+    let sort = params.one_of("sort", &["asc", "desc"], "asc", &mut messages);
     if !messages.is_empty() {
         return Err(ApiError::InvalidParams(messages.join(", ")));
     }

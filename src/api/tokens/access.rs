@@ -8,7 +8,7 @@
 //! revoked. Its `jti` is its numeric id, so revoking by the API's id is one
 //! key.
 
-use genreg_token::{Claims, Grant, Kind, Role, Scope, ACCESS_TOKEN_SCOPES};
+use genreg_token::{Grant, Role, Scope, ACCESS_TOKEN_SCOPES};
 use serde_json::{json, Value};
 
 use super::rules::{self, Target};
@@ -88,22 +88,8 @@ pub fn create<K: KeyValue>(
 
     let id = tokens::new_token_id(ctx.kv)?;
     let username = holder.bot_name(id);
-    let claims = Claims {
-        id: tokens::claims_id(id),
-        kind: Kind::Personal,
-        subject: username.clone(),
-        scopes: wanted.scopes.iter().map(|(_, s)| *s).collect(),
-        grants: vec![Grant {
-            project: holder.grant_selector(),
-            role: wanted.role,
-        }],
-        admin: false,
-        issued_at: rules::to_secs(now),
-        expires_at: expires_at.map(rules::to_secs),
-    };
     super::issue(
         ctx,
-        &claims,
         NewToken {
             id,
             kind: IssuedKind::Access,
@@ -116,6 +102,10 @@ pub fn create<K: KeyValue>(
             expires_at,
             grants: Vec::new(),
         },
+        vec![Grant {
+            project: holder.grant_selector(),
+            role: wanted.role,
+        }],
         render,
     )
 }

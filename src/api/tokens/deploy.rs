@@ -6,7 +6,7 @@
 //! project under its group) and nothing else. Deleting one revokes it and
 //! takes it out of the listing, as GitLab deletes it.
 
-use genreg_token::{Claims, Grant, Kind, Role, Scope, DEPLOY_TOKEN_SCOPES};
+use genreg_token::{Grant, Role, Scope, DEPLOY_TOKEN_SCOPES};
 use serde_json::{json, Value};
 
 use super::rules::{self, Target};
@@ -86,22 +86,8 @@ pub fn create<K: KeyValue>(
         .unwrap_or_else(|| format!("gitlab+deploy-token-{id}"));
     // Deploy tokens publish at most, which the maintainers and owners who
     // issue them may do themselves.
-    let claims = Claims {
-        id: tokens::claims_id(id),
-        kind: Kind::Deploy,
-        subject: username.clone(),
-        scopes: wanted.scopes.iter().map(|(_, s)| *s).collect(),
-        grants: vec![Grant {
-            project: holder.grant_selector(),
-            role: Role::Developer,
-        }],
-        admin: false,
-        issued_at: rules::to_secs(now),
-        expires_at: expires_at.map(rules::to_secs),
-    };
     super::issue(
         ctx,
-        &claims,
         NewToken {
             id,
             kind: IssuedKind::Deploy,
@@ -114,6 +100,10 @@ pub fn create<K: KeyValue>(
             expires_at,
             grants: Vec::new(),
         },
+        vec![Grant {
+            project: holder.grant_selector(),
+            role: Role::Developer,
+        }],
         render,
     )
 }

@@ -11,7 +11,7 @@ pub mod job;
 pub mod personal;
 pub mod rules;
 
-use genreg_token::{Claims, Scope};
+use genreg_token::{Claims, Grant, Kind, Scope};
 use serde_json::Value;
 
 use crate::api::pagination::Page;
@@ -61,16 +61,31 @@ pub fn scopes_field(fields: &Params, allowed: &[Scope]) -> ApiResult<Vec<(String
         .collect()
 }
 
-/// Issues a recorded token (access, deploy, personal): signs `claims`,
-/// records `new` so the token can be listed and revoked, and answers 201
-/// with the record as `render` shows it and, this once, the token itself.
+/// Issues a recorded token (access, deploy, personal): signs the claims
+/// `new` describes (with `grants`, the projects the token reaches), records
+/// `new` so the token can be listed and revoked, and answers 201 with the
+/// record as `render` shows it and, this once, the token itself.
 pub fn issue<K: KeyValue>(
     ctx: &Context<K>,
-    claims: &Claims,
     new: NewToken,
+    grants: Vec<Grant>,
     render: Render,
 ) -> ApiResult<Response> {
-    let token = rules::mint(ctx, claims);
+    let claims = Claims {
+        id: tokens::claims_id(new.id),
+        // Access tokens are personal tokens of a bot user.
+        kind: match new.kind {
+            IssuedKind::Access | IssuedKind::Personal => Kind::Personal,
+            IssuedKind::Deploy => Kind::Deploy,
+        },
+        subject: new.username.clone(),
+        scopes: new.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+        grants,
+        admin: false,
+        issued_at: rules::to_secs(new.created_at),
+        expires_at: new.expires_at.map(rules::to_secs),
+    };
+    let token = rules::mint(ctx, &claims);
     // Only grants make a token long: a personal token's `projects`.
     if token.len() > genreg_token::MAX_TOKEN_LEN {
         return Err(ApiError::InvalidParams("projects is too long".into()));

@@ -14,7 +14,7 @@
 //! The token is stateless like every token; its record (`meta::tokens`,
 //! held by the user) lists it and revokes it. Its `jti` is its numeric id.
 
-use genreg_token::{Claims, Grant, Kind, Role, Scope, PERSONAL_ACCESS_TOKEN_SCOPES};
+use genreg_token::{Grant, Role, Scope, PERSONAL_ACCESS_TOKEN_SCOPES};
 use serde_json::{json, Value};
 
 use super::rules;
@@ -154,19 +154,8 @@ pub fn create<K: KeyValue>(
     )?;
 
     let id = tokens::new_token_id(ctx.kv)?;
-    let claims = Claims {
-        id: tokens::claims_id(id),
-        kind: Kind::Personal,
-        subject: user.username.clone(),
-        scopes: wanted.scopes.iter().map(|(_, s)| *s).collect(),
-        grants: wanted.grants.clone(),
-        admin: false,
-        issued_at: rules::to_secs(now),
-        expires_at: expires_at.map(rules::to_secs),
-    };
     super::issue(
         ctx,
-        &claims,
         NewToken {
             id,
             kind: IssuedKind::Personal,
@@ -177,8 +166,9 @@ pub fn create<K: KeyValue>(
             access_level: None,
             created_at: now,
             expires_at,
-            grants: wanted.grants,
+            grants: wanted.grants.clone(),
         },
+        wanted.grants,
         render,
     )
 }
