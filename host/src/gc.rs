@@ -2,7 +2,7 @@
 //! points to.
 //!
 //! Such objects are normal leftovers: a publish writes its object first and
-//! commits the record after (see DESIGN.md), so a crash, a refused commit
+//! commits the record after (README, "Metadata that survives crashes"), so a crash, a refused commit
 //! whose cleanup failed, or a client that went away leaves an object behind.
 //!
 //! 1. Open the key-value database of the data directory (read-only; refuse

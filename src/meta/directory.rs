@@ -83,15 +83,11 @@ impl ProjectEntry {
         let Some(namespace) = self.full_path.rsplit_once('/').map(|(n, _)| n) else {
             return false;
         };
-        namespace.eq_ignore_ascii_case(group) || (nested && is_below(namespace, group))
+        match nested {
+            true => genreg_token::is_within(namespace, group),
+            false => namespace.eq_ignore_ascii_case(group),
+        }
     }
-}
-
-/// Whether `path` is strictly below `ancestor` (`acme/platform` below `acme`).
-pub fn is_below(path: &str, ancestor: &str) -> bool {
-    path.len() > ancestor.len() + 1
-        && path.as_bytes()[ancestor.len()] == b'/'
-        && path[..ancestor.len()].eq_ignore_ascii_case(ancestor)
 }
 
 /// An implicit group: a namespace that holds projects.

@@ -151,7 +151,9 @@ impl TestRegistry {
             issued_at: NOW,
             expires_at: spec.expires_at,
         };
-        genreg_token::mint(secret.as_bytes(), &claims)
+        genreg_token::Secrets::parse(secret)
+            .expect("a test secret is not empty")
+            .sign(&claims)
     }
 
     /// The administrator's credential.

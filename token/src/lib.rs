@@ -51,29 +51,6 @@ pub use scope::{Scope, ACCESS_TOKEN_SCOPES, DEPLOY_TOKEN_SCOPES, PERSONAL_ACCESS
 pub use secrets::{NoSecret, Secrets};
 pub use wire::{TokenError, MAX_TOKEN_LEN};
 
-/// Signs `claims` with `secret` and returns the token text.
-///
-/// Use [`Secrets::sign`], which picks the signing secret itself.
-pub fn mint(secret: &[u8], claims: &Claims) -> String {
-    wire::sign(secret, claims)
-}
-
-/// Checks a token's signature against each of `secrets` and its expiry
-/// against `now` (Unix seconds), and returns its claims.
-///
-/// Use [`Secrets::verify`].
-pub fn verify<S: AsRef<[u8]>>(secrets: &[S], token: &str, now: u64) -> Result<Claims, TokenError> {
-    wire::open(secrets, token, now)
-}
-
-/// Splits the `token_secret` variable into its secrets: comma-separated, the
-/// first one signs and all of them verify. Blank entries are ignored.
-///
-/// Use [`Secrets::parse`], which also refuses a text with no secret.
-pub fn parse_secrets(variable: &str) -> Vec<&str> {
-    secrets::split(variable).collect()
-}
-
 /// Parses a duration such as `30d`, `12h`, `45m`, `90s` or a bare number of
 /// seconds into seconds.
 pub fn parse_duration_secs(s: &str) -> Option<u64> {
