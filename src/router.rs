@@ -1,11 +1,15 @@
 //! Which endpoint a request is for. Paths are matched on their raw,
-//! still-encoded segments, so `group%2Fproject` stays one `:id`.
+//! still-encoded segments, so `group%2Fproject` stays one `:id`; each id is
+//! then decoded into the type its handler takes.
 
 use crate::api::tokens::rules::Target;
 use crate::api::{self, params, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ByteSource, Method, Request, Response};
+use crate::meta::directory::GroupRef;
 use crate::meta::kv::KeyValue;
+use crate::meta::ProjectRef;
+use crate::validate;
 
 /// A numeric id from the path (package, file, token, rule, user); `None`
 /// when the segment is not a number. Such an id names nothing: its lookup
@@ -16,47 +20,65 @@ fn numeric(segment: &str) -> NumericId {
     segment.parse().ok()
 }
 
-/// An endpoint and the ids its path names. Project and group `:id`s stay
-/// raw (numeric or URL-encoded path): the authorization policy decides
-/// what a malformed one answers.
+/// A project `:id` from the path, URL-decoded: a numeric id or a full path;
+/// `None` when the segment does not decode (its percent-encoded bytes are
+/// not UTF-8). Such an id names nothing: the policy answers as for a project
+/// that does not exist (401 to the anonymous, `404 Project Not Found`).
+pub type ProjectId = Option<ProjectRef>;
+
+fn project(segment: &str) -> ProjectId {
+    validate::decode_segment(segment).map(|decoded| ProjectRef::parse(&decoded))
+}
+
+/// A group `:id` from the path, URL-decoded: a numeric id or a full path;
+/// `None` when the segment does not decode. Such an id names nothing:
+/// `404 Group Not Found`, or what the policy answers first.
+pub type GroupId = Option<GroupRef>;
+
+fn group(segment: &str) -> GroupId {
+    validate::decode_segment(segment).map(|decoded| GroupRef::parse(&decoded))
+}
+
+/// An endpoint and the ids its path names, decoded. The segments of a
+/// generic file path stay raw: `packages::generic` validates them.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route<'a> {
     Projects,
-    Project(&'a str),
+    Project(ProjectId),
     // Tokens, projects and groups: `groups/:id`, `groups/:id/projects`,
     // `(projects|groups)/:id/(access|deploy)_tokens(/:token_id)`,
     // `projects/:id/job_tokens`.
-    Group(&'a str),
-    GroupProjects(&'a str),
-    AccessTokens(Target<'a>),
-    AccessToken(Target<'a>, NumericId),
-    DeployTokens(Target<'a>),
-    DeployToken(Target<'a>, NumericId),
-    JobTokens(&'a str),
+    Group(GroupId),
+    GroupProjects(GroupId),
+    AccessTokens(Target),
+    AccessToken(Target, NumericId),
+    DeployTokens(Target),
+    DeployToken(Target, NumericId),
+    JobTokens(ProjectId),
     /// `projects/:id/packages/generic/` and the segments after it.
-    GenericFile(&'a str, Vec<&'a str>),
+    GenericFile(ProjectId, Vec<&'a str>),
     /// `projects/:id/packages`
-    Packages(&'a str),
+    Packages(ProjectId),
     /// `groups/:id/packages`
-    GroupPackages(&'a str),
+    GroupPackages(GroupId),
     /// `groups/:id/packages/settings`
-    GroupPackageSettings(&'a str),
+    GroupPackageSettings(GroupId),
     /// `POST /api/graphql`
     GraphQl,
     /// `projects/:id/packages/cleanup_policy`
-    CleanupPolicy(&'a str),
+    CleanupPolicy(ProjectId),
     /// `projects/:id/packages/protection/rules`
-    ProtectionRules(&'a str),
+    ProtectionRules(ProjectId),
     /// `projects/:id/packages/protection/rules/:rule_id`
-    ProtectionRule(&'a str, NumericId),
+    ProtectionRule(ProjectId, NumericId),
     /// `projects/:id/packages/:package_id`
-    Package(&'a str, NumericId),
+    Package(ProjectId, NumericId),
     /// `projects/:id/packages/:package_id/package_files`
-    PackageFiles(&'a str, NumericId),
+    PackageFiles(ProjectId, NumericId),
     /// `projects/:id/packages/:package_id/package_files/:file_id`
-    PackageFile(&'a str, NumericId, NumericId),
+    PackageFile(ProjectId, NumericId, NumericId),
     /// `projects/:id/packages/:package_id/package_files/:file_id/download`
-    PackageFileDownload(&'a str, NumericId, NumericId),
+    PackageFileDownload(ProjectId, NumericId, NumericId),
     /// `users`, `users/:id`, `users/:id/personal_access_tokens`,
     /// `personal_access_tokens(/:token_id)`.
     Users,
@@ -80,26 +102,32 @@ pub fn route(path: &str) -> Option<Route<'_>> {
     let segments: Vec<&str> = rest.split('/').collect();
     match segments.as_slice() {
         ["projects"] => Some(Route::Projects),
-        ["projects", id] => Some(Route::Project(id)),
-        ["groups", id] => Some(Route::Group(id)),
-        ["groups", id, "projects"] => Some(Route::GroupProjects(id)),
-        ["projects", id, "access_tokens"] => Some(Route::AccessTokens(Target::Project(id))),
-        ["groups", id, "access_tokens"] => Some(Route::AccessTokens(Target::Group(id))),
-        ["projects", id, "access_tokens", token] => {
-            Some(Route::AccessToken(Target::Project(id), numeric(token)))
+        ["projects", id] => Some(Route::Project(project(id))),
+        ["groups", id] => Some(Route::Group(group(id))),
+        ["groups", id, "projects"] => Some(Route::GroupProjects(group(id))),
+        ["projects", id, "access_tokens"] => {
+            Some(Route::AccessTokens(Target::Project(project(id))))
         }
+        ["groups", id, "access_tokens"] => Some(Route::AccessTokens(Target::Group(group(id)))),
+        ["projects", id, "access_tokens", token] => Some(Route::AccessToken(
+            Target::Project(project(id)),
+            numeric(token),
+        )),
         ["groups", id, "access_tokens", token] => {
-            Some(Route::AccessToken(Target::Group(id), numeric(token)))
+            Some(Route::AccessToken(Target::Group(group(id)), numeric(token)))
         }
-        ["projects", id, "deploy_tokens"] => Some(Route::DeployTokens(Target::Project(id))),
-        ["groups", id, "deploy_tokens"] => Some(Route::DeployTokens(Target::Group(id))),
-        ["projects", id, "deploy_tokens", token] => {
-            Some(Route::DeployToken(Target::Project(id), numeric(token)))
+        ["projects", id, "deploy_tokens"] => {
+            Some(Route::DeployTokens(Target::Project(project(id))))
         }
+        ["groups", id, "deploy_tokens"] => Some(Route::DeployTokens(Target::Group(group(id)))),
+        ["projects", id, "deploy_tokens", token] => Some(Route::DeployToken(
+            Target::Project(project(id)),
+            numeric(token),
+        )),
         ["groups", id, "deploy_tokens", token] => {
-            Some(Route::DeployToken(Target::Group(id), numeric(token)))
+            Some(Route::DeployToken(Target::Group(group(id)), numeric(token)))
         }
-        ["projects", id, "job_tokens"] => Some(Route::JobTokens(id)),
+        ["projects", id, "job_tokens"] => Some(Route::JobTokens(project(id))),
         ["users"] => Some(Route::Users),
         ["users", id] => Some(Route::User(numeric(id))),
         ["user"] => Some(Route::CurrentUser),
@@ -109,25 +137,31 @@ pub fn route(path: &str) -> Option<Route<'_>> {
         ["personal_access_tokens"] => Some(Route::PersonalAccessTokens),
         ["personal_access_tokens", token] => Some(Route::PersonalAccessToken(numeric(token))),
         ["projects", id, "packages", "generic", file @ ..] if !file.is_empty() => {
-            Some(Route::GenericFile(id, file.to_vec()))
+            Some(Route::GenericFile(project(id), file.to_vec()))
         }
-        ["projects", id, "packages"] => Some(Route::Packages(id)),
-        ["projects", id, "packages", "protection", "rules"] => Some(Route::ProtectionRules(id)),
-        ["projects", id, "packages", "cleanup_policy"] => Some(Route::CleanupPolicy(id)),
-        ["groups", id, "packages"] => Some(Route::GroupPackages(id)),
-        ["groups", id, "packages", "settings"] => Some(Route::GroupPackageSettings(id)),
+        ["projects", id, "packages"] => Some(Route::Packages(project(id))),
+        ["projects", id, "packages", "protection", "rules"] => {
+            Some(Route::ProtectionRules(project(id)))
+        }
+        ["projects", id, "packages", "cleanup_policy"] => Some(Route::CleanupPolicy(project(id))),
+        ["groups", id, "packages"] => Some(Route::GroupPackages(group(id))),
+        ["groups", id, "packages", "settings"] => Some(Route::GroupPackageSettings(group(id))),
         ["projects", id, "packages", "protection", "rules", rule] => {
-            Some(Route::ProtectionRule(id, numeric(rule)))
+            Some(Route::ProtectionRule(project(id), numeric(rule)))
         }
-        ["projects", id, "packages", package] => Some(Route::Package(id, numeric(package))),
+        ["projects", id, "packages", package] => {
+            Some(Route::Package(project(id), numeric(package)))
+        }
         ["projects", id, "packages", package, "package_files"] => {
-            Some(Route::PackageFiles(id, numeric(package)))
+            Some(Route::PackageFiles(project(id), numeric(package)))
         }
-        ["projects", id, "packages", package, "package_files", file] => {
-            Some(Route::PackageFile(id, numeric(package), numeric(file)))
-        }
+        ["projects", id, "packages", package, "package_files", file] => Some(Route::PackageFile(
+            project(id),
+            numeric(package),
+            numeric(file),
+        )),
         ["projects", id, "packages", package, "package_files", file, "download"] => Some(
-            Route::PackageFileDownload(id, numeric(package), numeric(file)),
+            Route::PackageFileDownload(project(id), numeric(package), numeric(file)),
         ),
         _ => None,
     }
@@ -159,16 +193,16 @@ fn dispatch<K: KeyValue>(
             let body = small_body(body)?;
             api::projects::create(ctx, request, &body)
         }
-        (Method::Get, Route::Project(id)) => api::projects::get(ctx, request, id),
-        (Method::Delete, Route::Project(id)) => api::projects::delete(ctx, request, id),
+        (Method::Get, Route::Project(id)) => api::projects::get(ctx, request, &id),
+        (Method::Delete, Route::Project(id)) => api::projects::delete(ctx, request, &id),
         // Tokens, projects and groups.
         (Method::Get, Route::Projects) => api::projects::listing::list_projects(ctx, request),
         (Method::Put, Route::Project(id)) => {
             let body = small_body(body)?;
-            api::projects::listing::update_project(ctx, request, id, &body)
+            api::projects::listing::update_project(ctx, request, &id, &body)
         }
-        (Method::Get, Route::Group(id)) => api::groups::get_group(ctx, request, id),
-        (Method::Get, Route::GroupProjects(id)) => api::groups::group_projects(ctx, request, id),
+        (Method::Get, Route::Group(id)) => api::groups::get_group(ctx, request, &id),
+        (Method::Get, Route::GroupProjects(id)) => api::groups::group_projects(ctx, request, &id),
         (Method::Post, Route::AccessTokens(target)) => {
             let body = small_body(body)?;
             api::tokens::access::create(ctx, request, target, &body)
@@ -217,57 +251,57 @@ fn dispatch<K: KeyValue>(
             api::tokens::personal::revoke(ctx, request, token)
         }
         (Method::Put, Route::GenericFile(id, segments)) => {
-            api::packages::generic::publish(ctx, request, id, &segments, body)
+            api::packages::generic::publish(ctx, request, &id, &segments, body)
         }
         (Method::Get | Method::Head, Route::GenericFile(id, segments)) => {
-            api::packages::generic::download(ctx, request, id, &segments)
+            api::packages::generic::download(ctx, request, &id, &segments)
         }
-        (Method::Get, Route::Packages(id)) => api::packages::list(ctx, request, id),
-        (Method::Get, Route::GroupPackages(id)) => api::packages::list_group(ctx, request, id),
+        (Method::Get, Route::Packages(id)) => api::packages::list(ctx, request, &id),
+        (Method::Get, Route::GroupPackages(id)) => api::packages::list_group(ctx, request, &id),
         (Method::Get, Route::GroupPackageSettings(id)) => {
-            api::groups::settings::get(ctx, request, id)
+            api::groups::settings::get(ctx, request, &id)
         }
         (Method::Put, Route::GroupPackageSettings(id)) => {
             let body = small_body(body)?;
-            api::groups::settings::put(ctx, request, id, &body)
+            api::groups::settings::put(ctx, request, &id, &body)
         }
         (Method::Post, Route::GraphQl) => {
             let body = small_body(body)?;
             api::graphql::handle(ctx, request, &body)
         }
-        (Method::Get, Route::CleanupPolicy(id)) => api::packages::cleanup::get(ctx, request, id),
+        (Method::Get, Route::CleanupPolicy(id)) => api::packages::cleanup::get(ctx, request, &id),
         (Method::Put, Route::CleanupPolicy(id)) => {
             let body = small_body(body)?;
-            api::packages::cleanup::put(ctx, request, id, &body)
+            api::packages::cleanup::put(ctx, request, &id, &body)
         }
         (Method::Get, Route::ProtectionRules(id)) => {
-            api::packages::protection::list(ctx, request, id)
+            api::packages::protection::list(ctx, request, &id)
         }
         (Method::Post, Route::ProtectionRules(id)) => {
             let body = small_body(body)?;
-            api::packages::protection::create(ctx, request, id, &body)
+            api::packages::protection::create(ctx, request, &id, &body)
         }
         (Method::Patch, Route::ProtectionRule(id, rule)) => {
             let body = small_body(body)?;
-            api::packages::protection::update(ctx, request, id, rule, &body)
+            api::packages::protection::update(ctx, request, &id, rule, &body)
         }
         (Method::Delete, Route::ProtectionRule(id, rule)) => {
-            api::packages::protection::delete(ctx, request, id, rule)
+            api::packages::protection::delete(ctx, request, &id, rule)
         }
         (Method::Get, Route::Package(id, package)) => {
-            api::packages::show(ctx, request, id, package)
+            api::packages::show(ctx, request, &id, package)
         }
         (Method::Delete, Route::Package(id, package)) => {
-            api::packages::delete(ctx, request, id, package)
+            api::packages::delete(ctx, request, &id, package)
         }
         (Method::Get, Route::PackageFiles(id, package)) => {
-            api::packages::list_files(ctx, request, id, package)
+            api::packages::list_files(ctx, request, &id, package)
         }
         (Method::Delete, Route::PackageFile(id, package, file)) => {
-            api::packages::delete_file(ctx, request, id, package, file)
+            api::packages::delete_file(ctx, request, &id, package, file)
         }
         (Method::Get | Method::Head, Route::PackageFileDownload(id, package, file)) => {
-            api::packages::download_file(ctx, request, id, package, file)
+            api::packages::download_file(ctx, request, &id, package, file)
         }
         _ => Err(ApiError::MethodNotAllowed),
     }
@@ -290,41 +324,50 @@ fn small_body(body: &mut dyn ByteSource) -> ApiResult<Vec<u8>> {
 mod tests {
     use super::*;
 
+    fn path(full_path: &str) -> ProjectId {
+        Some(ProjectRef::Path(full_path.to_string()))
+    }
+
     #[test]
     fn routes_keep_encoded_ids_whole() {
         assert_eq!(route("/api/v4/projects"), Some(Route::Projects));
         assert_eq!(
             route("/api/v4/projects/acme%2Ftools"),
-            Some(Route::Project("acme%2Ftools"))
+            Some(Route::Project(path("acme/tools")))
         );
         assert_eq!(
             route("/api/v4/projects/7/packages/generic/t/1.0/linux/t.tgz"),
-            Some(Route::GenericFile("7", vec!["t", "1.0", "linux", "t.tgz"]))
+            Some(Route::GenericFile(
+                Some(ProjectRef::Id(7)),
+                vec!["t", "1.0", "linux", "t.tgz"]
+            ))
         );
         assert_eq!(
             route("/api/v4/projects/7/packages/generic/"),
-            Some(Route::GenericFile("7", vec![""]))
+            Some(Route::GenericFile(Some(ProjectRef::Id(7)), vec![""]))
         );
         // Without a file it is a package id, which `generic` is not: 404 later.
         assert_eq!(
             route("/api/v4/projects/7/packages/generic"),
-            Some(Route::Package("7", None))
+            Some(Route::Package(Some(ProjectRef::Id(7)), None))
         );
         assert_eq!(route("/api/v3/projects"), None);
         assert_eq!(
             route("/api/v4/groups/acme%2Fplatform/access_tokens/12"),
             Some(Route::AccessToken(
-                Target::Group("acme%2Fplatform"),
+                Target::Group(Some(GroupRef::Path("acme/platform".into()))),
                 Some(12)
             ))
         );
         assert_eq!(
             route("/api/v4/projects/7/deploy_tokens"),
-            Some(Route::DeployTokens(Target::Project("7")))
+            Some(Route::DeployTokens(Target::Project(Some(ProjectRef::Id(
+                7
+            )))))
         );
         assert_eq!(
             route("/api/v4/groups/3/projects"),
-            Some(Route::GroupProjects("3"))
+            Some(Route::GroupProjects(Some(GroupRef::Id(3))))
         );
         assert_eq!(
             route("/api/v4/users/2/personal_access_tokens"),
@@ -334,6 +377,51 @@ mod tests {
         assert_eq!(
             route("/api/v4/personal_access_tokens/9"),
             Some(Route::PersonalAccessToken(Some(9)))
+        );
+    }
+
+    #[test]
+    fn project_and_group_ids_are_decoded_or_name_nothing() {
+        // The generic file segments stay raw; the project id is decoded.
+        assert_eq!(
+            route("/api/v4/projects/acme%2Ftools/packages/generic/t%2Fx/1.0/a.txt"),
+            Some(Route::GenericFile(
+                path("acme/tools"),
+                vec!["t%2Fx", "1.0", "a.txt"]
+            ))
+        );
+        // A `%` without two hex digits after it stays as it is; an encoding
+        // of bytes that are not UTF-8 decodes to nothing, which the handler
+        // answers as it does a project that does not exist.
+        assert_eq!(
+            route("/api/v4/projects/acme%2"),
+            Some(Route::Project(path("acme%2")))
+        );
+        assert_eq!(
+            route("/api/v4/projects/%FF/packages"),
+            Some(Route::Packages(None))
+        );
+        assert_eq!(
+            route("/api/v4/projects/%C3%28/job_tokens"),
+            Some(Route::JobTokens(None))
+        );
+        assert_eq!(
+            route("/api/v4/groups/%FE/packages/settings"),
+            Some(Route::GroupPackageSettings(None))
+        );
+        // A group path loses its surrounding slashes, a project path keeps them.
+        assert_eq!(
+            route("/api/v4/groups/%2Facme%2F/packages"),
+            Some(Route::GroupPackages(Some(GroupRef::Path("acme".into()))))
+        );
+        assert_eq!(
+            route("/api/v4/projects/%2Facme"),
+            Some(Route::Project(path("/acme")))
+        );
+        // An all-digit path is an id, as GitLab reads it.
+        assert_eq!(
+            route("/api/v4/groups/%34%32"),
+            Some(Route::Group(Some(GroupRef::Id(42))))
         );
     }
 }

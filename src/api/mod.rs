@@ -34,11 +34,11 @@ use crate::blob::Blobs;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Request;
-use crate::meta::directory::{Group, GroupRef, ProjectEntry};
+use crate::meta;
+use crate::meta::directory::{Group, ProjectEntry};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Millis, PackageFile, Project};
-use crate::meta::{self, ProjectRef};
-use crate::validate;
+use crate::router::{GroupId, ProjectId};
 
 /// Everything a handler may use, built fresh for every request.
 pub struct Context<'a, K: KeyValue> {
@@ -74,15 +74,16 @@ impl<K: KeyValue> Context<'_, K> {
 
     /// Loads the project `:id` names for a caller who needs `needed` on it,
     /// answering as the policy says when they do not hold it (401, 403, or
-    /// `404 Project Not Found`). Returns the project and the right held.
+    /// `404 Project Not Found`, also when `:id` did not decode). Returns the
+    /// project and the right held.
     pub fn project_for(
         &self,
         actor: &Actor,
-        raw_id: &str,
+        project_id: &ProjectId,
         needed: Right,
     ) -> ApiResult<(Project, Right)> {
-        let project = match validate::decode_segment(raw_id) {
-            Some(decoded) => meta::project(self.kv, &ProjectRef::parse(&decoded))?,
+        let project = match project_id {
+            Some(reference) => meta::project(self.kv, reference)?,
             None => None,
         };
         let held = project.as_ref().and_then(|p| policy::on_project(actor, p));
@@ -97,20 +98,20 @@ impl<K: KeyValue> Context<'_, K> {
     pub fn group_for(
         &self,
         actor: &Actor,
-        raw_id: &str,
+        group_id: &GroupId,
         needed: Right,
     ) -> ApiResult<(Group, Right)> {
-        let group = self.find_group(raw_id)?;
+        let group = self.find_group(group_id)?;
         let held = self.right_on_group(actor, &group, needed)?;
         let held = policy::decide(actor, held, needed, Unseen::NotFound(GROUP_NOT_FOUND))?;
         Ok((group, held))
     }
 
     /// The group `:id` names, whoever asks: `404 Group Not Found` when there
-    /// is none.
-    pub fn find_group(&self, raw_id: &str) -> ApiResult<Group> {
-        let group = match validate::decode_segment(raw_id) {
-            Some(decoded) => meta::directory::group(self.kv, &GroupRef::parse(&decoded))?,
+    /// is none (or `:id` did not decode).
+    pub fn find_group(&self, group_id: &GroupId) -> ApiResult<Group> {
+        let group = match group_id {
+            Some(reference) => meta::directory::group(self.kv, reference)?,
             None => None,
         };
         group.ok_or(ApiError::NotFound(GROUP_NOT_FOUND))

@@ -16,15 +16,16 @@ use crate::error::ApiResult;
 use crate::http::{Request, Response};
 use crate::meta::directory::{self, Group, GroupRef};
 use crate::meta::kv::KeyValue;
+use crate::router::GroupId;
 
 /// `GET /groups/:id`, by numeric id or URL-encoded full path.
 pub fn get_group<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_group: &str,
+    group_id: &GroupId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (group, _) = ctx.group_for(&actor, raw_group, Right::See)?;
+    let (group, _) = ctx.group_for(&actor, group_id, Right::See)?;
     let entries = ctx.visible_projects_in(&actor, &group.full_path)?;
     let parent_id = match group.parent_path() {
         Some(parent) => {
@@ -44,10 +45,10 @@ pub fn get_group<K: KeyValue>(
 pub fn group_projects<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_group: &str,
+    group_id: &GroupId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (group, _) = ctx.group_for(&actor, raw_group, Right::See)?;
+    let (group, _) = ctx.group_for(&actor, group_id, Right::See)?;
     let nested = request.query_param("include_subgroups") == Some("true");
     answer_projects(ctx, request, &actor, |e| e.is_in(&group.full_path, nested))
 }

@@ -14,6 +14,7 @@ use crate::meta::directory::Group;
 use crate::meta::kv::KeyValue;
 use crate::meta::model::NamespaceSettings;
 use crate::meta::{self};
+use crate::router::GroupId;
 
 /// GitLab's limit on `generic_duplicate_exception_regex`.
 pub const MAX_REGEX_LEN: usize = 255;
@@ -80,21 +81,21 @@ pub fn change<K: KeyValue>(
 pub fn get<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_group: &str,
+    group_id: &GroupId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (group, _) = ctx.group_for(&actor, raw_group, READ)?;
+    let (group, _) = ctx.group_for(&actor, group_id, READ)?;
     Ok(Response::json(200, &entity(&read(ctx, &group)?)))
 }
 
 pub fn put<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_group: &str,
+    group_id: &GroupId,
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let group = ctx.find_group(raw_group)?;
+    let group = ctx.find_group(group_id)?;
     policy::may_try(&actor, CHANGE)?;
     let held = ctx.right_on_group(&actor, &group, CHANGE)?;
     // The settings of a namespace are no secret: 403, not 404, for those

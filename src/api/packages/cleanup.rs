@@ -10,14 +10,19 @@ use crate::error::ApiResult;
 use crate::http::{Request, Response};
 use crate::meta::cleanup::{self, CleanupPolicy, KeepFiles};
 use crate::meta::kv::KeyValue;
+use crate::router::ProjectId;
 
 pub fn entity(policy: &CleanupPolicy) -> serde_json::Value {
     json!({ "keep_n_duplicated_package_files": policy.keep_n_duplicated_package_files.as_str() })
 }
 
-pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
+pub fn get<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    project_id: &ProjectId,
+) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
     let policy = cleanup::policy(ctx.kv, project.id)?;
     Ok(Response::json(200, &entity(&policy)))
 }
@@ -25,11 +30,11 @@ pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> Ap
 pub fn put<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, Right::Maintain)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Maintain)?;
     const KEEP: &str = "keep_n_duplicated_package_files";
     let value = Params::parse(request, body)?
         .raw_text(KEEP)

@@ -20,6 +20,7 @@ use crate::meta::kv::KeyValue;
 use crate::meta::model::{Package, PackageFile, PackageStatus, Project};
 use crate::meta::{self, Commit, MetaError, NewFile};
 use crate::range::{self, RangeRequest};
+use crate::router::ProjectId;
 use crate::validate::{self, FileCoordinates};
 use serde_json::{json, Value};
 
@@ -75,7 +76,7 @@ fn parse_publish(
 pub fn publish<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_project: &str,
+    project_id: &ProjectId,
     segments: &[&str],
     body: &mut dyn ByteSource,
 ) -> ApiResult<Response> {
@@ -98,7 +99,7 @@ pub fn publish<K: KeyValue>(
                 .map_err(|_| ApiError::BadRequest("Content-Length is invalid".into()))?,
         ),
     };
-    let (project, _) = ctx.project_for(&actor, raw_project, Right::Publish)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Publish)?;
     super::protection::check_push(ctx, &actor, &project, &coordinates.package_name)?;
 
     let object_key = blob::new_object_key((ctx.random)());
@@ -229,13 +230,13 @@ fn apply_cleanup_policy<K: KeyValue>(
 pub fn download<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_project: &str,
+    project_id: &ProjectId,
     segments: &[&str],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let coordinates = validate::file_coordinates(segments)
         .map_err(|invalid| ApiError::InvalidParams(validate::join_messages(&invalid)))?;
-    let (project, _) = ctx.project_for(&actor, raw_project, Right::Download)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
     let package = meta::package(
         ctx.kv,
         project.id,

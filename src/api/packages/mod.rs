@@ -22,7 +22,7 @@ use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Package, PackageFile, PackageSummary, Project};
 use crate::meta::{self};
-use crate::router::NumericId;
+use crate::router::{GroupId, NumericId, ProjectId};
 
 /// Package types GitLab knows; only `generic` packages exist here, so the
 /// others filter everything out.
@@ -175,11 +175,15 @@ fn may_delete(actor: &Actor, project: &Project) -> bool {
     policy::on_project(actor, project) >= Some(DELETE)
 }
 
-pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
+pub fn list<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    project_id: &ProjectId,
+) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let query = parse_list(request)?;
     let page = Page::from_request(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
     let mut listed = Vec::new();
     add_listed(ctx, &query, &project, &mut listed)?;
     answer_page(ctx, request, &actor, page, &query, listed, false)
@@ -242,7 +246,7 @@ fn answer_page<K: KeyValue>(
 pub fn list_group<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_group: &str,
+    group_id: &GroupId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let query = parse_list(request)?;
@@ -256,7 +260,7 @@ pub fn list_group<K: KeyValue>(
             ))
         }
     };
-    let (group, _) = ctx.group_for(&actor, raw_group, Right::See)?;
+    let (group, _) = ctx.group_for(&actor, group_id, Right::See)?;
     let entries = ctx.visible_projects_in(&actor, &group.full_path)?;
     let mut listed = Vec::new();
     for entry in entries.iter().filter(|e| e.is_in(&group.full_path, nested)) {
@@ -281,11 +285,11 @@ fn find_package<K: KeyValue>(
 pub fn show<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
     package_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
     let package = find_package(ctx, &project, package_id)?;
     let mut entity = package_entity(
         &package,
@@ -313,7 +317,7 @@ pub fn show<K: KeyValue>(
 pub fn list_files<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
     package_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
@@ -330,7 +334,7 @@ pub fn list_files<K: KeyValue>(
         return Err(ApiError::InvalidParams(messages.join(", ")));
     }
     let page = Page::from_request(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
     let package = find_package(ctx, &project, package_id)?;
     let stored = meta::package_files(ctx.kv, &package)?;
     let mut files: Vec<&PackageFile> = stored.iter().collect();
@@ -363,12 +367,12 @@ pub fn list_files<K: KeyValue>(
 pub fn download_file<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
     package_id: NumericId,
     file_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, Right::Download)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
     let package = find_package(ctx, &project, package_id)?;
     let file = meta::package_files(ctx.kv, &package)?
         .into_iter()
@@ -380,11 +384,11 @@ pub fn download_file<K: KeyValue>(
 pub fn delete<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
     package_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, DELETE)?;
+    let (project, _) = ctx.project_for(&actor, project_id, DELETE)?;
     let package = find_package(ctx, &project, package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;
     let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())?
@@ -396,12 +400,12 @@ pub fn delete<K: KeyValue>(
 pub fn delete_file<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
     package_id: NumericId,
     file_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, DELETE)?;
+    let (project, _) = ctx.project_for(&actor, project_id, DELETE)?;
     let package = find_package(ctx, &project, package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;
     let file = meta::delete_file(

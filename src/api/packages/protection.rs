@@ -11,7 +11,7 @@ use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Project;
 use crate::meta::protection::{self, MinimumAccess, ProtectionRule, RuleError};
-use crate::router::NumericId;
+use crate::router::{NumericId, ProjectId};
 
 const PUSH_PROTECTED: &str = "Package protected.";
 const DELETE_PROTECTED: &str = "Package is deletion protected.";
@@ -79,10 +79,10 @@ fn entity(rule: &ProtectionRule) -> Value {
 fn managed_project<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
 ) -> ApiResult<Project> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, Right::Maintain)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Maintain)?;
     Ok(project)
 }
 
@@ -176,8 +176,12 @@ fn rule_error(e: RuleError) -> ApiError {
     }
 }
 
-pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
-    let project = managed_project(ctx, request, raw_id)?;
+pub fn list<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    project_id: &ProjectId,
+) -> ApiResult<Response> {
+    let project = managed_project(ctx, request, project_id)?;
     let rules = protection::rules(ctx.kv, project.id)?;
     Ok(Response::json(
         200,
@@ -188,10 +192,10 @@ pub fn list<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> A
 pub fn create<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let project = managed_project(ctx, request, raw_id)?;
+    let project = managed_project(ctx, request, project_id)?;
     let fields = parse_fields(request, body)?;
     let mut missing = Vec::new();
     if fields.package_name_pattern.is_none() {
@@ -230,11 +234,11 @@ fn find_rule<K: KeyValue>(
 pub fn update<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
     rule_id: NumericId,
     body: &[u8],
 ) -> ApiResult<Response> {
-    let project = managed_project(ctx, request, raw_id)?;
+    let project = managed_project(ctx, request, project_id)?;
     let mut rule = find_rule(ctx, &project, rule_id)?;
     apply(parse_fields(request, body)?, &mut rule)?;
     let saved = protection::save(ctx.kv, rule).map_err(rule_error)?;
@@ -244,10 +248,10 @@ pub fn update<K: KeyValue>(
 pub fn delete<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
     rule_id: NumericId,
 ) -> ApiResult<Response> {
-    let project = managed_project(ctx, request, raw_id)?;
+    let project = managed_project(ctx, request, project_id)?;
     let rule = find_rule(ctx, &project, rule_id)?;
     protection::remove(ctx.kv, project.id, rule.id).map_err(rule_error)?;
     Ok(Response::new(204))

@@ -17,6 +17,7 @@ use crate::meta::directory::{self, ProjectEntry};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Visibility;
 use crate::meta::{self, ProjectRef};
+use crate::router::ProjectId;
 
 /// `GET /projects`: the projects the caller may see, newest first unless
 /// `sort=asc`; `visibility` and `search` (in the full path) filter.
@@ -29,11 +30,11 @@ pub fn list_projects<K: KeyValue>(ctx: &Context<K>, request: &Request) -> ApiRes
 pub fn update_project<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_project: &str,
+    project_id: &ProjectId,
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_project, Right::Maintain)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Maintain)?;
     let fields = Params::parse(request, body)?;
     let Some(visibility) = fields.text("visibility") else {
         return Err(ApiError::InvalidParams(

@@ -14,6 +14,7 @@ use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Project, Visibility};
 use crate::meta::{self, MetaError, NewProject};
+use crate::router::ProjectId;
 
 /// GitLab's project JSON.
 pub fn render(project: &Project, public_url: &str) -> Value {
@@ -103,9 +104,13 @@ pub fn create<K: KeyValue>(
     }
 }
 
-pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> ApiResult<Response> {
+pub fn get<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    project_id: &ProjectId,
+) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, Right::See)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::See)?;
     Ok(Response::json(
         200,
         &render(&project, &ctx.config.public_url),
@@ -119,10 +124,10 @@ pub fn get<K: KeyValue>(ctx: &Context<K>, request: &Request, raw_id: &str) -> Ap
 pub fn delete<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_id: &str,
+    project_id: &ProjectId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) = ctx.project_for(&actor, raw_id, Right::Administer)?;
+    let (project, _) = ctx.project_for(&actor, project_id, Right::Administer)?;
     let (_, files) = meta::delete_project(ctx.kv, project.id, ctx.now_millis())?
         .ok_or(ApiError::NotFound(crate::api::PROJECT_NOT_FOUND))?;
     ctx.discard_objects(&files);

@@ -71,7 +71,7 @@ pub fn create<K: KeyValue>(
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
     let (holder, issuer_right) =
-        rules::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
+        rules::administered(ctx, &actor, &target, target.right_to_manage_tokens())?;
     let wanted = parse_create(&Params::parse(request, body)?)?;
     if !policy::may_grant(issuer_right, wanted.role) {
         return Err(ApiError::BadRequest(

@@ -74,7 +74,7 @@ pub fn create<K: KeyValue>(
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (holder, _) = rules::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
+    let (holder, _) = rules::administered(ctx, &actor, &target, target.right_to_manage_tokens())?;
     let wanted = parse_create(&Params::parse(request, body)?)?;
     let now = ctx.now_millis();
     let expires_at =

@@ -16,6 +16,7 @@ use crate::auth::Right;
 use crate::error::ApiResult;
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
+use crate::router::ProjectId;
 
 pub const DEFAULT_EXPIRES_IN_SECS: u64 = 3600;
 pub const MAX_EXPIRES_IN_SECS: u64 = 86_400;
@@ -36,12 +37,12 @@ fn parse_expires_in(fields: &Params) -> ApiResult<u64> {
 pub fn create<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
-    raw_project: &str,
+    project_id: ProjectId,
     body: &[u8],
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (project, _) =
-        rules::administered(ctx, &actor, Target::Project(raw_project), Right::Maintain)?;
+    let target = Target::Project(project_id);
+    let (project, _) = rules::administered(ctx, &actor, &target, Right::Maintain)?;
     let expires_in = parse_expires_in(&Params::parse(request, body)?)?;
     let now = ctx.now_millis();
     let requested = now.saturating_add(i64::try_from(expires_in * 1000).unwrap_or(i64::MAX));

@@ -115,7 +115,7 @@ pub fn list<K: KeyValue>(
     held: &HeldKind,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate(request)?;
-    let (holder, _) = rules::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
+    let (holder, _) = rules::administered(ctx, &actor, &target, target.right_to_manage_tokens())?;
     page(ctx, request, held.kind, holder.holder(), held.render)
 }
 
@@ -158,7 +158,7 @@ fn find_held<K: KeyValue>(
     token_id: NumericId,
 ) -> ApiResult<TokenRecord> {
     let actor = ctx.authenticate(request)?;
-    let (holder, _) = rules::administered(ctx, &actor, target, target.right_to_manage_tokens())?;
+    let (holder, _) = rules::administered(ctx, &actor, &target, target.right_to_manage_tokens())?;
     find(ctx, token_id, held.kind, |r| {
         r.holder == holder.holder() && !(held.revoking_unlists && r.revoked)
     })

@@ -24,18 +24,19 @@ use crate::meta::directory::Group;
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Millis, Project};
 use crate::meta::tokens::Holder;
+use crate::router::{GroupId, ProjectId};
 
-/// A project or group `:id` as the path names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target<'a> {
-    Project(&'a str),
-    Group(&'a str),
+/// A project or group `:id` as the path names it, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Project(ProjectId),
+    Group(GroupId),
 }
 
-impl Target<'_> {
+impl Target {
     /// The right GitLab requires to manage the target's tokens: maintainer
     /// on a project, owner of a group.
-    pub fn right_to_manage_tokens(self) -> Right {
+    pub fn right_to_manage_tokens(&self) -> Right {
         match self {
             Target::Project(_) => Right::Maintain,
             Target::Group(_) => Right::Own,
@@ -81,17 +82,17 @@ impl Administered {
 pub fn administered<K: KeyValue>(
     ctx: &Context<K>,
     actor: &Actor,
-    target: Target,
+    target: &Target,
     needed: Right,
 ) -> ApiResult<(Administered, Right)> {
     policy::may_try(actor, needed)?;
     match target {
-        Target::Project(raw) => {
-            let (project, held) = ctx.project_for(actor, raw, needed)?;
+        Target::Project(project_id) => {
+            let (project, held) = ctx.project_for(actor, project_id, needed)?;
             Ok((Administered::Project(project), held))
         }
-        Target::Group(raw) => {
-            let (group, held) = ctx.group_for(actor, raw, needed)?;
+        Target::Group(group_id) => {
+            let (group, held) = ctx.group_for(actor, group_id, needed)?;
             Ok((Administered::Group(group), held))
         }
     }
