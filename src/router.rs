@@ -6,7 +6,7 @@ use crate::api::tokens::rules::Target;
 use crate::api::{self, params, Context};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ByteSource, Method, Request, Response};
-use crate::meta::directory::GroupRef;
+use crate::meta::groups::GroupRef;
 use crate::meta::kv::KeyValue;
 use crate::meta::ProjectRef;
 use crate::validate;

@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql_engine::{self as graphql, Field, OperationKind};
 use crate::http::{Request, Response};
 use crate::meta::cleanup::{self, CleanupPolicy, KeepFiles};
-use crate::meta::directory::{self, GroupRef};
+use crate::meta::groups::{self, GroupRef};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::NamespaceSettings;
 use crate::meta::{self, ProjectRef};
@@ -143,7 +143,7 @@ fn mutation<K: KeyValue>(
         "updateNamespacePackageSettings" => {
             let input = input(arguments)?;
             let path = text(input, "namespacePath")?;
-            let group = directory::group(ctx.kv, &GroupRef::Path(path.to_string()))
+            let group = groups::group(ctx.kv, &GroupRef::Path(path.to_string()))
                 .map_err(|e| e.to_string())?
                 .ok_or(NO_ACCESS)?;
             let change = SettingsChange {
@@ -217,7 +217,7 @@ fn query_field<K: KeyValue>(
         .ok_or("fullPath is missing")?;
     match field.name.as_str() {
         "namespace" | "group" => {
-            let Some(group) = directory::group(ctx.kv, &GroupRef::Path(full_path.to_string()))
+            let Some(group) = groups::group(ctx.kv, &GroupRef::Path(full_path.to_string()))
                 .map_err(|e| e.to_string())?
             else {
                 return Ok(Value::Null);

@@ -35,9 +35,10 @@ use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::http::Request;
 use crate::meta;
-use crate::meta::directory::{Group, ProjectEntry};
+use crate::meta::groups::Group;
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Millis, PackageFile, Project};
+use crate::meta::project_index::ProjectEntry;
 use crate::router::{GroupId, ProjectId};
 
 /// Everything a handler may use, built fresh for every request.
@@ -111,7 +112,7 @@ impl<K: KeyValue> Context<'_, K> {
     /// is none (or `:id` did not decode).
     pub fn find_group(&self, group_id: &GroupId) -> ApiResult<Group> {
         let group = match group_id {
-            Some(reference) => meta::directory::group(self.kv, reference)?,
+            Some(reference) => meta::groups::group(self.kv, reference)?,
             None => None,
         };
         group.ok_or(ApiError::NotFound(GROUP_NOT_FOUND))
@@ -140,7 +141,7 @@ impl<K: KeyValue> Context<'_, K> {
         actor: &Actor,
         group_path: &str,
     ) -> ApiResult<Vec<ProjectEntry>> {
-        Ok(meta::directory::project_entries(self.kv)?
+        Ok(meta::project_index::project_entries(self.kv)?
             .into_iter()
             .filter(|e| {
                 e.is_in(group_path, true) && policy::on_project(actor, &e.as_project()).is_some()

@@ -3,11 +3,12 @@
 //! store; every shared value is changed with compare-and-swap.
 
 pub mod cleanup;
-pub mod directory;
+pub mod groups;
 pub mod keys;
 pub mod kv;
 pub mod model;
 pub mod packages;
+pub mod project_index;
 pub mod projects;
 pub mod protection;
 pub mod tokens;

@@ -3,7 +3,7 @@
 
 use super::kv::{KeyValue, Step};
 use super::model::{Millis, PackageFile, Project, Visibility};
-use super::{directory, encode, keys, next_id, read, update_record, MetaError};
+use super::{encode, groups, keys, next_id, project_index, read, update_record, MetaError};
 
 /// How many times deleting a project goes over its package index: a later
 /// pass catches packages that publishes in flight when the project was
@@ -51,7 +51,7 @@ pub struct NewProject {
 /// Creates a project and claims its full path. The record and a pending
 /// index entry are written before the path is claimed, so a path never
 /// points at a missing project and a crash never leaves a live project
-/// unlisted (see `meta::directory`); a record whose claim lost is deleted
+/// unlisted (see `meta::project_index`); a record whose claim lost is deleted
 /// again.
 ///
 /// The claim of a deleted project's path is free: it is taken over by
@@ -79,9 +79,9 @@ pub fn create_project<K: KeyValue>(
             return Err(MetaError::PathTaken);
         }
     }
-    directory::ensure_groups(kv, &project.namespace, now)?;
+    groups::ensure_groups(kv, &project.namespace, now)?;
     kv.set(&keys::project(project.id), &encode(&project))?;
-    directory::reserve_entry(kv, &project)?;
+    project_index::reserve_entry(kv, &project)?;
     let claimed = update_record(kv, &path_key, |holder: Option<u64>| {
         Ok::<_, MetaError>(match holder {
             // A retry after a write that landed but was not confirmed.
@@ -92,12 +92,12 @@ pub fn create_project<K: KeyValue>(
     });
     match claimed {
         Ok(true) => {
-            directory::confirm_entry(kv, project.id)?;
+            project_index::confirm_entry(kv, project.id)?;
             Ok(project)
         }
         Ok(false) => {
             kv.delete(&keys::project(project.id))?;
-            directory::confirm_entry(kv, project.id)?;
+            project_index::confirm_entry(kv, project.id)?;
             Err(MetaError::PathTaken)
         }
         Err(e) => Err(e),
@@ -113,7 +113,7 @@ fn path_claim_is_free<K: KeyValue>(kv: &K, holder: u64) -> Result<bool, MetaErro
 }
 
 /// Deletes a project: it is gone at once for every lookup and listing and
-/// its path is free (see `directory::delete_project`), then its packages are
+/// its path is free (see `project_index::delete_project`), then its packages are
 /// deleted. Returns the project as it was and the files whose objects the
 /// caller deletes, or `None` when there is no live project with this id.
 ///
@@ -124,7 +124,7 @@ pub fn delete_project<K: KeyValue>(
     project_id: u64,
     now: Millis,
 ) -> Result<Option<(Project, Vec<PackageFile>)>, MetaError> {
-    let Some(project) = directory::delete_project(kv, project_id, now)? else {
+    let Some(project) = project_index::delete_project(kv, project_id, now)? else {
         return Ok(None);
     };
     let mut files = Vec::new();

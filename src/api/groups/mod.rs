@@ -14,7 +14,7 @@ use super::{iso8601, Context};
 use crate::auth::Right;
 use crate::error::ApiResult;
 use crate::http::{Request, Response};
-use crate::meta::directory::{self, Group, GroupRef};
+use crate::meta::groups::{self, Group, GroupRef};
 use crate::meta::kv::KeyValue;
 use crate::router::GroupId;
 
@@ -28,9 +28,7 @@ pub fn get_group<K: KeyValue>(
     let (group, _) = ctx.group_for(&actor, group_id, Right::See)?;
     let entries = ctx.visible_projects_in(&actor, &group.full_path)?;
     let parent_id = match group.parent_path() {
-        Some(parent) => {
-            directory::group(ctx.kv, &GroupRef::Path(parent.to_string()))?.map(|g| g.id)
-        }
+        Some(parent) => groups::group(ctx.kv, &GroupRef::Path(parent.to_string()))?.map(|g| g.id),
         None => None,
     };
     let public = entries.iter().any(|e| e.public);

@@ -10,7 +10,7 @@ use crate::auth::policy::{self, Unseen};
 use crate::auth::Right;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
-use crate::meta::directory::Group;
+use crate::meta::groups::Group;
 use crate::meta::kv::KeyValue;
 use crate::meta::model::NamespaceSettings;
 use crate::meta::{self};

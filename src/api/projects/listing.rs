@@ -1,7 +1,7 @@
 //! Listing and changing projects: `GET /projects` (and, for
 //! `api::groups`, the projects of a group) and `PUT /projects/:id`.
 //!
-//! Listings filter the project index (`meta::directory`), whose entries
+//! Listings filter the project index (`meta::project_index`), whose entries
 //! know enough to decide visibility, and then read only the records of the
 //! page they answer.
 
@@ -13,9 +13,9 @@ use crate::api::Context;
 use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
-use crate::meta::directory::{self, ProjectEntry};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::Visibility;
+use crate::meta::project_index::{self, ProjectEntry};
 use crate::meta::{self, ProjectRef};
 use crate::router::ProjectId;
 
@@ -43,7 +43,7 @@ pub fn update_project<K: KeyValue>(
     };
     let visibility =
         Visibility::parse(&visibility).ok_or_else(|| params::invalid_value("visibility"))?;
-    let updated = directory::set_visibility(ctx.kv, project.id, visibility)?
+    let updated = project_index::set_visibility(ctx.kv, project.id, visibility)?
         .ok_or(ApiError::NotFound(crate::api::PROJECT_NOT_FOUND))?;
     Ok(Response::json(
         200,
@@ -97,7 +97,7 @@ pub fn answer_projects<K: KeyValue>(
 ) -> ApiResult<Response> {
     let options = parse_list_options(request)?;
     let page = Page::from_request(request)?;
-    let mut entries: Vec<ProjectEntry> = directory::project_entries(ctx.kv)?
+    let mut entries: Vec<ProjectEntry> = project_index::project_entries(ctx.kv)?
         .into_iter()
         .filter(|e| belongs(e))
         .filter(|e| match options.visibility {

@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use crate::api::Context;
 use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
-use crate::meta::directory::Group;
+use crate::meta::groups::Group;
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Millis, Project};
 use crate::meta::tokens::Holder;

@@ -79,11 +79,11 @@ impl<K: KeyValue> KvHandle for &K {
     }
 
     fn set_visibility(&self, project: u64, visibility: Visibility) -> Result<(), MetaError> {
-        directory::set_visibility(*self, project, visibility).map(drop)
+        project_index::set_visibility(*self, project, visibility).map(drop)
     }
 
     fn delete_project(&self, project: u64) -> Result<(), MetaError> {
-        directory::delete_project(*self, project, 9_000).map(drop)
+        project_index::delete_project(*self, project, 9_000).map(drop)
     }
 }
 
@@ -111,7 +111,7 @@ fn check_project_index(kv: &MemoryStore) {
             !p.is_deleted() && claim == Some(p.id.to_string().into_bytes())
         })
         .collect();
-    let listed = directory::project_entries(kv).unwrap();
+    let listed = project_index::project_entries(kv).unwrap();
     let mut listed_ids: Vec<u64> = listed.iter().map(|e| e.id).collect();
     let mut live_ids: Vec<u64> = live.iter().map(|p| p.id).collect();
     listed_ids.sort();
