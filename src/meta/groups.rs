@@ -110,24 +110,9 @@ pub fn group<K: KeyValue>(kv: &K, reference: &GroupRef) -> Result<Option<Group>,
 
 #[cfg(test)]
 mod tests {
-    use super::super::{create_project, NewProject};
     use super::*;
-    use crate::meta::model::{Project, Visibility};
+    use crate::meta::tests::project_in as new_project;
     use crate::testing::MemoryStore;
-
-    fn new_project(kv: &MemoryStore, namespace: &str, path: &str) -> Project {
-        create_project(
-            kv,
-            NewProject {
-                name: path.into(),
-                path: path.into(),
-                namespace: namespace.into(),
-                visibility: Visibility::Private,
-            },
-            1_000,
-        )
-        .unwrap()
-    }
 
     #[test]
     fn groups_along_the_namespace_get_ids_once() {

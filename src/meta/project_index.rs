@@ -252,23 +252,10 @@ pub fn delete_project<K: KeyValue>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{create_project, NewProject};
     use super::*;
+    use crate::meta::tests::project_in as new_project;
+    use crate::meta::{create_project, NewProject};
     use crate::testing::MemoryStore;
-
-    fn new_project(kv: &MemoryStore, namespace: &str, path: &str) -> Project {
-        create_project(
-            kv,
-            NewProject {
-                name: path.into(),
-                path: path.into(),
-                namespace: namespace.into(),
-                visibility: Visibility::Private,
-            },
-            1_000,
-        )
-        .unwrap()
-    }
 
     #[test]
     fn new_projects_are_indexed_in_creation_order() {

@@ -2,12 +2,18 @@ use super::*;
 use crate::testing::MemoryStore;
 
 fn new_project(kv: &MemoryStore, path: &str) -> Project {
+    project_in(kv, "acme/platform", path)
+}
+
+/// Creates a private project `namespace/path` (for the tests of every
+/// `meta` module).
+pub(super) fn project_in(kv: &MemoryStore, namespace: &str, path: &str) -> Project {
     create_project(
         kv,
         NewProject {
             name: path.into(),
             path: path.into(),
-            namespace: "acme/platform".into(),
+            namespace: namespace.into(),
             visibility: Visibility::Private,
         },
         1_000,
