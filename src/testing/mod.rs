@@ -7,11 +7,14 @@
 //! - [`TestRegistry`]: the router over both, with a fixed clock and
 //!   deterministic randomness; [`Credential`] and the token helpers mint
 //!   every kind of token with the test secret.
+//! - [`Counting`], [`Counts`]: the key-value operations and S3 requests of
+//!   each request ([`Reply::counts`]), pinned in `api/round_trips.rs`.
 //!
 //! The native API tests in [`api`] drive the registry through it: GitLab's
 //! rules (status codes, permissions, validation) in milliseconds, without
 //! the component, a host or HTTP.
 
+mod counting;
 mod kv;
 mod registry;
 mod s3;
@@ -19,6 +22,7 @@ mod tokens;
 
 mod api;
 
+pub use counting::{Counting, Counts};
 pub use kv::{CrashAfter, MemoryStore, SwapReports};
 pub use registry::{Reply, Snapshot, TestRegistry, NOW};
 pub use s3::MemoryS3;

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use jiff::Timestamp;
 use serde_json::Value;
 
+use super::counting::{Counting, Counts};
 use super::kv::MemoryStore;
 use super::s3::MemoryS3;
 use super::tokens::{Credential, TEST_SECRET};
@@ -22,12 +23,15 @@ use crate::router;
 /// store's clock (2026-01-01, mid claim epoch), in seconds.
 pub const NOW: u64 = 1_767_225_610;
 
-/// What the router answered.
+/// What the router answered, and what answering cost.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The key-value operations and S3 requests made for this request,
+    /// reading the answer's body included.
+    pub counts: Counts,
 }
 
 impl Reply {
@@ -96,7 +100,8 @@ impl TestRegistry {
         }
     }
 
-    /// Sends one request through the router and reads the whole answer.
+    /// Sends one request through the router and reads the whole answer,
+    /// counting the round trips it makes to the stores.
     /// `headers` are sent as given; `body` is the request body.
     pub fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         let head = matches!(method, Method::Head);
@@ -110,9 +115,11 @@ impl TestRegistry {
         let clock = move || now;
         let random = || self.next_random();
         let blobs = Blobs::new(&self.config, &self.s3, &clock).expect("valid S3 settings");
+        let kv = Counting::new(&self.kv);
+        let s3_requests_before = self.s3.requests.borrow().len();
         let ctx = Context {
             config: self.config.clone(),
-            kv: &self.kv,
+            kv: &kv,
             blobs,
             now,
             random: &random,
@@ -123,10 +130,13 @@ impl TestRegistry {
         } else {
             read_body(response.body)
         };
+        let mut counts = kv.counts();
+        counts.add_s3_requests_since(&self.s3, s3_requests_before);
         Reply {
             status: response.status,
             headers: response.headers,
             body,
+            counts,
         }
     }
 

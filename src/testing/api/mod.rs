@@ -6,5 +6,6 @@ mod bad_input;
 mod cleanup;
 mod permission_matrix;
 mod protection;
+mod round_trips;
 mod settings;
 mod token_matrix;
