@@ -319,6 +319,48 @@ impl Registry {
     }
 }
 
+/// The embedded S3 server on its own, for serving the component under
+/// another host (the integration tests run it under `spin up`).
+pub struct EmbeddedS3Server {
+    access: S3Access,
+    root: PathBuf,
+    server: ServerHandle,
+}
+
+impl EmbeddedS3Server {
+    /// Starts the server on an ephemeral loopback port, with its bucket and
+    /// credentials under `data_dir` (created on first start).
+    pub async fn start(data_dir: &Path) -> anyhow::Result<EmbeddedS3Server> {
+        let embedded = s3::start(data_dir, None).await?;
+        let access = S3Access {
+            endpoint: embedded.endpoint(),
+            bucket: s3::BUCKET.to_string(),
+            region: s3::REGION.to_string(),
+            access_key_id: embedded.credentials.access_key_id.clone(),
+            secret_access_key: embedded.credentials.secret_access_key.clone(),
+        };
+        Ok(EmbeddedS3Server {
+            access,
+            root: embedded.root,
+            server: embedded.server,
+        })
+    }
+
+    /// How to reach the bucket (the component's `s3_*` variables).
+    pub fn access(&self) -> &S3Access {
+        &self.access
+    }
+
+    /// The directory the objects are kept in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
 /// The variables the component sees: S3 access, the token secret and the
 /// defaults, then the caller's overrides.
 fn component_variables(

@@ -244,14 +244,14 @@ fn rand_id() -> String {
 /// A raw HTTP/1.1 exchange, for paths an URL library would normalise
 /// (`%2E%2E`): returns the status and the body.
 pub async fn raw(
-    r: &TestRegistry,
+    r: &impl Target,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let address = r.registry.url().trim_start_matches("http://").to_string();
+    let address = r.base_url().trim_start_matches("http://").to_string();
     let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (name, value) in headers {
@@ -295,4 +295,57 @@ pub async fn post(
 pub async fn json(response: reqwest::Response) -> Value {
     let text = response.text().await.unwrap();
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// A running registry a test can drive over HTTP, whatever hosts the
+/// component: `genreg` ([`TestRegistry`]) or `spin up` (`spin::SpinRegistry`),
+/// so one test body runs on both.
+pub trait Target: Send + Sync {
+    /// The base URL, e.g. `http://127.0.0.1:43121`.
+    fn base_url(&self) -> String;
+    fn http(&self) -> &reqwest::Client;
+    /// The secrets the component verifies tokens with.
+    fn secrets(&self) -> &Secrets;
+    /// An administrator token.
+    fn admin_token(&self) -> String;
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{}", self.base_url(), path)
+    }
+
+    fn generic_url(&self, project: &str, rest: &str) -> String {
+        self.at(&format!(
+            "/api/v4/projects/{project}/packages/generic/{rest}"
+        ))
+    }
+
+    /// A token signed with the registry's secrets.
+    fn mint(&self, spec: TokenSpec) -> String {
+        self.secrets().sign(&claims_of(spec))
+    }
+
+    /// A request with the administrator token.
+    fn as_admin(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        self.http()
+            .request(method, url)
+            .header("PRIVATE-TOKEN", self.admin_token())
+    }
+}
+
+impl Target for TestRegistry {
+    fn base_url(&self) -> String {
+        self.registry.url()
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    fn secrets(&self) -> &Secrets {
+        self.registry.token_secrets()
+    }
+
+    fn admin_token(&self) -> String {
+        self.admin()
+    }
 }

@@ -17,5 +17,6 @@ mod projects;
 mod publish;
 mod python_gitlab;
 mod settings;
+mod spin;
 mod tokens;
 mod users;

@@ -1,0 +1,483 @@
+//! The same flows on both hosts: each scenario below runs once under real
+//! `spin up` (`<scenario>::on_spin`, see [`host`]) and once under `genreg`
+//! (`<scenario>::on_genreg`), so a difference between the hosts shows up as
+//! one of the pair failing. Without a `spin` binary the `on_spin` half says
+//! "skipped: spin not found (...)" and returns.
+
+mod host;
+
+use std::sync::Arc;
+
+use genreg::genreg_token::{Role, Scope};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::common::*;
+use host::SpinRegistry;
+
+/// Variables every scenario runs with: 5 MiB parts, so an upload of a few
+/// MiB already goes up as a multipart upload.
+const VARIABLES: &[(&str, &str)] = &[("s3_part_size", "5242880")];
+
+/// `mod <scenario> { on_spin, on_genreg }`, both calling
+/// `<scenario>(Arc<registry>)`; the registry runs with [`VARIABLES`], or
+/// with the variables given after `with`.
+macro_rules! on_both_hosts {
+    ($($scenario:ident $(with $variables:expr)?),* $(,)?) => {$(
+        mod $scenario {
+            #[allow(unused_variables)]
+            fn variables() -> &'static [(&'static str, &'static str)] {
+                let variables = super::VARIABLES;
+                $(let variables = $variables;)?
+                variables
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_spin() {
+                if let Some(r) = super::SpinRegistry::start(variables()).await {
+                    super::$scenario(std::sync::Arc::new(r)).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_genreg() {
+                let r = crate::common::start_with(variables()).await;
+                super::$scenario(std::sync::Arc::new(r)).await;
+            }
+        }
+    )*};
+}
+
+on_both_hosts!(
+    a_small_file_publishes_and_downloads,
+    ranges_and_conditional_downloads,
+    a_multipart_upload_round_trips,
+    a_chunked_upload_round_trips,
+    parallel_publishes_into_one_new_version_all_land,
+    racing_duplicates_give_one_201,
+    a_revoked_token_is_refused,
+    the_packages_api_lists_shows_and_deletes,
+    raw_paths_reach_the_component_undecoded,
+    too_large_uploads_answer_413 with &[("max_file_size", "1048576")],
+);
+
+async fn new_project<T: Target>(r: &T, namespace: &str, visibility: &str) -> u64 {
+    let response = r
+        .as_admin(Method::POST, &r.at("/api/v4/projects"))
+        .json(&json!({"path": "tools", "namespace_path": namespace, "visibility": visibility}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    json(response).await["id"].as_u64().unwrap()
+}
+
+async fn publish<T: Target>(r: &T, url: &str, body: Vec<u8>) -> StatusCode {
+    r.as_admin(Method::PUT, url)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn download<T: Target>(r: &T, url: &str) -> Vec<u8> {
+    let response = r.as_admin(Method::GET, url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "GET {url}");
+    response.bytes().await.unwrap().to_vec()
+}
+
+async fn a_small_file_publishes_and_downloads<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    let bytes = data(1000, 1);
+    let url = r.generic_url(&id.to_string(), "tool/1.0.0/linux/tool.bin");
+    assert_eq!(publish(&*r, &url, bytes.clone()).await, StatusCode::CREATED);
+
+    let response = r.as_admin(Method::GET, &url).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "application/octet-stream");
+    assert_eq!(headers["content-length"], "1000");
+    assert_eq!(
+        headers["x-checksum-sha256"].to_str().unwrap(),
+        sha256_hex(&bytes)
+    );
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"tool.bin\"; filename*=UTF-8''tool.bin"
+    );
+    assert_eq!(response.bytes().await.unwrap(), bytes);
+
+    let head = r.as_admin(Method::HEAD, &url).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(head.headers()["content-length"], "1000");
+    assert!(head.bytes().await.unwrap().is_empty());
+
+    let anonymous = r.http().get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let missing = r.generic_url(&id.to_string(), "tool/1.0.0/other.bin");
+    let missing = r.as_admin(Method::GET, &missing).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(missing).await, json!({"message": "404 Not found"}));
+}
+
+async fn ranges_and_conditional_downloads<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    let bytes = data(1000, 2);
+    let url = r.generic_url(&id.to_string(), "t/1.0/a.bin");
+    assert_eq!(publish(&*r, &url, bytes.clone()).await, StatusCode::CREATED);
+    let ranged = |range: &'static str| r.as_admin(Method::GET, &url).header("Range", range).send();
+
+    let response = ranged("bytes=10-19").await.unwrap();
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(response.headers()["content-range"], "bytes 10-19/1000");
+    assert_eq!(response.headers()["content-length"], "10");
+    assert_eq!(response.bytes().await.unwrap(), bytes[10..20]);
+
+    let response = ranged("bytes=-5").await.unwrap();
+    assert_eq!(response.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(response.bytes().await.unwrap(), bytes[995..]);
+
+    let response = ranged("bytes=5000-").await.unwrap();
+    assert_eq!(response.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(response.headers()["content-range"], "bytes */1000");
+
+    let etag = format!("\"{}\"", sha256_hex(&bytes));
+    let response = r
+        .as_admin(Method::GET, &url)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
+}
+
+async fn a_multipart_upload_round_trips<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    // Three 5 MiB parts, the last one short.
+    let bytes = data(11 * 1024 * 1024 + 17, 3);
+    let url = r.generic_url(&id.to_string(), "t/1.0/big.bin");
+    let response = r
+        .as_admin(Method::PUT, &format!("{url}?select=package_file"))
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let record = json(response).await;
+    assert_eq!(record["file_sha256"], sha256_hex(&bytes));
+    assert_eq!(record["size"], bytes.len());
+    assert_eq!(download(&*r, &url).await, bytes);
+}
+
+async fn a_chunked_upload_round_trips<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    for (name, len) in [("small.bin", 1000), ("large.bin", 12 * 1024 * 1024 + 3)] {
+        let bytes = data(len, 4);
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            bytes.chunks(70_000).map(|c| Ok(c.to_vec())).collect();
+        let url = r.generic_url(&id.to_string(), &format!("t/1.0/{name}"));
+        let response = r
+            .as_admin(Method::PUT, &url)
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "{name}");
+        let back = r.as_admin(Method::GET, &url).send().await.unwrap();
+        assert_eq!(
+            back.headers()["x-checksum-sha256"].to_str().unwrap(),
+            sha256_hex(&bytes),
+            "{name}"
+        );
+        assert_eq!(back.bytes().await.unwrap(), bytes, "{name}");
+    }
+}
+
+async fn parallel_publishes_into_one_new_version_all_land<T: Target + 'static>(r: Arc<T>) {
+    const FILES: u8 = 16;
+    let id = new_project(&*r, "acme", "private").await;
+    let uploads = (0..FILES).map(|i| {
+        let r = r.clone();
+        tokio::spawn(async move {
+            let url = r.generic_url(&id.to_string(), &format!("burst/1.0/file-{i}.bin"));
+            publish(&*r, &url, data(4096, i)).await
+        })
+    });
+    for (i, status) in futures::future::join_all(uploads)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(status.unwrap(), StatusCode::CREATED, "upload {i}");
+    }
+
+    let packages = r
+        .as_admin(
+            Method::GET,
+            &r.at(&format!("/api/v4/projects/{id}/packages")),
+        )
+        .send()
+        .await
+        .unwrap();
+    let packages = json(packages).await;
+    assert_eq!(
+        packages.as_array().unwrap().len(),
+        1,
+        "one package: {packages}"
+    );
+    let package = packages[0]["id"].as_u64().unwrap();
+    let files = r
+        .as_admin(
+            Method::GET,
+            &r.at(&format!(
+                "/api/v4/projects/{id}/packages/{package}/package_files?per_page=100"
+            )),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = json(files)
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| file["file_name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..FILES).map(|i| format!("file-{i}.bin")).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+    for i in 0..FILES {
+        let url = r.generic_url(&id.to_string(), &format!("burst/1.0/file-{i}.bin"));
+        assert_eq!(download(&*r, &url).await, data(4096, i), "download {i}");
+    }
+}
+
+async fn racing_duplicates_give_one_201<T: Target + 'static>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    let response = r
+        .as_admin(Method::PUT, &r.at("/api/v4/groups/acme/packages/settings"))
+        .json(&json!({"generic_duplicates_allowed": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for round in 0..4 {
+        let uploads = (0..2u8).map(|i| {
+            let r = r.clone();
+            tokio::spawn(async move {
+                let url = r.generic_url(&id.to_string(), &format!("race/{round}/same.bin"));
+                publish(&*r, &url, data(64 * 1024, i)).await
+            })
+        });
+        let mut statuses: Vec<StatusCode> = futures::future::join_all(uploads)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::CREATED, StatusCode::BAD_REQUEST],
+            "round {round}"
+        );
+    }
+}
+
+async fn a_revoked_token_is_refused<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    let maintainer = r.mint(personal(&[Scope::Api], "acme/*", Role::Maintainer));
+    let response = r
+        .http()
+        .post(r.at(&format!("/api/v4/projects/{id}/access_tokens")))
+        .header("PRIVATE-TOKEN", &maintainer)
+        .json(&json!({"name": "ci", "scopes": ["api"], "access_level": 30, "expires_at": date_in(30)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created = json(response).await;
+    let token = created["token"].as_str().unwrap().to_string();
+    let token_id = created["id"].as_u64().unwrap();
+
+    let url = r.generic_url(&id.to_string(), "t/1.0/a.bin");
+    let put_with_token = || {
+        r.http()
+            .put(&url)
+            .header("PRIVATE-TOKEN", &token)
+            .body(data(100, 5))
+            .send()
+    };
+    assert_eq!(
+        put_with_token().await.unwrap().status(),
+        StatusCode::CREATED
+    );
+
+    let revoke = r
+        .http()
+        .delete(r.at(&format!("/api/v4/projects/{id}/access_tokens/{token_id}")))
+        .header("PRIVATE-TOKEN", &maintainer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+    let refused = put_with_token().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json(refused).await, json!({"message": "401 Unauthorized"}));
+    let download = r
+        .http()
+        .get(&url)
+        .header("PRIVATE-TOKEN", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(download.status(), StatusCode::UNAUTHORIZED);
+    // The maintainer's own token still works.
+    let still = r
+        .http()
+        .get(&url)
+        .header("PRIVATE-TOKEN", &maintainer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), StatusCode::OK);
+}
+
+async fn the_packages_api_lists_shows_and_deletes<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    for (version, file) in [("1.0", "a.bin"), ("1.0", "b.bin"), ("2.0", "a.bin")] {
+        let url = r.generic_url(&id.to_string(), &format!("tool/{version}/{file}"));
+        assert_eq!(publish(&*r, &url, data(500, 6)).await, StatusCode::CREATED);
+    }
+    let packages_url = r.at(&format!("/api/v4/projects/{id}/packages"));
+    let list = r.as_admin(Method::GET, &packages_url).send().await.unwrap();
+    assert_eq!(list.status(), StatusCode::OK);
+    assert_eq!(list.headers()["x-total"], "2");
+    let list = json(list).await;
+    let versions: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.0", "2.0"]);
+    assert!(list.as_array().unwrap().iter().all(|p| p["name"] == "tool"));
+    let first = list[0]["id"].as_u64().unwrap();
+
+    let show = r
+        .as_admin(Method::GET, &format!("{packages_url}/{first}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(show.status(), StatusCode::OK);
+    let show: Value = json(show).await;
+    assert_eq!(show["version"], "1.0");
+    assert_eq!(show["versions"].as_array().unwrap().len(), 1, "{show}");
+    assert_eq!(show["versions"][0]["version"], "2.0");
+    let files = r
+        .as_admin(
+            Method::GET,
+            &format!("{packages_url}/{first}/package_files"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(files).await.as_array().unwrap().len(), 2);
+
+    let deleted = r
+        .as_admin(Method::DELETE, &format!("{packages_url}/{first}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let list = json(r.as_admin(Method::GET, &packages_url).send().await.unwrap()).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["version"], "2.0");
+    let gone = r.generic_url(&id.to_string(), "tool/1.0/a.bin");
+    let gone = r.as_admin(Method::GET, &gone).send().await.unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let kept = r.generic_url(&id.to_string(), "tool/2.0/a.bin");
+    assert_eq!(download(&*r, &kept).await, data(500, 6));
+}
+
+/// Paths an URL library would normalise, sent as they are: the host passes
+/// them to the component without decoding, so its traversal checks answer.
+async fn raw_paths_reach_the_component_undecoded<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    let cases: &[(&str, &str)] = &[
+        (
+            "%2E%2E/1.0/a.bin",
+            "package_name should be a valid file path",
+        ),
+        (
+            "t/%2E%2E/a.bin",
+            "package_version should be a valid file path",
+        ),
+        ("t/1.0/%2E%2E", "file_name should be a valid file path"),
+        (
+            "t/1.0/x/%2E%2E%2F%2E%2E/a.bin",
+            "path should be a valid file path",
+        ),
+        ("t/1.0/%252e%252e/a.bin", "path should be a valid file path"),
+        ("t/1.0/a%5C..%5Cb/a.bin", "path should be a valid file path"),
+        ("t/1.0/%2Fetc/a.bin", "path should be a valid file path"),
+        ("my%20tool/1.0/a.bin", "package_name is invalid"),
+        (
+            "t/1.0/a.bin?status=gone",
+            "status does not have a valid value",
+        ),
+    ];
+    let admin = r.admin_token();
+    let auth = [("PRIVATE-TOKEN", admin.as_str())];
+    for (rest, message) in cases {
+        let path = format!("/api/v4/projects/{id}/packages/generic/{rest}");
+        let (status, body) = raw(&*r, "PUT", &path, &auth, b"x").await;
+        assert_eq!(status, 400, "PUT {rest}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body, json!({"error": message}), "PUT {rest}");
+    }
+    // A path with encoded slashes in the file's own path is fine.
+    let path = format!("/api/v4/projects/{id}/packages/generic/t/1.0/linux%2Famd64/a.bin");
+    let (status, body) = raw(&*r, "PUT", &path, &auth, b"x").await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// A body over `max_file_size` (1 MiB here) answers 413, announced by
+/// `Content-Length` or found while streaming, and nothing is recorded.
+async fn too_large_uploads_answer_413<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    let url = r.generic_url(&id.to_string(), "t/1.0/a.bin");
+    let too_big = data(1024 * 1024 + 1, 7);
+
+    let response = r
+        .as_admin(Method::PUT, &url)
+        .body(too_big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        json(response).await,
+        json!({"message": "413 Request Entity Too Large"})
+    );
+
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        too_big.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let response = r
+        .as_admin(Method::PUT, &url)
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let missing = r.as_admin(Method::GET, &url).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    // Exactly the limit is fine.
+    assert_eq!(
+        publish(&*r, &url, data(1024 * 1024, 7)).await,
+        StatusCode::CREATED
+    );
+}
