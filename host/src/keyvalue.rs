@@ -4,8 +4,9 @@
 //! from the store's data, and [`add_to_linker`].
 //!
 //! Backends, one file each: [`SqliteStore`] (the default, in the data
-//! directory). A new one implements [`Backend`] and passes
-//! `conformance::check` in its tests.
+//! directory) and [`RedisStore`] (`--kv redis://...`, the layout of Spin's
+//! Redis store); [`KvConfig`] picks one. A new one implements [`Backend`]
+//! and passes `conformance::check` in its tests.
 //!
 //! Semantics, chosen to match what the component can rely on under Spin:
 //! - `open("default")` is the only store; any other label answers
@@ -13,8 +14,9 @@
 //! - `list-keys` returns keys in byte order, [`LIST_PAGE_SIZE`] at a time, with
 //!   a cursor (the last key returned) when more follow. Spin returns all keys
 //!   in one page with no cursor, so a guest that follows cursors works on both.
-//! - `increment` treats an absent key as 0 and stores an 8-byte little-endian
-//!   `i64`, like Spin's SQLite store.
+//! - `increment` treats an absent key as 0 and stores the counter as Spin's
+//!   store of the same kind does: an 8-byte little-endian `i64` on SQLite,
+//!   decimal text on Redis.
 //! - Compare-and-swap behaves exactly like Spin's SQLite store: `current`
 //!   reads the value and remembers it; `swap` writes only if the key still
 //!   holds that value, and otherwise fails with `cas-failed` carrying a fresh
@@ -25,14 +27,66 @@
 mod backend;
 #[cfg(test)]
 mod conformance;
+mod redis;
 mod sqlite;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 pub use backend::{Backend, KeyPage, StoreError};
+pub use redis::{RedisStore, RedisTimeouts};
 pub use sqlite::SqliteStore;
+
+/// Which store the registry keeps its metadata in (`genreg up --kv`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KvConfig {
+    /// SQLite in the data directory (`--kv sqlite`, the default).
+    #[default]
+    Sqlite,
+    /// A Redis database, `redis://HOST[:PORT][/DB]`, shareable with Spin's
+    /// Redis store.
+    Redis { url: String },
+}
+
+impl KvConfig {
+    /// `sqlite` or a `redis://` URL.
+    pub fn parse(text: &str) -> Result<KvConfig, String> {
+        if text == "sqlite" {
+            return Ok(KvConfig::Sqlite);
+        }
+        if text.starts_with("redis://") {
+            RedisStore::check_url(text).map_err(|e| e.0)?;
+            return Ok(KvConfig::Redis {
+                url: text.to_string(),
+            });
+        }
+        Err(format!(
+            "{text:?} is not a key-value store: use sqlite or redis://HOST[:PORT][/DB]"
+        ))
+    }
+
+    /// Opens the store; the SQLite file lives in `data_dir`.
+    pub async fn open(&self, data_dir: &Path) -> anyhow::Result<Arc<dyn Backend>> {
+        use anyhow::Context as _;
+        match self {
+            KvConfig::Sqlite => {
+                let path = crate::data_dir::keyvalue_path(data_dir);
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                    .await?
+                    .context("opening the key-value database")?;
+                Ok(Arc::new(store))
+            }
+            KvConfig::Redis { url } => {
+                let store = RedisStore::connect(url, RedisTimeouts::default())
+                    .await
+                    .context("opening the Redis key-value store")?;
+                Ok(Arc::new(store))
+            }
+        }
+    }
+}
 
 /// How many keys one `list-keys` call returns at most.
 pub const LIST_PAGE_SIZE: usize = 1000;

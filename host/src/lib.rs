@@ -2,7 +2,8 @@
 //! Spin's HTTP trigger does, with everything it needs on one machine.
 //!
 //! - [`Registry::start`] compiles the component once per process (see
-//!   [`runtime`]), opens the key-value store (SQLite in the data directory),
+//!   [`runtime`]), opens the key-value store (SQLite in the data directory,
+//!   or Redis: [`KvConfig`]),
 //!   starts the embedded S3 server unless an external one is configured, and
 //!   serves HTTP: one fresh instance per request.
 //! - Each import lives in its own module with a `Ctx` / view /
@@ -34,13 +35,13 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use genreg_token::Secrets;
 use tokio::net::TcpListener;
 
+pub use crate::keyvalue::KvConfig;
 pub use genreg_token;
 
 use crate::handler::{GuestHandler, GuestLimits};
@@ -127,6 +128,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Token secret, key-value database and embedded S3 files.
     pub data_dir: PathBuf,
+    /// Where metadata is kept (SQLite in `data_dir` unless told otherwise).
+    pub kv: KvConfig,
     pub s3: S3Config,
     /// The component to serve.
     pub component: PathBuf,
@@ -145,6 +148,7 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
             data_dir: data_dir.into(),
+            kv: KvConfig::Sqlite,
             s3: S3Config::Embedded { listen: None },
             component: component_path(),
             variables: BTreeMap::new(),
@@ -239,14 +243,9 @@ impl Registry {
         let url = format!("http://{local}");
 
         let variables = component_variables(&s3, &token_secret, &url, config.variables);
-        let store = tokio::task::spawn_blocking({
-            let path = data_dir::keyvalue_path(&data_dir);
-            move || SqliteStore::open(&path)
-        })
-        .await?
-        .context("opening the key-value database")?;
+        let store = config.kv.open(&data_dir).await?;
         let imports = Imports {
-            keyvalue: WasiKeyValueCtx::new(Arc::new(store)),
+            keyvalue: WasiKeyValueCtx::new(store),
             outbound: OutboundHttp::new(AllowedHosts::from_urls([
                 variables["s3_endpoint"].as_str()
             ])),

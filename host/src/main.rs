@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use genreg::genreg_token::{self, Claims, Grant, Kind, Role, Scope, Secrets};
-use genreg::{Config, Limits, Registry, S3Config};
+use genreg::{Config, KvConfig, Limits, Registry, S3Config};
 
 #[derive(Parser)]
 #[command(
@@ -188,6 +188,11 @@ struct Up {
     /// Data directory (token secret, key-value database, embedded S3 files).
     #[arg(long, env = "GENREG_DATA", default_value = ".genreg")]
     data: PathBuf,
+    /// Key-value store: `sqlite` (in the data directory) or
+    /// `redis://HOST[:PORT][/DB]` (the layout of Spin's Redis store, so
+    /// genreg and `spin up` instances can share it).
+    #[arg(long, env = "GENREG_KV", default_value = "sqlite", value_parser = KvConfig::parse)]
+    kv: KvConfig,
     #[command(flatten)]
     s3: S3Args,
     /// Address of the embedded S3 server (default: an ephemeral loopback port).
@@ -310,6 +315,7 @@ fn main() -> ExitCode {
 fn run_up(up: Up) -> anyhow::Result<()> {
     let mut config = Config::new(&up.data);
     config.listen = up.listen;
+    config.kv = up.kv;
     if let Some(component) = up.component {
         config.component = component;
     }
@@ -680,6 +686,30 @@ mod tests {
         };
         assert_eq!(up.limits.limits().max_connections, 10);
         assert_eq!(up.limits.limits().instance_memory, 64 << 20);
+    }
+
+    #[test]
+    fn up_keeps_metadata_in_sqlite_unless_given_a_redis_url() {
+        let up = |extra: &[&str]| {
+            let args = ["genreg", "up"].iter().chain(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Up(up)) => Ok(up.kv),
+                Ok(_) => unreachable!(),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert_eq!(up(&[]).unwrap(), KvConfig::Sqlite);
+        assert_eq!(up(&["--kv", "sqlite"]).unwrap(), KvConfig::Sqlite);
+        assert_eq!(
+            up(&["--kv", "redis://127.0.0.1:6379/2"]).unwrap(),
+            KvConfig::Redis {
+                url: "redis://127.0.0.1:6379/2".into()
+            }
+        );
+        for bad in ["redis", "postgres://h/db", "redis://h:notaport/0"] {
+            let refused = up(&["--kv", bad]).unwrap_err();
+            assert!(refused.contains("--kv"), "{refused}");
+        }
     }
 
     #[test]

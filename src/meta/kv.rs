@@ -204,7 +204,8 @@ fn previous_epoch_claimed<K: KeyValue>(kv: &K, key: &str, epoch: i64) -> Result<
     Ok(kv.get(&creation_claim(key, epoch - 1))?.is_some())
 }
 
-/// Decodes a counter as the stores keep it: 8 bytes, little-endian.
+/// Decodes a counter as the stores keep it: 8 bytes little-endian (SQLite)
+/// or decimal text (Redis); see `genreg_layout::counter`.
 pub fn decode_counter(bytes: &[u8]) -> Option<i64> {
-    Some(i64::from_le_bytes(bytes.try_into().ok()?))
+    genreg_layout::counter::decode(bytes)
 }

@@ -466,6 +466,10 @@ fn counters_are_kept_as_the_shared_layout_encodes_them() {
     kv.set(&keys::sequence("package"), &counter::encode(41))
         .unwrap();
     assert_eq!(next_id(&kv, "package").unwrap(), 42);
+    // Redis keeps counters as decimal text (INCRBY); they decode too.
+    kv.set(&keys::sequence("project"), b"41").unwrap();
+    assert_eq!(next_id(&kv, "project").unwrap(), 42);
+    assert_eq!(super::kv::decode_counter(b"-7"), Some(-7));
 }
 
 #[test]

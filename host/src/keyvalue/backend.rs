@@ -54,8 +54,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn list_keys(&self, cursor: Option<String>, limit: usize) -> Result<KeyPage, StoreError>;
 
     /// Atomically adds `delta` to the counter at `key` (absent counts as 0)
-    /// and returns the new value. Counters are stored as Spin's stores keep
-    /// them: an `i64`, 8 bytes little-endian.
+    /// and returns the new value. Counters are stored as Spin's store of the
+    /// same kind keeps them: SQLite an `i64`, 8 bytes little-endian; Redis
+    /// decimal text.
     async fn increment(&self, key: String, delta: i64) -> Result<i64, StoreError>;
 
     /// Atomically writes `value` at `key` if the key still holds `expected`,
