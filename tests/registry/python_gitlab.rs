@@ -79,18 +79,24 @@ fn python_with_gitlab() -> Result<PathBuf, String> {
 
 #[tokio::test]
 async fn python_gitlab_works_unchanged() {
+    let r = start().await;
+    run_gitlab_client(&r).await;
+}
+
+/// Runs `tests/python/gitlab_client.py` against `r` (any host) and fails
+/// with its output unless it succeeds.
+pub async fn run_gitlab_client(r: &impl Target) {
     let python = tokio::task::spawn_blocking(python_with_gitlab)
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("python-gitlab could not be installed: {e}"));
-    let r = start().await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/gitlab_client.py");
-    // The script talks to the registry, which runs on this test's runtime:
-    // wait for it without blocking the runtime.
+    // The script talks to the registry, which may run on this test's
+    // runtime: wait for it without blocking the runtime.
     let output = tokio::process::Command::new(&python)
         .arg(&script)
-        .env("GENREG_URL", r.registry.url())
-        .env("GENREG_ADMIN_TOKEN", r.admin())
+        .env("GENREG_URL", r.base_url())
+        .env("GENREG_ADMIN_TOKEN", r.admin_token())
         .env("PYTHONUNBUFFERED", "1")
         .env_remove("CI_JOB_TOKEN")
         .env_remove("GITLAB_PRIVATE_TOKEN")

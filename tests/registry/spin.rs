@@ -61,6 +61,15 @@ on_both_hosts!(
     too_large_uploads_answer_413 with &[("max_file_size", "1048576")],
 );
 
+/// python-gitlab, unchanged, against the component under Spin (the
+/// `genreg` half is `python_gitlab::python_gitlab_works_unchanged`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_gitlab_works_unchanged_on_spin() {
+    if let Some(r) = SpinRegistry::start(VARIABLES).await {
+        crate::python_gitlab::run_gitlab_client(&r).await;
+    }
+}
+
 async fn new_project<T: Target>(r: &T, namespace: &str, visibility: &str) -> u64 {
     let response = r
         .as_admin(Method::POST, &r.at("/api/v4/projects"))
@@ -202,15 +211,22 @@ async fn parallel_publishes_into_one_new_version_all_land<T: Target + 'static>(r
         let r = r.clone();
         tokio::spawn(async move {
             let url = r.generic_url(&id.to_string(), &format!("burst/1.0/file-{i}.bin"));
-            publish(&*r, &url, data(4096, i)).await
+            let response = r
+                .as_admin(Method::PUT, &url)
+                .body(data(4096, i))
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.text().await.unwrap())
         })
     });
-    for (i, status) in futures::future::join_all(uploads)
+    for (i, answer) in futures::future::join_all(uploads)
         .await
         .into_iter()
         .enumerate()
     {
-        assert_eq!(status.unwrap(), StatusCode::CREATED, "upload {i}");
+        let (status, body) = answer.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "upload {i}: {body}");
     }
 
     let packages = r

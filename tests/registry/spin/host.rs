@@ -74,8 +74,11 @@ impl SpinRegistry {
             .expect("embedded S3 server starts");
         let token_secret = genreg::data_dir::random_hex(32);
         let secrets = Secrets::parse(&token_secret).expect("a non-blank secret");
-        let admin =
-            genreg::mint_admin_token(&secrets, genreg::unix_now(), Duration::from_secs(3600));
+        let admin = genreg::mint_admin_token(
+            &secrets,
+            genreg::unix_now(),
+            genreg::DEFAULT_ADMIN_TOKEN_LIFETIME,
+        );
 
         let manifest = write_manifest(dir.path());
         let listen = free_loopback_address();
@@ -97,11 +100,11 @@ impl SpinRegistry {
                 command.env_remove(&*name);
             }
         }
-        for (name, value) in spin_variables(s3.access(), &token_secret, variables) {
+        let url = format!("http://{listen}");
+        for (name, value) in spin_variables(s3.access(), &token_secret, &url, variables) {
             command.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
         }
         let process = SpinProcess::spawn(command, dir.path());
-        let url = format!("http://{listen}");
         let registry = SpinRegistry {
             url,
             client: reqwest::Client::new(),
@@ -161,11 +164,13 @@ impl Target for SpinRegistry {
     }
 }
 
-/// The component's variables: the S3 access, the token secret, then the
+/// The component's variables: the S3 access, the token secret, the
+/// registry's own URL as `public_url` (as `genreg` sets it), then the
 /// test's own.
 fn spin_variables(
     s3: &genreg::S3Access,
     token_secret: &str,
+    url: &str,
     overrides: &[(&str, &str)],
 ) -> Vec<(String, String)> {
     let mut variables: Vec<(String, String)> = [
@@ -175,6 +180,7 @@ fn spin_variables(
         ("s3_access_key_id", s3.access_key_id.as_str()),
         ("s3_secret_access_key", s3.secret_access_key.as_str()),
         ("token_secret", token_secret),
+        ("public_url", url),
     ]
     .into_iter()
     .chain(overrides.iter().copied())
