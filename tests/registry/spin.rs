@@ -59,6 +59,8 @@ on_both_hosts!(
     the_packages_api_lists_shows_and_deletes,
     raw_paths_reach_the_component_undecoded,
     too_large_uploads_answer_413 with &[("max_file_size", "1048576")],
+    refusals_come_before_the_body with &[("max_file_size", "1048576")],
+    links_use_the_public_url with &[("public_url", "https://packages.example.com")],
 );
 
 /// python-gitlab, unchanged, against the component under Spin (the
@@ -495,5 +497,98 @@ async fn too_large_uploads_answer_413<T: Target>(r: Arc<T>) {
     assert_eq!(
         publish(&*r, &url, data(1024 * 1024, 7)).await,
         StatusCode::CREATED
+    );
+}
+
+/// The head of the first final (non-1xx) answer to a request head sent
+/// without its body; panics if the connection closes first or nothing
+/// comes within a minute (a host that waits for the body never answers).
+async fn answer_to_head_alone<T: Target>(r: &T, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = r.base_url().trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = head.replace("{address}", &address);
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let read = async {
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buffer).await.unwrap();
+            assert!(
+                n > 0,
+                "closed without an answer: {:?}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&answer).into_owned();
+            let final_head = text
+                .split("\r\n\r\n")
+                .find(|head| head.starts_with("HTTP/1.1 ") && !head.starts_with("HTTP/1.1 1"));
+            if let Some(head) = final_head {
+                if text.contains(&format!("{head}\r\n\r\n")) {
+                    return head.to_string();
+                }
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read)
+        .await
+        .expect("an answer before the body is sent")
+}
+
+/// Refusals that need no body (no credentials, too large by
+/// `Content-Length`) answer while the client still holds the body back,
+/// with or without `Expect: 100-continue`.
+async fn refusals_come_before_the_body<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    let path = format!("/api/v4/projects/{id}/packages/generic/t/1.0/a.bin");
+    let admin = r.admin_token();
+    for expect in ["", "Expect: 100-continue\r\n"] {
+        let anonymous = format!(
+            "PUT {path} HTTP/1.1\r\nHost: {{address}}\r\nContent-Length: 10485760\r\n{expect}\r\n"
+        );
+        let head = answer_to_head_alone(&*r, &anonymous).await;
+        assert!(head.starts_with("HTTP/1.1 401"), "{expect:?}: {head}");
+
+        let too_large = format!(
+            "PUT {path} HTTP/1.1\r\nHost: {{address}}\r\nPRIVATE-TOKEN: {admin}\r\nContent-Length: 10485760\r\n{expect}\r\n"
+        );
+        let head = answer_to_head_alone(&*r, &too_large).await;
+        assert!(head.starts_with("HTTP/1.1 413"), "{expect:?}: {head}");
+    }
+}
+
+/// Pagination links and web paths start with the configured `public_url`,
+/// whatever address the request came to.
+async fn links_use_the_public_url<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    for version in ["1.0", "2.0"] {
+        let url = r.generic_url(&id.to_string(), &format!("tool/{version}/a.bin"));
+        assert_eq!(publish(&*r, &url, data(10, 8)).await, StatusCode::CREATED);
+    }
+    let list = r
+        .as_admin(
+            Method::GET,
+            &r.at(&format!("/api/v4/projects/{id}/packages?per_page=1")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), StatusCode::OK);
+    let link = list.headers()["link"].to_str().unwrap().to_string();
+    assert!(
+        link.contains(&format!(
+            "<https://packages.example.com/api/v4/projects/{id}/packages?page=2&per_page=1>; rel=\"next\""
+        )),
+        "{link}"
+    );
+    let project = r
+        .as_admin(Method::GET, &r.at(&format!("/api/v4/projects/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json(project).await["web_url"],
+        "https://packages.example.com/acme/tools"
     );
 }
