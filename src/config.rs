@@ -141,6 +141,25 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Without a configured `public_url`, links (pagination, `web_url`)
+    /// point at the origin the request was sent to, from `spin-full-url`
+    /// (set by Spin and by genreg), so they stay absolute as GitLab's are and
+    /// clients such as python-gitlab can follow them.
+    pub fn fall_back_to_origin(&mut self, full_url: Option<&str>) {
+        if !self.public_url.is_empty() {
+            return;
+        }
+        let origin = full_url
+            .and_then(|text| url::Url::parse(text).ok())
+            .map(|url| url.origin())
+            .filter(url::Origin::is_tuple);
+        if let Some(origin) = origin {
+            self.public_url = origin.ascii_serialization();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +228,20 @@ mod tests {
         assert!(config(&[("download_mode", "teleport")]).is_err());
         assert!(config(&[("max_file_size", "lots")]).is_err());
         assert!(config(&[("token_secret", " , ")]).is_err());
+    }
+
+    #[test]
+    fn links_fall_back_to_the_origin_the_request_came_to() {
+        let mut unset = config(&[]).unwrap();
+        unset.fall_back_to_origin(Some("http://127.0.0.1:3000/api/v4/projects?page=2"));
+        assert_eq!(unset.public_url, "http://127.0.0.1:3000");
+        let mut set = config(&[("public_url", "https://packages.example.com/")]).unwrap();
+        set.fall_back_to_origin(Some("http://10.0.0.7:80/api/v4/projects"));
+        assert_eq!(set.public_url, "https://packages.example.com");
+        for unusable in [None, Some("/api/v4/projects"), Some("not a url")] {
+            let mut config = config(&[]).unwrap();
+            config.fall_back_to_origin(unusable);
+            assert_eq!(config.public_url, "", "{unusable:?}");
+        }
     }
 }

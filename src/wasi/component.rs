@@ -30,7 +30,7 @@ pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
         Ok(body) => RequestBody::Open(body),
         Err(()) => RequestBody::Gone,
     };
-    let response = match context_parts() {
+    let response = match context_parts(&request) {
         Ok((config, kv)) => {
             let store = WasiStore {
                 timeouts: config.s3_timeouts,
@@ -61,8 +61,9 @@ pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
     respond(out.into_inner(), response, head);
 }
 
-fn context_parts() -> Result<(Config, WasiKv), ApiError> {
-    let config = Config::from_variables(|name| spin_sdk::variables::get(name).ok())?;
+fn context_parts(request: &Request) -> Result<(Config, WasiKv), ApiError> {
+    let mut config = Config::from_variables(|name| spin_sdk::variables::get(name).ok())?;
+    config.fall_back_to_origin(request.header("spin-full-url"));
     let kv = WasiKv::open_default().map_err(ApiError::internal)?;
     Ok((config, kv))
 }

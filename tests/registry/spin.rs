@@ -61,6 +61,7 @@ on_both_hosts!(
     too_large_uploads_answer_413 with &[("max_file_size", "1048576")],
     refusals_come_before_the_body with &[("max_file_size", "1048576")],
     links_use_the_public_url with &[("public_url", "https://packages.example.com")],
+    links_without_a_public_url_use_the_origin with &[("public_url", "")],
 );
 
 /// python-gitlab, unchanged, against the component under Spin (the
@@ -591,4 +592,32 @@ async fn links_use_the_public_url<T: Target>(r: Arc<T>) {
         json(project).await["web_url"],
         "https://packages.example.com/acme/tools"
     );
+}
+
+/// Without `public_url`, links are absolute all the same, on the origin the
+/// request was sent to (`spin-full-url`), so clients can follow them.
+async fn links_without_a_public_url_use_the_origin<T: Target>(r: Arc<T>) {
+    let id = new_project(&*r, "acme", "private").await;
+    for version in ["1.0", "2.0"] {
+        let url = r.generic_url(&id.to_string(), &format!("tool/{version}/a.bin"));
+        assert_eq!(publish(&*r, &url, data(10, 8)).await, StatusCode::CREATED);
+    }
+    let list = r
+        .as_admin(
+            Method::GET,
+            &r.at(&format!("/api/v4/projects/{id}/packages?per_page=1")),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), StatusCode::OK);
+    let link = list.headers()["link"].to_str().unwrap().to_string();
+    let next = r.at(&format!("/api/v4/projects/{id}/packages?page=2&per_page=1"));
+    assert!(link.contains(&format!("<{next}>; rel=\"next\"")), "{link}");
+    let project = r
+        .as_admin(Method::GET, &r.at(&format!("/api/v4/projects/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(project).await["web_url"], r.at("/acme/tools"));
 }

@@ -101,7 +101,7 @@ impl SpinRegistry {
             }
         }
         let url = format!("http://{listen}");
-        for (name, value) in spin_variables(s3.access(), &token_secret, &url, variables) {
+        for (name, value) in spin_variables(s3.access(), &token_secret, variables) {
             command.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
         }
         let process = SpinProcess::spawn(command, dir.path());
@@ -164,13 +164,12 @@ impl Target for SpinRegistry {
     }
 }
 
-/// The component's variables: the S3 access, the token secret, the
-/// registry's own URL as `public_url` (as `genreg` sets it), then the
-/// test's own.
+/// The component's variables: the S3 access and the token secret, then the
+/// test's own. `public_url` is left unset, as a plain `spin up` leaves it:
+/// links then point at the origin each request was sent to.
 fn spin_variables(
     s3: &genreg::S3Access,
     token_secret: &str,
-    url: &str,
     overrides: &[(&str, &str)],
 ) -> Vec<(String, String)> {
     let mut variables: Vec<(String, String)> = [
@@ -180,7 +179,6 @@ fn spin_variables(
         ("s3_access_key_id", s3.access_key_id.as_str()),
         ("s3_secret_access_key", s3.secret_access_key.as_str()),
         ("token_secret", token_secret),
-        ("public_url", url),
     ]
     .into_iter()
     .chain(overrides.iter().copied())
