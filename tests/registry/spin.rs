@@ -209,18 +209,35 @@ async fn a_chunked_upload_round_trips<T: Target>(r: Arc<T>) {
 
 async fn parallel_publishes_into_one_new_version_all_land<T: Target + 'static>(r: Arc<T>) {
     const FILES: u8 = 16;
+    const BUSY_RETRIES: usize = 5;
     let id = new_project(&*r, "acme", "private").await;
     let uploads = (0..FILES).map(|i| {
         let r = r.clone();
         tokio::spawn(async move {
             let url = r.generic_url(&id.to_string(), &format!("burst/1.0/file-{i}.bin"));
-            let response = r
-                .as_admin(Method::PUT, &url)
-                .body(data(4096, i))
-                .send()
-                .await
-                .unwrap();
-            (response.status(), response.text().await.unwrap())
+            // While another request creates the package, a publish may wait
+            // for it at most 3 s and then answer 503 with `Retry-After`
+            // (README, "Metadata that survives crashes"); a client retries
+            // that, as `curl --retry` does. Anything else must be a 201.
+            for _ in 0..BUSY_RETRIES {
+                let response = r
+                    .as_admin(Method::PUT, &url)
+                    .body(data(4096, i))
+                    .send()
+                    .await
+                    .unwrap();
+                let busy = response.status() == StatusCode::SERVICE_UNAVAILABLE
+                    && response.headers().contains_key("retry-after");
+                if !busy {
+                    return (response.status(), response.text().await.unwrap());
+                }
+                eprintln!("upload {i}: 503 while the package is being created, retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy on every attempt".into(),
+            )
         })
     });
     for (i, answer) in futures::future::join_all(uploads)
