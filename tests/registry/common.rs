@@ -349,3 +349,51 @@ impl Target for TestRegistry {
         self.admin()
     }
 }
+
+/// Times a request answered 503 with `Retry-After` is sent again before
+/// [`send_retrying_busy`] gives up.
+const BUSY_RETRIES: usize = 5;
+
+/// Sends the request `request` builds, again after a second while it
+/// answers 503 with `Retry-After` (a key another request is creating, README
+/// "Metadata that survives crashes"), as `curl --retry` does; returns the
+/// first other answer's status and body.
+pub async fn send_retrying_busy(
+    request: impl Fn() -> reqwest::RequestBuilder,
+) -> (StatusCode, String) {
+    for _ in 0..BUSY_RETRIES {
+        let response = request().send().await.unwrap();
+        let busy = response.status() == StatusCode::SERVICE_UNAVAILABLE
+            && response.headers().contains_key("retry-after");
+        if !busy {
+            return (response.status(), response.text().await.unwrap());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("503 with Retry-After on all {BUSY_RETRIES} attempts"),
+    )
+}
+
+/// Starts a registry under `genreg` with its metadata in the Redis database
+/// at `url` (`--kv redis://...`) and everything else its own.
+pub async fn start_on_redis(url: &str, variables: &[(&str, &str)]) -> TestRegistry {
+    let data = tempfile::tempdir().expect("temporary directory");
+    let mut config = genreg::Config::new(data.path());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.kv = genreg::KvConfig::Redis {
+        url: url.to_string(),
+    };
+    for (name, value) in variables {
+        config.variables.insert(name.to_string(), value.to_string());
+    }
+    let registry = genreg::Registry::start(config)
+        .await
+        .expect("registry starts on Redis");
+    TestRegistry {
+        registry,
+        client: reqwest::Client::new(),
+        data,
+    }
+}

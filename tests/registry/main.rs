@@ -12,10 +12,13 @@ mod current_user;
 mod faults;
 mod groups;
 mod limits;
+mod multi_instance;
 mod packages;
 mod projects;
 mod publish;
 mod python_gitlab;
+#[path = "../../host/tests/support/redis_server.rs"]
+mod redis_server;
 mod settings;
 mod spin;
 mod tokens;

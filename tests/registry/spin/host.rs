@@ -3,6 +3,10 @@
 //! `SPIN_VARIABLE_*`, the embedded S3 server of the genreg crate, and Spin's
 //! default key-value store (SQLite) in a temporary state directory.
 //!
+//! [`SpinRegistry::start_on_redis`] puts the store on a Redis database
+//! instead (`--runtime-config-file`), and [`SpinRegistry::start_shared`]
+//! starts one of several instances sharing S3, secret and Redis.
+//!
 //! One `spin up` per test: Spin caches the compiled component, so a start
 //! after the first takes well under a second, and every test gets a fresh
 //! store and bucket. The process is killed when the registry is dropped.
@@ -31,8 +35,9 @@ pub struct SpinRegistry {
     secrets: Secrets,
     admin: String,
     process: SpinProcess,
-    /// Kept running for as long as Spin is.
-    _s3: genreg::EmbeddedS3Server,
+    /// Its own S3 server (kept running for as long as Spin is) or the
+    /// address of a shared one.
+    _s3: S3Server,
     /// The manifest copy, Spin's state (key-value database, logs) and the
     /// S3 server's files; removed after the process is killed.
     _dir: tempfile::TempDir,
@@ -53,27 +58,116 @@ pub fn find_spin() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("not on PATH, not at {}", shared.display()))
 }
 
+/// The `spin` binary, or `None` after printing why the test is skipped.
+fn spin_or_skip() -> Option<PathBuf> {
+    match find_spin() {
+        Ok(spin) => Some(spin),
+        Err(looked) => {
+            eprintln!("skipped: spin not found ({looked})");
+            None
+        }
+    }
+}
+
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What a `spin up` shares with other instances in a test: the S3 bucket,
+/// the token secret and the key-value store (a Redis database).
+pub struct Shared<'a> {
+    pub s3: &'a genreg::S3Access,
+    pub token_secret: &'a str,
+    pub redis_url: &'a str,
+}
+
+/// Where the S3 server of one `spin up` comes from.
+enum S3Server {
+    /// Its own, kept running for as long as Spin is.
+    Own(genreg::EmbeddedS3Server),
+    /// One the test runs for several instances.
+    Shared(genreg::S3Access),
+}
+
+impl S3Server {
+    fn access(&self) -> &genreg::S3Access {
+        match self {
+            S3Server::Own(server) => server.access(),
+            S3Server::Shared(access) => access,
+        }
+    }
 }
 
 impl SpinRegistry {
     /// Starts `spin up` with these variables on top of the S3 access and a
     /// fresh token secret; `None` (after saying so) when Spin is missing.
     pub async fn start(variables: &[(&str, &str)]) -> Option<SpinRegistry> {
-        let spin = match find_spin() {
-            Ok(spin) => spin,
-            Err(looked) => {
-                eprintln!("skipped: spin not found ({looked})");
-                return None;
-            }
-        };
+        Self::start_with_store(variables, None).await
+    }
+
+    /// Like [`SpinRegistry::start`], with Spin's `default` key-value store
+    /// on this Redis database (`redis://127.0.0.1:PORT/DB`) through a
+    /// runtime config file.
+    pub async fn start_on_redis(
+        variables: &[(&str, &str)],
+        redis_url: &str,
+    ) -> Option<SpinRegistry> {
+        Self::start_with_store(variables, Some(redis_url)).await
+    }
+
+    /// One of several instances: the S3 bucket, token secret and Redis
+    /// database of `shared`.
+    pub async fn start_shared(
+        variables: &[(&str, &str)],
+        shared: &Shared<'_>,
+    ) -> Option<SpinRegistry> {
+        let spin = spin_or_skip()?;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let s3 = S3Server::Shared(shared.s3.clone());
+        let registry = Self::launch(
+            &spin,
+            dir,
+            s3,
+            shared.token_secret,
+            Some(shared.redis_url),
+            variables,
+        );
+        registry.wait_until_ready().await;
+        Some(registry)
+    }
+
+    async fn start_with_store(
+        variables: &[(&str, &str)],
+        redis_url: Option<&str>,
+    ) -> Option<SpinRegistry> {
+        let spin = spin_or_skip()?;
         let dir = tempfile::tempdir().expect("temporary directory");
         let s3 = genreg::EmbeddedS3Server::start(&dir.path().join("s3-data"))
             .await
             .expect("embedded S3 server starts");
         let token_secret = genreg::data_dir::random_hex(32);
-        let secrets = Secrets::parse(&token_secret).expect("a non-blank secret");
+        let registry = Self::launch(
+            &spin,
+            dir,
+            S3Server::Own(s3),
+            &token_secret,
+            redis_url,
+            variables,
+        );
+        registry.wait_until_ready().await;
+        Some(registry)
+    }
+
+    /// Spawns `spin up` in `dir` (not yet answering).
+    fn launch(
+        spin: &Path,
+        dir: tempfile::TempDir,
+        s3: S3Server,
+        token_secret: &str,
+        redis_url: Option<&str>,
+        variables: &[(&str, &str)],
+    ) -> SpinRegistry {
+        let secrets = Secrets::parse(token_secret).expect("a non-blank secret");
         let admin = genreg::mint_admin_token(
             &secrets,
             genreg::unix_now(),
@@ -82,7 +176,7 @@ impl SpinRegistry {
 
         let manifest = write_manifest(dir.path());
         let listen = free_loopback_address();
-        let mut command = Command::new(&spin);
+        let mut command = Command::new(spin);
         command
             .arg("up")
             .arg("--from")
@@ -92,6 +186,10 @@ impl SpinRegistry {
             .arg("--listen")
             .arg(&listen)
             .current_dir(dir.path());
+        if let Some(url) = redis_url {
+            let config = write_redis_runtime_config(dir.path(), url);
+            command.arg("--runtime-config-file").arg(config);
+        }
         // Only this test's configuration: no variables, runtime config or
         // listen address from the environment the tests run in.
         for (name, _) in std::env::vars_os() {
@@ -101,11 +199,11 @@ impl SpinRegistry {
             }
         }
         let url = format!("http://{listen}");
-        for (name, value) in spin_variables(s3.access(), &token_secret, variables) {
+        for (name, value) in spin_variables(s3.access(), token_secret, variables) {
             command.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
         }
         let process = SpinProcess::spawn(command, dir.path());
-        let registry = SpinRegistry {
+        SpinRegistry {
             url,
             client: reqwest::Client::new(),
             secrets,
@@ -113,9 +211,7 @@ impl SpinRegistry {
             process,
             _s3: s3,
             _dir: dir,
-        };
-        registry.wait_until_ready().await;
-        Some(registry)
+        }
     }
 
     /// Polls until Spin answers any HTTP request; panics with its output if
@@ -207,6 +303,15 @@ fn write_manifest(dir: &Path) -> PathBuf {
     );
     let path = dir.join("spin.toml");
     std::fs::write(&path, manifest).expect("writing the manifest copy");
+    path
+}
+
+/// A runtime config file in `dir` that puts Spin's `default` key-value
+/// store on the Redis database at `url`.
+fn write_redis_runtime_config(dir: &Path, url: &str) -> PathBuf {
+    let path = dir.join("runtime-config.toml");
+    let config = format!("[key_value_store.default]\ntype = \"redis\"\nurl = {url:?}\n");
+    std::fs::write(&path, config).expect("writing the runtime config");
     path
 }
 
