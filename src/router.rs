@@ -88,6 +88,8 @@ pub enum Route<'a> {
     UserPersonalAccessTokens(NumericId),
     PersonalAccessTokens,
     PersonalAccessToken(NumericId),
+    /// `admin/referenced_objects` (ours): the object keys `genreg gc` keeps.
+    ReferencedObjects,
     Health,
 }
 
@@ -128,6 +130,7 @@ pub fn route(path: &str) -> Option<Route<'_>> {
             Some(Route::DeployToken(Target::Group(group(id)), numeric(token)))
         }
         ["projects", id, "job_tokens"] => Some(Route::JobTokens(project(id))),
+        ["admin", "referenced_objects"] => Some(Route::ReferencedObjects),
         ["users"] => Some(Route::Users),
         ["users", id] => Some(Route::User(numeric(id))),
         ["user"] => Some(Route::CurrentUser),
@@ -239,6 +242,7 @@ fn dispatch<K: KeyValue>(
         }
         (Method::Get, Route::User(id)) => api::users::get(ctx, request, id),
         (Method::Get, Route::CurrentUser) => api::users::current(ctx, request),
+        (Method::Get, Route::ReferencedObjects) => api::objects::list(ctx, request),
         (Method::Post, Route::UserPersonalAccessTokens(id)) => {
             let body = small_body(body)?;
             api::tokens::personal::create(ctx, request, id, &body)

@@ -5,13 +5,25 @@
 //! commits the record after (README, "Metadata that survives crashes"), so a crash, a refused commit
 //! whose cleanup failed, or a client that went away leaves an object behind.
 //!
-//! 1. Open the key-value database of the data directory (read-only; refuse
-//!    if it is missing or not genreg's), note the time, and read every
-//!    package record (`v1/pkg/...`) and the sealed segments it points to,
-//!    collecting the `object_key` of their files. Keys and records are the
-//!    component's own, from the shared `genreg-layout` crate; a record that
-//!    does not decode stops the run, since its objects would otherwise look
-//!    unreferenced.
+//! 1. Learn which objects are referenced, in one of two ways:
+//!    - through the registry (`--registry URL --token TOKEN`), for any
+//!      deployment whatever its key-value store (Spin's SQLite, Redis, a
+//!      cloud store): note the time, then page through
+//!      `GET /api/v4/admin/referenced_objects` with an administrator token
+//!      ([`registry_references`]). The component walks its own indexes
+//!      through the host's store; a failed page stops the run.
+//!    - from genreg's own database (`--data`): open the key-value database
+//!      of the data directory (read-only; refuse if it is missing or not
+//!      genreg's), note the time, and read every package record
+//!      (`v1/pkg/...`) and the sealed segments it points to, collecting the
+//!      `object_key` of their files. Keys and records are the component's
+//!      own, from the shared `genreg-layout` crate; a record that does not
+//!      decode stops the run, since its objects would otherwise look
+//!      unreferenced.
+//!
+//!    Either way the scan is not a snapshot: a file published while it runs
+//!    may be missed. Its object is younger than the noted time, and step 3
+//!    never deletes an object younger than `min_age` before that time.
 //! 2. List the bucket's objects under `files/` (ListObjectsV2, paginated).
 //!    Nothing outside `files/` is ever looked at or deleted.
 //! 3. An object no record points to is deleted (DeleteObject), unless it was
@@ -70,8 +82,20 @@ pub struct GcConfig {
     pub min_age: Duration,
     /// Only report what would be deleted.
     pub dry_run: bool,
-    /// Keys asked for per ListObjectsV2 page (S3 answers at most 1000).
+    /// Keys asked for per ListObjectsV2 page (S3 answers at most 1000),
+    /// and per page of referenced keys when asking the registry.
     pub page_size: usize,
+    /// Learn the referenced objects through this registry instead of the
+    /// data directory's database.
+    pub registry: Option<RegistryAccess>,
+}
+
+/// A running registry and an administrator token for it.
+#[derive(Clone, Debug)]
+pub struct RegistryAccess {
+    /// Its base URL (`https://registry.example.com`), without `/api/v4`.
+    pub url: String,
+    pub token: String,
 }
 
 impl GcConfig {
@@ -83,6 +107,7 @@ impl GcConfig {
             min_age: DEFAULT_MIN_AGE,
             dry_run: false,
             page_size: 1000,
+            registry: None,
         }
     }
 }
@@ -131,7 +156,7 @@ impl fmt::Display for Orphan {
 /// The result of a run.
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// Package records read.
+    /// Package records read (0 when the registry was asked).
     pub records: usize,
     /// Distinct object keys they point to.
     pub referenced: usize,
@@ -230,19 +255,15 @@ impl Report {
 /// database, the records or the listing); a failed delete is reported in
 /// its [`Orphan`] and the run goes on.
 pub async fn run(config: &GcConfig) -> anyhow::Result<Report> {
-    let db_path = data_dir::keyvalue_path(&config.data_dir);
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open_existing(&db_path))
-        .await?
-        .context("cannot read the key-value database, so nothing is deleted")?;
-    let store = Arc::new(store);
-
-    let scan_started = SystemTime::now();
-    let references = tokio::task::spawn_blocking({
-        let store = store.clone();
-        move || collect_references(&store)
-    })
-    .await??;
-    drop(store);
+    let (references, scan_started) = match &config.registry {
+        Some(registry) => {
+            let scan_started = SystemTime::now();
+            let keys = registry_references(registry, config.page_size).await?;
+            let references = References { records: 0, keys };
+            (references, scan_started)
+        }
+        None => database_references(config).await?,
+    };
 
     let cutoff = scan_started
         .checked_sub(config.min_age)
@@ -298,6 +319,113 @@ pub async fn run(config: &GcConfig) -> anyhow::Result<Report> {
         dry_run: config.dry_run,
         min_age: config.min_age,
         scan_started,
+    })
+}
+
+/// The references of the data directory's database, and when the scan
+/// started.
+async fn database_references(config: &GcConfig) -> anyhow::Result<(References, SystemTime)> {
+    let db_path = data_dir::keyvalue_path(&config.data_dir);
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open_existing(&db_path))
+        .await?
+        .context("cannot read the key-value database, so nothing is deleted")?;
+    let store = Arc::new(store);
+    let scan_started = SystemTime::now();
+    let references = tokio::task::spawn_blocking(move || collect_references(&store)).await??;
+    Ok((references, scan_started))
+}
+
+/// The path of the registry's listing of referenced object keys (ours).
+pub const REFERENCED_OBJECTS_PATH: &str = "/api/v4/admin/referenced_objects";
+
+/// Every object key the registry references, asked page by page of
+/// `page_size` keys (the registry caps it) from
+/// [`REFERENCED_OBJECTS_PATH`], following `next_cursor`. Any answer but a
+/// well-formed 200 stops the run: nothing may be deleted on a partial list.
+pub async fn registry_references(
+    registry: &RegistryAccess,
+    page_size: usize,
+) -> anyhow::Result<HashSet<String>> {
+    let base = url::Url::parse(registry.url.trim_end_matches('/'))
+        .with_context(|| format!("invalid registry URL {:?}", registry.url))?;
+    let mut client = HttpClient::new();
+    let mut keys = HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = references_page_url(&base, &registry.token, page_size, cursor.as_deref())?;
+        let response = client.send(Method::GET, url.as_str(), Bytes::new()).await?;
+        ensure!(
+            response.status == StatusCode::OK,
+            "the registry answered {} to {REFERENCED_OBJECTS_PATH} (an administrator token is needed), so nothing is deleted: {}",
+            response.status,
+            response.body_excerpt()
+        );
+        let page = parse_references_page(&response.body)?;
+        keys.extend(page.object_keys);
+        match page.next_cursor {
+            Some(next) if cursor.as_ref() == Some(&next) => {
+                bail!("the registry returned the same cursor twice")
+            }
+            Some(next) => cursor = Some(next),
+            None => return Ok(keys),
+        }
+    }
+}
+
+/// One page's URL; the token goes as `private_token`, which the registry
+/// reads like the `PRIVATE-TOKEN` header (errors never show the query).
+fn references_page_url(
+    base: &url::Url,
+    token: &str,
+    page_size: usize,
+    cursor: Option<&str>,
+) -> anyhow::Result<url::Url> {
+    let mut url = base.clone();
+    let path = format!(
+        "{}{REFERENCED_OBJECTS_PATH}",
+        url.path().trim_end_matches('/')
+    );
+    url.set_path(&path);
+    {
+        let mut query = url.query_pairs_mut();
+        query.clear();
+        query.append_pair("per_page", &page_size.max(1).to_string());
+        if let Some(cursor) = cursor {
+            query.append_pair("cursor", cursor);
+        }
+        query.append_pair("private_token", token);
+    }
+    Ok(url)
+}
+
+/// One page of the registry's answer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReferencesPage {
+    pub object_keys: Vec<String>,
+    pub next_cursor: Option<String>,
+}
+
+/// Reads `{"object_keys": [...], "next_cursor": "..." | null}`.
+pub fn parse_references_page(body: &[u8]) -> anyhow::Result<ReferencesPage> {
+    let excerpt = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+    let json: Value = serde_json::from_slice(body)
+        .with_context(|| format!("the registry's answer is not JSON: {}", excerpt()))?;
+    let object_keys = json["object_keys"]
+        .as_array()
+        .and_then(|keys| {
+            keys.iter()
+                .map(|k| k.as_str().map(String::from))
+                .collect::<Option<Vec<_>>>()
+        })
+        .with_context(|| format!("no list of object keys in {}", excerpt()))?;
+    let next_cursor = match &json["next_cursor"] {
+        Value::Null => None,
+        Value::String(cursor) => Some(cursor.clone()),
+        other => bail!("invalid next_cursor {other}"),
+    };
+    Ok(ReferencesPage {
+        object_keys,
+        next_cursor,
     })
 }
 
@@ -953,6 +1081,44 @@ mod tests {
         keys.sort();
         assert_eq!(keys, ["files/sealed", "files/tail"]);
         assert_eq!(references.records, 2);
+    }
+
+    #[test]
+    fn reference_pages_parse_and_bad_ones_are_errors() {
+        let page = parse_references_page(
+            br#"{"object_keys": ["files/a", "files/b"], "next_cursor": "1.0.3.0.0."}"#,
+        )
+        .unwrap();
+        assert_eq!(page.object_keys, ["files/a", "files/b"]);
+        assert_eq!(page.next_cursor.as_deref(), Some("1.0.3.0.0."));
+        let last = parse_references_page(br#"{"object_keys": [], "next_cursor": null}"#).unwrap();
+        assert_eq!(last.next_cursor, None);
+        assert!(parse_references_page(b"<html>").is_err());
+        assert!(parse_references_page(br#"{"next_cursor": null}"#).is_err());
+        assert!(parse_references_page(br#"{"object_keys": [1], "next_cursor": null}"#).is_err());
+        assert!(parse_references_page(br#"{"object_keys": [], "next_cursor": 5}"#).is_err());
+    }
+
+    #[test]
+    fn reference_page_urls_carry_the_cursor_and_token_encoded() {
+        let base = url::Url::parse("https://r.example/prefix/").unwrap();
+        let url = references_page_url(&base, "glpat-a+b", 500, Some("1.0.2.0.0.ab")).unwrap();
+        assert_eq!(url.path(), "/prefix/api/v4/admin/referenced_objects");
+        let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        assert_eq!(
+            query,
+            [
+                ("per_page".to_string(), "500".to_string()),
+                ("cursor".to_string(), "1.0.2.0.0.ab".to_string()),
+                ("private_token".to_string(), "glpat-a+b".to_string()),
+            ]
+        );
+        let plain = url::Url::parse("http://127.0.0.1:3000").unwrap();
+        let url = references_page_url(&plain, "t", 0, None).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:3000/api/v4/admin/referenced_objects?per_page=1&private_token=t"
+        );
     }
 
     #[test]

@@ -81,6 +81,19 @@ struct Gc {
     /// embedded S3 server, its files).
     #[arg(long, env = "GENREG_DATA", default_value = ".genreg")]
     data: PathBuf,
+    /// Learn the referenced objects from this running registry (any
+    /// deployment: genreg, spin up, SpinKube; any key-value store) instead
+    /// of the data directory's database, e.g. https://registry.example.com.
+    #[arg(long, env = "GENREG_REGISTRY", requires = "token")]
+    registry: Option<String>,
+    /// An administrator token for --registry.
+    #[arg(
+        long,
+        env = "GENREG_TOKEN",
+        hide_env_values = true,
+        requires = "registry"
+    )]
+    token: Option<String>,
     /// Only list the unreferenced objects.
     #[arg(long)]
     dry_run: bool,
@@ -383,6 +396,10 @@ fn run_gc(args: Gc) -> anyhow::Result<()> {
         s3: args.s3.into_config(None)?,
         min_age: args.min_age,
         dry_run: args.dry_run,
+        registry: args
+            .registry
+            .zip(args.token)
+            .map(|(url, token)| genreg::gc::RegistryAccess { url, token }),
         ..genreg::gc::GcConfig::new(args.data)
     };
     let runtime = tokio::runtime::Runtime::new()?;
@@ -623,6 +640,17 @@ mod tests {
         assert_eq!(gc.min_age, Duration::ZERO);
         assert_eq!(gc_args(&["--min-age", "2d"]).min_age.as_secs(), 172_800);
         assert!(Cli::try_parse_from(["genreg", "gc", "--min-age", "soon"]).is_err());
+    }
+
+    #[test]
+    fn gc_asks_a_registry_with_its_token() {
+        assert!(gc_args(&[]).registry.is_none());
+        let gc = gc_args(&["--registry", "https://r.example", "--token", "t"]);
+        assert_eq!(gc.registry.as_deref(), Some("https://r.example"));
+        assert_eq!(gc.token.as_deref(), Some("t"));
+        let alone = ["genreg", "gc", "--registry", "https://r.example"];
+        assert!(Cli::try_parse_from(alone).is_err());
+        assert!(Cli::try_parse_from(["genreg", "gc", "--token", "t"]).is_err());
     }
 
     #[test]

@@ -15,10 +15,12 @@
 //!   rules they share: where a token is issued, its lifetime (`rules`);
 //! - `users`, `graphql` (the `POST /api/graphql` endpoint; the document
 //!   reader is `crate::graphql_engine`);
+//! - `objects`: the referenced object keys, for `genreg gc` (ours);
 //! - shared helpers: `params` (the one parameter reader), `pagination`.
 
 pub mod graphql;
 pub mod groups;
+pub mod objects;
 pub mod packages;
 pub mod pagination;
 pub mod params;

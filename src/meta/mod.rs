@@ -7,6 +7,7 @@ pub mod groups;
 pub mod keys;
 pub mod kv;
 pub mod model;
+pub mod objects;
 pub mod packages;
 pub mod project_index;
 pub mod projects;

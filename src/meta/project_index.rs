@@ -149,7 +149,10 @@ pub fn confirm_entry<K: KeyValue>(kv: &K, project_id: u64) -> Result<(), MetaErr
 
 /// The project with this id if it is live: its record is there, not
 /// deleted, and its path is claimed by it.
-fn live_project<K: KeyValue>(kv: &K, project_id: u64) -> Result<Option<Project>, MetaError> {
+pub(super) fn live_project<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+) -> Result<Option<Project>, MetaError> {
     let Some(project) = read::<K, Project>(kv, &keys::project(project_id))? else {
         return Ok(None);
     };

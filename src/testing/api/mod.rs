@@ -6,6 +6,7 @@ mod bad_input;
 mod cleanup;
 mod permission_matrix;
 mod protection;
+mod referenced_objects;
 mod round_trips;
 mod settings;
 mod token_matrix;
