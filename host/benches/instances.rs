@@ -1,0 +1,561 @@
+//! Instances benchmark: publishes/s and downloads/s of 1 KiB files with one
+//! and with two registry processes on one Redis database and one S3 server.
+//!
+//! One `redis-server` (started on a free loopback port, nothing saved) and
+//! one embedded S3 server serve four set-ups in turn: 1 `genreg`, 2
+//! `genreg`, 1 `spin up`, 2 `spin up` (the repository's spin.toml with a
+//! runtime config putting Spin's `default` store on Redis). Each set-up gets
+//! its own Redis database (1 to 4), so every one starts from an empty store.
+//! All instances share the token secret and the bucket, as behind a load
+//! balancer, and the client sends requests round-robin over them.
+//!
+//! In each set-up: one project, one package holding `seed.bin`, then
+//! `GENREG_BENCH_REQUESTS` publishes (default 2000) of new 1 KiB files into
+//! that package, 16 in flight, then as many downloads of those files, 16 in
+//! flight. A publish that answers 503 with `Retry-After` (a key another
+//! request is creating) is sent again after a second, as `curl --retry`
+//! does; the table counts those retries and the latency includes them. The
+//! table gives the rate and the p50/p99 latency (nearest rank).
+//!
+//! Without `redis-server` the whole bench, without `spin` (on `PATH` or at
+//! `../shared/bin/spin`) the Spin set-ups, are skipped with a printed line.
+//! Logs go to stderr.
+//!
+//! ```text
+//! cargo bench -p genreg --bench instances 2>/dev/null
+//! GENREG_BENCH_REQUESTS=500 cargo bench -p genreg --bench instances 2>/dev/null
+//! ```
+
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _};
+use futures::{StreamExt as _, TryStreamExt as _};
+use reqwest::StatusCode;
+
+use redis_server::RedisServer;
+
+/// Requests in flight at once.
+const IN_FLIGHT: usize = 16;
+/// Bytes per published file.
+const FILE_SIZE: usize = 1024;
+/// Sends of one publish while it answers 503 with `Retry-After`.
+const BUSY_RETRIES: usize = 30;
+/// How long a `spin up` may take to answer its first request (the first
+/// start compiles the component).
+const SPIN_READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Where Spin is looked for besides `PATH`, relative to the workspace.
+const SHARED_SPIN: &str = "../shared/bin/spin";
+/// The `source` line of the repository's spin.toml, replaced in the copy.
+const MANIFEST_SOURCE: &str = "source = \"target/wasm32-wasip2/release/generic_registry.wasm\"";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Host {
+    Genreg,
+    Spin,
+}
+
+/// What one set-up measured.
+struct Figures {
+    label: String,
+    publish: Phase,
+    download: Phase,
+}
+
+/// One phase: its wall time, the latency of each request (sorted) and the
+/// number of busy retries.
+struct Phase {
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    retries: usize,
+}
+
+/// What every instance of a set-up shares.
+struct Shared<'a> {
+    s3: &'a genreg::S3Access,
+    token_secret: &'a str,
+    redis_url: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let requests: usize = env_or("GENREG_BENCH_REQUESTS", 2000).max(1);
+    let Some(redis) = RedisServer::start_or_skip("instances benchmark") else {
+        println!("instances benchmark skipped: redis-server is not installed");
+        return Ok(());
+    };
+    let spin = find_spin();
+    let s3_dir = tempfile::tempdir()?;
+    let s3 = genreg::EmbeddedS3Server::start(s3_dir.path()).await?;
+    let token_secret = genreg::data_dir::random_hex(32);
+    let secrets = genreg::genreg_token::Secrets::parse(&token_secret).context("token secret")?;
+    let admin = genreg::mint_admin_token(
+        &secrets,
+        genreg::unix_now(),
+        genreg::DEFAULT_ADMIN_TOKEN_LIFETIME,
+    )
+    .token;
+
+    let setups = [
+        (Host::Genreg, 1),
+        (Host::Genreg, 2),
+        (Host::Spin, 1),
+        (Host::Spin, 2),
+    ];
+    let mut results = Vec::new();
+    let mut skipped = Vec::new();
+    for (db, (host, count)) in (1..).zip(setups) {
+        let label = format!(
+            "{count} {}",
+            if host == Host::Genreg {
+                "genreg"
+            } else {
+                "spin up"
+            }
+        );
+        let spin = match (host, &spin) {
+            (Host::Spin, Err(looked)) => {
+                skipped.push(format!("{label}: skipped, spin not found ({looked})"));
+                continue;
+            }
+            (_, spin) => spin.as_ref().ok(),
+        };
+        let shared = Shared {
+            s3: s3.access(),
+            token_secret: &token_secret,
+            redis_url: redis.url(db),
+        };
+        eprintln!("starting {label} on {}", shared.redis_url);
+        let instances = start_instances(host, count, spin, &shared).await?;
+        let urls: Vec<String> = instances.iter().map(Instance::url).collect();
+        let (publish, download) = measure(&urls, &admin, &label, requests).await?;
+        for instance in instances {
+            instance.stop().await;
+        }
+        results.push(Figures {
+            label,
+            publish,
+            download,
+        });
+    }
+    s3.shutdown().await;
+    print_table(requests, &results, &skipped);
+    Ok(())
+}
+
+/// `count` instances of `host` on the shared store, all answering.
+async fn start_instances(
+    host: Host,
+    count: usize,
+    spin: Option<&PathBuf>,
+    shared: &Shared<'_>,
+) -> anyhow::Result<Vec<Instance>> {
+    let mut instances = Vec::new();
+    for _ in 0..count {
+        let instance = match host {
+            Host::Genreg => Instance::Genreg(Box::new(start_genreg(shared).await?)),
+            Host::Spin => {
+                let spin = spin.context("spin binary")?;
+                Instance::Spin(SpinProcess::start(spin, shared).await?)
+            }
+        };
+        instances.push(instance);
+    }
+    Ok(instances)
+}
+
+/// One project with one package (`seed.bin`), then the publish and the
+/// download phase, round-robin over `urls`.
+async fn measure(
+    urls: &[String],
+    token: &str,
+    label: &str,
+    requests: usize,
+) -> anyhow::Result<(Phase, Phase)> {
+    let client = reqwest::Client::new();
+    let project: serde_json::Value = client
+        .post(format!("{}/api/v4/projects", urls[0]))
+        .header("PRIVATE-TOKEN", token)
+        .json(&serde_json::json!({ "path": "instances", "namespace_path": "bench" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = project["id"].as_u64().context("project id")?;
+    let file_url = |n: usize, name: &str| {
+        format!(
+            "{}/api/v4/projects/{id}/packages/generic/bench/1.0.0/{name}",
+            urls[n % urls.len()]
+        )
+    };
+    let body = vec![b'x'; FILE_SIZE];
+    publish(&client, &file_url(0, "seed.bin"), token, &body).await?;
+    // Every instance answers once before the clock starts.
+    for n in 0..urls.len() {
+        download(&client, &file_url(n, "seed.bin"), token).await?;
+    }
+
+    eprintln!("{label}: {requests} publishes");
+    let retries = AtomicUsize::new(0);
+    let publish_phase = run_phase(requests, |i| {
+        let url = file_url(i, &format!("f{i}.bin"));
+        let (client, body, retries) = (&client, &body, &retries);
+        async move {
+            let busy = publish(client, &url, token, body).await?;
+            retries.fetch_add(busy, Ordering::Relaxed);
+            anyhow::Ok(())
+        }
+    })
+    .await?;
+    let publish_phase = Phase {
+        retries: retries.into_inner(),
+        ..publish_phase
+    };
+
+    eprintln!("{label}: {requests} downloads");
+    let download_phase = run_phase(requests, |i| {
+        // Spread the files over the instances differently from the
+        // publishes, so most downloads read what another instance wrote.
+        let url = file_url(i + 1, &format!("f{i}.bin"));
+        let client = &client;
+        async move { download(client, &url, token).await }
+    })
+    .await?;
+    Ok((publish_phase, download_phase))
+}
+
+/// Runs `request(0..count)`, `IN_FLIGHT` at once; the wall time and each
+/// request's latency, sorted.
+async fn run_phase<F, Fut>(count: usize, request: F) -> anyhow::Result<Phase>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let start = Instant::now();
+    let mut latencies: Vec<Duration> = futures::stream::iter(0..count)
+        .map(|i| {
+            let request = request(i);
+            async move {
+                let started = Instant::now();
+                request.await?;
+                anyhow::Ok(started.elapsed())
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let elapsed = start.elapsed();
+    latencies.sort();
+    Ok(Phase {
+        elapsed,
+        latencies,
+        retries: 0,
+    })
+}
+
+/// Publishes `body` to `url`; 201 expected, resent after a second while it
+/// answers 503 with `Retry-After`. Returns how many times it was resent.
+async fn publish(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &[u8],
+) -> anyhow::Result<usize> {
+    for attempt in 0..BUSY_RETRIES {
+        let response = client
+            .put(url)
+            .header("PRIVATE-TOKEN", token)
+            .body(body.to_vec())
+            .send()
+            .await?;
+        let status = response.status();
+        let busy = status == StatusCode::SERVICE_UNAVAILABLE
+            && response.headers().contains_key("retry-after");
+        let text = response.text().await?;
+        if busy {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        ensure!(
+            status == StatusCode::CREATED,
+            "PUT {url} answered {status}: {text}"
+        );
+        return Ok(attempt);
+    }
+    bail!("PUT {url} answered 503 with Retry-After {BUSY_RETRIES} times")
+}
+
+/// Downloads `url`; 200 and `FILE_SIZE` bytes expected.
+async fn download(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<()> {
+    let response = client
+        .get(url)
+        .header("PRIVATE-TOKEN", token)
+        .send()
+        .await?;
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    ensure!(status == StatusCode::OK, "GET {url} answered {status}");
+    ensure!(
+        bytes.len() == FILE_SIZE,
+        "GET {url} gave {} bytes",
+        bytes.len()
+    );
+    Ok(())
+}
+
+fn print_table(requests: usize, results: &[Figures], skipped: &[String]) {
+    println!();
+    println!(
+        "genreg instances benchmark: one Redis, one embedded S3 server, {requests} requests per phase, \
+         {FILE_SIZE}-byte files, {IN_FLIGHT} in flight, round-robin over the instances"
+    );
+    println!(
+        "{:<12}{:>12}{:>9}{:>9}{:>9}{:>14}{:>9}{:>9}",
+        "instances",
+        "publishes/s",
+        "p50 ms",
+        "p99 ms",
+        "retries",
+        "downloads/s",
+        "p50 ms",
+        "p99 ms"
+    );
+    for figures in results {
+        let (publish, download) = (&figures.publish, &figures.download);
+        println!(
+            "{:<12}{:>12.0}{:>9.1}{:>9.1}{:>9}{:>14.0}{:>9.1}{:>9.1}",
+            figures.label,
+            rate(requests, publish.elapsed),
+            ms(quantile(&publish.latencies, 0.50)),
+            ms(quantile(&publish.latencies, 0.99)),
+            publish.retries,
+            rate(requests, download.elapsed),
+            ms(quantile(&download.latencies, 0.50)),
+            ms(quantile(&download.latencies, 0.99)),
+        );
+    }
+    for line in skipped {
+        println!("{line}");
+    }
+}
+
+/// A registry process of a set-up.
+enum Instance {
+    Genreg(Box<GenregInstance>),
+    Spin(SpinProcess),
+}
+
+impl Instance {
+    fn url(&self) -> String {
+        match self {
+            Instance::Genreg(genreg) => genreg.registry.url(),
+            Instance::Spin(spin) => spin.url.clone(),
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Instance::Genreg(genreg) => genreg.registry.shutdown().await,
+            Instance::Spin(spin) => drop(spin),
+        }
+    }
+}
+
+/// A `genreg` and its data directory (removed after it stops).
+struct GenregInstance {
+    registry: genreg::Registry,
+    _data: tempfile::TempDir,
+}
+
+/// A `genreg` on the shared Redis database and bucket, with the shared
+/// token secret in its data directory.
+async fn start_genreg(shared: &Shared<'_>) -> anyhow::Result<GenregInstance> {
+    let data = tempfile::tempdir()?;
+    std::fs::write(
+        data.path().join(genreg::data_dir::TOKEN_SECRET_FILE),
+        shared.token_secret,
+    )?;
+    let mut config = genreg::Config::new(data.path());
+    config.listen = "127.0.0.1:0".parse()?;
+    config.kv = genreg::KvConfig::Redis {
+        url: shared.redis_url.clone(),
+    };
+    config.s3 = genreg::S3Config::External {
+        endpoint: shared.s3.endpoint.clone(),
+        bucket: shared.s3.bucket.clone(),
+        region: shared.s3.region.clone(),
+        access_key_id: shared.s3.access_key_id.clone(),
+        secret_access_key: shared.s3.secret_access_key.clone(),
+    };
+    let registry = genreg::Registry::start(config).await?;
+    Ok(GenregInstance {
+        registry,
+        _data: data,
+    })
+}
+
+/// A `spin up` of the repository's spin.toml on the shared store; killed
+/// on drop, its files (manifest copy, state, output) removed after.
+struct SpinProcess {
+    url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl SpinProcess {
+    async fn start(spin: &Path, shared: &Shared<'_>) -> anyhow::Result<SpinProcess> {
+        let dir = tempfile::tempdir()?;
+        let manifest = write_manifest(dir.path())?;
+        let runtime_config = dir.path().join("runtime-config.toml");
+        std::fs::write(
+            &runtime_config,
+            format!(
+                "[key_value_store.default]\ntype = \"redis\"\nurl = {:?}\n",
+                shared.redis_url
+            ),
+        )?;
+        let listen = free_loopback_address()?;
+        let mut command = Command::new(spin);
+        command
+            .arg("up")
+            .arg("--from")
+            .arg(&manifest)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--listen")
+            .arg(&listen)
+            .arg("--runtime-config-file")
+            .arg(&runtime_config)
+            .current_dir(dir.path());
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("SPIN_") || name == "RUNTIME_CONFIG_FILE" {
+                command.env_remove(&*name);
+            }
+        }
+        let s3 = shared.s3;
+        for (name, value) in [
+            ("S3_ENDPOINT", s3.endpoint.as_str()),
+            ("S3_BUCKET", s3.bucket.as_str()),
+            ("S3_REGION", s3.region.as_str()),
+            ("S3_ACCESS_KEY_ID", s3.access_key_id.as_str()),
+            ("S3_SECRET_ACCESS_KEY", s3.secret_access_key.as_str()),
+            ("TOKEN_SECRET", shared.token_secret),
+        ] {
+            command.env(format!("SPIN_VARIABLE_{name}"), value);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.path().join("spin.stdout"))?)
+            .stderr(std::fs::File::create(dir.path().join("spin.stderr"))?)
+            .spawn()
+            .context("starting spin up")?;
+        let mut process = SpinProcess {
+            url: format!("http://{listen}"),
+            child,
+            _dir: dir,
+        };
+        process.wait_until_ready().await?;
+        Ok(process)
+    }
+
+    /// Polls until Spin answers any HTTP request.
+    async fn wait_until_ready(&mut self) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let probe = format!("{}/api/v4/version", self.url);
+        while client.get(&probe).send().await.is_err() {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "spin up exited ({status}), see {}",
+                    self._dir.path().display()
+                );
+            }
+            ensure!(
+                started.elapsed() < SPIN_READY_TIMEOUT,
+                "spin up did not answer within {SPIN_READY_TIMEOUT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SpinProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `spin` binary: on `PATH`, else `../shared/bin/spin`; `Err` says
+/// where it was looked for.
+fn find_spin() -> Result<PathBuf, String> {
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|dir| dir.join("spin"))
+        .find(|candidate| candidate.is_file());
+    let shared = workspace().join(SHARED_SPIN);
+    on_path
+        .or_else(|| shared.is_file().then_some(shared.clone()))
+        .ok_or_else(|| format!("not on PATH, not at {}", shared.display()))
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// Copies the repository's spin.toml into `dir`, its `source` pointing at
+/// the component host/build.rs built.
+fn write_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
+    let original = std::fs::read_to_string(workspace().join("spin.toml"))?;
+    ensure!(
+        original.contains(MANIFEST_SOURCE),
+        "spin.toml no longer says {MANIFEST_SOURCE}: update benches/instances.rs"
+    );
+    let component = genreg::component_path().display().to_string();
+    let manifest = original.replace(MANIFEST_SOURCE, &format!("source = {component:?}"));
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, manifest)?;
+    Ok(path)
+}
+
+fn free_loopback_address() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+/// The `p` quantile of sorted `values` (nearest rank).
+fn quantile(values: &[Duration], p: f64) -> Duration {
+    let n = values.len();
+    values[((p * n as f64).ceil() as usize).clamp(1, n) - 1]
+}
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value} is not a valid number")),
+        Err(_) => default,
+    }
+}
