@@ -10,6 +10,7 @@ mod concurrency;
 mod crash_safety;
 mod current_user;
 mod faults;
+mod gc_on_spin;
 mod groups;
 mod limits;
 mod multi_instance;
