@@ -29,6 +29,7 @@
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -450,7 +451,10 @@ impl SpinProcess {
         ] {
             command.env(format!("SPIN_VARIABLE_{name}"), value);
         }
+        // Its own process group: `spin up` runs the trigger as a child
+        // process, which killing `spin up` alone would leave running.
         let child = command
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.path().join("spin.stdout"))?)
             .stderr(std::fs::File::create(dir.path().join("spin.stderr"))?)
@@ -488,7 +492,13 @@ impl SpinProcess {
 }
 
 impl Drop for SpinProcess {
+    /// Kills `spin up` and the trigger process it started (the group the
+    /// child leads).
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -11,6 +11,7 @@
 //! after the first takes well under a second, and every test gets a fresh
 //! store and bucket. The process is killed when the registry is dropped.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -332,7 +333,10 @@ impl SpinProcess {
     fn spawn(mut command: Command, dir: &Path) -> SpinProcess {
         let stdout = dir.join("spin.stdout");
         let stderr = dir.join("spin.stderr");
+        // Its own process group: `spin up` runs the trigger as a child
+        // process, which killing `spin up` alone would leave running.
         let child = command
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -362,7 +366,17 @@ impl SpinProcess {
 impl Drop for SpinProcess {
     fn drop(&mut self) {
         let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
-        let _ = child.kill();
-        let _ = child.wait();
+        kill_process_group(child);
     }
+}
+
+/// Kills `spin up` and the trigger process it started (the group `child`
+/// leads), then reaps `child`.
+fn kill_process_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
