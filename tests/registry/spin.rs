@@ -650,45 +650,22 @@ async fn refusals_come_before_the_body<T: Target>(r: Arc<T>) {
 /// Pagination links and web paths start with the configured `public_url`,
 /// whatever address the request came to.
 async fn links_use_the_public_url<T: Target>(r: Arc<T>) {
-    let id = new_project(&*r, "acme", "private").await;
-    for version in ["1.0", "2.0"] {
-        let url = r.generic_url(&id.to_string(), &format!("tool/{version}/a.bin"));
-        assert_eq!(publish(&*r, &url, data(10, 8)).await, StatusCode::CREATED);
-    }
-    let list = r
-        .as_admin(
-            Method::GET,
-            &r.at(&format!("/api/v4/projects/{id}/packages?per_page=1")),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(list.status(), StatusCode::OK);
-    let link = list.headers()["link"].to_str().unwrap().to_string();
-    assert!(
-        link.contains(&format!(
-            "<https://packages.example.com/api/v4/projects/{id}/packages?page=2&per_page=1>; rel=\"next\""
-        )),
-        "{link}"
-    );
-    let project = r
-        .as_admin(Method::GET, &r.at(&format!("/api/v4/projects/{id}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        json(project).await["web_url"],
-        "https://packages.example.com/acme/tools"
-    );
+    links_start_with(&*r, |path| format!("https://packages.example.com{path}")).await;
 }
 
 /// Without `public_url`, links are absolute all the same, on the origin the
 /// request was sent to (`spin-full-url`), so clients can follow them.
 async fn links_without_a_public_url_use_the_origin<T: Target>(r: Arc<T>) {
-    let id = new_project(&*r, "acme", "private").await;
+    links_start_with(&*r, |path| r.at(path)).await;
+}
+
+/// Publishes two versions, then checks the `next` pagination link and the
+/// project's `web_url` are `absolute(path)`.
+async fn links_start_with<T: Target>(r: &T, absolute: impl Fn(&str) -> String) {
+    let id = new_project(r, "acme", "private").await;
     for version in ["1.0", "2.0"] {
         let url = r.generic_url(&id.to_string(), &format!("tool/{version}/a.bin"));
-        assert_eq!(publish(&*r, &url, data(10, 8)).await, StatusCode::CREATED);
+        assert_eq!(publish(r, &url, data(10, 8)).await, StatusCode::CREATED);
     }
     let list = r
         .as_admin(
@@ -700,14 +677,14 @@ async fn links_without_a_public_url_use_the_origin<T: Target>(r: Arc<T>) {
         .unwrap();
     assert_eq!(list.status(), StatusCode::OK);
     let link = list.headers()["link"].to_str().unwrap().to_string();
-    let next = r.at(&format!("/api/v4/projects/{id}/packages?page=2&per_page=1"));
+    let next = absolute(&format!("/api/v4/projects/{id}/packages?page=2&per_page=1"));
     assert!(link.contains(&format!("<{next}>; rel=\"next\"")), "{link}");
     let project = r
         .as_admin(Method::GET, &r.at(&format!("/api/v4/projects/{id}")))
         .send()
         .await
         .unwrap();
-    assert_eq!(json(project).await["web_url"], r.at("/acme/tools"));
+    assert_eq!(json(project).await["web_url"], absolute("/acme/tools"));
 }
 
 /// Projects created in parallel take distinct ids from the store's counter,
