@@ -61,6 +61,20 @@ fn read<K: KeyValue, T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The value of a counter (absent counts as 0), read with a plain `get`: an
+/// increment by 0 would cost a write transaction on Spin's SQLite store.
+fn read_counter<K: KeyValue>(kv: &K, key: &str) -> Result<u64, MetaError> {
+    let Some(bytes) = kv.get(key)? else {
+        return Ok(0);
+    };
+    kv::decode_counter(&bytes)
+        .map(|n| n.max(0) as u64)
+        .ok_or_else(|| MetaError::Corrupt {
+            key: key.to_string(),
+            reason: "not a counter".to_string(),
+        })
+}
+
 fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, MetaError> {
     serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt {
         key: key.to_string(),

@@ -122,7 +122,7 @@ impl<K: KeyValue> Walk<'_, K> {
 
     fn counter(&mut self, key: &str) -> Result<u64, MetaError> {
         self.reads += 1;
-        Ok(self.kv.increment(key, 0)?.max(0) as u64)
+        super::read_counter(self.kv, key)
     }
 
     fn read<T: serde::de::DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, MetaError> {

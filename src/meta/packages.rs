@@ -34,7 +34,9 @@ use super::model::{
     Millis, NamespaceSettings, Package, PackageFile, PackageLocation, PackageStatus,
     PackageSummary, Project, Segment, SegmentRef,
 };
-use super::{decode, encode, keys, next_id, read, update_record, MetaError, MAX_VALUE_BYTES};
+use super::{
+    decode, encode, keys, next_id, read, read_counter, update_record, MetaError, MAX_VALUE_BYTES,
+};
 
 /// Packages per shard of a project's package index. With names and versions
 /// of at most 255 bytes a full shard stays far below [`MAX_VALUE_BYTES`].
@@ -109,7 +111,7 @@ pub fn package_summaries<K: KeyValue>(
     kv: &K,
     project_id: u64,
 ) -> Result<Vec<PackageSummary>, MetaError> {
-    let created = kv.increment(&keys::package_ordinal(project_id), 0)?.max(0) as u64;
+    let created = read_counter(kv, &keys::package_ordinal(project_id))?;
     let mut all = Vec::new();
     for shard in 0..created.div_ceil(INDEX_SHARD_SIZE) {
         let entries: Option<Vec<PackageSummary>> =
@@ -576,25 +578,35 @@ pub fn package_location<K: KeyValue>(
     read(kv, &keys::package_by_id(package_id))
 }
 
-/// Sets `last_downloaded_at`, at most once a minute per package. Best effort:
-/// a lost race means someone else just wrote a fresh time.
+/// How often a package's `last_downloaded_at` is written at most.
+pub const DOWNLOAD_STAMP_INTERVAL_MS: Millis = 60_000;
+
+/// Sets `last_downloaded_at` of the package a download just read, at most
+/// once per [`DOWNLOAD_STAMP_INTERVAL_MS`]. Best effort: a lost race means
+/// someone else just wrote a fresh time.
 pub fn mark_downloaded<K: KeyValue>(
     kv: &K,
     project_id: u64,
-    name: &str,
-    version: &str,
+    downloaded: &Package,
     now: Millis,
 ) -> Result<(), MetaError> {
-    let key = keys::package(project_id, name, version);
+    let is_recent = |package: &Package| {
+        package
+            .last_downloaded_at
+            .is_some_and(|last| now - last < DOWNLOAD_STAMP_INTERVAL_MS)
+    };
+    // The record the download already read says whether a stamp is due, so
+    // most downloads of a busy package cost no store round trip here.
+    if is_recent(downloaded) {
+        return Ok(());
+    }
+    let key = keys::package(project_id, &downloaded.name, &downloaded.version);
     let (cas, current) = kv.read_for_swap(&key)?;
     let Some(bytes) = current else {
         return Ok(());
     };
     let mut package: Package = decode(&key, &bytes)?;
-    if package
-        .last_downloaded_at
-        .is_some_and(|last| now - last < 60_000)
-    {
+    if package.id != downloaded.id || is_recent(&package) {
         return Ok(());
     }
     package.last_downloaded_at = Some(now);

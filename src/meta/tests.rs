@@ -182,11 +182,19 @@ fn last_downloaded_at_moves_at_most_once_a_minute() {
             .unwrap()
             .last_downloaded_at
     };
-    mark_downloaded(&kv, project.id, "tool", "1.0.0", 100_000).unwrap();
+    let stamp = |kv: &MemoryStore, now| {
+        let read = package(kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+        mark_downloaded(kv, project.id, &read, now).unwrap();
+    };
+    stamp(&kv, 100_000);
     assert_eq!(at(&kv), Some(100_000));
-    mark_downloaded(&kv, project.id, "tool", "1.0.0", 150_000).unwrap();
+    stamp(&kv, 150_000);
     assert_eq!(at(&kv), Some(100_000));
-    mark_downloaded(&kv, project.id, "tool", "1.0.0", 160_000).unwrap();
+    // A download that read the record before another one stamped it does
+    // not stamp it again.
+    let stale = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+    stamp(&kv, 160_000);
+    mark_downloaded(&kv, project.id, &stale, 170_000).unwrap();
     assert_eq!(at(&kv), Some(160_000));
 }
 

@@ -273,13 +273,7 @@ pub fn serve_file<K: KeyValue>(
     }
     let is_get = request.method == Method::Get;
     if is_get {
-        if let Err(e) = meta::mark_downloaded(
-            ctx.kv,
-            project.id,
-            &package.name,
-            &package.version,
-            ctx.now_millis(),
-        ) {
+        if let Err(e) = meta::mark_downloaded(ctx.kv, project.id, package, ctx.now_millis()) {
             eprintln!("warning: last_downloaded_at not updated: {e}");
         }
     }

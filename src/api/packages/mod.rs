@@ -220,8 +220,9 @@ fn answer_page<K: KeyValue>(
     listed.sort_by(|(a, _), (b, _)| query.compare(a, b));
     let mut entities = Vec::new();
     for (summary, project) in page.slice(&listed) {
-        let package = meta::package_by_id(ctx.kv, project.id, summary.id)?;
-        let Some(package) = package else {
+        // The entry names the record: one read, no lookup by id.
+        let package = meta::package(ctx.kv, project.id, &summary.name, &summary.version)?;
+        let Some(package) = package.filter(|p| p.id == summary.id) else {
             continue;
         };
         let deletable = may_delete(actor, project);

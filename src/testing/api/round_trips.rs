@@ -193,7 +193,6 @@ const ROWS: &[Row] = &[
         status: 200,
         pinned: Counts {
             get: 3,
-            read_for_swap: 1,
             s3_get: 1,
             ..Counts::NONE
         },
@@ -273,7 +272,6 @@ const ROWS: &[Row] = &[
         status: 200,
         pinned: Counts {
             get: 5,
-            increment: 1,
             ..Counts::NONE
         },
         target: LIST_PAGE,
@@ -297,8 +295,7 @@ const ROWS: &[Row] = &[
         request: |f| f.r.get(&f.package(), &f.developer),
         status: 200,
         pinned: Counts {
-            get: 5,
-            increment: 1,
+            get: 6,
             ..Counts::NONE
         },
         target: None,
