@@ -1,5 +1,5 @@
-//! `wasi:keyvalue/store` and `wasi:keyvalue/atomics` (0.2.0-draft2) over a
-//! [`Backend`], shaped like `wasmtime-wasi-keyvalue`: a [`WasiKeyValueCtx`]
+//! `wasi:keyvalue/store`, `wasi:keyvalue/atomics` and `wasi:keyvalue/batch`
+//! (0.2.0-draft2) over a [`Backend`], shaped like `wasmtime-wasi-keyvalue`: a [`WasiKeyValueCtx`]
 //! (configuration, shared by all requests), a [`WasiKeyValue`] view borrowed
 //! from the store's data, and [`add_to_linker`].
 //!
@@ -23,6 +23,14 @@
 //!   `cas`. When the remembered value is *absent* (or `current` was never
 //!   called) `swap` writes unconditionally, as Spin's does, so a guest cannot
 //!   use compare-and-swap to create a key exactly once, here or on Spin.
+//! - `batch` (`get-many`, `set-many`, `delete-many`) costs one store round
+//!   trip per call. `get-many` answers every key asked for, in the order
+//!   asked, `none` for an absent one, as the interface documents; Spin's
+//!   SQLite store leaves absent keys out and answers in any order, so the
+//!   component must not rely on either.
+//! - Sizes: no call bounds what it returns beyond the store itself; what
+//!   bounds a `get` (the instance's memory limit, which the answer must fit
+//!   in) bounds the sum of a `get-many` the same way.
 
 mod backend;
 #[cfg(test)]
@@ -99,6 +107,7 @@ mod bindings {
             world keyvalue {
                 import wasi:keyvalue/store@0.2.0-draft2;
                 import wasi:keyvalue/atomics@0.2.0-draft2;
+                import wasi:keyvalue/batch@0.2.0-draft2;
             }
         ",
         imports: { default: async | trappable },
@@ -109,7 +118,7 @@ mod bindings {
     });
 }
 
-use bindings::wasi::keyvalue::{atomics, store};
+use bindings::wasi::keyvalue::{atomics, batch, store};
 
 /// The only store label the component may open.
 pub const STORE_LABEL: &str = "default";
@@ -150,13 +159,15 @@ pub struct WasiKeyValue<'a> {
     pub table: &'a mut ResourceTable,
 }
 
-/// Adds `wasi:keyvalue/store` and `wasi:keyvalue/atomics` to `linker`.
+/// Adds `wasi:keyvalue/store`, `wasi:keyvalue/atomics` and
+/// `wasi:keyvalue/batch` to `linker`.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     view: fn(&mut T) -> WasiKeyValue<'_>,
 ) -> wasmtime::Result<()> {
     store::add_to_linker::<_, HasKeyValue>(linker, view)?;
     atomics::add_to_linker::<_, HasKeyValue>(linker, view)?;
+    batch::add_to_linker::<_, HasKeyValue>(linker, view)?;
     Ok(())
 }
 
@@ -314,10 +325,40 @@ impl atomics::HostCas for WasiKeyValue<'_> {
     }
 }
 
+impl batch::Host for WasiKeyValue<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<batch::Bucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
+        self.check_bucket(&bucket)?;
+        Ok(to_guest(self.ctx.backend().get_many(keys).await))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<batch::Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> wasmtime::Result<Result<(), store::Error>> {
+        self.check_bucket(&bucket)?;
+        Ok(to_guest(self.ctx.backend().set_many(key_values).await))
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<batch::Bucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<(), store::Error>> {
+        self.check_bucket(&bucket)?;
+        Ok(to_guest(self.ctx.backend().delete_many(keys).await))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use atomics::{Host as _, HostCas as _};
+    use batch::Host as _;
     use store::{Host as _, HostBucket as _};
 
     /// A guest's view over a fresh SQLite store, and an open bucket.
@@ -413,5 +454,52 @@ mod tests {
         kv.swap(fresh, b"mine".to_vec()).await.unwrap().unwrap();
         let stored = kv.get(borrow(&bucket), "k".into()).await.unwrap().unwrap();
         assert_eq!(stored, Some(b"mine".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn batch_calls_reach_the_backend() {
+        let (ctx, mut table) = guest();
+        let mut kv = WasiKeyValue {
+            ctx: &ctx,
+            table: &mut table,
+        };
+        let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
+        let pairs = vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())];
+        kv.set_many(borrow(&bucket), pairs).await.unwrap().unwrap();
+        kv.increment(borrow(&bucket), "n".into(), 3)
+            .await
+            .unwrap()
+            .unwrap();
+        let keys = ["b", "missing", "a", "n"].map(String::from).to_vec();
+        let got = kv.get_many(borrow(&bucket), keys).await.unwrap().unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("b".into(), Some(b"2".to_vec())),
+                ("missing".into(), None),
+                ("a".into(), Some(b"1".to_vec())),
+                ("n".into(), Some(3i64.to_le_bytes().to_vec())),
+            ]
+        );
+        let gone = ["a", "missing"].map(String::from).to_vec();
+        kv.delete_many(borrow(&bucket), gone)
+            .await
+            .unwrap()
+            .unwrap();
+        let keys = kv.list_keys(borrow(&bucket), None).await.unwrap().unwrap();
+        assert_eq!(keys.keys, vec!["b".to_string(), "n".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_on_a_dropped_bucket_traps() {
+        let (ctx, mut table) = guest();
+        let mut kv = WasiKeyValue {
+            ctx: &ctx,
+            table: &mut table,
+        };
+        let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
+        let stale = borrow(&bucket);
+        store::HostBucket::drop(&mut kv, bucket).await.unwrap();
+        assert!(kv.get_many(stale, vec!["a".into()]).await.is_err());
     }
 }

@@ -41,10 +41,28 @@ pub async fn check_with<B: Backend>(fresh: impl Fn() -> B, encoding: CounterEnco
     swap_from_absent_writes_unconditionally(fresh()).await;
     list_keys_pages_in_byte_order(fresh()).await;
     list_keys_of_an_exact_multiple_ends_without_a_cursor(fresh()).await;
+    get_many_answers_every_key_in_the_order_asked(fresh()).await;
+    get_many_of_no_keys_is_empty(fresh()).await;
+    set_many_then_get_many_reads_the_writes(fresh()).await;
+    set_many_of_a_repeated_key_keeps_the_last_value(fresh()).await;
+    delete_many_removes_present_keys_and_skips_absent_ones(fresh()).await;
+    get_many_reads_counters_as_get_does(fresh(), encoding).await;
 }
 
 fn key(k: &str) -> String {
     k.to_string()
+}
+
+fn keys(ks: &[&str]) -> Vec<String> {
+    ks.iter().map(|k| key(k)).collect()
+}
+
+/// `(key, value)` pairs as `get_many` answers them.
+fn answer(pairs: &[(&str, Option<&[u8]>)]) -> Vec<(String, Option<Vec<u8>>)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (key(k), v.map(<[u8]>::to_vec)))
+        .collect()
 }
 
 async fn set_get_delete_exists(store: impl Backend) {
@@ -155,4 +173,109 @@ async fn list_keys_of_an_exact_multiple_ends_without_a_cursor(store: impl Backen
     let page = store.list_keys(None, 10).await.unwrap();
     assert_eq!(page.keys.len(), 10);
     assert_eq!(page.cursor, None);
+}
+
+async fn get_many_answers_every_key_in_the_order_asked(store: impl Backend) {
+    store.set(key("a"), b"1".to_vec()).await.unwrap();
+    store.set(key("b"), vec![0, 255, 7]).await.unwrap();
+    store.set(key("empty"), Vec::new()).await.unwrap();
+    let got = store
+        .get_many(keys(&["b", "absent", "a", "empty", "b"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        answer(&[
+            ("b", Some(&[0, 255, 7])),
+            ("absent", None),
+            ("a", Some(b"1")),
+            ("empty", Some(b"")),
+            // A key asked twice is answered twice.
+            ("b", Some(&[0, 255, 7])),
+        ])
+    );
+    // Only absent keys: each answered `None`.
+    let got = store.get_many(keys(&["x", "y"])).await.unwrap();
+    assert_eq!(got, answer(&[("x", None), ("y", None)]));
+}
+
+async fn get_many_of_no_keys_is_empty(store: impl Backend) {
+    assert!(store.get_many(Vec::new()).await.unwrap().is_empty());
+    store.set(key("a"), b"1".to_vec()).await.unwrap();
+    assert!(store.get_many(Vec::new()).await.unwrap().is_empty());
+    // Empty writes and deletes change nothing and are not errors.
+    store.set_many(Vec::new()).await.unwrap();
+    store.delete_many(Vec::new()).await.unwrap();
+    assert_eq!(store.get(key("a")).await.unwrap(), Some(b"1".to_vec()));
+}
+
+async fn set_many_then_get_many_reads_the_writes(store: impl Backend) {
+    store.set(key("old"), b"before".to_vec()).await.unwrap();
+    store
+        .set_many(vec![
+            (key("old"), b"after".to_vec()),
+            (key("new"), vec![1, 2, 3]),
+            (key("blank"), Vec::new()),
+        ])
+        .await
+        .unwrap();
+    let got = store
+        .get_many(keys(&["new", "old", "blank"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        answer(&[
+            ("new", Some(&[1, 2, 3])),
+            ("old", Some(b"after")),
+            ("blank", Some(b"")),
+        ])
+    );
+    // The single-key reads see the same writes.
+    assert_eq!(store.get(key("new")).await.unwrap(), Some(vec![1, 2, 3]));
+}
+
+async fn set_many_of_a_repeated_key_keeps_the_last_value(store: impl Backend) {
+    store
+        .set_many(vec![
+            (key("k"), b"first".to_vec()),
+            (key("k"), b"last".to_vec()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.get(key("k")).await.unwrap(), Some(b"last".to_vec()));
+}
+
+async fn delete_many_removes_present_keys_and_skips_absent_ones(store: impl Backend) {
+    store
+        .set_many(vec![
+            (key("a"), b"1".to_vec()),
+            (key("b"), b"2".to_vec()),
+            (key("c"), b"3".to_vec()),
+        ])
+        .await
+        .unwrap();
+    store
+        .delete_many(keys(&["a", "absent", "c", "a"]))
+        .await
+        .unwrap();
+    let got = store.get_many(keys(&["a", "b", "c"])).await.unwrap();
+    assert_eq!(got, answer(&[("a", None), ("b", Some(b"2")), ("c", None)]));
+    assert_eq!(store.list_keys(None, 10).await.unwrap().keys, keys(&["b"]));
+}
+
+async fn get_many_reads_counters_as_get_does(store: impl Backend, encoding: CounterEncoding) {
+    store.increment(key("n"), 41).await.unwrap();
+    store.increment(key("n"), 1).await.unwrap();
+    store.increment(key("m"), -5).await.unwrap();
+    let single = store.get(key("n")).await.unwrap();
+    let got = store.get_many(keys(&["m", "n"])).await.unwrap();
+    assert_eq!(got[1], (key("n"), single));
+    assert_eq!(
+        got,
+        vec![
+            (key("m"), Some(encoding.encode(-5))),
+            (key("n"), Some(encoding.encode(42))),
+        ]
+    );
 }

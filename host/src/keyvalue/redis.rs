@@ -7,9 +7,11 @@
 //! encodings).
 //!
 //! Connections:
-//! - Plain commands (`GET`, `SET`, `DEL`, `EXISTS`, `INCRBY`, `SCAN`) share
-//!   one multiplexed connection that reconnects by itself
-//!   ([`ConnectionManager`]).
+//! - Plain commands (`GET`, `SET`, `DEL`, `EXISTS`, `INCRBY`, `SCAN`, and
+//!   for batches `MGET`, `MSET`, `DEL k1 k2 ...`) share one multiplexed
+//!   connection that reconnects by itself ([`ConnectionManager`]). A batch
+//!   is one command, so one round trip; an empty batch sends nothing (Redis
+//!   refuses these commands without keys).
 //! - A compare-and-swap needs `WATCH`, and Redis scopes `WATCH` to a
 //!   connection, so each swap takes a connection of its own from a small
 //!   pool: `WATCH key` + `GET key` in one round trip, then, if the value is
@@ -37,7 +39,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, RedisError};
 
-use super::backend::{Backend, KeyPage, StoreError};
+use super::backend::{Backend, KeyPage, KeyValues, StoreError};
 
 /// How long anything that talks to Redis may wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,6 +308,44 @@ impl Backend for RedisStore {
             Ok(swapped)
         })
         .await?
+    }
+
+    async fn get_many(&self, keys: Vec<String>) -> Result<KeyValues, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        // `MGET` answers one value (or nil) per key, in the order asked.
+        let mut mget = redis::cmd("MGET");
+        mget.arg(&keys);
+        let values: Vec<Option<Vec<u8>>> = self
+            .on_shared(|mut c| async move { mget.query_async(&mut c).await })
+            .await?;
+        if values.len() != keys.len() {
+            return Err(StoreError(format!(
+                "redis: MGET of {} keys answered {} values",
+                keys.len(),
+                values.len()
+            )));
+        }
+        Ok(keys.into_iter().zip(values).collect())
+    }
+
+    async fn set_many(&self, key_values: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        if key_values.is_empty() {
+            return Ok(());
+        }
+        self.on_shared(|mut c| async move {
+            redis::cmd("MSET").arg(key_values).exec_async(&mut c).await
+        })
+        .await
+    }
+
+    async fn delete_many(&self, keys: Vec<String>) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.on_shared(|mut c| async move { redis::cmd("DEL").arg(keys).exec_async(&mut c).await })
+            .await
     }
 }
 

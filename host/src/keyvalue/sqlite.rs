@@ -11,18 +11,29 @@
 //! (`increment`, `swap`) run inside an immediate transaction, so they stay
 //! atomic even against another process that opens the same file.
 //!
+//! Batches: `get_many` is one `SELECT ... WHERE key IN (?, ?, ...)` (one
+//! per [`KEYS_PER_QUERY`] distinct keys, SQLite's limit on bound
+//! parameters); `set_many` and `delete_many` are one immediate transaction
+//! each, so a batch takes the lock and commits once.
+//!
 //! The inherent methods are synchronous, for offline tools (`genreg gc`,
 //! `genreg token revoke`); the [`Backend`] implementation runs the same
 //! calls on tokio's blocking pool, so a slow disk never stalls the async
 //! workers.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::backend::{Backend, KeyPage, StoreError};
+use super::backend::{Backend, KeyPage, KeyValues, StoreError};
+
+/// Distinct keys one `get_many` query binds at most: 999 is the smallest
+/// bound-parameter limit any SQLite build has had (newer builds allow
+/// 32,766), so a longer list becomes several queries.
+pub const KEYS_PER_QUERY: usize = 999;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -183,6 +194,54 @@ impl SqliteStore {
         tx.commit()?;
         Ok(true)
     }
+
+    /// The values at `keys`, one pair per key in the order asked (`None`
+    /// when absent), read with one query per [`KEYS_PER_QUERY`] distinct
+    /// keys.
+    pub fn get_many(&self, keys: Vec<String>) -> Result<KeyValues, StoreError> {
+        let mut distinct: Vec<&str> = keys.iter().map(String::as_str).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut found = HashMap::new();
+        let conn = self.conn();
+        for chunk in distinct.chunks(KEYS_PER_QUERY) {
+            read_present(&conn, chunk, &mut found)?;
+        }
+        drop(conn);
+        Ok(keys
+            .into_iter()
+            .map(|key| {
+                let value = found.get(key.as_str()).cloned();
+                (key, value)
+            })
+            .collect())
+    }
+
+    /// Writes every pair in one transaction; for a key given twice the last
+    /// value wins.
+    pub fn set_many(&self, key_values: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (key, value) in key_values {
+            write(&tx, key, value)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes every key in one transaction; absent keys are skipped.
+    pub fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
+            for key in keys {
+                delete.execute([key])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 /// Runs a database call of a clone of `store` on the blocking pool.
@@ -230,12 +289,58 @@ impl Backend for SqliteStore {
     ) -> Result<bool, StoreError> {
         blocking(self, move |db| db.swap(&key, expected.as_deref(), &value)).await
     }
+
+    async fn get_many(&self, keys: Vec<String>) -> Result<KeyValues, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        blocking(self, move |db| db.get_many(keys)).await
+    }
+
+    async fn set_many(&self, key_values: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        if key_values.is_empty() {
+            return Ok(());
+        }
+        blocking(self, move |db| db.set_many(&key_values)).await
+    }
+
+    async fn delete_many(&self, keys: Vec<String>) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        blocking(self, move |db| db.delete_many(&keys)).await
+    }
 }
 
 fn read(conn: &Connection, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
     conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")?
         .query_row([key], |row| row.get(0))
         .optional()
+}
+
+/// Adds to `found` the keys of `keys` that are present, with their values,
+/// in one query.
+fn read_present(
+    conn: &Connection,
+    keys: &[&str],
+    found: &mut HashMap<String, Vec<u8>>,
+) -> rusqlite::Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let placeholders = vec!["?"; keys.len()].join(", ");
+    let sql = format!("SELECT key, value FROM kv WHERE key IN ({placeholders})");
+    // Batches of one size repeat (the component asks for the same few keys
+    // per request), so the statement cache pays off.
+    let mut select = conn.prepare_cached(&sql)?;
+    let rows = select.query_map(rusqlite::params_from_iter(keys), |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+    })?;
+    for row in rows {
+        let (key, value) = row?;
+        found.insert(key, value);
+    }
+    Ok(())
 }
 
 fn write(conn: &Connection, key: &str, value: &[u8]) -> rusqlite::Result<()> {
@@ -314,6 +419,49 @@ mod tests {
         assert_eq!(reopened.get("k").unwrap().as_deref(), Some(&b"v"[..]));
         assert!(reopened.set("k", b"w").is_err(), "read-only");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn get_many_splits_a_list_longer_than_sqlites_parameter_limit() {
+        // More keys than even new SQLite builds bind in one statement
+        // (32,766): one query would fail with "too many SQL variables".
+        let count = 40_000;
+        let s = store();
+        let present: Vec<(String, Vec<u8>)> = (0..count)
+            .step_by(3)
+            .map(|i| (format!("k{i}"), i.to_string().into_bytes()))
+            .collect();
+        s.set_many(&present).unwrap();
+        // Asked backwards, so the answer's order cannot come from the table's.
+        let asked: Vec<String> = (0..count).rev().map(|i| format!("k{i}")).collect();
+        let got = s.get_many(asked.clone()).unwrap();
+        assert_eq!(got.len(), count);
+        for ((key, value), (i, asked_key)) in got.iter().zip((0..count).rev().zip(&asked)) {
+            assert_eq!(key, asked_key);
+            let expected = (i % 3 == 0).then(|| i.to_string().into_bytes());
+            assert_eq!(value, &expected, "{key}");
+        }
+    }
+
+    #[test]
+    fn set_many_is_one_transaction() {
+        let s = store();
+        // A trigger refuses one key, so the batch fails midway.
+        s.conn()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON kv WHEN NEW.key = 'refused'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let batch = vec![
+            ("first".to_string(), b"1".to_vec()),
+            ("refused".to_string(), b"2".to_vec()),
+        ];
+        assert!(s.set_many(&batch).is_err());
+        assert_eq!(s.get("first").unwrap(), None, "rolled back");
+        // The connection is usable again after the failed batch.
+        s.set_many(&batch[..1]).unwrap();
+        assert_eq!(s.get("first").unwrap(), Some(b"1".to_vec()));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
