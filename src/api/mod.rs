@@ -41,6 +41,8 @@ use crate::meta::groups::Group;
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Millis, PackageFile, Project};
 use crate::meta::project_index::ProjectEntry;
+use crate::meta::read_ahead;
+use crate::meta::ProjectRef;
 use crate::router::{GroupId, ProjectId};
 
 /// Everything a handler may use, built fresh for every request.
@@ -60,8 +62,41 @@ impl<K: KeyValue> Context<'_, K> {
     }
 
     pub fn authenticate(&self, request: &Request) -> ApiResult<Actor> {
-        let now = u64::try_from(self.now.as_second()).unwrap_or(0);
-        auth::authenticate(request, &self.config.token_secrets, self.kv, now)
+        auth::authenticate(
+            request,
+            &self.config.token_secrets,
+            self.kv,
+            self.now_secs(),
+        )
+    }
+
+    fn now_secs(&self) -> u64 {
+        u64::try_from(self.now.as_second()).unwrap_or(0)
+    }
+
+    /// Reads ahead, in one store round trip, what a request about the
+    /// project `project_id` reads first (see `meta::read_ahead`): the
+    /// revocation of the caller's token, the project and, when `:id` is the
+    /// project's number, `under(id)`: the keys of its records the handler
+    /// reads next.
+    pub fn read_ahead(
+        &self,
+        request: &Request,
+        project_id: &ProjectId,
+        under: impl FnOnce(u64) -> Vec<String>,
+    ) {
+        let mut keys = Vec::new();
+        let secrets = &self.config.token_secrets;
+        if let Some(token_id) = auth::presented_token_id(request, secrets, self.now_secs()) {
+            keys.push(read_ahead::token_revocation(&token_id));
+        }
+        if let Some(reference) = project_id {
+            keys.push(read_ahead::project(reference));
+            if let ProjectRef::Id(id) = reference {
+                keys.extend(under(*id));
+            }
+        }
+        self.kv.read_ahead(&keys);
     }
 
     /// Deletes the objects of files whose records are gone. A failure is

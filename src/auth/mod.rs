@@ -46,3 +46,17 @@ pub fn authenticate<K: KeyValue>(
     }
     Ok(Actor::Token(claims))
 }
+
+/// The id of the token `request` presents, when it is well formed, genuine,
+/// unexpired and presented where its kind belongs: the token whose
+/// revocation [`authenticate`] will read.
+pub fn presented_token_id(request: &Request, secrets: &Secrets, now_secs: u64) -> Option<String> {
+    let Credentials::Token(presented) = credentials::extract(request) else {
+        return None;
+    };
+    let claims = secrets.verify(&presented.token, now_secs).ok()?;
+    if presented.expected_kind.is_some_and(|k| k != claims.kind) {
+        return None;
+    }
+    Some(claims.id)
+}

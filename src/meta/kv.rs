@@ -54,6 +54,16 @@ pub trait KeyValue {
     /// and returns the new value. Counters are 8 bytes, little-endian, as
     /// Spin's SQLite store keeps them (Spin panics on anything else).
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError>;
+    /// The values at `keys`, in the order asked, read in one round trip
+    /// where the store can.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+    /// Reads `keys` now, in one round trip where the store can, so that the
+    /// next [`KeyValue::get`] of each is answered without another. A hint:
+    /// stores that keep nothing per request ignore it (see
+    /// [`super::read_ahead::ReadAhead`], which keeps them).
+    fn read_ahead(&self, _keys: &[String]) {}
     /// Reads `key` and remembers what was read.
     fn read_for_swap(&self, key: &str) -> Result<(Self::Cas, Option<Vec<u8>>), KvError>;
     /// Writes `value` only if `key` still holds what `cas` read. When `cas`

@@ -12,6 +12,7 @@ pub mod packages;
 pub mod project_index;
 pub mod projects;
 pub mod protection;
+pub mod read_ahead;
 pub mod tokens;
 pub mod users;
 

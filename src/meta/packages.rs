@@ -112,10 +112,13 @@ pub fn package_summaries<K: KeyValue>(
     project_id: u64,
 ) -> Result<Vec<PackageSummary>, MetaError> {
     let created = read_counter(kv, &keys::package_ordinal(project_id))?;
+    let shards: Vec<String> = (0..created.div_ceil(INDEX_SHARD_SIZE))
+        .map(|shard| keys::package_index(project_id, shard))
+        .collect();
+    kv.read_ahead(&shards);
     let mut all = Vec::new();
-    for shard in 0..created.div_ceil(INDEX_SHARD_SIZE) {
-        let entries: Option<Vec<PackageSummary>> =
-            read(kv, &keys::package_index(project_id, shard))?;
+    for shard in &shards {
+        let entries: Option<Vec<PackageSummary>> = read(kv, shard)?;
         for entry in entries.unwrap_or_default() {
             if !entry.pending {
                 all.push(entry);

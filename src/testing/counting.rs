@@ -17,6 +17,8 @@ use crate::meta::kv::{KeyValue, KvError, Swap};
 pub struct Counts {
     /// Plain reads.
     pub get: u32,
+    /// Reads of several keys in one round trip.
+    pub get_many: u32,
     /// Reads that start a compare-and-swap.
     pub read_for_swap: u32,
     pub set: u32,
@@ -37,6 +39,7 @@ impl Counts {
     /// Nothing at all; the base of `Counts { get: 2, ..Counts::NONE }`.
     pub const NONE: Counts = Counts {
         get: 0,
+        get_many: 0,
         read_for_swap: 0,
         set: 0,
         delete: 0,
@@ -49,9 +52,10 @@ impl Counts {
         s3_delete: 0,
     };
 
-    /// Key-value reads: plain and for a swap.
+    /// Key-value read round trips: plain, several keys at once, and for a
+    /// swap.
     pub fn reads(&self) -> u32 {
-        self.get + self.read_for_swap
+        self.get + self.get_many + self.read_for_swap
     }
 
     /// Key-value writes other than compare-and-swap.
@@ -94,6 +98,7 @@ impl fmt::Display for Counts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let named = [
             ("get", self.get),
+            ("get_many", self.get_many),
             ("read_for_swap", self.read_for_swap),
             ("set", self.set),
             ("delete", self.delete),
@@ -153,6 +158,11 @@ impl<K: KeyValue> KeyValue for Counting<'_, K> {
         self.inner.get(key)
     }
 
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        self.count(|c| &mut c.get_many);
+        self.inner.get_many(keys)
+    }
+
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
         self.count(|c| &mut c.set);
         self.inner.set(key, value)
@@ -199,6 +209,7 @@ mod tests {
         kv.set("a", b"1").unwrap();
         kv.get("a").unwrap();
         kv.get("b").unwrap();
+        kv.get_many(&["a".to_string(), "b".to_string()]).unwrap();
         let (cas, _) = kv.read_for_swap("a").unwrap();
         kv.swap(cas, b"2").unwrap();
         kv.increment("n", 1).unwrap();
@@ -207,6 +218,7 @@ mod tests {
         kv.pause(1);
         let expected = Counts {
             get: 2,
+            get_many: 1,
             read_for_swap: 1,
             set: 1,
             delete: 1,
@@ -215,7 +227,7 @@ mod tests {
             ..Counts::NONE
         };
         assert_eq!(kv.counts(), expected);
-        assert_eq!((expected.reads(), expected.writes()), (3, 3));
+        assert_eq!((expected.reads(), expected.writes()), (4, 3));
         assert_eq!(store.get("n").unwrap(), Some(1i64.to_le_bytes().to_vec()));
     }
 }

@@ -16,6 +16,7 @@ use super::tokens::{Credential, TEST_SECRET};
 use crate::api::Context;
 use crate::blob::Blobs;
 use crate::config::Config;
+use crate::meta::read_ahead::ReadAhead;
 use crate::http::{Body, Method, Request};
 use crate::router;
 
@@ -115,7 +116,8 @@ impl TestRegistry {
         let clock = move || now;
         let random = || self.next_random();
         let blobs = Blobs::new(&self.config, &self.s3, &clock).expect("valid S3 settings");
-        let kv = Counting::new(&self.kv);
+        let counting = Counting::new(&self.kv);
+        let kv = ReadAhead::new(&counting);
         let s3_requests_before = self.s3.requests.borrow().len();
         let ctx = Context {
             config: self.config.clone(),
@@ -130,7 +132,7 @@ impl TestRegistry {
         } else {
             read_body(response.body)
         };
-        let mut counts = kv.counts();
+        let mut counts = counting.counts();
         counts.add_s3_requests_since(&self.s3, s3_requests_before);
         Reply {
             status: response.status,

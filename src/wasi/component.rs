@@ -15,6 +15,7 @@ use super::object_store::WasiStore;
 use crate::api::Context;
 use crate::blob::Blobs;
 use crate::config::Config;
+use crate::meta::read_ahead::ReadAhead;
 use crate::error::ApiError;
 use crate::http::{Body, ByteSource, Method, Request, Response};
 use crate::router;
@@ -38,6 +39,7 @@ pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
             let clock = jiff::Timestamp::now;
             match Blobs::new(&config, &store, &clock) {
                 Ok(blobs) => {
+                    let kv = ReadAhead::new(&kv);
                     let ctx = Context {
                         config,
                         kv: &kv,

@@ -1,6 +1,10 @@
-//! [`KeyValue`] over `wasi:keyvalue` (store + atomics), as Spin provides it.
+//! [`KeyValue`] over `wasi:keyvalue` (store, atomics and batch), as Spin
+//! provides it.
+
+use std::collections::HashMap;
 
 use spin_sdk::wit::wasi::keyvalue::atomics::{self, Cas, CasError};
+use spin_sdk::wit::wasi::keyvalue::batch;
 use spin_sdk::wit::wasi::keyvalue::store::{self, Bucket, Error};
 
 use crate::meta::kv::{KeyValue, KvError, Swap};
@@ -31,6 +35,24 @@ impl KeyValue for WasiKv {
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.bucket.get(key).map_err(kv_error)
+    }
+
+    /// One `get-many`. Spin's SQLite store answers only the keys present,
+    /// in any order, so the answer is matched by key. Spin 4.0.2's Redis
+    /// store sends `KEYS` with the keys instead of `MGET`, which Redis
+    /// refuses for more than one key: when the batch fails, each key is
+    /// read on its own (and a real store failure shows there).
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        if keys.len() > 1 {
+            if let Ok(found) = batch::get_many(&self.bucket, keys) {
+                let found: HashMap<String, Option<Vec<u8>>> = found.into_iter().collect();
+                return Ok(keys
+                    .iter()
+                    .map(|key| found.get(key).cloned().flatten())
+                    .collect());
+            }
+        }
+        keys.iter().map(|key| self.get(key)).collect()
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {

@@ -10,6 +10,7 @@ fn the_component_imports_only_what_spin_provides() {
         "wasi:http/outgoing-handler@0.2.",
         "wasi:keyvalue/store@0.2.0-draft2",
         "wasi:keyvalue/atomics@0.2.0-draft2",
+        "wasi:keyvalue/batch@0.2.0-draft2",
         "fermyon:spin/variables@2.0.0",
         "wasi:io/",
         "wasi:clocks/",

@@ -18,7 +18,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{Body, ByteSource, Method, Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Package, PackageFile, PackageStatus, Project};
-use crate::meta::{self, Commit, MetaError, NewFile};
+use crate::meta::read_ahead;
+use crate::meta::{self, Commit, MetaError, NewFile, ProjectRef};
 use crate::range::{self, RangeRequest};
 use crate::router::ProjectId;
 use crate::validate::{self, FileCoordinates};
@@ -80,6 +81,9 @@ pub fn publish<K: KeyValue>(
     segments: &[&str],
     body: &mut dyn ByteSource,
 ) -> ApiResult<Response> {
+    ctx.read_ahead(request, project_id, |id| {
+        vec![read_ahead::protection_rules(id)]
+    });
     let actor = ctx.authenticate(request)?;
     policy::may_try(&actor, Right::Publish)?;
     let (coordinates, options) = parse_publish(request, segments)?;
@@ -144,7 +148,12 @@ pub fn publish<K: KeyValue>(
         Err(e) => return Err(e.into()),
     };
     // A project deleted while the body streamed in may have gone over its
-    // packages before this one was there.
+    // packages before this one was there. Its record and the cleanup policy
+    // are read in one round trip.
+    ctx.kv.read_ahead(&[
+        read_ahead::project(&ProjectRef::Id(project.id)),
+        read_ahead::cleanup_policy(project.id),
+    ]);
     if let Some(files) =
         meta::forget_if_project_deleted(ctx.kv, project.id, package.id, ctx.now_millis())?
     {
@@ -233,6 +242,11 @@ pub fn download<K: KeyValue>(
     project_id: &ProjectId,
     segments: &[&str],
 ) -> ApiResult<Response> {
+    ctx.read_ahead(request, project_id, |id| {
+        validate::file_coordinates(segments)
+            .map(|c| vec![read_ahead::package(id, &c.package_name, &c.package_version)])
+            .unwrap_or_default()
+    });
     let actor = ctx.authenticate(request)?;
     let coordinates = validate::file_coordinates(segments)
         .map_err(|invalid| ApiError::InvalidParams(validate::join_messages(&invalid)))?;

@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
 use crate::meta::model::{Package, PackageFile, PackageSummary, Project};
-use crate::meta::{self};
+use crate::meta::{self, read_ahead};
 use crate::router::{GroupId, NumericId, ProjectId};
 
 /// Package types GitLab knows; only `generic` packages exist here, so the
@@ -180,6 +180,9 @@ pub fn list<K: KeyValue>(
     request: &Request,
     project_id: &ProjectId,
 ) -> ApiResult<Response> {
+    ctx.read_ahead(request, project_id, |id| {
+        vec![read_ahead::package_counter(id)]
+    });
     let actor = ctx.authenticate(request)?;
     let query = parse_list(request)?;
     let page = Page::from_request(request)?;
@@ -206,6 +209,11 @@ fn add_listed<K: KeyValue>(
     Ok(())
 }
 
+/// Package records read ahead together while a page is answered: a default
+/// page (20) in one round trip, and at most this many records (each under
+/// `meta::MAX_VALUE_BYTES`) held at once.
+const RECORDS_READ_AHEAD: usize = 20;
+
 /// Sorts what a listing kept and answers one page of it, reading only the
 /// records of that page. Group listings name each package's project.
 fn answer_page<K: KeyValue>(
@@ -219,19 +227,28 @@ fn answer_page<K: KeyValue>(
 ) -> ApiResult<Response> {
     listed.sort_by(|(a, _), (b, _)| query.compare(a, b));
     let mut entities = Vec::new();
-    for (summary, project) in page.slice(&listed) {
-        // The entry names the record: one read, no lookup by id.
-        let package = meta::package(ctx.kv, project.id, &summary.name, &summary.version)?;
-        let Some(package) = package.filter(|p| p.id == summary.id) else {
-            continue;
-        };
-        let deletable = may_delete(actor, project);
-        let mut entity = package_entity(&package, project, &ctx.config.public_url, deletable);
-        if name_projects {
-            entity["project_id"] = json!(project.id);
-            entity["project_path"] = json!(project.full_path());
+    // The records are read ahead a batch at a time: one round trip for a
+    // default page, and a bound on the records held at once.
+    for batch in page.slice(&listed).chunks(RECORDS_READ_AHEAD) {
+        let records: Vec<String> = batch
+            .iter()
+            .map(|(s, project)| read_ahead::package(project.id, &s.name, &s.version))
+            .collect();
+        ctx.kv.read_ahead(&records);
+        for (summary, project) in batch {
+            // The entry names the record: one read, no lookup by id.
+            let package = meta::package(ctx.kv, project.id, &summary.name, &summary.version)?;
+            let Some(package) = package.filter(|p| p.id == summary.id) else {
+                continue;
+            };
+            let deletable = may_delete(actor, project);
+            let mut entity = package_entity(&package, project, &ctx.config.public_url, deletable);
+            if name_projects {
+                entity["project_id"] = json!(project.id);
+                entity["project_path"] = json!(project.full_path());
+            }
+            entities.push(entity);
         }
-        entities.push(entity);
     }
     Ok(page.respond(
         &entities,
@@ -289,6 +306,11 @@ pub fn show<K: KeyValue>(
     project_id: &ProjectId,
     package_id: NumericId,
 ) -> ApiResult<Response> {
+    ctx.read_ahead(request, project_id, |id| {
+        let mut keys = vec![read_ahead::package_counter(id)];
+        keys.extend(package_id.map(read_ahead::package_location));
+        keys
+    });
     let actor = ctx.authenticate(request)?;
     let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
     let package = find_package(ctx, &project, package_id)?;
@@ -321,6 +343,12 @@ pub fn list_files<K: KeyValue>(
     project_id: &ProjectId,
     package_id: NumericId,
 ) -> ApiResult<Response> {
+    ctx.read_ahead(request, project_id, |_| {
+        package_id
+            .map(read_ahead::package_location)
+            .into_iter()
+            .collect()
+    });
     let actor = ctx.authenticate(request)?;
     let mut messages = Vec::new();
     let params = Params::query(request);

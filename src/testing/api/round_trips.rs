@@ -159,7 +159,7 @@ const ROWS: &[Row] = &[
         request: |f| f.download_first_file(&f.developer),
         status: 200,
         pinned: Counts {
-            get: 3,
+            get_many: 1,
             read_for_swap: 1,
             swap: 1,
             s3_get: 1,
@@ -173,7 +173,7 @@ const ROWS: &[Row] = &[
         request: |f| f.download_first_file(&f.developer),
         status: 200,
         pinned: Counts {
-            get: 3,
+            get_many: 1,
             read_for_swap: 1,
             swap: 1,
             s3_get: 1,
@@ -192,7 +192,7 @@ const ROWS: &[Row] = &[
         },
         status: 200,
         pinned: Counts {
-            get: 3,
+            get_many: 1,
             s3_get: 1,
             ..Counts::NONE
         },
@@ -207,7 +207,7 @@ const ROWS: &[Row] = &[
         },
         status: 200,
         pinned: Counts {
-            get: 3,
+            get_many: 1,
             ..Counts::NONE
         },
         target: None,
@@ -220,7 +220,8 @@ const ROWS: &[Row] = &[
         },
         status: 201,
         pinned: Counts {
-            get: 7,
+            get: 2,
+            get_many: 2,
             read_for_swap: 1,
             increment: 1,
             swap: 1,
@@ -237,7 +238,8 @@ const ROWS: &[Row] = &[
         },
         status: 201,
         pinned: Counts {
-            get: 11,
+            get: 6,
+            get_many: 2,
             read_for_swap: 3,
             set: 2,
             increment: 4,
@@ -255,7 +257,8 @@ const ROWS: &[Row] = &[
         },
         status: 201,
         pinned: Counts {
-            get: 11,
+            get: 6,
+            get_many: 2,
             read_for_swap: 3,
             set: 3,
             increment: 5,
@@ -271,7 +274,8 @@ const ROWS: &[Row] = &[
         request: |f| f.r.get(&f.packages(), &f.developer),
         status: 200,
         pinned: Counts {
-            get: 5,
+            get: 2,
+            get_many: 1,
             ..Counts::NONE
         },
         target: LIST_PAGE,
@@ -284,7 +288,8 @@ const ROWS: &[Row] = &[
         },
         status: 200,
         pinned: Counts {
-            get: 4,
+            get: 1,
+            get_many: 1,
             ..Counts::NONE
         },
         target: LIST_PAGE,
@@ -295,7 +300,8 @@ const ROWS: &[Row] = &[
         request: |f| f.r.get(&f.package(), &f.developer),
         status: 200,
         pinned: Counts {
-            get: 6,
+            get: 2,
+            get_many: 1,
             ..Counts::NONE
         },
         target: None,
@@ -339,7 +345,7 @@ const ROWS: &[Row] = &[
         },
         status: 200,
         pinned: Counts {
-            get: 3,
+            get_many: 1,
             read_for_swap: 1,
             swap: 1,
             s3_get: 1,
@@ -356,7 +362,7 @@ const ROWS: &[Row] = &[
         },
         status: 200,
         pinned: Counts {
-            get: 3,
+            get_many: 1,
             read_for_swap: 1,
             swap: 1,
             s3_get: 1,
@@ -370,7 +376,7 @@ const ROWS: &[Row] = &[
         request: |f| f.download_first_file(&Credential::anonymous()),
         status: 200,
         pinned: Counts {
-            get: 2,
+            get_many: 1,
             read_for_swap: 1,
             swap: 1,
             s3_get: 1,

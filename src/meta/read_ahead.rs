@@ -1,0 +1,223 @@
+//! Reading ahead: the keys a request will read first, fetched together in
+//! one store round trip.
+//!
+//! On Spin every key-value call is a round trip (a SQLite query on one
+//! locked connection, or a Redis command over the network). A request
+//! usually knows, before it reads anything, several keys it will need: the
+//! caller's token revocation, the project, the package. [`ReadAhead`] wraps
+//! the store for one request; `read_ahead(keys)` reads them with one
+//! `get_many` and keeps the values, and each kept value answers the *first*
+//! `get` of its key. A value read ahead is as fresh as if the request had
+//! read it at that moment, which is what it would have done anyway; a
+//! second `get` of the key, and every read after a write to it by this
+//! request, goes to the store.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use super::keys;
+use super::kv::{KeyValue, KvError, Swap};
+use super::projects::ProjectRef;
+
+/// The key [`super::is_token_revoked`] reads.
+pub fn token_revocation(token_id: &str) -> String {
+    keys::revoked_token(token_id)
+}
+
+/// The key [`super::project`] reads first: the project, or the claim of its
+/// path.
+pub fn project(reference: &ProjectRef) -> String {
+    match reference {
+        ProjectRef::Id(id) => keys::project(*id),
+        ProjectRef::Path(path) => keys::project_path(path),
+    }
+}
+
+/// The key [`super::package`] reads.
+pub fn package(project_id: u64, name: &str, version: &str) -> String {
+    keys::package(project_id, name, version)
+}
+
+/// The key [`super::package_by_id`] reads first.
+pub fn package_location(package_id: u64) -> String {
+    keys::package_by_id(package_id)
+}
+
+/// The key [`super::package_summaries`] reads first.
+pub fn package_counter(project_id: u64) -> String {
+    keys::package_ordinal(project_id)
+}
+
+/// The key [`super::protection::rules`] reads.
+pub fn protection_rules(project_id: u64) -> String {
+    keys::protection_rules(project_id)
+}
+
+/// The key [`super::cleanup::policy`] reads.
+pub fn cleanup_policy(project_id: u64) -> String {
+    keys::cleanup_policy(project_id)
+}
+
+/// One request's view of the store, with the values read ahead.
+pub struct ReadAhead<'a, K> {
+    inner: &'a K,
+    /// Values read ahead and not asked for yet.
+    kept: RefCell<HashMap<String, Option<Vec<u8>>>>,
+}
+
+impl<'a, K: KeyValue> ReadAhead<'a, K> {
+    pub fn new(inner: &'a K) -> Self {
+        ReadAhead {
+            inner,
+            kept: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets what was read ahead for `key`: this request is changing it.
+    fn forget(&self, key: &str) {
+        self.kept.borrow_mut().remove(key);
+    }
+}
+
+impl<K: KeyValue> KeyValue for ReadAhead<'_, K> {
+    type Cas = K::Cas;
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        // Bound before matching, so the map is not borrowed during the read.
+        let kept = self.kept.borrow_mut().remove(key);
+        match kept {
+            Some(value) => Ok(value),
+            None => self.inner.get(key),
+        }
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        self.inner.get_many(keys)
+    }
+
+    /// Keys already kept are not read again; a failed read is forgotten, so
+    /// each key is then read on its own (and its failure reported there).
+    fn read_ahead(&self, keys: &[String]) {
+        let mut wanted: Vec<String> = Vec::new();
+        {
+            let kept = self.kept.borrow();
+            for key in keys {
+                if !kept.contains_key(key) && !wanted.contains(key) {
+                    wanted.push(key.clone());
+                }
+            }
+        }
+        // One key gains nothing from a batch: its first `get` reads it.
+        if wanted.len() < 2 {
+            return;
+        }
+        if let Ok(values) = self.inner.get_many(&wanted) {
+            self.kept
+                .borrow_mut()
+                .extend(wanted.into_iter().zip(values));
+        }
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.forget(key);
+        self.inner.set(key, value)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.forget(key);
+        self.inner.delete(key)
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        self.forget(key);
+        self.inner.increment(key, delta)
+    }
+
+    fn read_for_swap(&self, key: &str) -> Result<(Self::Cas, Option<Vec<u8>>), KvError> {
+        // A swap must compare with what the store holds now.
+        self.forget(key);
+        self.inner.read_for_swap(key)
+    }
+
+    fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<Swap, KvError> {
+        self.inner.swap(cas, value)
+    }
+
+    fn now_millis(&self) -> i64 {
+        self.inner.now_millis()
+    }
+
+    fn pause(&self, millis: u64) {
+        self.inner.pause(millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Counting, MemoryStore};
+
+    fn keys(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn keys_read_ahead_cost_one_round_trip_and_answer_their_first_get() {
+        let store = MemoryStore::default();
+        store.set("a", b"1").unwrap();
+        store.set("b", b"2").unwrap();
+        let counting = Counting::new(&store);
+        let kv = ReadAhead::new(&counting);
+        kv.read_ahead(&keys(&["a", "b", "absent"]));
+        assert_eq!(kv.get("a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(kv.get("b").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(kv.get("absent").unwrap(), None);
+        let counts = counting.counts();
+        assert_eq!((counts.get_many, counts.get), (1, 0));
+    }
+
+    #[test]
+    fn a_second_get_reads_the_store_again() {
+        let store = MemoryStore::default();
+        store.set("a", b"old").unwrap();
+        let counting = Counting::new(&store);
+        let kv = ReadAhead::new(&counting);
+        kv.read_ahead(&keys(&["a", "b"]));
+        assert_eq!(kv.get("a").unwrap().as_deref(), Some(&b"old"[..]));
+        store.set("a", b"new").unwrap();
+        assert_eq!(kv.get("a").unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(counting.counts().get, 1);
+    }
+
+    #[test]
+    fn a_write_by_the_request_forgets_what_was_read_ahead() {
+        let store = MemoryStore::default();
+        store.set("a", b"old").unwrap();
+        store.set("c", &0i64.to_le_bytes()).unwrap();
+        let kv = ReadAhead::new(&store);
+        kv.read_ahead(&keys(&["a", "b", "c", "d"]));
+        kv.set("a", b"new").unwrap();
+        kv.delete("b").unwrap();
+        kv.increment("c", 5).unwrap();
+        store.set("d", b"changed").unwrap();
+        let (_, current) = kv.read_for_swap("d").unwrap();
+        assert_eq!(kv.get("a").unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(kv.get("b").unwrap(), None);
+        assert_eq!(kv.get("c").unwrap(), Some(5i64.to_le_bytes().to_vec()));
+        assert_eq!(current.as_deref(), Some(&b"changed"[..]));
+        assert_eq!(kv.get("d").unwrap().as_deref(), Some(&b"changed"[..]));
+    }
+
+    #[test]
+    fn a_single_key_or_keys_already_kept_are_not_read_ahead() {
+        let store = MemoryStore::default();
+        let counting = Counting::new(&store);
+        let kv = ReadAhead::new(&counting);
+        kv.read_ahead(&keys(&["a"]));
+        kv.read_ahead(&keys(&["b", "b"]));
+        assert_eq!(counting.counts().get_many, 0);
+        kv.read_ahead(&keys(&["a", "b"]));
+        kv.read_ahead(&keys(&["a", "b"]));
+        assert_eq!(counting.counts().get_many, 1);
+    }
+}
