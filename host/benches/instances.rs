@@ -1,25 +1,28 @@
-//! Instances benchmark: publishes/s and downloads/s of 1 KiB files with one
-//! and with two registry processes on one Redis database and one S3 server.
+//! Instances benchmark: publishes/s and downloads/s of 1 KiB files, `genreg`
+//! and real `spin up` side by side, on their default SQLite stores and on
+//! Redis with one and with two instances.
 //!
 //! One `redis-server` (started on a free loopback port, nothing saved) and
-//! one embedded S3 server serve four set-ups in turn: 1 `genreg`, 2
-//! `genreg`, 1 `spin up`, 2 `spin up` (the repository's spin.toml with a
-//! runtime config putting Spin's `default` store on Redis). Each set-up gets
-//! its own Redis database (1 to 4), so every one starts from an empty store.
-//! All instances share the token secret and the bucket, as behind a load
-//! balancer, and the client sends requests round-robin over them.
+//! one embedded S3 server serve six set-ups in turn: 1 `genreg` and 1 `spin
+//! up` on their default SQLite stores, then 1 and 2 `genreg`, 1 and 2 `spin
+//! up` on Redis (the repository's spin.toml, with a runtime config putting
+//! Spin's `default` store on Redis). Each Redis set-up gets its own database
+//! (1 to 4), so every one starts from an empty store. All instances share
+//! the token secret and the bucket, as behind a load balancer, and the
+//! client sends requests round-robin over them.
 //!
-//! In each set-up: one project, one package holding `seed.bin`, then
-//! `GENREG_BENCH_REQUESTS` publishes (default 2000) of new 1 KiB files into
-//! that package, 16 in flight, then as many downloads of those files, 16 in
-//! flight. A publish that answers 503 with `Retry-After` (a key another
+//! In each set-up: one project, one package holding `seed.bin`, then three
+//! phases of `GENREG_BENCH_REQUESTS` requests (default 2000), 16 in flight:
+//! publishes of new 1 KiB files into that package, publishes of new
+//! versions (one file each), and downloads of the files of the first
+//! phase. A publish that answers 503 with `Retry-After` (a key another
 //! request is creating) is sent again after a second, as `curl --retry`
 //! does; the table counts those retries and the latency includes them. The
 //! table gives the rate and the p50/p99 latency (nearest rank).
 //!
-//! Without `redis-server` the whole bench, without `spin` (on `PATH` or at
-//! `../shared/bin/spin`) the Spin set-ups, are skipped with a printed line.
-//! Logs go to stderr.
+//! Without `redis-server` the Redis set-ups, without `spin` (on `PATH` or
+//! at `../shared/bin/spin`) the Spin set-ups, are skipped with a printed
+//! line. Logs go to stderr.
 //!
 //! ```text
 //! cargo bench -p genreg --bench instances 2>/dev/null
@@ -61,11 +64,19 @@ enum Host {
     Spin,
 }
 
+/// Where a set-up keeps its metadata.
+#[derive(Clone, Copy, PartialEq)]
+enum Store {
+    /// The host's own SQLite store (one instance only).
+    Default,
+    /// The shared Redis server.
+    Redis,
+}
+
 /// What one set-up measured.
 struct Figures {
     label: String,
-    publish: Phase,
-    download: Phase,
+    phases: Vec<(&'static str, Phase)>,
 }
 
 /// One phase: its wall time, the latency of each request (sorted) and the
@@ -80,16 +91,14 @@ struct Phase {
 struct Shared<'a> {
     s3: &'a genreg::S3Access,
     token_secret: &'a str,
-    redis_url: String,
+    /// The Redis database, or `None` for the host's default store.
+    redis_url: Option<String>,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let requests: usize = env_or("GENREG_BENCH_REQUESTS", 2000).max(1);
-    let Some(redis) = RedisServer::start_or_skip("instances benchmark") else {
-        println!("instances benchmark skipped: redis-server is not installed");
-        return Ok(());
-    };
+    let redis = RedisServer::start_or_skip("instances benchmark");
     let spin = find_spin();
     let s3_dir = tempfile::tempdir()?;
     let s3 = genreg::EmbeddedS3Server::start(s3_dir.path()).await?;
@@ -103,22 +112,29 @@ async fn main() -> anyhow::Result<()> {
     .token;
 
     let setups = [
-        (Host::Genreg, 1),
-        (Host::Genreg, 2),
-        (Host::Spin, 1),
-        (Host::Spin, 2),
+        (Host::Genreg, Store::Default, 1),
+        (Host::Spin, Store::Default, 1),
+        (Host::Genreg, Store::Redis, 1),
+        (Host::Genreg, Store::Redis, 2),
+        (Host::Spin, Store::Redis, 1),
+        (Host::Spin, Store::Redis, 2),
     ];
     let mut results = Vec::new();
     let mut skipped = Vec::new();
-    for (db, (host, count)) in (1..).zip(setups) {
-        let label = format!(
-            "{count} {}",
-            if host == Host::Genreg {
-                "genreg"
-            } else {
-                "spin up"
-            }
-        );
+    // Each Redis set-up starts from an empty database of its own.
+    let mut redis_database = 0;
+    for (host, store, count) in setups {
+        let host_name = if host == Host::Genreg {
+            "genreg"
+        } else {
+            "spin up"
+        };
+        let store_name = if store == Store::Default {
+            "SQLite"
+        } else {
+            "Redis"
+        };
+        let label = format!("{count} {host_name}, {store_name}");
         let spin = match (host, &spin) {
             (Host::Spin, Err(looked)) => {
                 skipped.push(format!("{label}: skipped, spin not found ({looked})"));
@@ -126,23 +142,30 @@ async fn main() -> anyhow::Result<()> {
             }
             (_, spin) => spin.as_ref().ok(),
         };
+        let redis_url = match (store, &redis) {
+            (Store::Default, _) => None,
+            (Store::Redis, Some(redis)) => {
+                redis_database += 1;
+                Some(redis.url(redis_database))
+            }
+            (Store::Redis, None) => {
+                skipped.push(format!("{label}: skipped, redis-server is not installed"));
+                continue;
+            }
+        };
         let shared = Shared {
             s3: s3.access(),
             token_secret: &token_secret,
-            redis_url: redis.url(db),
+            redis_url,
         };
-        eprintln!("starting {label} on {}", shared.redis_url);
+        eprintln!("starting {label}");
         let instances = start_instances(host, count, spin, &shared).await?;
         let urls: Vec<String> = instances.iter().map(Instance::url).collect();
-        let (publish, download) = measure(&urls, &admin, &label, requests).await?;
+        let phases = measure(&urls, &admin, &label, requests).await?;
         for instance in instances {
             instance.stop().await;
         }
-        results.push(Figures {
-            label,
-            publish,
-            download,
-        });
+        results.push(Figures { label, phases });
     }
     s3.shutdown().await;
     print_table(requests, &results, &skipped);
@@ -170,14 +193,14 @@ async fn start_instances(
     Ok(instances)
 }
 
-/// One project with one package (`seed.bin`), then the publish and the
-/// download phase, round-robin over `urls`.
+/// One project with one package (`seed.bin`), then the three phases,
+/// round-robin over `urls`.
 async fn measure(
     urls: &[String],
     token: &str,
     label: &str,
     requests: usize,
-) -> anyhow::Result<(Phase, Phase)> {
+) -> anyhow::Result<Vec<(&'static str, Phase)>> {
     let client = reqwest::Client::new();
     let project: serde_json::Value = client
         .post(format!("{}/api/v4/projects", urls[0]))
@@ -189,12 +212,13 @@ async fn measure(
         .json()
         .await?;
     let id = project["id"].as_u64().context("project id")?;
-    let file_url = |n: usize, name: &str| {
+    let version_url = |n: usize, version: &str, name: &str| {
         format!(
-            "{}/api/v4/projects/{id}/packages/generic/bench/1.0.0/{name}",
+            "{}/api/v4/projects/{id}/packages/generic/bench/{version}/{name}",
             urls[n % urls.len()]
         )
     };
+    let file_url = |n: usize, name: &str| version_url(n, "1.0.0", name);
     let body = vec![b'x'; FILE_SIZE];
     publish(&client, &file_url(0, "seed.bin"), token, &body).await?;
     // Every instance answers once before the clock starts.
@@ -202,22 +226,16 @@ async fn measure(
         download(&client, &file_url(n, "seed.bin"), token).await?;
     }
 
-    eprintln!("{label}: {requests} publishes");
-    let retries = AtomicUsize::new(0);
-    let publish_phase = run_phase(requests, |i| {
-        let url = file_url(i, &format!("f{i}.bin"));
-        let (client, body, retries) = (&client, &body, &retries);
-        async move {
-            let busy = publish(client, &url, token, body).await?;
-            retries.fetch_add(busy, Ordering::Relaxed);
-            anyhow::Ok(())
-        }
+    eprintln!("{label}: {requests} publishes into one package");
+    let into_package = publish_phase(&client, token, &body, requests, |i| {
+        file_url(i, &format!("f{i}.bin"))
     })
     .await?;
-    let publish_phase = Phase {
-        retries: retries.into_inner(),
-        ..publish_phase
-    };
+    eprintln!("{label}: {requests} publishes of new versions");
+    let new_versions = publish_phase(&client, token, &body, requests, |i| {
+        version_url(i, &format!("2.0.{i}"), "f.bin")
+    })
+    .await?;
 
     eprintln!("{label}: {requests} downloads");
     let download_phase = run_phase(requests, |i| {
@@ -228,7 +246,36 @@ async fn measure(
         async move { download(client, &url, token).await }
     })
     .await?;
-    Ok((publish_phase, download_phase))
+    Ok(vec![
+        ("publish into a package", into_package),
+        ("publish a new version", new_versions),
+        ("download", download_phase),
+    ])
+}
+
+/// Publishes `body` to `url(0..count)`, counting the busy retries.
+async fn publish_phase(
+    client: &reqwest::Client,
+    token: &str,
+    body: &[u8],
+    count: usize,
+    url: impl Fn(usize) -> String,
+) -> anyhow::Result<Phase> {
+    let retries = AtomicUsize::new(0);
+    let phase = run_phase(count, |i| {
+        let url = url(i);
+        let retries = &retries;
+        async move {
+            let busy = publish(client, &url, token, body).await?;
+            retries.fetch_add(busy, Ordering::Relaxed);
+            anyhow::Ok(())
+        }
+    })
+    .await?;
+    Ok(Phase {
+        retries: retries.into_inner(),
+        ..phase
+    })
 }
 
 /// Runs `request(0..count)`, `IN_FLIGHT` at once; the wall time and each
@@ -313,33 +360,25 @@ async fn download(client: &reqwest::Client, url: &str, token: &str) -> anyhow::R
 fn print_table(requests: usize, results: &[Figures], skipped: &[String]) {
     println!();
     println!(
-        "genreg instances benchmark: one Redis, one embedded S3 server, {requests} requests per phase, \
+        "genreg instances benchmark: one embedded S3 server, {requests} requests per phase, \
          {FILE_SIZE}-byte files, {IN_FLIGHT} in flight, round-robin over the instances"
     );
     println!(
-        "{:<12}{:>12}{:>9}{:>9}{:>9}{:>14}{:>9}{:>9}",
-        "instances",
-        "publishes/s",
-        "p50 ms",
-        "p99 ms",
-        "retries",
-        "downloads/s",
-        "p50 ms",
-        "p99 ms"
+        "{:<20}{:<26}{:>11}{:>9}{:>9}{:>9}",
+        "set-up", "phase", "requests/s", "p50 ms", "p99 ms", "retries"
     );
     for figures in results {
-        let (publish, download) = (&figures.publish, &figures.download);
-        println!(
-            "{:<12}{:>12.0}{:>9.1}{:>9.1}{:>9}{:>14.0}{:>9.1}{:>9.1}",
-            figures.label,
-            rate(requests, publish.elapsed),
-            ms(quantile(&publish.latencies, 0.50)),
-            ms(quantile(&publish.latencies, 0.99)),
-            publish.retries,
-            rate(requests, download.elapsed),
-            ms(quantile(&download.latencies, 0.50)),
-            ms(quantile(&download.latencies, 0.99)),
-        );
+        for (name, phase) in &figures.phases {
+            println!(
+                "{:<20}{:<26}{:>11.0}{:>9.1}{:>9.1}{:>9}",
+                figures.label,
+                name,
+                rate(requests, phase.elapsed),
+                ms(quantile(&phase.latencies, 0.50)),
+                ms(quantile(&phase.latencies, 0.99)),
+                phase.retries,
+            );
+        }
     }
     for line in skipped {
         println!("{line}");
@@ -384,9 +423,9 @@ async fn start_genreg(shared: &Shared<'_>) -> anyhow::Result<GenregInstance> {
     )?;
     let mut config = genreg::Config::new(data.path());
     config.listen = "127.0.0.1:0".parse()?;
-    config.kv = genreg::KvConfig::Redis {
-        url: shared.redis_url.clone(),
-    };
+    if let Some(url) = &shared.redis_url {
+        config.kv = genreg::KvConfig::Redis { url: url.clone() };
+    }
     config.s3 = genreg::S3Config::External {
         endpoint: shared.s3.endpoint.clone(),
         bucket: shared.s3.bucket.clone(),
@@ -413,14 +452,6 @@ impl SpinProcess {
     async fn start(spin: &Path, shared: &Shared<'_>) -> anyhow::Result<SpinProcess> {
         let dir = tempfile::tempdir()?;
         let manifest = write_manifest(dir.path())?;
-        let runtime_config = dir.path().join("runtime-config.toml");
-        std::fs::write(
-            &runtime_config,
-            format!(
-                "[key_value_store.default]\ntype = \"redis\"\nurl = {:?}\n",
-                shared.redis_url
-            ),
-        )?;
         let listen = free_loopback_address()?;
         let mut command = Command::new(spin);
         command
@@ -431,9 +462,15 @@ impl SpinProcess {
             .arg(dir.path().join("state"))
             .arg("--listen")
             .arg(&listen)
-            .arg("--runtime-config-file")
-            .arg(&runtime_config)
             .current_dir(dir.path());
+        if let Some(url) = &shared.redis_url {
+            let runtime_config = dir.path().join("runtime-config.toml");
+            std::fs::write(
+                &runtime_config,
+                format!("[key_value_store.default]\ntype = \"redis\"\nurl = {url:?}\n"),
+            )?;
+            command.arg("--runtime-config-file").arg(&runtime_config);
+        }
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy();
             if name.starts_with("SPIN_") || name == "RUNTIME_CONFIG_FILE" {
