@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use genreg::genreg_token::{self, Claims, Grant, Kind, Role, Scope, Secrets};
-use genreg::{Config, KvConfig, Limits, Registry, S3Config};
+use genreg::{CompileCache, Config, KvConfig, Limits, Registry, S3Config};
 
 #[derive(Parser)]
 #[command(
@@ -242,6 +242,25 @@ struct Up {
     /// Serve another component file instead of the one built with genreg.
     #[arg(long, env = "GENREG_COMPONENT", hide = true)]
     component: Option<PathBuf>,
+    /// wasmtime cache configuration file for compiled components (default:
+    /// wasmtime's own, caching under `~/.cache/wasmtime`), as `spin up
+    /// --cache`.
+    #[arg(long, env = "GENREG_CACHE", conflicts_with = "disable_cache")]
+    cache: Option<PathBuf>,
+    /// Compile the component on every start instead of loading it from the
+    /// cache, as `spin up --disable-cache`.
+    #[arg(long, env = "GENREG_DISABLE_CACHE")]
+    disable_cache: bool,
+}
+
+impl Up {
+    fn compile_cache(&self) -> CompileCache {
+        match (&self.cache, self.disable_cache) {
+            (_, true) => CompileCache::Disabled,
+            (Some(file), false) => CompileCache::ConfigFile(file.clone()),
+            (None, false) => CompileCache::Default,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -326,6 +345,7 @@ fn main() -> ExitCode {
 }
 
 fn run_up(up: Up) -> anyhow::Result<()> {
+    genreg::use_compile_cache(&up.compile_cache())?;
     let mut config = Config::new(&up.data);
     config.listen = up.listen;
     config.kv = up.kv;
@@ -714,6 +734,26 @@ mod tests {
         };
         assert_eq!(up.limits.limits().max_connections, 10);
         assert_eq!(up.limits.limits().instance_memory, 64 << 20);
+    }
+
+    #[test]
+    fn up_caches_compiled_components_unless_told_otherwise() {
+        let up = |extra: &[&str]| {
+            let args = ["genreg", "up"].iter().chain(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Up(up)) => Ok(up.compile_cache()),
+                Ok(_) => unreachable!(),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert_eq!(up(&[]).unwrap(), CompileCache::Default);
+        assert_eq!(up(&["--disable-cache"]).unwrap(), CompileCache::Disabled);
+        assert_eq!(
+            up(&["--cache", "cache.toml"]).unwrap(),
+            CompileCache::ConfigFile("cache.toml".into())
+        );
+        let refused = up(&["--cache", "cache.toml", "--disable-cache"]).unwrap_err();
+        assert!(refused.contains("cannot be used with"), "{refused}");
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! `Engine` is process-wide and the pre-instantiated component (`ProxyPre`)
 //! is cached by path, size and modification time: many registries in one
 //! test binary share one compilation, and a rebuilt file is compiled again.
+//!
+//! Across processes, the engine keeps compiled code in wasmtime's cache, as
+//! `spin up` does ([`CompileCache`]): a restart loads the component instead
+//! of compiling it again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,11 +26,60 @@ use crate::{keyvalue, variables};
 type CacheKey = (PathBuf, u64, Option<SystemTime>);
 type Cache = Mutex<HashMap<CacheKey, Arc<OnceCell<ProxyPre<State>>>>>;
 
+/// Where compiled components are kept between runs: wasmtime's cache, with
+/// the same choices as `spin up --cache`/`--disable-cache`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CompileCache {
+    /// wasmtime's default configuration (`$HOME/.config/wasmtime/config.toml`
+    /// if present); files under the user's cache directory
+    /// (`$XDG_CACHE_HOME/wasmtime`, else `~/.cache/wasmtime`).
+    #[default]
+    Default,
+    /// A wasmtime cache configuration file.
+    ConfigFile(PathBuf),
+    /// Compile on every start.
+    Disabled,
+}
+
+static CACHE: OnceLock<Option<wasmtime::Cache>> = OnceLock::new();
+
+/// Chooses the compile cache of this process; must come before the first
+/// component is compiled. A configuration that cannot be used is an error,
+/// except that the default one falls back to no cache with a warning (a
+/// registry must start even without a writable home directory).
+pub fn use_compile_cache(choice: &CompileCache) -> anyhow::Result<()> {
+    let cache = open_cache(choice)?;
+    CACHE
+        .set(cache)
+        .map_err(|_| anyhow::anyhow!("the compile cache is chosen once, before compiling"))
+}
+
+fn open_cache(choice: &CompileCache) -> anyhow::Result<Option<wasmtime::Cache>> {
+    match choice {
+        CompileCache::Disabled => Ok(None),
+        CompileCache::ConfigFile(path) => wasmtime::Cache::from_file(Some(path))
+            .map(Some)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("wasmtime cache configuration {}", path.display())),
+        CompileCache::Default => match wasmtime::Cache::from_file(None) {
+            Ok(cache) => Ok(Some(cache)),
+            Err(e) => {
+                eprintln!("warning: compiled components are not cached: {e}");
+                Ok(None)
+            }
+        },
+    }
+}
+
 /// The process-wide engine.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let config = wasmtime::Config::new();
+        let cache = CACHE
+            .get_or_init(|| open_cache(&CompileCache::Default).unwrap_or_default())
+            .clone();
+        let mut config = wasmtime::Config::new();
+        config.cache(cache);
         Engine::new(&config).expect("the default wasmtime configuration is valid")
     })
 }
