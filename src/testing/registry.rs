@@ -16,8 +16,8 @@ use super::tokens::{Credential, TEST_SECRET};
 use crate::api::Context;
 use crate::blob::Blobs;
 use crate::config::Config;
-use crate::meta::read_ahead::ReadAhead;
 use crate::http::{Body, Method, Request};
+use crate::meta::read_ahead::ReadAhead;
 use crate::router;
 
 /// The moment every request of a test registry happens: the key-value

@@ -15,9 +15,9 @@ use super::object_store::WasiStore;
 use crate::api::Context;
 use crate::blob::Blobs;
 use crate::config::Config;
-use crate::meta::read_ahead::ReadAhead;
 use crate::error::ApiError;
 use crate::http::{Body, ByteSource, Method, Request, Response};
+use crate::meta::read_ahead::ReadAhead;
 use crate::router;
 
 pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
