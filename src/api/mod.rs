@@ -74,22 +74,22 @@ impl<K: KeyValue> Context<'_, K> {
         u64::try_from(self.now.as_second()).unwrap_or(0)
     }
 
-    /// Reads ahead, in one store round trip, what a request about the
-    /// project `project_id` reads first (see `meta::read_ahead`): the
-    /// revocation of the caller's token, the project and, when `:id` is the
-    /// project's number, `under(id)`: the keys of its records the handler
-    /// reads next.
-    pub fn read_ahead(
+    /// [`Context::authenticate`] for a request about the project
+    /// `project_id`, reading ahead in the same store round trip what it
+    /// reads next (see `meta::read_ahead`): the project and, when `:id` is
+    /// the project's number, `under(id)`, the keys of its records the
+    /// handler reads after it.
+    pub fn authenticate_reading_ahead(
         &self,
         request: &Request,
         project_id: &ProjectId,
         under: impl FnOnce(u64) -> Vec<String>,
-    ) {
-        let mut keys = Vec::new();
-        let secrets = &self.config.token_secrets;
-        if let Some(token_id) = auth::presented_token_id(request, secrets, self.now_secs()) {
-            keys.push(read_ahead::token_revocation(&token_id));
-        }
+    ) -> ApiResult<Actor> {
+        let claims = auth::verify(request, &self.config.token_secrets, self.now_secs())?;
+        let mut keys: Vec<String> = claims
+            .iter()
+            .map(|claims| read_ahead::token_revocation(&claims.id))
+            .collect();
         if let Some(reference) = project_id {
             keys.push(read_ahead::project(reference));
             if let ProjectRef::Id(id) = reference {
@@ -97,6 +97,7 @@ impl<K: KeyValue> Context<'_, K> {
             }
         }
         self.kv.read_ahead(&keys);
+        auth::unless_revoked(self.kv, claims)
     }
 
     /// Deletes the objects of files whose records are gone. A failure is

@@ -30,8 +30,20 @@ pub fn authenticate<K: KeyValue>(
     kv: &K,
     now_secs: u64,
 ) -> Result<Actor, ApiError> {
+    let claims = verify(request, secrets, now_secs)?;
+    unless_revoked(kv, claims)
+}
+
+/// The claims of the token a request presents (`None` when it presents
+/// none), checked without the store: well formed, genuine, unexpired and
+/// presented where its kind belongs, else 401.
+pub fn verify(
+    request: &Request,
+    secrets: &Secrets,
+    now_secs: u64,
+) -> Result<Option<Claims>, ApiError> {
     let presented = match credentials::extract(request) {
-        Credentials::None => return Ok(Actor::Anonymous),
+        Credentials::None => return Ok(None),
         Credentials::Malformed => return Err(ApiError::Unauthorized),
         Credentials::Token(presented) => presented,
     };
@@ -41,22 +53,17 @@ pub fn authenticate<K: KeyValue>(
     if presented.expected_kind.is_some_and(|k| k != claims.kind) {
         return Err(ApiError::Unauthorized);
     }
+    Ok(Some(claims))
+}
+
+/// The caller [`verify`] found, once its token's revocation is read: 401
+/// when it was revoked.
+pub fn unless_revoked<K: KeyValue>(kv: &K, claims: Option<Claims>) -> Result<Actor, ApiError> {
+    let Some(claims) = claims else {
+        return Ok(Actor::Anonymous);
+    };
     if meta::is_token_revoked(kv, &claims.id).map_err(ApiError::internal)? {
         return Err(ApiError::Unauthorized);
     }
     Ok(Actor::Token(claims))
-}
-
-/// The id of the token `request` presents, when it is well formed, genuine,
-/// unexpired and presented where its kind belongs: the token whose
-/// revocation [`authenticate`] will read.
-pub fn presented_token_id(request: &Request, secrets: &Secrets, now_secs: u64) -> Option<String> {
-    let Credentials::Token(presented) = credentials::extract(request) else {
-        return None;
-    };
-    let claims = secrets.verify(&presented.token, now_secs).ok()?;
-    if presented.expected_kind.is_some_and(|k| k != claims.kind) {
-        return None;
-    }
-    Some(claims.id)
 }

@@ -81,10 +81,9 @@ pub fn publish<K: KeyValue>(
     segments: &[&str],
     body: &mut dyn ByteSource,
 ) -> ApiResult<Response> {
-    ctx.read_ahead(request, project_id, |id| {
+    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
         vec![read_ahead::protection_rules(id)]
-    });
-    let actor = ctx.authenticate(request)?;
+    })?;
     policy::may_try(&actor, Right::Publish)?;
     let (coordinates, options) = parse_publish(request, segments)?;
     let expected_sha256 = match request.header("x-checksum-sha256") {
@@ -242,12 +241,11 @@ pub fn download<K: KeyValue>(
     project_id: &ProjectId,
     segments: &[&str],
 ) -> ApiResult<Response> {
-    ctx.read_ahead(request, project_id, |id| {
+    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
         validate::file_coordinates(segments)
             .map(|c| vec![read_ahead::package(id, &c.package_name, &c.package_version)])
             .unwrap_or_default()
-    });
-    let actor = ctx.authenticate(request)?;
+    })?;
     let coordinates = validate::file_coordinates(segments)
         .map_err(|invalid| ApiError::InvalidParams(validate::join_messages(&invalid)))?;
     let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;

@@ -180,10 +180,9 @@ pub fn list<K: KeyValue>(
     request: &Request,
     project_id: &ProjectId,
 ) -> ApiResult<Response> {
-    ctx.read_ahead(request, project_id, |id| {
+    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
         vec![read_ahead::package_counter(id)]
-    });
-    let actor = ctx.authenticate(request)?;
+    })?;
     let query = parse_list(request)?;
     let page = Page::from_request(request)?;
     let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
@@ -306,12 +305,11 @@ pub fn show<K: KeyValue>(
     project_id: &ProjectId,
     package_id: NumericId,
 ) -> ApiResult<Response> {
-    ctx.read_ahead(request, project_id, |id| {
+    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
         let mut keys = vec![read_ahead::package_counter(id)];
         keys.extend(package_id.map(read_ahead::package_location));
         keys
-    });
-    let actor = ctx.authenticate(request)?;
+    })?;
     let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
     let package = find_package(ctx, &project, package_id)?;
     let mut entity = package_entity(
@@ -343,13 +341,12 @@ pub fn list_files<K: KeyValue>(
     project_id: &ProjectId,
     package_id: NumericId,
 ) -> ApiResult<Response> {
-    ctx.read_ahead(request, project_id, |_| {
+    let actor = ctx.authenticate_reading_ahead(request, project_id, |_| {
         package_id
             .map(read_ahead::package_location)
             .into_iter()
             .collect()
-    });
-    let actor = ctx.authenticate(request)?;
+    })?;
     let mut messages = Vec::new();
     let params = Params::query(request);
     let order_by = params.one_of(
