@@ -21,6 +21,7 @@ fn main() {
     for watched in [
         "src",
         "wit",
+        "web",
         "token/src",
         "layout/src",
         "Cargo.toml",

@@ -3,7 +3,8 @@
 //! Every request gets a fresh instance: [`wasi::component::serve`] reads the
 //! request, [`router`] picks the endpoint in [`api`], which authenticates
 //! ([`auth`]), validates ([`validate`]), keeps metadata in the key-value store
-//! ([`meta`]) and file bytes in S3 ([`blob`]).
+//! ([`meta`]) and file bytes in S3 ([`blob`]). Paths outside the API get the
+//! web interface ([`web`]).
 
 pub mod api;
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod meta;
 pub mod range;
 pub mod router;
 pub mod validate;
+pub mod web;
 
 #[cfg(test)]
 pub mod testing;

@@ -185,6 +185,10 @@ fn dispatch<K: KeyValue>(
     body: &mut dyn ByteSource,
 ) -> ApiResult<Response> {
     let Some(route) = route(&request.path) else {
+        // Not the API: a page or an asset of the web interface, if anything.
+        if let Some(page) = crate::web::answer(request) {
+            return Ok(page);
+        }
         return Ok(Response::json(
             404,
             &serde_json::json!({ "error": "404 Not Found" }),
