@@ -1,6 +1,9 @@
 //! The `genreg` command: `genreg up` runs a registry, `genreg token create`
 //! mints a token offline, `genreg token revoke` revokes one, `genreg gc`
-//! deletes unreferenced objects.
+//! deletes unreferenced objects, `genreg push` / `genreg pull` publish and
+//! download a file through any generic package URL (ours or GitLab's).
+
+mod client;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,6 +39,55 @@ enum Command {
     /// Delete the bucket's objects (under files/) that no package record
     /// points to; with --dry-run, only list them.
     Gc(Gc),
+    /// Publish a file to a generic package URL: one PUT for small files or
+    /// servers without upload sessions (GitLab), else an upload session
+    /// with parts sent straight to S3 in parallel; resumes an interrupted
+    /// upload; prints the file record.
+    Push(Push),
+    /// Download a file from a generic package URL: follows redirects,
+    /// resumes FILE.part with Range, verifies X-Checksum-SHA256.
+    Pull(Pull),
+}
+
+#[derive(Args)]
+struct Push {
+    /// The file to publish.
+    file: PathBuf,
+    /// The generic package URL, as for a PUT:
+    /// https://HOST/api/v4/projects/ID/packages/generic/NAME/VERSION/FILE
+    url: String,
+    /// A personal access token (PRIVATE-TOKEN); default: GITLAB_TOKEN, then
+    /// CI_JOB_TOKEN (sent as JOB-TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+    /// Parts sent at once.
+    #[arg(long, default_value_t = client::push::DEFAULT_PARALLEL, value_parser = parse_count)]
+    parallel: usize,
+    /// Files larger than this go through an upload session (smaller ones in
+    /// one PUT).
+    #[arg(long, default_value = "8MiB", value_parser = parse_size)]
+    session_above: usize,
+    /// Part size asked of the registry (5 MiB to 5 GiB).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    part_size: usize,
+    /// Stop after sending this many parts, as an interrupted push would
+    /// (for testing resumption).
+    #[arg(long, hide = true)]
+    stop_after_parts: Option<usize>,
+}
+
+#[derive(Args)]
+struct Pull {
+    /// The generic package URL.
+    url: String,
+    /// Where to write the file (default: the URL's file name in the current
+    /// directory).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// A personal access token (PRIVATE-TOKEN); default: GITLAB_TOKEN, then
+    /// CI_JOB_TOKEN (sent as JOB-TOKEN).
+    #[arg(long)]
+    token: Option<String>,
 }
 
 /// Where file bytes are: the embedded S3 server unless --s3-endpoint.
@@ -168,27 +220,56 @@ struct LimitArgs {
     /// Connections served at once; more are answered 503 and closed.
     #[arg(long, env = "GENREG_MAX_CONNECTIONS", default_value = "512", value_parser = parse_count)]
     max_connections: usize,
-    /// Memory one request's component instance may use.
-    #[arg(long, env = "GENREG_INSTANCE_MEMORY", default_value = "256MiB", value_parser = parse_size)]
-    instance_memory: usize,
+    /// Memory one request's component instance may use (default 256MiB;
+    /// 128MiB with --hosted).
+    #[arg(long, env = "GENREG_INSTANCE_MEMORY", value_parser = parse_size)]
+    instance_memory: Option<usize>,
     /// Requests running at once (one component instance each).
     #[arg(long, env = "GENREG_MAX_INSTANCES", default_value = "64", value_parser = parse_count)]
     max_instances: usize,
     /// How long a request waits for a free instance before it is answered 503.
     #[arg(long, env = "GENREG_INSTANCE_WAIT", default_value = "5s", value_parser = parse_timeout)]
     instance_wait: Duration,
+    /// Emulate a hosted Spin platform (Fermyon Wasm Functions, Akamai
+    /// Functions): --max-request-body 10MiB --max-response-body 10MiB
+    /// --request-timeout 30s --instance-memory 128MiB; each flag given
+    /// explicitly wins over the preset.
+    #[arg(long, env = "GENREG_HOSTED")]
+    hosted: bool,
+    /// Request bodies larger than this are answered 413 (default: no limit).
+    /// The component learns it as the `max_request_body` variable.
+    #[arg(long, env = "GENREG_MAX_REQUEST_BODY", value_parser = parse_size)]
+    max_request_body: Option<usize>,
+    /// Response bodies larger than this are answered 502, or cut once
+    /// started (default: no limit). The component learns it as the
+    /// `max_response_body` variable.
+    #[arg(long, env = "GENREG_MAX_RESPONSE_BODY", value_parser = parse_size)]
+    max_response_body: Option<usize>,
+    /// A request whose instance runs longer than this is stopped and, if not
+    /// answered yet, answered 504 (default: no limit).
+    #[arg(long, env = "GENREG_REQUEST_TIMEOUT", value_parser = parse_timeout)]
+    request_timeout: Option<Duration>,
 }
 
 impl LimitArgs {
     fn limits(&self) -> Limits {
+        let preset = if self.hosted {
+            Limits::hosted()
+        } else {
+            Limits::default()
+        };
+        let bytes = |flag: Option<usize>, preset: Option<u64>| flag.map(|n| n as u64).or(preset);
         Limits {
             header_timeout: self.header_timeout,
             idle_timeout: self.idle_timeout,
             body_timeout: self.body_timeout,
             max_connections: self.max_connections,
-            instance_memory: self.instance_memory,
+            instance_memory: self.instance_memory.unwrap_or(preset.instance_memory),
             max_instances: self.max_instances,
             instance_wait: self.instance_wait,
+            max_request_body: bytes(self.max_request_body, preset.max_request_body),
+            max_response_body: bytes(self.max_response_body, preset.max_response_body),
+            request_timeout: self.request_timeout.or(preset.request_timeout),
         }
     }
 }
@@ -214,7 +295,8 @@ struct Up {
     /// Largest file accepted, in bytes (0 = unlimited; default 5 GiB).
     #[arg(long, env = "GENREG_MAX_FILE_SIZE")]
     max_file_size: Option<u64>,
-    /// Serve downloads through the registry (proxy) or redirect to S3.
+    /// Serve downloads through the registry (proxy), redirect to S3, or
+    /// redirect only files larger than --max-response-body (auto).
     #[arg(long, env = "GENREG_DOWNLOAD_MODE", value_enum)]
     download_mode: Option<DownloadMode>,
     /// The URL clients use to reach the registry (default: the listen URL).
@@ -267,6 +349,8 @@ impl Up {
 enum DownloadMode {
     Proxy,
     Redirect,
+    /// Proxy, but redirect files larger than the response limit.
+    Auto,
 }
 
 #[derive(Subcommand)]
@@ -334,6 +418,8 @@ fn main() -> ExitCode {
             command: TokenCommand::Revoke(revoke),
         } => revoke_token(revoke),
         Command::Gc(gc) => run_gc(gc),
+        Command::Push(push) => run_push(push),
+        Command::Pull(pull) => run_pull(pull),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -361,6 +447,7 @@ fn run_up(up: Up) -> anyhow::Result<()> {
         let mode = match mode {
             DownloadMode::Proxy => "proxy",
             DownloadMode::Redirect => "redirect",
+            DownloadMode::Auto => "auto",
         };
         variables.insert("download_mode".to_string(), mode.to_string());
     }
@@ -444,6 +531,35 @@ fn run_gc(args: Gc) -> anyhow::Result<()> {
     if report.failed_uploads() > 0 {
         bail!("{} upload(s) could not be aborted", report.failed_uploads());
     }
+    Ok(())
+}
+
+/// `genreg push`: the file record on stdout, progress on stderr.
+fn run_push(args: Push) -> anyhow::Result<()> {
+    let options = client::push::PushOptions {
+        file: args.file,
+        url: args.url,
+        credential: client::Credential::from_env(args.token),
+        parallel: args.parallel,
+        session_above: args.session_above as u64,
+        part_size: args.part_size as u64,
+        stop_after_parts: args.stop_after_parts,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let record = runtime.block_on(client::push::push(&options))?;
+    println!("{}", serde_json::to_string_pretty(&record)?);
+    Ok(())
+}
+
+/// `genreg pull`: the file written and verified.
+fn run_pull(args: Pull) -> anyhow::Result<()> {
+    let options = client::pull::PullOptions {
+        url: args.url,
+        output: args.output,
+        credential: client::Credential::from_env(args.token),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(client::pull::pull(&options))?;
     Ok(())
 }
 
@@ -734,6 +850,44 @@ mod tests {
         };
         assert_eq!(up.limits.limits().max_connections, 10);
         assert_eq!(up.limits.limits().instance_memory, 64 << 20);
+    }
+
+    #[test]
+    fn up_hosted_presets_a_hosted_platforms_limits_and_flags_override_them() {
+        let limits = |extra: &[&str]| {
+            let args = ["genreg", "up"].iter().chain(extra);
+            match Cli::try_parse_from(args).unwrap().command {
+                Command::Up(up) => up.limits.limits(),
+                _ => unreachable!(),
+            }
+        };
+        let plain = limits(&[]);
+        assert_eq!(
+            (plain.max_request_body, plain.max_response_body),
+            (None, None)
+        );
+        assert_eq!(plain.request_timeout, None);
+        let hosted = limits(&["--hosted"]);
+        assert_eq!(hosted.max_request_body, Some(10 << 20));
+        assert_eq!(hosted.max_response_body, Some(10 << 20));
+        assert_eq!(hosted.request_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(hosted.instance_memory, 128 << 20);
+        let tuned = limits(&[
+            "--hosted",
+            "--max-request-body",
+            "1MiB",
+            "--request-timeout",
+            "5s",
+            "--instance-memory",
+            "512MiB",
+        ]);
+        assert_eq!(tuned.max_request_body, Some(1 << 20));
+        assert_eq!(tuned.max_response_body, Some(10 << 20));
+        assert_eq!(tuned.request_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(tuned.instance_memory, 512 << 20);
+        let alone = limits(&["--max-response-body", "2MiB"]);
+        assert_eq!(alone.max_response_body, Some(2 << 20));
+        assert_eq!(alone.max_request_body, None);
     }
 
     #[test]

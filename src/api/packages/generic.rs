@@ -13,7 +13,6 @@ use crate::api::Context;
 use crate::auth::{policy, Right};
 use crate::blob;
 use crate::checksum;
-use crate::config::DownloadMode;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Body, ByteSource, Method, Request, Response};
 use crate::meta::kv::KeyValue;
@@ -24,6 +23,8 @@ use crate::range::{self, RangeRequest};
 use crate::router::ProjectId;
 use crate::validate::{self, FileCoordinates};
 use serde_json::{json, Value};
+
+use super::host_limits;
 
 /// How long a redirect to object storage stays valid.
 const REDIRECT_LIFETIME: Duration = Duration::from_secs(5 * 60);
@@ -104,14 +105,19 @@ pub fn publish<K: KeyValue>(
     };
     let (project, _) = ctx.project_for(&actor, project_id, Right::Publish)?;
     super::protection::check_push(ctx, &actor, &project, &coordinates.package_name)?;
+    host_limits::check_announced_length(&ctx.config, content_length, &request.path)?;
+    let body = &mut host_limits::CappedBody::new(&ctx.config, body, &request.path);
 
     let object_key = blob::new_object_key((ctx.random)());
-    let digests = ctx.blobs.upload(
-        &object_key,
-        body,
-        content_length,
-        expected_sha256.as_deref(),
-    )?;
+    let digests = ctx
+        .blobs
+        .upload(
+            &object_key,
+            body,
+            content_length,
+            expected_sha256.as_deref(),
+        )
+        .map_err(|e| body.explain(e))?;
 
     let settings = meta::namespace_settings(ctx.kv, &project.namespace)?;
     let commit = Commit {
@@ -290,7 +296,7 @@ pub fn serve_file<K: KeyValue>(
         }
     }
 
-    if ctx.config.download_mode == DownloadMode::Redirect {
+    if host_limits::redirects(&ctx.config, file.size) {
         let link = ctx
             .blobs
             .download_link(&file.object_key, &file_name, REDIRECT_LIFETIME);

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 pub mod cleanup;
 pub mod generic;
+pub mod host_limits;
 pub mod protection;
 
 use crate::api::pagination::Page;
