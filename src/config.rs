@@ -35,6 +35,19 @@ pub enum DownloadMode {
     Proxy,
     /// Answer 302 to a short-lived presigned URL of the object.
     Redirect,
+    /// Proxy files the host can send, redirect those larger than its
+    /// response limit ([`HostLimits::max_response_body`]).
+    Auto,
+}
+
+/// What the platform running the component accepts and sends, as its
+/// operator declares them in the `max_request_body` and `max_response_body`
+/// variables (hosted Spin platforms cap both at 10 MiB; `genreg up` sets
+/// them from its own limits). `None`: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostLimits {
+    pub max_request_body: Option<u64>,
+    pub max_response_body: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +75,7 @@ pub struct Config {
     /// days; `None` means no limit.
     pub max_token_lifetime_days: Option<u64>,
     pub s3_timeouts: S3Timeouts,
+    pub host_limits: HostLimits,
 }
 
 impl Config {
@@ -96,15 +110,24 @@ impl Config {
         let download_mode = match optional("download_mode").as_deref().map(str::trim) {
             None | Some("proxy") => DownloadMode::Proxy,
             Some("redirect") => DownloadMode::Redirect,
+            Some("auto") => DownloadMode::Auto,
             Some(other) => {
                 return Err(ApiError::internal(format!(
-                    "variable download_mode is {other:?}, expected proxy or redirect"
+                    "variable download_mode is {other:?}, expected proxy, redirect or auto"
                 )))
             }
         };
         let max_file_size = match bytes("max_file_size", DEFAULT_MAX_FILE_SIZE)? {
             0 => None,
             n => Some(n),
+        };
+        // Bytes; 0 (or unset) means the host sets no limit.
+        let host_limit = |name: &str| -> Result<Option<u64>, ApiError> {
+            Ok(Some(bytes(name, 0)?).filter(|&n| n > 0))
+        };
+        let host_limits = HostLimits {
+            max_request_body: host_limit("max_request_body")?,
+            max_response_body: host_limit("max_response_body")?,
         };
         Ok(Config {
             s3: S3Settings {
@@ -137,6 +160,7 @@ impl Config {
                     DEFAULT_S3_TIMEOUTS.between_bytes,
                 )?,
             },
+            host_limits,
         })
     }
 }
@@ -221,6 +245,21 @@ mod tests {
         let c = config(&[("max_token_lifetime_days", "0")]).unwrap();
         assert_eq!(c.max_token_lifetime_days, None);
         assert!(config(&[("max_token_lifetime_days", "a year")]).is_err());
+    }
+
+    #[test]
+    fn host_limits_are_bytes_and_unset_or_zero_means_none() {
+        assert_eq!(config(&[]).unwrap().host_limits, HostLimits::default());
+        let c = config(&[
+            ("max_request_body", "10485760"),
+            ("max_response_body", "0"),
+            ("download_mode", "auto"),
+        ])
+        .unwrap();
+        assert_eq!(c.host_limits.max_request_body, Some(10 << 20));
+        assert_eq!(c.host_limits.max_response_body, None);
+        assert_eq!(c.download_mode, DownloadMode::Auto);
+        assert!(config(&[("max_response_body", "10MiB")]).is_err());
     }
 
     #[test]

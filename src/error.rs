@@ -28,6 +28,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("payload too large")]
     PayloadTooLarge,
+    /// `413 Request Entity Too Large - <detail>`: too large for a reason
+    /// the client can act on.
+    #[error("payload too large: {0}")]
+    TooLargeFor(String),
     #[error("range not satisfiable")]
     RangeNotSatisfiable { size: u64 },
     /// A field-level validation failure: `{"message":{"<field>":["<text>"]}}`.
@@ -74,7 +78,7 @@ impl ApiError {
             ApiError::Forbidden | ApiError::ForbiddenBecause(_) => 403,
             ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed => 405,
-            ApiError::PayloadTooLarge => 413,
+            ApiError::PayloadTooLarge | ApiError::TooLargeFor(_) => 413,
             ApiError::RangeNotSatisfiable { .. } => 416,
             ApiError::Internal(_) => 500,
             ApiError::Unavailable(_) => 503,
@@ -98,6 +102,9 @@ impl ApiError {
             ApiError::NotFound(what) => json!({ "message": format!("404 {what}") }),
             ApiError::MethodNotAllowed => json!({ "error": "405 Method Not Allowed" }),
             ApiError::PayloadTooLarge => json!({ "message": "413 Request Entity Too Large" }),
+            ApiError::TooLargeFor(detail) => {
+                json!({ "message": format!("413 Request Entity Too Large - {detail}") })
+            }
             ApiError::RangeNotSatisfiable { .. } => {
                 json!({ "message": "416 Range Not Satisfiable" })
             }

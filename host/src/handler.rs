@@ -28,7 +28,8 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
-use crate::runtime;
+use crate::limits::{self, Exceeded, ExceededFlag, RequestBodyCap, ResponseBodyCap};
+use crate::runtime::{self, InstanceMemory};
 use crate::state::{Imports, State};
 
 /// The route the component is mounted on, as in the repo's spin.toml.
@@ -53,6 +54,39 @@ pub struct GuestLimits {
     pub max_instances: usize,
     /// How long a request waits for an instance before it is answered 503.
     pub instance_wait: Duration,
+    /// Request bodies over this many bytes are refused (see [`limits`]).
+    pub max_request_body: Option<u64>,
+    /// Response bodies over this many bytes are not sent.
+    pub max_response_body: Option<u64>,
+    /// An instance running longer than this is stopped.
+    pub request_timeout: Option<Duration>,
+}
+
+/// Why a guest gave no response.
+enum GuestFailure {
+    /// It went over one of the host's limits.
+    Exceeded(Exceeded),
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for GuestFailure {
+    fn from(error: anyhow::Error) -> Self {
+        GuestFailure::Failed(error)
+    }
+}
+
+impl From<wasmtime::Error> for GuestFailure {
+    fn from(error: wasmtime::Error) -> Self {
+        GuestFailure::Failed(error.into())
+    }
+}
+
+/// A guest's response and what the host keeps of its instance: the handle
+/// that stops it, and whether it was stopped for running too long.
+struct GuestResponse {
+    response: Response<HyperOutgoingBody>,
+    guest: AbortHandle,
+    stopped: Arc<AtomicBool>,
 }
 
 /// Everything needed to serve a request; cheap to clone per connection.
@@ -92,8 +126,14 @@ impl GuestHandler {
             start: Instant::now(),
         };
         let expects_continue = expects_continue(&req);
-        let mut req =
-            req.map(|body| ClientBody::new(body, self.limits.body_timeout, expects_continue));
+        let head_request = req.method() == Method::HEAD;
+        let request_cap = RequestBodyCap::new(
+            self.limits.max_request_body,
+            limits::announced_length(req.headers()),
+        );
+        let over_request_cap = request_cap.exceeded();
+        let timeout = self.limits.body_timeout;
+        let mut req = req.map(|body| ClientBody::new(body, timeout, expects_continue, request_cap));
         if let Err(message) = prepare(&mut req, client, &self.local_authority) {
             return log.respond(plain(StatusCode::BAD_REQUEST, message), None);
         }
@@ -101,8 +141,17 @@ impl GuestHandler {
             return log.respond(busy(), None);
         };
         match self.run_guest(req, instance).await {
-            Ok((response, guest)) => log.respond(response, Some(guest)),
-            Err(e) => {
+            Ok(answer) => self.checked_response(log, answer, &over_request_cap, head_request),
+            Err(GuestFailure::Exceeded(exceeded)) => {
+                eprintln!(
+                    "{} {}: over the host's {}",
+                    log.method,
+                    log.path,
+                    exceeded.name()
+                );
+                log.respond(exceeded.response(), None)
+            }
+            Err(GuestFailure::Failed(e)) => {
                 eprintln!("{} {}: guest failed: {e:?}", log.method, log.path);
                 log.respond(
                     plain(
@@ -113,6 +162,45 @@ impl GuestHandler {
                 )
             }
         }
+    }
+
+    /// The guest's response, unless the request or the response is over the
+    /// host's body limits: a request over its cap gets the host's 413 (the
+    /// guest's own 413 passes: it may say more), a response announced over
+    /// its cap the host's 502 (its instance is stopped). A response within
+    /// is sent, counted against the cap as it streams.
+    fn checked_response(
+        &self,
+        log: RequestLog,
+        answer: GuestResponse,
+        over_request_cap: &ExceededFlag,
+        head_request: bool,
+    ) -> Response<LoggedBody> {
+        let GuestResponse {
+            response,
+            guest,
+            stopped,
+        } = answer;
+        let refusal = match over_request_cap.get() {
+            Some(exceeded) if response.status() != StatusCode::PAYLOAD_TOO_LARGE => Some(exceeded),
+            _ => limits::refuse_response(
+                self.limits.max_response_body,
+                head_request,
+                response.headers(),
+            ),
+        };
+        if let Some(exceeded) = refusal {
+            guest.abort();
+            eprintln!(
+                "{} {}: over the host's {}",
+                log.method,
+                log.path,
+                exceeded.name()
+            );
+            return log.respond(exceeded.response(), None);
+        }
+        let cap = ResponseBodyCap::new(self.limits.max_response_body.filter(|_| !head_request));
+        log.respond_streaming(response, guest, cap, stopped)
     }
 
     /// A permit to run an instance, once one is free within the wait.
@@ -130,10 +218,13 @@ impl GuestHandler {
         &self,
         req: Request<ClientBody>,
         instance: OwnedSemaphorePermit,
-    ) -> anyhow::Result<(Response<HyperOutgoingBody>, AbortHandle)> {
-        let state = State::new(self.imports.clone(), self.limits.instance_memory);
+    ) -> Result<GuestResponse, GuestFailure> {
+        let memory_limit = self.limits.instance_memory;
+        let (memory, out_of_memory) = InstanceMemory::new(memory_limit);
+        let state = State::new(self.imports.clone(), memory);
         let mut store = Store::new(runtime::engine(), state);
         store.limiter(State::limiter);
+        runtime::yield_every_tick(&mut store);
         let request = store
             .data_mut()
             .http()
@@ -142,15 +233,43 @@ impl GuestHandler {
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
 
         let pre = self.pre.clone();
+        let timeout = self.limits.request_timeout;
+        let stopped = Arc::new(AtomicBool::new(false));
+        let timed_out = stopped.clone();
         let guest = tokio::spawn(async move {
             let _instance = instance;
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, outparam)
-                .await
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, outparam)
+                    .await
+            };
+            let Some(limit) = timeout else {
+                return run.await;
+            };
+            // Dropping the guest's future stops it (it yields at every epoch
+            // tick, see `runtime`); its store and instance go with it.
+            match tokio::time::timeout(limit, run).await {
+                Ok(result) => result,
+                Err(_) => {
+                    timed_out.store(true, Ordering::Relaxed);
+                    Err(wasmtime::Error::msg(
+                        "the request ran longer than the host allows",
+                    ))
+                }
+            }
         });
         let abort = guest.abort_handle();
+        let exceeded = |stopped: &AtomicBool| {
+            if stopped.load(Ordering::Relaxed) {
+                timeout.map(Exceeded::RequestTimeout)
+            } else if out_of_memory.load(Ordering::Relaxed) {
+                Some(Exceeded::InstanceMemory(memory_limit))
+            } else {
+                None
+            }
+        };
 
         match receiver.await {
             Ok(Ok(response)) => {
@@ -164,15 +283,24 @@ impl GuestHandler {
                         Err(e) => eprintln!("guest panicked after responding: {e}"),
                     }
                 });
-                Ok((response, abort))
+                Ok(GuestResponse {
+                    response,
+                    guest: abort,
+                    stopped,
+                })
             }
-            Ok(Err(code)) => anyhow::bail!("guest answered with error code {code:?}"),
+            Ok(Err(code)) => Err(anyhow::anyhow!("guest answered with error code {code:?}").into()),
             Err(_) => match guest.await {
-                Ok(Ok(())) => anyhow::bail!("guest returned without setting a response"),
-                Ok(Err(e)) => {
-                    Err(anyhow::Error::from(e).context("guest trapped before responding"))
+                Ok(Ok(())) => {
+                    Err(anyhow::anyhow!("guest returned without setting a response").into())
                 }
-                Err(e) => Err(anyhow::Error::from(e).context("guest task failed")),
+                Ok(Err(e)) => match exceeded(&stopped) {
+                    Some(limit) => Err(GuestFailure::Exceeded(limit)),
+                    None => Err(anyhow::Error::from(e)
+                        .context("guest trapped before responding")
+                        .into()),
+                },
+                Err(e) => Err(anyhow::Error::from(e).context("guest task failed").into()),
             },
         }
     }
@@ -284,19 +412,41 @@ impl RequestLog {
             guest,
             finished: AtomicBool::new(false),
             log: Some((self, status)),
+            cap: ResponseBodyCap::default(),
+            stopped: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The guest's response, its body counted against `cap`; `stopped`
+    /// says the guest was stopped for running too long.
+    fn respond_streaming(
+        self,
+        response: Response<HyperOutgoingBody>,
+        guest: AbortHandle,
+        cap: ResponseBodyCap,
+        stopped: Arc<AtomicBool>,
+    ) -> Response<LoggedBody> {
+        let mut response = self.respond(response, Some(guest));
+        let body = response.body_mut();
+        body.cap = cap;
+        body.stopped = stopped;
+        response
     }
 }
 
 /// The response body: the guest's stream, plus a log line when it is done and
 /// the guest's cancellation when the client goes away before its end (as
 /// Spin does). A guest whose response is complete may run on: it may be
-/// draining the rest of the request body.
+/// draining the rest of the request body. A body that goes over the host's
+/// response cap, or whose guest was stopped for running too long, fails:
+/// the connection is cut, so the client cannot take it for complete.
 pub struct LoggedBody {
     inner: HyperOutgoingBody,
     guest: Option<AbortHandle>,
     finished: AtomicBool,
     log: Option<(RequestLog, StatusCode)>,
+    cap: ResponseBodyCap,
+    stopped: Arc<AtomicBool>,
 }
 
 impl Body for LoggedBody {
@@ -307,11 +457,27 @@ impl Body for LoggedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let frame = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = frame {
-            self.finished.store(true, Ordering::Relaxed);
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(frame) => frame,
+        };
+        match frame {
+            None if self.stopped.load(Ordering::Relaxed) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionTerminated)))
+            }
+            None => {
+                self.finished.store(true, Ordering::Relaxed);
+                Poll::Ready(None)
+            }
+            Some(Ok(frame)) => match self.cap.admit(&frame) {
+                Ok(()) => Poll::Ready(Some(Ok(frame))),
+                Err(over) => {
+                    eprintln!("response over the host's max_response_body: connection cut");
+                    Poll::Ready(Some(Err(over)))
+                }
+            },
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
         }
-        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -353,6 +519,8 @@ impl Drop for LoggedBody {
 ///   `100 Continue` and was not told to send is not drained.
 pub struct ClientBody {
     inner: Option<Incoming>,
+    /// What the host lets through (see [`limits`]).
+    cap: RequestBodyCap,
     timeout: Duration,
     stall: Option<Pin<Box<Sleep>>>,
     expects_continue: bool,
@@ -363,9 +531,15 @@ pub struct ClientBody {
 }
 
 impl ClientBody {
-    fn new(inner: Incoming, timeout: Duration, expects_continue: bool) -> Self {
+    fn new(
+        inner: Incoming,
+        timeout: Duration,
+        expects_continue: bool,
+        cap: RequestBodyCap,
+    ) -> Self {
         ClientBody {
             inner: Some(inner),
+            cap,
             timeout,
             stall: None,
             expects_continue,
@@ -400,6 +574,9 @@ impl Body for ClientBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
+        if let Some(refusal) = this.cap.refusal() {
+            return Poll::Ready(Some(Err(refusal)));
+        }
         this.polled = true;
         match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(frame) => {
@@ -407,7 +584,7 @@ impl Body for ClientBody {
                 if !matches!(frame, Some(Ok(_))) {
                     this.done = true;
                 }
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+                Poll::Ready(frame.map(|f| f.map_err(Into::into).and_then(|f| this.cap.admit(f))))
             }
             Poll::Pending => match this.poll_stalled(cx) {
                 Poll::Ready(()) => {

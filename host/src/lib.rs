@@ -24,6 +24,7 @@ pub mod gc;
 mod handler;
 pub mod http_client;
 pub mod keyvalue;
+mod limits;
 pub mod outbound;
 mod runtime;
 mod s3;
@@ -86,6 +87,15 @@ pub struct Limits {
     /// How long a request waits for a free instance before it is answered
     /// 503.
     pub instance_wait: Duration,
+    /// Request bodies larger than this are refused with 413 (`None`: no
+    /// limit). Also given to the component as `max_request_body`.
+    pub max_request_body: Option<u64>,
+    /// Response bodies larger than this are not sent (`None`: no limit).
+    /// Also given to the component as `max_response_body`.
+    pub max_response_body: Option<u64>,
+    /// A request's instance running longer than this is stopped (`None`:
+    /// no limit).
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -99,11 +109,38 @@ impl Default for Limits {
             instance_memory: 256 * 1024 * 1024,
             max_instances: 64,
             instance_wait: Duration::from_secs(5),
+            max_request_body: None,
+            max_response_body: None,
+            request_timeout: None,
         }
     }
 }
 
 impl Limits {
+    /// The limits of a hosted Spin platform (Fermyon Wasm Functions, Akamai
+    /// Functions): 10 MiB request and response bodies, 30 s per request,
+    /// 128 MiB per instance; everything else as [`Limits::default`].
+    pub fn hosted() -> Self {
+        Limits {
+            max_request_body: Some(HOSTED_MAX_BODY),
+            max_response_body: Some(HOSTED_MAX_BODY),
+            request_timeout: Some(Duration::from_secs(30)),
+            instance_memory: 128 * 1024 * 1024,
+            ..Limits::default()
+        }
+    }
+
+    /// The variables telling the component the host's body limits.
+    fn component_variables(&self) -> Vec<(&'static str, String)> {
+        [
+            ("max_request_body", self.max_request_body),
+            ("max_response_body", self.max_response_body),
+        ]
+        .into_iter()
+        .filter_map(|(name, limit)| limit.map(|bytes| (name, bytes.to_string())))
+        .collect()
+    }
+
     fn connections(&self) -> ConnectionLimits {
         ConnectionLimits {
             header_timeout: self.header_timeout,
@@ -118,9 +155,15 @@ impl Limits {
             instance_memory: self.instance_memory,
             max_instances: self.max_instances,
             instance_wait: self.instance_wait,
+            max_request_body: self.max_request_body,
+            max_response_body: self.max_response_body,
+            request_timeout: self.request_timeout,
         }
     }
 }
+
+/// The body limit of hosted Spin platforms: 10 MiB.
+pub const HOSTED_MAX_BODY: u64 = 10 * 1024 * 1024;
 
 /// How to run a registry.
 #[derive(Clone, Debug)]
@@ -243,7 +286,10 @@ impl Registry {
         let local = listener.local_addr()?;
         let url = format!("http://{local}");
 
-        let variables = component_variables(&s3, &token_secret, &url, config.variables);
+        let variables = component_variables(&s3, &token_secret, &url, &config.limits)
+            .into_iter()
+            .chain(config.variables)
+            .collect::<BTreeMap<_, _>>();
         let store = config.kv.open(&data_dir).await?;
         let imports = Imports {
             keyvalue: WasiKeyValueCtx::new(store),
@@ -361,15 +407,15 @@ impl EmbeddedS3Server {
     }
 }
 
-/// The variables the component sees: S3 access, the token secret and the
-/// defaults, then the caller's overrides.
+/// The variables the component sees before the caller's overrides: S3
+/// access, the token secret, the host's body limits and the defaults.
 fn component_variables(
     s3: &S3Access,
     token_secret: &str,
     url: &str,
-    overrides: BTreeMap<String, String>,
+    limits: &Limits,
 ) -> BTreeMap<String, String> {
-    let mut vars = BTreeMap::from([
+    let vars = BTreeMap::from([
         ("s3_endpoint", s3.endpoint.as_str()),
         ("s3_bucket", s3.bucket.as_str()),
         ("s3_region", s3.region.as_str()),
@@ -381,10 +427,14 @@ fn component_variables(
         ("public_url", url),
     ])
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect::<BTreeMap<_, _>>();
-    vars.extend(overrides);
-    vars
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    vars.chain(
+        limits
+            .component_variables()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v)),
+    )
+    .collect()
 }
 
 /// An administrator token and what revoking it or knowing its end takes.
@@ -478,6 +528,23 @@ mod tests {
             signer.verify(&admin.token, 1_000 + 86_400),
             Err(genreg_token::TokenError::Expired)
         );
+    }
+
+    #[test]
+    fn the_component_learns_the_hosts_body_limits() {
+        let s3 = S3Access {
+            endpoint: "http://127.0.0.1:9000".into(),
+            bucket: "b".into(),
+            region: "r".into(),
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+        };
+        let plain = component_variables(&s3, "t", "http://x", &Limits::default());
+        assert!(!plain.contains_key("max_request_body"));
+        assert!(!plain.contains_key("max_response_body"));
+        let hosted = component_variables(&s3, "t", "http://x", &Limits::hosted());
+        assert_eq!(hosted["max_request_body"], "10485760");
+        assert_eq!(hosted["max_response_body"], "10485760");
     }
 
     #[test]

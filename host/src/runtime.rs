@@ -8,16 +8,22 @@
 //! Across processes, the engine keeps compiled code in wasmtime's cache, as
 //! `spin up` does ([`CompileCache`]): a restart loads the component instead
 //! of compiling it again.
+//!
+//! Guests are compiled with epoch interruption and the engine's epoch
+//! advances every [`EPOCH_TICK`], so a running guest yields at least that
+//! often ([`yield_every_tick`]): dropping its future (the request timeout)
+//! then stops it even in a loop that never calls the host.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use tokio::sync::OnceCell;
 use wasmtime::component::{Component, Linker};
-use wasmtime::Engine;
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::state::State;
@@ -71,7 +77,12 @@ fn open_cache(choice: &CompileCache) -> anyhow::Result<Option<wasmtime::Cache>> 
     }
 }
 
-/// The process-wide engine.
+/// How often the engine's epoch advances, and so how long a guest runs at
+/// most between two yields.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The process-wide engine; the first call starts the thread that advances
+/// its epoch.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
@@ -80,8 +91,85 @@ pub fn engine() -> &'static Engine {
             .clone();
         let mut config = wasmtime::Config::new();
         config.cache(cache);
-        Engine::new(&config).expect("the default wasmtime configuration is valid")
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).expect("the default wasmtime configuration is valid");
+        let ticking = engine.weak();
+        std::thread::Builder::new()
+            .name("genreg-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticking.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("starting the epoch thread");
+        engine
     })
+}
+
+/// Makes the guest of `store` yield to the async runtime at every epoch
+/// tick, so that dropping its future stops it promptly.
+pub fn yield_every_tick<T>(store: &mut Store<T>) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+}
+
+/// The memory cap of one instance, remembering whether it refused to let a
+/// memory grow (so a guest that then fails can be reported as out of
+/// memory).
+pub struct InstanceMemory {
+    limits: StoreLimits,
+    refused: Arc<AtomicBool>,
+}
+
+impl InstanceMemory {
+    /// A cap of `bytes` per linear memory, and the flag it raises when a
+    /// growth beyond is refused.
+    pub fn new(bytes: usize) -> (Self, Arc<AtomicBool>) {
+        let refused = Arc::new(AtomicBool::new(false));
+        let memory = InstanceMemory {
+            limits: StoreLimitsBuilder::new().memory_size(bytes).build(),
+            refused: refused.clone(),
+        };
+        (memory, refused)
+    }
+}
+
+impl ResourceLimiter for InstanceMemory {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
 }
 
 /// The component at `path`, compiled and linked against every import the

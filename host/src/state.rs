@@ -2,12 +2,13 @@
 //! and cheap handles on the registry-wide configuration of each import.
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::keyvalue::{WasiKeyValue, WasiKeyValueCtx};
 use crate::outbound::OutboundHttp;
+use crate::runtime::InstanceMemory;
 use crate::variables::{Variables, VariablesCtx};
 
 /// Registry-wide configuration of the imports; cloned into every request.
@@ -24,21 +25,21 @@ pub struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     imports: Imports,
-    limits: StoreLimits,
+    limits: InstanceMemory,
 }
 
 impl State {
     /// A fresh context: no arguments, environment or files (as Spin gives by
     /// default); the guest's stdout/stderr go to ours. Each linear memory may
-    /// grow to `memory_limit` bytes; a growth beyond fails (the guest's
+    /// grow as far as `memory` allows; a growth beyond fails (the guest's
     /// allocator then aborts the request).
-    pub fn new(imports: Imports, memory_limit: usize) -> Self {
+    pub fn new(imports: Imports, memory: InstanceMemory) -> Self {
         State {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
             http: WasiHttpCtx::new(),
             imports,
-            limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
+            limits: memory,
         }
     }
 
