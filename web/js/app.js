@@ -3,7 +3,7 @@
 
 import { match } from './routes.js';
 import { api, token, forgetToken, ApiError } from './api.js';
-import { h, replace, link } from './dom.js';
+import { h, replace, link, signInHref } from './dom.js';
 import { showError, notFound } from './pages/errors.js';
 import * as signIn from './pages/signin.js';
 import * as projects from './pages/projects.js';
@@ -50,7 +50,7 @@ function drawSession() {
       h('span', { class: 'muted', text: `Signed in as ${state.user.username}` }),
       h('button', { type: 'button', class: 'small', onclick: signOut }, 'Sign out'));
   } else {
-    replace(slot, link('/users/sign_in', 'Sign in'));
+    replace(slot, link(signInHref(), 'Sign in'));
   }
 }
 
@@ -103,6 +103,7 @@ async function render() {
     stale: () => current !== rendering,
     onSignIn: async () => { await loadUser(); drawSession(); },
   };
+  drawSession();
   main.setAttribute('aria-busy', 'true');
   replace(main, h('p', { class: 'muted', text: 'Loading…' }));
   try {
@@ -115,7 +116,7 @@ async function render() {
   if (state.expired) {
     state.expired = false;
     main.prepend(h('div', { class: 'notice error', role: 'alert' },
-      h('strong', { text: 'Your token no longer works.' }), ' It was forgotten; ', link('/users/sign_in', 'sign in'), ' again.'));
+      h('strong', { text: 'Your token no longer works.' }), ' It was forgotten; ', link(signInHref(), 'sign in'), ' again.'));
   }
   const heading = main.querySelector('h1');
   if (heading) {

@@ -129,3 +129,9 @@ export function withQuery(params) {
   const text = query.toString();
   return window.location.pathname + (text ? `?${text}` : '');
 }
+
+/** The sign-in page, coming back here afterwards. */
+export function signInHref() {
+  const here = window.location.pathname + window.location.search;
+  return here === '/' || here.startsWith('/users/sign_in') ? '/users/sign_in' : `/users/sign_in?return_to=${encodeURIComponent(here)}`;
+}

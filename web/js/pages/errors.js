@@ -1,12 +1,12 @@
 // Pages for what went wrong: each says what the visitor can do about it.
 
-import { h, replace, link } from '../dom.js';
+import { h, replace, link, signInHref } from '../dom.js';
 import { ApiError } from '../api.js';
 
 function signInHint(context) {
   return context && context.user
     ? null
-    : h('p', {}, 'If it is private, ', link('/users/sign_in', 'sign in'), ' with a token that may see it.');
+    : h('p', {}, 'If it is private, ', link(signInHref(), 'sign in'), ' with a token that may see it.');
 }
 
 export function notFound(main, context) {
@@ -30,7 +30,7 @@ export function showError(main, error, context) {
       h('p', { text: context && context.user
         ? 'Your token was refused: it may have expired or been revoked.'
         : 'This page needs a token.' }),
-      h('p', {}, link('/users/sign_in', 'Sign in'), ' with a personal or access token.'));
+      h('p', {}, link(signInHref(), 'Sign in'), ' with a personal or access token.'));
     return;
   }
   if (error.status === 403) {

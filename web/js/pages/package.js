@@ -33,17 +33,17 @@ export async function render(main, route, context) {
 }
 
 function fileTable(project, pkg, files, mayDelete, status, context) {
-  return h('div', { class: 'table-wrap' }, h('table', {},
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'cards-on-phone' },
     h('caption', { class: 'muted', text: 'Files, newest first' }),
     h('thead', {}, h('tr', {},
       h('th', { scope: 'col', text: 'File' }), h('th', { scope: 'col', text: 'Size' }),
       h('th', { scope: 'col', text: 'sha256' }), h('th', { scope: 'col', class: 'optional', text: 'Created' }),
       h('th', { scope: 'col', text: 'Actions' }))),
     h('tbody', {}, files.map((file) => h('tr', {},
-      h('td', { class: 'name', text: displayFileName(file.file_name) }),
-      h('td', { text: formatSize(file.size) }),
-      h('td', {}, h('code', { class: 'hash', text: file.file_sha256 }), ' ', copyButton(file.file_sha256, 'Copy sha256')),
-      h('td', { class: 'optional' }, time(file.created_at)),
+      h('td', { class: 'name', 'data-label': 'File', text: displayFileName(file.file_name) }),
+      h('td', { 'data-label': 'Size', text: formatSize(file.size) }),
+      h('td', { 'data-label': 'sha256' }, h('code', { class: 'hash', text: file.file_sha256 }), ' ', copyButton(file.file_sha256, 'Copy sha256')),
+      h('td', { 'data-label': 'Created' }, time(file.created_at)),
       h('td', {}, h('div', { class: 'actions' },
         downloadLink(project, pkg, file),
         mayDelete ? h('button', { type: 'button', class: 'danger small', onclick: () => deleteFile(project, pkg, file, status, context) }, 'Delete') : null)))))));
@@ -54,8 +54,7 @@ function fileTable(project, pkg, files, mayDelete, status, context) {
 function downloadLink(project, pkg, file) {
   const url = `/api/v4/projects/${project.id}/packages/${pkg.id}/package_files/${file.id}/download`;
   const name = displayFileName(file.file_name).split('/').pop();
-  const anchor = h('a', { href: url, download: name, class: 'button small' }, 'Download',
-    h('span', { class: 'skip-link', text: ` ${displayFileName(file.file_name)}` }));
+  const anchor = h('a', { href: url, download: name, class: 'button small', 'aria-label': `Download ${displayFileName(file.file_name)}` }, 'Download');
   if (project.visibility !== 'public' && token()) {
     anchor.addEventListener('click', async (event) => {
       event.preventDefault();

@@ -11,11 +11,11 @@ import { errorNotice } from './errors.js';
 
 const KINDS = {
   'access-tokens': {
-    title: 'Access tokens', api: 'access_tokens',
+    title: 'Access tokens', one: 'access token', api: 'access_tokens',
     scopes: ['api', 'read_api', 'read_package_registry', 'write_package_registry'],
   },
   'deploy-tokens': {
-    title: 'Deploy tokens', api: 'deploy_tokens',
+    title: 'Deploy tokens', one: 'deploy token', api: 'deploy_tokens',
     scopes: ['read_package_registry', 'write_package_registry'],
   },
 };
@@ -39,7 +39,7 @@ export async function render(main, route, context) {
   if (context.stale()) return;
   const created = h('div', { 'aria-live': 'polite' });
   replace(main, header, created,
-    h('h2', { text: `Add a ${kind.title.toLowerCase().replace(/s$/, '')}` }),
+    h('h2', { text: `New ${kind.one}` }),
     createForm(route.page, kind, base, created, context),
     h('h2', { text: `Active ${kind.title.toLowerCase()}` }),
     tokenTable(route.page, base, tokens, context));
@@ -57,7 +57,7 @@ function createForm(page, kind, base, created, context) {
     page === 'access-tokens' ? field('Role', role) : field('Username (optional)', username),
     h('fieldset', {}, h('legend', { text: 'Scopes' }),
       scopes.map((box) => h('label', { class: 'inline' }, box, box.value))),
-    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', text: `Create ${kind.title.toLowerCase().replace(/s$/, '')}` })));
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary', text: `Create ${kind.one}` })));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const body = { name: name.value.trim(), scopes: scopes.filter((b) => b.checked).map((b) => b.value) };
