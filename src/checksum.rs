@@ -1,7 +1,10 @@
-//! The checksums of a file, computed in one pass while it streams through.
+//! The checksums of a file, computed in one pass while it streams through,
+//! or in steps over several requests ([`Checksums::save`],
+//! [`Checksums::resume`]: the hash state is kept between them).
 
 use md5::Md5;
 use sha1::Sha1;
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::{Digest, Sha256};
 
 #[derive(Default, Clone)]
@@ -43,6 +46,50 @@ impl Checksums {
     }
 }
 
+/// The hashing state of a file read part of the way, to continue in a later
+/// request (kept in an upload session's record).
+pub use genreg_layout::records::HashState as SavedChecksums;
+
+#[derive(Debug, thiserror::Error)]
+#[error("saved hash state is corrupt")]
+pub struct CorruptState;
+
+impl Checksums {
+    /// The state to [`Checksums::resume`] from.
+    pub fn save(&self) -> SavedChecksums {
+        SavedChecksums {
+            md5: encode_state(&self.md5),
+            sha1: encode_state(&self.sha1),
+            sha256: encode_state(&self.sha256),
+            size: self.size,
+        }
+    }
+
+    /// Continues hashing where [`Checksums::save`] stopped.
+    pub fn resume(saved: &SavedChecksums) -> Result<Checksums, CorruptState> {
+        Ok(Checksums {
+            md5: decode_state(&saved.md5)?,
+            sha1: decode_state(&saved.sha1)?,
+            sha256: decode_state(&saved.sha256)?,
+            size: saved.size,
+        })
+    }
+}
+
+fn encode_state<H: SerializableState>(hasher: &H) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(hasher.serialize().as_slice())
+}
+
+fn decode_state<H: SerializableState>(text: &str) -> Result<H, CorruptState> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|_| CorruptState)?;
+    let state = SerializedState::<H>::try_from(bytes.as_slice()).map_err(|_| CorruptState)?;
+    H::deserialize(&state).map_err(|_| CorruptState)
+}
+
 /// Parses a client's `X-Checksum-SHA256` header: 64 hex digits, any case.
 pub fn parse_sha256_header(value: &str) -> Option<String> {
     let value = value.trim();
@@ -67,6 +114,31 @@ mod tests {
             d.sha256,
             "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
         );
+    }
+
+    #[test]
+    fn hashing_resumed_from_a_saved_state_gives_the_digests_of_one_pass() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut whole = Checksums::default();
+        whole.update(&data);
+        // Cuts that fall inside blocks, so partial blocks are saved too.
+        let mut sums = Checksums::default();
+        for chunk in data.chunks(999) {
+            sums.update(chunk);
+            let saved = sums.save();
+            let json = serde_json::to_string(&saved).unwrap();
+            sums = Checksums::resume(&serde_json::from_str(&json).unwrap()).unwrap();
+        }
+        assert_eq!(sums.finish(), whole.finish());
+    }
+
+    #[test]
+    fn a_corrupt_saved_state_is_refused() {
+        let mut saved = Checksums::default().save();
+        saved.sha256 = "AAAA".into();
+        assert!(Checksums::resume(&saved).is_err());
+        saved.sha256 = "not base64!".into();
+        assert!(Checksums::resume(&saved).is_err());
     }
 
     #[test]

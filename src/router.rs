@@ -71,6 +71,14 @@ pub enum Route<'a> {
     ProtectionRules(ProjectId),
     /// `projects/:id/packages/protection/rules/:rule_id`
     ProtectionRule(ProjectId, NumericId),
+    /// `projects/:id/packages/upload_sessions` (ours)
+    UploadSessions(ProjectId),
+    /// `projects/:id/packages/upload_sessions/:session_id`
+    UploadSession(ProjectId, &'a str),
+    /// `projects/:id/packages/upload_sessions/:session_id/parts/:part_number`
+    UploadSessionPart(ProjectId, &'a str, &'a str),
+    /// `projects/:id/packages/upload_sessions/:session_id/complete`
+    UploadSessionComplete(ProjectId, &'a str),
     /// `projects/:id/packages/:package_id`
     Package(ProjectId, NumericId),
     /// `projects/:id/packages/:package_id/package_files`
@@ -151,6 +159,17 @@ pub fn route(path: &str) -> Option<Route<'_>> {
         ["groups", id, "packages", "settings"] => Some(Route::GroupPackageSettings(group(id))),
         ["projects", id, "packages", "protection", "rules", rule] => {
             Some(Route::ProtectionRule(project(id), numeric(rule)))
+        }
+        // Before `packages/:package_id`, which would take `upload_sessions`.
+        ["projects", id, "packages", "upload_sessions"] => Some(Route::UploadSessions(project(id))),
+        ["projects", id, "packages", "upload_sessions", session] => {
+            Some(Route::UploadSession(project(id), session))
+        }
+        ["projects", id, "packages", "upload_sessions", session, "parts", part] => {
+            Some(Route::UploadSessionPart(project(id), session, part))
+        }
+        ["projects", id, "packages", "upload_sessions", session, "complete"] => {
+            Some(Route::UploadSessionComplete(project(id), session))
         }
         ["projects", id, "packages", package] => {
             Some(Route::Package(project(id), numeric(package)))
@@ -260,6 +279,26 @@ fn dispatch<K: KeyValue>(
         }
         (Method::Put, Route::GenericFile(id, segments)) => {
             api::packages::generic::publish(ctx, request, &id, &segments, body)
+        }
+        (Method::Post, Route::GenericFile(id, segments)) => {
+            let body = small_body(body)?;
+            api::packages::upload_sessions::create(ctx, request, &id, &segments, &body)
+        }
+        (Method::Get, Route::UploadSessions(id)) => {
+            api::packages::upload_sessions::list(ctx, request, &id)
+        }
+        (Method::Get, Route::UploadSession(id, session)) => {
+            api::packages::upload_sessions::show(ctx, request, &id, session)
+        }
+        (Method::Delete, Route::UploadSession(id, session)) => {
+            api::packages::upload_sessions::abort(ctx, request, &id, session)
+        }
+        (Method::Post, Route::UploadSessionPart(id, session, part)) => {
+            let body = small_body(body)?;
+            api::packages::upload_sessions::part_link(ctx, request, &id, session, part, &body)
+        }
+        (Method::Post, Route::UploadSessionComplete(id, session)) => {
+            api::packages::upload_sessions::complete(ctx, request, &id, session)
         }
         (Method::Get | Method::Head, Route::GenericFile(id, segments)) => {
             api::packages::generic::download(ctx, request, &id, &segments)

@@ -10,6 +10,8 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use anyhow::Context as _;
@@ -18,6 +20,7 @@ use s3s::auth::SimpleAuth;
 use s3s::dto::*;
 use s3s::service::S3ServiceBuilder;
 use s3s::{S3Request, S3Response, S3Result, S3};
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -198,6 +201,10 @@ macro_rules! s3_impl {
                 self.get_object_fast(req).await
             }
 
+            async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+                self.upload_part_checked(req).await
+            }
+
             async fn list_multipart_uploads(&self, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
                 uploads::list(&self.uploads_root, req)
             }
@@ -223,13 +230,43 @@ s3_impl! {
     list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
     put_object(PutObjectInput) -> PutObjectOutput;
     create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
-    upload_part(UploadPartInput) -> UploadPartOutput;
     upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
     list_parts(ListPartsInput) -> ListPartsOutput;
     complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
 }
 
 impl FastFs {
+    /// UploadPart that refuses a part whose bytes do not match its
+    /// `x-amz-checksum-sha256` with 400 BadDigest, as AWS does (s3s parses
+    /// the header; s3s-fs checks it on PutObject only). The check runs as
+    /// the body streams in: at its end a mismatch fails the stream, so
+    /// s3s-fs never keeps the part.
+    async fn upload_part_checked(
+        &self,
+        mut req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let Some(expected) = req.input.checksum_sha256.clone() else {
+            return self.inner.upload_part(req).await;
+        };
+        let Some(body) = req.input.body.take() else {
+            return self.inner.upload_part(req).await;
+        };
+        let mismatch = Arc::new(AtomicBool::new(false));
+        req.input.body = Some(StreamingBlob::wrap(Sha256Checked {
+            inner: body,
+            hasher: Some(Sha256::new()),
+            expected,
+            mismatch: mismatch.clone(),
+        }));
+        match self.inner.upload_part(req).await {
+            Err(_) if mismatch.load(Ordering::SeqCst) => Err(s3s::s3_error!(
+                BadDigest,
+                "The x-amz-checksum-sha256 you specified did not match the calculated checksum."
+            )),
+            answer => answer,
+        }
+    }
+
     /// s3s-fs answers (headers, range checks, metadata); the body is then
     /// re-read from the same file in large blocks.
     async fn get_object_fast(
@@ -295,6 +332,50 @@ impl FileBlocks {
             }
         });
         FileBlocks { rx }
+    }
+}
+
+/// A part's body, hashed as it passes; at its end, an error instead of the
+/// end when its sha256 (base64) is not `expected`.
+struct Sha256Checked {
+    inner: StreamingBlob,
+    /// `None` once the end was checked.
+    hasher: Option<Sha256>,
+    expected: String,
+    mismatch: Arc<AtomicBool>,
+}
+
+impl futures_core::Stream for Sha256Checked {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        use base64::Engine;
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(bytes))) => {
+                if let Some(hasher) = this.hasher.as_mut() {
+                    hasher.update(&bytes);
+                }
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(std::io::Error::other(e.to_string()))))
+            }
+            Poll::Ready(None) => match this.hasher.take() {
+                None => Poll::Ready(None),
+                Some(hasher) => {
+                    let actual =
+                        base64::engine::general_purpose::STANDARD.encode(hasher.finalize());
+                    if actual == this.expected.trim() {
+                        Poll::Ready(None)
+                    } else {
+                        this.mismatch.store(true, Ordering::SeqCst);
+                        Poll::Ready(Some(Err(std::io::Error::other("checksum_sha256 mismatch"))))
+                    }
+                }
+            },
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

@@ -192,6 +192,27 @@ pub fn username(username: &str) -> String {
     format!("{V}/user-name/{}", username.to_lowercase())
 }
 
+// Upload sessions (ours): a file sent to S3 in parts, then verified and
+// committed.
+
+/// Upload session records, `v1/upload-session/<project id>/<session id>`.
+pub const UPLOAD_SESSION_PREFIX: &str = "v1/upload-session/";
+
+/// The record of one upload session.
+pub fn upload_session(project_id: u64, session_id: &str) -> String {
+    format!("{UPLOAD_SESSION_PREFIX}{project_id}/{session_id}")
+}
+
+/// A project's index of its upload sessions: one value, a bounded list.
+pub fn upload_session_index(project_id: u64) -> String {
+    format!("{V}/upload-sessions/{project_id}")
+}
+
+/// Whether `key` is an upload session record (not a creation claim).
+pub fn is_upload_session(key: &str) -> bool {
+    key.starts_with(UPLOAD_SESSION_PREFIX) && !is_creation_claim(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +226,8 @@ mod tests {
             sequence("file"),
             token(3),
             username("Root"),
+            upload_session(1, "ab"),
+            upload_session_index(1),
         ] {
             assert!(key.starts_with(VERSION_PREFIX), "{key}");
         }

@@ -168,6 +168,94 @@ pub struct PackageFile {
     pub created_at: Millis,
 }
 
+/// `v1/upload-session/<project>/<id>` (ours): a file being uploaded to S3
+/// in parts by a client, then read back and hashed by the registry in
+/// steps, then committed as a publish commits it. Written only by the
+/// session's own requests; gone once the file is committed or refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadSession {
+    /// 32 hex digits, random.
+    pub id: String,
+    pub project_id: u64,
+    pub package_name: String,
+    pub package_version: String,
+    /// As stored: `path/file_name` URL-encoded as one component.
+    pub file_name: String,
+    /// The package status the commit sets, when the session asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<PackageStatus>,
+    pub size: u64,
+    /// The whole file's sha256 the client announced, lowercase hex.
+    pub sha256: String,
+    pub part_size: u64,
+    /// The object the parts become (under [`keys::OBJECT_PREFIX`]).
+    pub object_key: String,
+    /// The S3 multipart upload the parts go to.
+    pub upload_id: String,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub state: SessionState,
+    /// While verifying: the hash state after the bytes read so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashed: Option<HashState>,
+    /// Set once the whole file matched: the id its file record gets, so
+    /// that committing it twice records it once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<u64>,
+    /// The digests of the whole file, once read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digests: Option<FileDigests>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    /// Parts are being sent to S3.
+    Uploading,
+    /// S3 joined the parts; the registry reads the object back in steps.
+    Verifying,
+    /// The object did not match the announced sha256; it is being removed.
+    Failed,
+}
+
+impl SessionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Uploading => "uploading",
+            SessionState::Verifying => "verifying",
+            SessionState::Failed => "failed",
+        }
+    }
+}
+
+/// Hashing stopped part of the way: md5's, sha1's and sha256's serialized
+/// states (base64) after `size` bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashState {
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A whole file's digests, lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigests {
+    pub md5: String,
+    pub sha1: String,
+    pub sha256: String,
+}
+
+/// One entry of a project's upload session index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadSessionEntry {
+    pub id: String,
+    /// What a client resuming names: a digest of the package, version,
+    /// file name, size and sha256.
+    pub identity: String,
+    pub expires_at: Millis,
+}
+
 /// The name of [`PackageFile::object_key`] in stored JSON.
 const OBJECT_KEY_FIELD: &str = "object_key";
 

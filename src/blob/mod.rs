@@ -11,6 +11,7 @@
 
 mod blobs;
 pub mod parts;
+pub mod sessions;
 pub mod signer;
 pub mod store;
 pub mod upload;

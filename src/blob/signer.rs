@@ -19,8 +19,8 @@ const OWN_USE: Duration = Duration::from_secs(15 * 60);
 
 /// Signs requests for one bucket.
 pub struct Signer {
-    bucket: Bucket,
-    credentials: Credentials,
+    pub(super) bucket: Bucket,
+    pub(super) credentials: Credentials,
 }
 
 #[derive(Debug, thiserror::Error)]

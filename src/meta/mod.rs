@@ -14,12 +14,13 @@ pub mod projects;
 pub mod protection;
 pub mod read_ahead;
 pub mod tokens;
+pub mod upload_sessions;
 pub mod users;
 
 use kv::{update, KeyValue, KvError, Step};
 use model::*;
 pub use packages::{
-    commit_file, delete_file, delete_package, mark_downloaded, newest_file, package, package_by_id,
+    commit_file, commit_file_with_id, delete_file, delete_package, mark_downloaded, newest_file, package, package_by_id,
     package_files, package_location, package_summaries, prune_files, Commit, NewFile,
     INDEX_SHARD_SIZE,
 };

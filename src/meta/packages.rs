@@ -176,9 +176,20 @@ pub fn commit_file<K: KeyValue>(
     commit: &Commit,
     file: NewFile,
 ) -> Result<(Package, PackageFile), MetaError> {
+    commit_file_with_id(kv, commit, file, next_id(kv, "file")?)
+}
+
+/// [`commit_file`] with a file id allocated beforehand: committing the same
+/// id again, even concurrently, records the file once.
+pub fn commit_file_with_id<K: KeyValue>(
+    kv: &K,
+    commit: &Commit,
+    file: NewFile,
+    file_id: u64,
+) -> Result<(Package, PackageFile), MetaError> {
     let key = keys::package(commit.project.id, commit.name, commit.version);
     let file = PackageFile {
-        id: next_id(kv, "file")?,
+        id: file_id,
         file_name: file.file_name,
         size: file.size,
         md5: file.md5,

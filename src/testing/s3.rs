@@ -49,6 +49,34 @@ impl MemoryS3 {
         self.requests.borrow_mut().push((method, date));
     }
 
+    /// ListParts: the parts of an open upload as S3's XML, all on one page.
+    fn list_parts(&self, upload_id: &str) -> Result<ObjectBody, StoreError> {
+        let uploads = self.uploads.borrow();
+        let (_, parts) = uploads
+            .get(upload_id)
+            .ok_or_else(|| StoreError::Failed("404 NoSuchUpload".into()))?;
+        let listed: String = parts
+            .iter()
+            .map(|(number, bytes)| {
+                format!(
+                    "<Part><PartNumber>{number}</PartNumber><ETag>\"{}\"</ETag>\
+                     <LastModified>2026-01-01T00:00:00.000Z</LastModified><Size>{}</Size></Part>",
+                    bytes.len(),
+                    bytes.len()
+                )
+            })
+            .collect();
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+             <ListPartsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <MaxParts>1000</MaxParts><IsTruncated>false</IsTruncated>{listed}</ListPartsResult>"
+        );
+        Ok(ObjectBody {
+            length: xml.len() as u64,
+            source: Box::new(VecDeque::from([xml.into_bytes()])),
+        })
+    }
+
     /// Makes the next `times` DELETEs fail with `error`.
     pub fn deletes_fail(&self, times: u32, error: StoreError) {
         self.failing_deletes.set(times);
@@ -121,7 +149,11 @@ impl ObjectStore for MemoryS3 {
     fn complete_multipart(&self, url: &Url, _xml: String) -> Result<(), StoreError> {
         self.record("COMPLETE", url);
         let id = query(url, "uploadId").unwrap();
-        let (key, parts) = self.uploads.borrow_mut().remove(&id).unwrap();
+        let (key, parts) = self
+            .uploads
+            .borrow_mut()
+            .remove(&id)
+            .ok_or_else(|| StoreError::Failed("404 NoSuchUpload".into()))?;
         *self.completed_parts.borrow_mut() = parts.values().map(Vec::len).collect();
         let bytes = parts.into_values().flatten().collect();
         self.objects.borrow_mut().insert(key, bytes);
@@ -147,6 +179,9 @@ impl ObjectStore for MemoryS3 {
 
     fn get(&self, url: &Url, range: Option<(u64, u64)>) -> Result<ObjectBody, StoreError> {
         self.record("GET", url);
+        if let Some(id) = query(url, "uploadId") {
+            return self.list_parts(&id);
+        }
         let objects = self.objects.borrow();
         let object = objects
             .get(&key_of(url))

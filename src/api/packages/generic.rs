@@ -30,14 +30,14 @@ use super::host_limits;
 const REDIRECT_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
 /// Query parameters of a publish, validated.
-struct PublishOptions {
-    status: Option<PackageStatus>,
-    select_package_file: bool,
+pub(super) struct PublishOptions {
+    pub status: Option<PackageStatus>,
+    pub select_package_file: bool,
 }
 
 /// Validates the path and the query together, so every problem is reported
 /// at once, joined as GitLab does.
-fn parse_publish(
+pub(super) fn parse_publish(
     request: &Request,
     segments: &[&str],
 ) -> ApiResult<(FileCoordinates, PublishOptions)> {
@@ -119,24 +119,59 @@ pub fn publish<K: KeyValue>(
         )
         .map_err(|e| body.explain(e))?;
 
-    let settings = meta::namespace_settings(ctx.kv, &project.namespace)?;
-    let commit = Commit {
-        project: &project,
-        name: &coordinates.package_name,
-        version: &coordinates.package_version,
-        status: options.status,
-        settings: &settings,
-        now: ctx.now_millis(),
-    };
     let file = NewFile {
         file_name: coordinates.stored_file_name.clone(),
         size: digests.size,
         md5: digests.md5,
         sha1: digests.sha1,
         sha256: digests.sha256,
-        object_key: object_key.clone(),
+        object_key,
     };
-    let (package, file) = match meta::commit_file(ctx.kv, &commit, file) {
+    let (package, file) =
+        commit_stored_file(ctx, &project, &coordinates, options.status, file, None)?;
+
+    if options.select_package_file {
+        Ok(Response::json(
+            200,
+            &package_file_record(&project, &package, &file),
+        ))
+    } else {
+        Ok(Response::json(
+            201,
+            &serde_json::json!({ "message": "201 Created" }),
+        ))
+    }
+}
+
+/// Records a file whose bytes object storage holds (a publish's body or a
+/// completed upload session) exactly as a publish does: the duplicate rule
+/// checked at the commit, the object deleted when the commit is refused, a
+/// project deleted meanwhile answered 404, and the cleanup policy applied.
+/// `file_id` is a file id allocated beforehand, so that committing it twice
+/// records the file once; `None` allocates one.
+pub fn commit_stored_file<K: KeyValue>(
+    ctx: &Context<K>,
+    project: &Project,
+    coordinates: &FileCoordinates,
+    status: Option<PackageStatus>,
+    file: NewFile,
+    file_id: Option<u64>,
+) -> ApiResult<(Package, PackageFile)> {
+    let object_key = file.object_key.clone();
+    let settings = meta::namespace_settings(ctx.kv, &project.namespace)?;
+    let commit = Commit {
+        project,
+        name: &coordinates.package_name,
+        version: &coordinates.package_version,
+        status,
+        settings: &settings,
+        now: ctx.now_millis(),
+    };
+    let committed = match file_id {
+        Some(id) => meta::commit_file_with_id(ctx.kv, &commit, file, id),
+        None => meta::commit_file(ctx.kv, &commit, file),
+    };
+    let (package, file) = match committed {
         Ok(committed) => committed,
         Err(refused @ (MetaError::Duplicate | MetaError::PackageFull)) => {
             // Nothing points at the object: remove it.
@@ -166,19 +201,8 @@ pub fn publish<K: KeyValue>(
         return Err(ApiError::NotFound(crate::api::PROJECT_NOT_FOUND));
     }
 
-    apply_cleanup_policy(ctx, &project, &package, &file);
-
-    if options.select_package_file {
-        Ok(Response::json(
-            200,
-            &package_file_record(&project, &package, &file),
-        ))
-    } else {
-        Ok(Response::json(
-            201,
-            &serde_json::json!({ "message": "201 Created" }),
-        ))
-    }
+    apply_cleanup_policy(ctx, project, &package, &file);
+    Ok((package, file))
 }
 
 /// GitLab's package file record, as `select=package_file` answers it.

@@ -13,6 +13,7 @@ pub mod cleanup;
 pub mod generic;
 pub mod host_limits;
 pub mod protection;
+pub mod upload_sessions;
 
 use crate::api::pagination::Page;
 use crate::api::params::{self, Params};

@@ -10,3 +10,4 @@ mod referenced_objects;
 mod round_trips;
 mod settings;
 mod token_matrix;
+mod upload_sessions;
