@@ -12,6 +12,7 @@ mod current_user;
 mod faults;
 mod gc_on_spin;
 mod groups;
+mod hosted;
 mod limits;
 mod multi_instance;
 mod packages;
