@@ -76,6 +76,11 @@ function shellQuote(text) {
   return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Single-quoted for PowerShell. */
+function powerShellQuote(text) {
+  return `'${text.replace(/'/g, "''")}'`;
+}
+
 /** Copy-paste commands for one file, with this registry's URL. The token
  *  is never written into them: they read it from $TOKEN. */
 export function commandsFor(project, pkg, file) {
@@ -85,7 +90,7 @@ export function commandsFor(project, pkg, file) {
   return [
     ['curl', `curl --fail --location --header "PRIVATE-TOKEN: $TOKEN" --output ${shellQuote(out)} ${shellQuote(url)}`],
     ['wget', `wget --header="PRIVATE-TOKEN: $TOKEN" --output-document=${shellQuote(out)} ${shellQuote(url)}`],
-    ['PowerShell', `Invoke-WebRequest -Headers @{ "PRIVATE-TOKEN" = $env:TOKEN } -OutFile '${out}' -Uri '${url}'`],
+    ['PowerShell', `Invoke-WebRequest -Headers @{ "PRIVATE-TOKEN" = $env:TOKEN } -OutFile ${powerShellQuote(out)} -Uri ${powerShellQuote(url)}`],
     ['python-gitlab', [
       'import os, gitlab',
       `gl = gitlab.Gitlab(${JSON.stringify(registryUrl())}, private_token=os.environ.get("TOKEN"))`,
