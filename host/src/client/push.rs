@@ -67,9 +67,10 @@ pub async fn push(options: &PushOptions) -> anyhow::Result<Value> {
         return plain_put(&client, options, size, &sha256, &label).await;
     }
     let hashing = Progress::start(&format!("sha256 {}", file_label(&options.file)), size, 0);
-    let sha256 = hash_file(&options.file, Some(&hashing)).await;
+    let digests = hash_file_and_parts(&options.file, options.part_size, hashing.clone()).await;
     hashing.finish();
-    let sha256 = sha256?;
+    let digests = digests?;
+    let sha256 = digests.sha256.clone();
     let api = SessionApi::new(client.clone(), options.credential.clone(), &options.url)?;
     match api.create(size, &sha256, options.part_size).await? {
         Created::Unsupported => {
@@ -89,6 +90,7 @@ pub async fn push(options: &PushOptions) -> anyhow::Result<Value> {
                 api,
                 client,
                 file: options.file.clone(),
+                digests,
                 parallel: options.parallel.max(1),
                 stop_after_parts: options.stop_after_parts,
             };
@@ -107,35 +109,82 @@ fn file_label(file: &Path) -> String {
 /// The hex sha256 of a whole file, read in chunks off the async threads.
 async fn hash_file(file: &Path, progress: Option<&Progress>) -> anyhow::Result<String> {
     let len = std::fs::metadata(file)?.len();
-    hash_range(file, 0, len, progress.cloned()).await
+    let progress = progress.cloned();
+    Ok(hash_parts(file, 0, len, len.max(1), progress).await?.sha256)
+}
+
+/// The sha256 of the whole file and of each of its parts of `part_size`
+/// bytes, in one read.
+async fn hash_file_and_parts(
+    file: &Path,
+    part_size: u64,
+    progress: Progress,
+) -> anyhow::Result<FileDigests> {
+    let len = std::fs::metadata(file)?.len();
+    hash_parts(file, 0, len, part_size, Some(progress)).await
 }
 
 /// The hex sha256 of `len` bytes of `file` from `offset`.
-async fn hash_range(
+async fn hash_range(file: &Path, offset: u64, len: u64) -> anyhow::Result<String> {
+    Ok(hash_parts(file, offset, len, len.max(1), None)
+        .await?
+        .sha256)
+}
+
+/// Hashes of a file: the whole and its parts.
+#[derive(Clone, Debug)]
+struct FileDigests {
+    sha256: String,
+    part_size: u64,
+    /// Hex sha256 of part 1, 2, ...
+    parts: Vec<String>,
+}
+
+/// Reads `len` bytes of `file` from `offset` once, hashing them whole and
+/// in parts of `part_size`.
+async fn hash_parts(
     file: &Path,
     offset: u64,
     len: u64,
+    part_size: u64,
     progress: Option<Progress>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<FileDigests> {
     let file = file.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let mut reader =
             std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
         reader.seek(SeekFrom::Start(offset))?;
         let mut reader = reader.take(len);
-        let mut hasher = Sha256::new();
+        let (mut whole, mut part) = (Sha256::new(), Sha256::new());
+        let mut parts = Vec::new();
+        let mut in_part = 0u64;
         let mut buffer = vec![0u8; CHUNK];
         loop {
-            let read = reader.read(&mut buffer)?;
+            // Never read across a part boundary.
+            let want = (part_size - in_part).min(CHUNK as u64) as usize;
+            let read = reader.read(&mut buffer[..want])?;
             if read == 0 {
                 break;
             }
-            hasher.update(&buffer[..read]);
+            whole.update(&buffer[..read]);
+            part.update(&buffer[..read]);
+            in_part += read as u64;
+            if in_part == part_size {
+                parts.push(hex::encode(std::mem::take(&mut part).finalize()));
+                in_part = 0;
+            }
             if let Some(progress) = &progress {
                 progress.add(read as u64);
             }
         }
-        anyhow::Ok(hex::encode(hasher.finalize()))
+        if in_part > 0 {
+            parts.push(hex::encode(part.finalize()));
+        }
+        anyhow::Ok(FileDigests {
+            sha256: hex::encode(whole.finalize()),
+            part_size,
+            parts,
+        })
     })
     .await?
 }
@@ -233,6 +282,8 @@ struct SessionUpload {
     api: SessionApi,
     client: Client,
     file: PathBuf,
+    /// Part hashes made while hashing the file, for the part size asked for.
+    digests: FileDigests,
     parallel: usize,
     stop_after_parts: Option<usize>,
 }
@@ -294,7 +345,7 @@ impl SessionUpload {
         progress: &Progress,
     ) -> anyhow::Result<()> {
         let (offset, len) = part_range(session, number);
-        let sha256 = hash_range(&self.file, offset, len, None).await?;
+        let sha256 = self.part_sha256(session, number, offset, len).await?;
         let what = format!("part {number}");
         with_retries(&what, |_| async {
             let target = match self.api.part_url(session, number, len, &sha256).await {
@@ -324,6 +375,26 @@ impl SessionUpload {
             outcome
         })
         .await
+    }
+
+    /// The part's hash from the first read of the file, or read again when
+    /// the session has another part size (a session resumed from an
+    /// earlier push with another `--part-size`).
+    async fn part_sha256(
+        &self,
+        session: &UploadSession,
+        number: u64,
+        offset: u64,
+        len: u64,
+    ) -> anyhow::Result<String> {
+        let known = usize::try_from(number - 1)
+            .ok()
+            .and_then(|index| self.digests.parts.get(index))
+            .filter(|_| self.digests.part_size == session.part_size);
+        match known {
+            Some(sha256) => Ok(sha256.clone()),
+            None => hash_range(&self.file, offset, len).await,
+        }
     }
 
     /// Completes the session: the file record, or `None` when parts are
@@ -465,6 +536,26 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, b"0123456789").unwrap();
         let expected = hex::encode(Sha256::digest(b"3456"));
-        assert_eq!(hash_range(&path, 3, 4, None).await.unwrap(), expected);
+        assert_eq!(hash_range(&path, 3, 4).await.unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn one_read_hashes_the_file_and_each_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let bytes: Vec<u8> = (0..(CHUNK * 2 + 100)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let part_size = CHUNK as u64 + 7;
+        let progress = Progress::start("test", bytes.len() as u64, 0);
+        let digests = hash_file_and_parts(&path, part_size, progress)
+            .await
+            .unwrap();
+        assert_eq!(digests.sha256, hex::encode(Sha256::digest(&bytes)));
+        let expected: Vec<String> = bytes
+            .chunks(part_size as usize)
+            .map(|part| hex::encode(Sha256::digest(part)))
+            .collect();
+        assert_eq!(digests.parts, expected);
+        assert_eq!(hash_file(&path, None).await.unwrap(), digests.sha256);
     }
 }
