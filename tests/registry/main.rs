@@ -4,6 +4,8 @@
 
 mod auth;
 mod bad_input;
+#[path = "../browser/mod.rs"]
+mod browser;
 mod common;
 mod component;
 mod concurrency;
