@@ -116,6 +116,19 @@ pub use genreg_layout::keys::{creation_claim, is_creation_claim};
 pub fn update<K: KeyValue, T, E: From<KvError>>(
     kv: &K,
     key: &str,
+    step: impl FnMut(Option<Vec<u8>>) -> Step<T, E>,
+) -> Result<T, E> {
+    update_then_read(kv, key, &[], step)
+}
+
+/// [`update`] for a caller that reads `read_after` right after it: those
+/// keys are read ahead in the same round trip that reads a swapped value
+/// back, so confirming the write costs no extra round trip. They are read
+/// after the write, as the caller would have read them.
+pub fn update_then_read<K: KeyValue, T, E: From<KvError>>(
+    kv: &K,
+    key: &str,
+    read_after: &[String],
     mut step: impl FnMut(Option<Vec<u8>>) -> Step<T, E>,
 ) -> Result<T, E> {
     let mut creation = Creation::default();
@@ -128,6 +141,11 @@ pub fn update<K: KeyValue, T, E: From<KvError>>(
             Step::Write(value, result) if exists => {
                 // The answer is a hint; what is stored now decides.
                 kv.swap(cas, &value)?;
+                if !read_after.is_empty() {
+                    let mut batch = vec![key.to_string()];
+                    batch.extend_from_slice(read_after);
+                    kv.read_ahead(&batch);
+                }
                 if kv.get(key)?.as_deref() == Some(value.as_slice()) {
                     return Ok(result);
                 }

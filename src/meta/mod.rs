@@ -17,12 +17,12 @@ pub mod tokens;
 pub mod upload_sessions;
 pub mod users;
 
-use kv::{update, KeyValue, KvError, Step};
+use kv::{update_then_read, KeyValue, KvError, Step};
 use model::*;
 pub use packages::{
-    commit_file, commit_file_with_id, delete_file, delete_package, mark_downloaded, newest_file, package, package_by_id,
-    package_files, package_location, package_summaries, prune_files, Commit, NewFile,
-    INDEX_SHARD_SIZE,
+    commit_file, commit_file_with_id, delete_file, delete_package, mark_downloaded, newest_file,
+    package, package_by_id, package_files, package_location, package_summaries, prune_files,
+    Commit, NewFile, INDEX_SHARD_SIZE,
 };
 pub use projects::{
     create_project, delete_project, forget_if_project_deleted, project, NewProject, ProjectRef,
@@ -94,6 +94,22 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 fn update_record<K, R, T, E>(
     kv: &K,
     key: &str,
+    step: impl FnMut(Option<R>) -> Result<Step<T, E>, E>,
+) -> Result<T, E>
+where
+    K: KeyValue,
+    R: serde::de::DeserializeOwned,
+    E: From<KvError> + From<MetaError>,
+{
+    update_record_then_read(kv, key, &[], step)
+}
+
+/// [`update_record`] with [`kv::update_then_read`]'s reading ahead of the
+/// keys the caller reads next.
+fn update_record_then_read<K, R, T, E>(
+    kv: &K,
+    key: &str,
+    read_after: &[String],
     mut step: impl FnMut(Option<R>) -> Result<Step<T, E>, E>,
 ) -> Result<T, E>
 where
@@ -101,7 +117,7 @@ where
     R: serde::de::DeserializeOwned,
     E: From<KvError> + From<MetaError>,
 {
-    update(kv, key, |current| {
+    update_then_read(kv, key, read_after, |current| {
         let stored = current.map(|bytes| decode(key, &bytes)).transpose();
         match stored.map_err(E::from).and_then(&mut step) {
             Ok(next) => next,

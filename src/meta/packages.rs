@@ -31,11 +31,12 @@ use sha2::{Digest, Sha256};
 
 use super::kv::{KeyValue, Step};
 use super::model::{
-    Millis, NamespaceSettings, Package, PackageFile, PackageLocation, PackageStatus,
-    PackageSummary, Project, Segment, SegmentRef,
+    Millis, Package, PackageFile, PackageLocation, PackageStatus, PackageSummary, Project, Segment,
+    SegmentRef,
 };
 use super::{
-    decode, encode, keys, next_id, read, read_counter, update_record, MetaError, MAX_VALUE_BYTES,
+    decode, encode, keys, namespace_settings, next_id, read, read_counter, update_record,
+    update_record_then_read, MetaError, MAX_VALUE_BYTES,
 };
 
 /// Packages per shard of a project's package index. With names and versions
@@ -159,8 +160,11 @@ pub struct Commit<'a> {
     pub name: &'a str,
     pub version: &'a str,
     pub status: Option<PackageStatus>,
-    pub settings: &'a NamespaceSettings,
     pub now: Millis,
+    /// Keys the caller reads right after the commit: read in the round trip
+    /// that confirms the package record's write (see
+    /// [`super::kv::update_then_read`]).
+    pub read_after: &'a [String],
 }
 
 /// Records a file in its package, creating the package if needed.
@@ -198,9 +202,9 @@ pub fn commit_file_with_id<K: KeyValue>(
         object_key: file.object_key,
         created_at: commit.now,
     };
-    let duplicates_allowed = commit
-        .settings
-        .duplicates_allowed_for(commit.name, commit.version);
+    // The namespace's settings matter only when the package already holds
+    // a file of this name: they are read then, and once.
+    let mut duplicates_allowed: Option<bool> = None;
     // A package that may be new gets its id, location and pending index
     // entry once, before the record that makes it real.
     let mut reserved: Option<PackageLocation> = None;
@@ -208,45 +212,48 @@ pub fn commit_file_with_id<K: KeyValue>(
     // Whether this publish marked the entry pending for a status change.
     let mut marked = false;
 
-    let package = update_record(kv, &key, |stored: Option<Package>| {
-        let (mut package, is_new) = match stored.filter(|p| !p.is_deleted()) {
-            // A retry after a write that landed but was not confirmed.
-            Some(package) if holds_file(kv, &package, file.id)? => {
-                return Ok(Step::Keep(package));
-            }
-            Some(package) => (package, false),
-            None => {
-                if reserved.is_none() {
-                    let (id, location) = reserve(kv, commit)?;
-                    reserved_id = Some(id);
-                    reserved = Some(location);
+    let package =
+        update_record_then_read(kv, &key, commit.read_after, |stored: Option<Package>| {
+            let (mut package, is_new) = match stored.filter(|p| !p.is_deleted()) {
+                // A retry after a write that landed but was not confirmed.
+                Some(package) if holds_file(kv, &package, file.id)? => {
+                    return Ok(Step::Keep(package));
                 }
-                (
-                    new_package(reserved_id.expect("reserved above"), commit),
-                    true,
-                )
+                Some(package) => (package, false),
+                None => {
+                    if reserved.is_none() {
+                        let (id, location) = reserve(kv, commit)?;
+                        reserved_id = Some(id);
+                        reserved = Some(location);
+                    }
+                    (
+                        new_package(reserved_id.expect("reserved above"), commit),
+                        true,
+                    )
+                }
+            };
+            if newest_file(kv, &package, &file.file_name)?.is_some()
+                && !allows_duplicates(kv, commit, &mut duplicates_allowed)?
+            {
+                return Err(MetaError::Duplicate);
             }
-        };
-        if !duplicates_allowed && newest_file(kv, &package, &file.file_name)?.is_some() {
-            return Err(MetaError::Duplicate);
-        }
-        if let Some(status) = commit.status {
-            if status != package.status && !is_new && !marked {
-                // Listings show the status: mark the entry first.
-                mark_pending(kv, &package)?;
-                marked = true;
+            if let Some(status) = commit.status {
+                if status != package.status && !is_new && !marked {
+                    // Listings show the status: mark the entry first.
+                    mark_pending(kv, &package)?;
+                    marked = true;
+                }
+                package.status = status;
             }
-            package.status = status;
-        }
-        package.files.push(file.clone());
-        package.updated_at = commit.now;
-        seal_if_full(kv, &mut package)?;
-        let bytes = encode(&package);
-        if bytes.len() > MAX_VALUE_BYTES {
-            return Err(MetaError::PackageFull);
-        }
-        Ok(Step::Write(bytes, package))
-    })?;
+            package.files.push(file.clone());
+            package.updated_at = commit.now;
+            seal_if_full(kv, &mut package)?;
+            let bytes = encode(&package);
+            if bytes.len() > MAX_VALUE_BYTES {
+                return Err(MetaError::PackageFull);
+            }
+            Ok(Step::Write(bytes, package))
+        })?;
 
     if let Some(location) = &reserved {
         if Some(package.id) != reserved_id {
@@ -260,6 +267,22 @@ pub fn commit_file_with_id<K: KeyValue>(
         confirm_entry(kv, &package)?;
     }
     Ok((package, file))
+}
+
+/// Whether the namespace lets this package hold several files of one name,
+/// read from the store the first time it is asked.
+fn allows_duplicates<K: KeyValue>(
+    kv: &K,
+    commit: &Commit,
+    known: &mut Option<bool>,
+) -> Result<bool, MetaError> {
+    if let Some(allowed) = *known {
+        return Ok(allowed);
+    }
+    let allowed = namespace_settings(kv, &commit.project.namespace)?
+        .duplicates_allowed_for(commit.name, commit.version);
+    *known = Some(allowed);
+    Ok(allowed)
 }
 
 fn new_package(id: u64, commit: &Commit) -> Package {

@@ -9,8 +9,10 @@
 //! `get_many` and keeps the values, and each kept value answers the *first*
 //! `get` of its key. A value read ahead is as fresh as if the request had
 //! read it at that moment, which is what it would have done anyway; a
-//! second `get` of the key, and every read after a write to it by this
-//! request, goes to the store.
+//! second `get` of the key, and every read after a write by this request
+//! (to any key), goes to the store: code after a write expects to read what
+//! is stored after it (a publish re-reads its project after committing, to
+//! see a delete that raced with it).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -73,9 +75,16 @@ impl<'a, K: KeyValue> ReadAhead<'a, K> {
         }
     }
 
-    /// Forgets what was read ahead for `key`: this request is changing it.
+    /// Forgets what was read ahead for `key`: this request is about to
+    /// swap it.
     fn forget(&self, key: &str) {
         self.kept.borrow_mut().remove(key);
+    }
+
+    /// Forgets everything read ahead: this request has written, and what
+    /// it reads next must come after that write.
+    fn forget_all(&self) {
+        self.kept.borrow_mut().clear();
     }
 }
 
@@ -119,17 +128,17 @@ impl<K: KeyValue> KeyValue for ReadAhead<'_, K> {
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.forget(key);
+        self.forget_all();
         self.inner.set(key, value)
     }
 
     fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.forget(key);
+        self.forget_all();
         self.inner.delete(key)
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
-        self.forget(key);
+        self.forget_all();
         self.inner.increment(key, delta)
     }
 
@@ -140,6 +149,7 @@ impl<K: KeyValue> KeyValue for ReadAhead<'_, K> {
     }
 
     fn swap(&self, cas: Self::Cas, value: &[u8]) -> Result<Swap, KvError> {
+        self.forget_all();
         self.inner.swap(cas, value)
     }
 
@@ -206,6 +216,22 @@ mod tests {
         assert_eq!(kv.get("c").unwrap(), Some(5i64.to_le_bytes().to_vec()));
         assert_eq!(current.as_deref(), Some(&b"changed"[..]));
         assert_eq!(kv.get("d").unwrap().as_deref(), Some(&b"changed"[..]));
+    }
+
+    #[test]
+    fn a_write_to_any_key_forgets_everything_read_ahead_before_it() {
+        let store = MemoryStore::default();
+        store.set("project", b"live").unwrap();
+        store.set("record", b"old").unwrap();
+        let counting = Counting::new(&store);
+        let kv = ReadAhead::new(&counting);
+        kv.read_ahead(&keys(&["project", "other"]));
+        let (cas, _) = kv.read_for_swap("record").unwrap();
+        kv.swap(cas, b"new").unwrap();
+        // Changed by someone else after the read ahead, before our write.
+        store.set("project", b"deleted").unwrap();
+        assert_eq!(kv.get("project").unwrap().as_deref(), Some(&b"deleted"[..]));
+        assert_eq!(counting.counts().get, 1);
     }
 
     #[test]

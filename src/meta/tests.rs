@@ -40,15 +40,23 @@ fn file(name: &str, sha256: &str) -> NewFile {
     }
 }
 
-fn commit<'a>(project: &'a Project, settings: &'a NamespaceSettings) -> Commit<'a> {
+fn commit(project: &Project) -> Commit<'_> {
     Commit {
         project,
         name: "tool",
         version: "1.0.0",
         status: None,
-        settings,
         now: 2_000,
+        read_after: &[],
     }
+}
+
+/// Stores the project's namespace settings with duplicates not allowed.
+fn forbid_duplicates(kv: &MemoryStore, project: &Project) {
+    change_namespace_settings(kv, &project.namespace, |settings| {
+        settings.generic_duplicates_allowed = false;
+    })
+    .unwrap();
 }
 
 #[test]
@@ -88,9 +96,7 @@ fn a_taken_project_path_is_refused_and_leaves_no_record() {
 fn first_file_creates_the_package_and_indexes_it() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
-    let (package, stored) =
-        commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let (package, stored) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     assert_eq!(package.files, vec![stored.clone()]);
     assert_eq!(package.status, PackageStatus::Default);
     let location: PackageLocation =
@@ -107,10 +113,8 @@ fn first_file_creates_the_package_and_indexes_it() {
 fn same_file_name_twice_keeps_both_and_the_newest_wins() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
-    commit_file(&kv, &commit(&project, &settings), file("a.bin", "old")).unwrap();
-    let (package, _) =
-        commit_file(&kv, &commit(&project, &settings), file("a.bin", "new")).unwrap();
+    commit_file(&kv, &commit(&project), file("a.bin", "old")).unwrap();
+    let (package, _) = commit_file(&kv, &commit(&project), file("a.bin", "new")).unwrap();
     assert_eq!(package.files.len(), 2);
     assert_eq!(package.newest_file("a.bin").unwrap().sha256, "new");
     // The package was created once and indexed once.
@@ -121,23 +125,19 @@ fn same_file_name_twice_keeps_both_and_the_newest_wins() {
 fn duplicates_are_refused_when_the_namespace_forbids_them() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings {
-        generic_duplicates_allowed: false,
-        generic_duplicate_exception_regex: String::new(),
-    };
-    commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
-    let err = commit_file(&kv, &commit(&project, &settings), file("a.bin", "2")).unwrap_err();
+    forbid_duplicates(&kv, &project);
+    commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
+    let err = commit_file(&kv, &commit(&project), file("a.bin", "2")).unwrap_err();
     assert!(matches!(err, MetaError::Duplicate));
-    commit_file(&kv, &commit(&project, &settings), file("b.bin", "3")).unwrap();
+    commit_file(&kv, &commit(&project), file("b.bin", "3")).unwrap();
 }
 
 #[test]
 fn commit_retries_after_a_conflicting_write() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
     *kv.conflicts.borrow_mut() = 3;
-    let (package, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let (package, _) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     assert_eq!(package.files.len(), 1);
     // The package id was allocated once despite the retries.
     assert_eq!(
@@ -150,10 +150,9 @@ fn commit_retries_after_a_conflicting_write() {
 fn status_on_upload_sets_the_whole_package() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
-    let mut hidden = commit(&project, &settings);
+    let mut hidden = commit(&project);
     hidden.status = Some(PackageStatus::Hidden);
-    commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     let (package, _) = commit_file(&kv, &hidden, file("b.bin", "2")).unwrap();
     assert_eq!(package.status, PackageStatus::Hidden);
     assert_eq!(index_of(&kv, project.id)[0].status, PackageStatus::Hidden);
@@ -163,10 +162,9 @@ fn status_on_upload_sets_the_whole_package() {
 fn a_file_record_that_would_outgrow_a_value_is_refused() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
     let big = "x".repeat(200 * 1024);
-    commit_file(&kv, &commit(&project, &settings), file("a.bin", &big)).unwrap();
-    let err = commit_file(&kv, &commit(&project, &settings), file("b.bin", &big)).unwrap_err();
+    commit_file(&kv, &commit(&project), file("a.bin", &big)).unwrap();
+    let err = commit_file(&kv, &commit(&project), file("b.bin", &big)).unwrap_err();
     assert!(matches!(err, MetaError::PackageFull));
 }
 
@@ -174,8 +172,7 @@ fn a_file_record_that_would_outgrow_a_value_is_refused() {
 fn last_downloaded_at_moves_at_most_once_a_minute() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
-    commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     let at = |kv: &MemoryStore| {
         package(kv, project.id, "tool", "1.0.0")
             .unwrap()
@@ -204,16 +201,14 @@ fn a_new_package_is_created_once_even_where_swap_from_absent_overwrites() {
     // package first: this commit must add to it, not overwrite it.
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
-    commit_file(&kv, &commit(&project, &settings), file("first.bin", "1")).unwrap();
+    commit_file(&kv, &commit(&project), file("first.bin", "1")).unwrap();
     let key = keys::package(project.id, "tool", "1.0.0");
     let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS;
     assert_eq!(
         kv.increment(&kv::creation_claim(&key, epoch), 0).unwrap(),
         1
     );
-    let (package, _) =
-        commit_file(&kv, &commit(&project, &settings), file("second.bin", "2")).unwrap();
+    let (package, _) = commit_file(&kv, &commit(&project), file("second.bin", "2")).unwrap();
     let names: Vec<&str> = package.files.iter().map(|f| f.file_name.as_str()).collect();
     assert_eq!(names, ["first.bin", "second.bin"]);
 }
@@ -222,17 +217,16 @@ fn a_new_package_is_created_once_even_where_swap_from_absent_overwrites() {
 fn a_creation_claimed_by_someone_who_never_wrote_is_busy_then_taken_over() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
     let key = keys::package(project.id, "tool", "1.0.0");
     // A publisher claimed the key in this epoch and died before writing.
     let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS;
     kv.increment(&kv::creation_claim(&key, epoch), 1).unwrap();
-    let err = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap_err();
+    let err = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap_err();
     assert!(err.is_busy(), "{err}");
     assert_eq!(kv.get(&key).unwrap(), None);
     // Once the epoch is over, the next publish creates it.
     kv.pause(kv::CLAIM_EPOCH_MS as u64);
-    let (package, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let (package, _) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     assert_eq!(package.files.len(), 1);
     assert_eq!(package_summaries(&kv, project.id).unwrap().len(), 1);
 }
@@ -241,10 +235,9 @@ fn a_creation_claimed_by_someone_who_never_wrote_is_busy_then_taken_over() {
 fn a_claim_left_by_the_old_protocol_blocks_nothing() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
     let key = keys::package(project.id, "claimed", "1.0");
     kv.increment(&format!("{key}#created"), 1).unwrap();
-    let mut c = commit(&project, &settings);
+    let mut c = commit(&project);
     c.name = "claimed";
     c.version = "1.0";
     commit_file(&kv, &c, file("a.bin", "1")).unwrap();
@@ -254,7 +247,6 @@ fn a_claim_left_by_the_old_protocol_blocks_nothing() {
 fn a_package_holds_files_far_beyond_one_value_in_segments() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
     let count = 2 * packages::TAIL_FILES + 50;
     let mut ids = Vec::new();
     for i in 0..count {
@@ -262,12 +254,7 @@ fn a_package_holds_files_far_beyond_one_value_in_segments() {
             5 => "early.bin".to_string(),
             _ => format!("f{}.bin", i % 7),
         };
-        let (_, stored) = commit_file(
-            &kv,
-            &commit(&project, &settings),
-            file(&name, &i.to_string()),
-        )
-        .unwrap();
+        let (_, stored) = commit_file(&kv, &commit(&project), file(&name, &i.to_string())).unwrap();
         ids.push(stored.id);
     }
     let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
@@ -324,19 +311,11 @@ fn a_package_holds_files_far_beyond_one_value_in_segments() {
 fn duplicates_are_found_in_segments_too() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings {
-        generic_duplicates_allowed: false,
-        generic_duplicate_exception_regex: String::new(),
-    };
+    forbid_duplicates(&kv, &project);
     for i in 0..packages::TAIL_FILES + 1 {
-        commit_file(
-            &kv,
-            &commit(&project, &settings),
-            file(&format!("f{i}.bin"), "x"),
-        )
-        .unwrap();
+        commit_file(&kv, &commit(&project), file(&format!("f{i}.bin"), "x")).unwrap();
     }
-    let err = commit_file(&kv, &commit(&project, &settings), file("f0.bin", "y")).unwrap_err();
+    let err = commit_file(&kv, &commit(&project), file("f0.bin", "y")).unwrap_err();
     assert!(matches!(err, MetaError::Duplicate));
 }
 
@@ -350,10 +329,9 @@ fn every_publish_lands_exactly_once_whatever_swaps_report() {
         let kv = MemoryStore::default();
         kv.reports.set(reports);
         let project = new_project(&kv, "tools");
-        let settings = NamespaceSettings::default();
         for i in 0..5 {
             *kv.conflicts.borrow_mut() = i % 3;
-            let mut c = commit(&project, &settings);
+            let mut c = commit(&project);
             let version = format!("1.{}", i % 2);
             c.version = &version;
             commit_file(&kv, &c, file(&format!("f{i}.bin"), "x")).unwrap();
@@ -375,8 +353,7 @@ fn every_publish_lands_exactly_once_whatever_swaps_report() {
 fn deleted_packages_leave_listings_and_lookups_and_can_be_published_again() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
-    let (old, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let (old, _) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     let files = delete_package(&kv, project.id, old.id, 5_000)
         .unwrap()
         .unwrap();
@@ -389,7 +366,7 @@ fn deleted_packages_leave_listings_and_lookups_and_can_be_published_again() {
         None
     );
 
-    let (new, _) = commit_file(&kv, &commit(&project, &settings), file("b.bin", "2")).unwrap();
+    let (new, _) = commit_file(&kv, &commit(&project), file("b.bin", "2")).unwrap();
     assert_ne!(new.id, old.id);
     assert_eq!(new.files.len(), 1);
     let listed: Vec<u64> = package_summaries(&kv, project.id)
@@ -410,8 +387,7 @@ fn a_package_is_only_found_in_its_own_project() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
     let other = new_project(&kv, "other");
-    let settings = NamespaceSettings::default();
-    let (package, _) = commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
+    let (package, _) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     assert_eq!(package_by_id(&kv, other.id, package.id).unwrap(), None);
     assert_eq!(delete_package(&kv, other.id, package.id, 1).unwrap(), None);
     assert_eq!(
@@ -424,10 +400,8 @@ fn a_package_is_only_found_in_its_own_project() {
 fn deleting_a_file_keeps_the_others() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
-    commit_file(&kv, &commit(&project, &settings), file("a.bin", "1")).unwrap();
-    let (package, second) =
-        commit_file(&kv, &commit(&project, &settings), file("a.bin", "2")).unwrap();
+    commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
+    let (package, second) = commit_file(&kv, &commit(&project), file("a.bin", "2")).unwrap();
     let removed = delete_file(&kv, project.id, package.id, second.id, 9)
         .unwrap()
         .unwrap();
@@ -446,12 +420,11 @@ fn deleting_a_file_keeps_the_others() {
 fn summaries_span_shards() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
     let versions: Vec<String> = (0..(INDEX_SHARD_SIZE + 5))
         .map(|i| format!("1.{i}"))
         .collect();
     for version in &versions {
-        let mut c = commit(&project, &settings);
+        let mut c = commit(&project);
         c.version = version;
         commit_file(&kv, &c, file("a.bin", "1")).unwrap();
     }
@@ -550,14 +523,8 @@ impl kv::KeyValue for SwapThenInterleave<'_> {
 fn a_retry_finds_its_file_after_another_publish_sealed_it() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let settings = NamespaceSettings::default();
     for i in 0..packages::TAIL_FILES - 2 {
-        commit_file(
-            &kv,
-            &commit(&project, &settings),
-            file(&format!("f{i}"), "x"),
-        )
-        .unwrap();
+        commit_file(&kv, &commit(&project), file(&format!("f{i}"), "x")).unwrap();
     }
     // Our publish lands as the 199th file; before it reads its write back,
     // another publish adds the 200th and seals both into a segment.
@@ -565,16 +532,10 @@ fn a_retry_finds_its_file_after_another_publish_sealed_it() {
         inner: &kv,
         swaps_before: std::cell::Cell::new(0),
         interleave: std::cell::RefCell::new(Some(Box::new(|kv: &MemoryStore| {
-            let settings = NamespaceSettings::default();
-            commit_file(kv, &commit(&project, &settings), file("other", "y")).unwrap();
+            commit_file(kv, &commit(&project), file("other", "y")).unwrap();
         }))),
     };
-    let (_, ours) = commit_file(
-        &interleaved,
-        &commit(&project, &settings),
-        file("ours", "z"),
-    )
-    .unwrap();
+    let (_, ours) = commit_file(&interleaved, &commit(&project), file("ours", "z")).unwrap();
     let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
     assert_eq!(package.segments.len(), 1);
     let all = package_files(&kv, &package).unwrap();

@@ -158,14 +158,21 @@ pub fn commit_stored_file<K: KeyValue>(
     file_id: Option<u64>,
 ) -> ApiResult<(Package, PackageFile)> {
     let object_key = file.object_key.clone();
-    let settings = meta::namespace_settings(ctx.kv, &project.namespace)?;
+    // A project deleted while the body streamed in may have gone over its
+    // packages before this one was there: its record is read again after
+    // the commit, with the cleanup policy, in the round trip that confirms
+    // the commit.
+    let read_after = [
+        read_ahead::project(&ProjectRef::Id(project.id)),
+        read_ahead::cleanup_policy(project.id),
+    ];
     let commit = Commit {
         project,
         name: &coordinates.package_name,
         version: &coordinates.package_version,
         status,
-        settings: &settings,
         now: ctx.now_millis(),
+        read_after: &read_after,
     };
     let committed = match file_id {
         Some(id) => meta::commit_file_with_id(ctx.kv, &commit, file, id),
@@ -187,13 +194,9 @@ pub fn commit_stored_file<K: KeyValue>(
         // record must never point at a missing one (gc collects it if not).
         Err(e) => return Err(e.into()),
     };
-    // A project deleted while the body streamed in may have gone over its
-    // packages before this one was there. Its record and the cleanup policy
-    // are read in one round trip.
-    ctx.kv.read_ahead(&[
-        read_ahead::project(&ProjectRef::Id(project.id)),
-        read_ahead::cleanup_policy(project.id),
-    ]);
+    // Read ahead already when the commit swapped an existing record; a new
+    // package's record is created, not swapped, so read them here.
+    ctx.kv.read_ahead(&read_after);
     if let Some(files) =
         meta::forget_if_project_deleted(ctx.kv, project.id, package.id, ctx.now_millis())?
     {

@@ -171,8 +171,7 @@ fn publish(
     version: &str,
     name: &str,
 ) -> Result<(), MetaError> {
-    let settings = NamespaceSettings::default();
-    let mut c = commit(project, &settings);
+    let mut c = commit(project);
     c.version = version;
     handle.commit(&c, file(name, "x")).map(drop)
 }
@@ -207,8 +206,7 @@ fn hiding_a_package_survives_a_crash_after_any_write() {
             project
         },
         |kv, project| {
-            let settings = NamespaceSettings::default();
-            let mut c = commit(project, &settings);
+            let mut c = commit(project);
             c.status = Some(PackageStatus::Hidden);
             kv.commit(&c, file("b.bin", "x")).map(drop)
         },

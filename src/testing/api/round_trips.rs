@@ -220,7 +220,6 @@ const ROWS: &[Row] = &[
         },
         status: 201,
         pinned: Counts {
-            get: 2,
             get_many: 2,
             read_for_swap: 1,
             increment: 1,
@@ -238,7 +237,7 @@ const ROWS: &[Row] = &[
         },
         status: 201,
         pinned: Counts {
-            get: 6,
+            get: 5,
             get_many: 2,
             read_for_swap: 3,
             set: 2,
@@ -257,7 +256,7 @@ const ROWS: &[Row] = &[
         },
         status: 201,
         pinned: Counts {
-            get: 6,
+            get: 5,
             get_many: 2,
             read_for_swap: 3,
             set: 3,
