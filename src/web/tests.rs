@@ -72,6 +72,7 @@ fn every_gitlab_page_shape_answers_the_shell() {
         "/acme/tools/-/settings/access_tokens",
         "/acme/tools/-/settings/repository",
         "/groups/acme/platform",
+        "/groups/acme/platform/-/packages",
         "/groups/acme/-/settings/packages_and_registries",
         "/groups/acme/-/settings/access_tokens",
         "/groups/acme/-/settings/repository",

@@ -29,7 +29,7 @@ export function match(pathname) {
   if (owner[0] === 'groups') {
     const group = owner.slice(1).join('/');
     if (!group) return { page: 'not-found' };
-    if (dash === -1) return { page: 'group', group };
+    if (dash === -1 || (rest.length === 1 && rest[0] === 'packages')) return { page: 'group', group };
     if (rest.length === 2 && rest[0] === 'settings' && SETTINGS[rest[1]]) {
       return { page: SETTINGS[rest[1]], kind: 'group', path: group };
     }
