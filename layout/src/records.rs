@@ -256,6 +256,18 @@ pub struct UploadSessionEntry {
     pub expires_at: Millis,
 }
 
+/// How long after its expiry an upload session still counts as referenced:
+/// longer than any request that read it while it was live can still run,
+/// so `genreg gc` never removes the object of a session such a request is
+/// committing. Once past it, gc removes the session's records, upload and
+/// object.
+pub const SESSION_COLLECTION_GRACE_MS: Millis = 60 * 60 * 1000;
+
+/// Whether a session that expires at `expires_at` may be collected at `now`.
+pub fn session_collectable(expires_at: Millis, now: Millis) -> bool {
+    now >= expires_at.saturating_add(SESSION_COLLECTION_GRACE_MS)
+}
+
 /// The name of [`PackageFile::object_key`] in stored JSON.
 const OBJECT_KEY_FIELD: &str = "object_key";
 

@@ -20,11 +20,17 @@
 //! read, and writes the same value whoever runs it, so concurrent completes
 //! of one session agree and a crash between any two writes is resumed by
 //! the next POST.
+//!
+//! When S3 holds neither the upload nor the object any more (aborted by
+//! something else: a lifecycle rule, a tool that knows nothing of
+//! sessions), the session can never complete: it is forgotten and the
+//! answer is 409, so creating it again starts afresh.
 
 use super::{expected_part_size, load, parts_count, publisher, session_json};
 use crate::api::packages::generic::{commit_stored_file, package_file_record};
 use crate::api::Context;
 use crate::blob::sessions::StoredPart;
+use crate::blob::store::StoreError;
 use crate::checksum::Checksums;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -47,6 +53,17 @@ pub const VERIFY_STEP: u64 = 4 << 20;
 
 const MISMATCH: &str = "the uploaded file's sha256 does not match the session's";
 
+const VANISHED: &str = "the upload session's parts are gone from object storage \
+     (aborted elsewhere); create the session again to start over";
+
+/// What a step of completion left.
+enum Progress {
+    /// The session as it now stands.
+    Session(Box<UploadSession>),
+    /// S3 holds neither the upload nor the object.
+    Vanished,
+}
+
 pub fn complete<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
@@ -58,13 +75,13 @@ pub fn complete<K: KeyValue>(
     match session.state {
         SessionState::Failed => refuse(ctx, &session),
         SessionState::Uploading => {
-            let session = join_parts(ctx, &session)?;
-            Ok(Response::json(202, &session_json(&session, &[])))
+            let progress = join_parts(ctx, &session)?;
+            answer_progress(ctx, &session, progress)
         }
         SessionState::Verifying => match &session.digests {
             None => {
-                let session = verify_step(ctx, &session)?;
-                Ok(Response::json(202, &session_json(&session, &[])))
+                let progress = verify_step(ctx, &session)?;
+                answer_progress(ctx, &session, progress)
             }
             Some(digests) if digests.sha256 != session.sha256 => {
                 let failed = mark_failed(ctx, &session)?;
@@ -75,14 +92,50 @@ pub fn complete<K: KeyValue>(
     }
 }
 
+/// 202 with the session while it goes on; 409 when its parts vanished
+/// (the session is forgotten).
+fn answer_progress<K: KeyValue>(
+    ctx: &Context<K>,
+    session: &UploadSession,
+    progress: Progress,
+) -> ApiResult<Response> {
+    match progress {
+        Progress::Session(now) => Ok(Response::json(202, &session_json(&now, &[]))),
+        Progress::Vanished => {
+            sessions::forget(ctx.kv, session.project_id, &session.id)?;
+            Ok(Response::json(
+                409,
+                &serde_json::json!({ "message": format!("409 Conflict - {VANISHED}") }),
+            ))
+        }
+    }
+}
+
+/// Whether S3 said the object does not exist.
+fn is_no_such_key(error: &StoreError) -> bool {
+    matches!(error, StoreError::Failed(message) if message.contains("NoSuchKey"))
+}
+
+/// Whether the joined object is there (a one-byte read).
+fn object_exists<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiResult<bool> {
+    match ctx.blobs.open(&session.object_key, Some((0, 0))) {
+        Ok(_) => Ok(true),
+        Err(e) if is_no_such_key(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Checks that S3 holds every part at its size, joins them, and turns the
 /// session to verifying.
-fn join_parts<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiResult<UploadSession> {
+fn join_parts<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiResult<Progress> {
     // No upload any more: joined already, by a request that stopped
-    // before recording it.
+    // before recording it, unless the object is missing too.
     let listed = ctx
         .blobs
         .list_parts(&session.object_key, &session.upload_id)?;
+    if listed.is_none() && !object_exists(ctx, session)? {
+        return Ok(Progress::Vanished);
+    }
     if let Some(parts) = listed {
         check_parts(session, &parts)?;
         let joined = ctx
@@ -100,7 +153,7 @@ fn join_parts<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiResu
             }
         }
     }
-    Ok(sessions::change(
+    let changed = sessions::change(
         ctx.kv,
         session.project_id,
         &session.id,
@@ -112,7 +165,8 @@ fn join_parts<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiResu
                 ..stored.clone()
             })
         },
-    )?)
+    )?;
+    Ok(Progress::Session(Box::new(changed)))
 }
 
 /// 400 naming the parts that are missing or of the wrong size.
@@ -144,7 +198,7 @@ fn check_parts(session: &UploadSession, parts: &[StoredPart]) -> ApiResult<()> {
 
 /// Reads the next [`VERIFY_STEP`] bytes of the object through the saved
 /// hash state and records how far it got (the digests at the end).
-fn verify_step<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiResult<UploadSession> {
+fn verify_step<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiResult<Progress> {
     let saved = session
         .hashed
         .clone()
@@ -152,7 +206,11 @@ fn verify_step<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiRes
     let mut sums = Checksums::resume(&saved).map_err(ApiError::internal)?;
     let from = sums.size();
     let to = (from + VERIFY_STEP).min(session.size);
-    let mut object = ctx.blobs.open(&session.object_key, Some((from, to - 1)))?;
+    let mut object = match ctx.blobs.open(&session.object_key, Some((from, to - 1))) {
+        Ok(object) => object,
+        Err(e) if is_no_such_key(&e) => return Ok(Progress::Vanished),
+        Err(e) => return Err(e.into()),
+    };
     while let Some(chunk) = object
         .source
         .next_chunk()
@@ -176,7 +234,7 @@ fn verify_step<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiRes
         }
     });
     let hashed = sums.save();
-    Ok(sessions::change(
+    let changed = sessions::change(
         ctx.kv,
         session.project_id,
         &session.id,
@@ -193,7 +251,8 @@ fn verify_step<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiRes
                 ..stored.clone()
             })
         },
-    )?)
+    )?;
+    Ok(Progress::Session(Box::new(changed)))
 }
 
 /// Turns a session whose object did not match to failed, so that a crash
