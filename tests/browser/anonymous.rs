@@ -8,7 +8,7 @@ use fantoccini::Locator;
 use reqwest::StatusCode;
 
 use super::harness::{processes_mentioning, Browser};
-use super::support::{assert_no_csp_violations, has_button, page_drawn, publish};
+use super::support::{assert_no_csp_violations, has_button, navigated, page_drawn, publish};
 use crate::common;
 
 /// A path segment the API accepts (any character but traversal) that is
@@ -79,14 +79,7 @@ async fn an_anonymous_visitor_browses_a_public_project_and_user_data_stays_text(
     browser.screenshot("packages").await;
     browser.type_into("Search by name", "widg").await;
     browser.button("Apply").await.click().await.unwrap();
-    browser
-        .wait_until("the search to leave only widget", || async {
-            !browser
-                .is_present(Locator::XPath("//main//td//a[normalize-space(.)='gadget']"))
-                .await
-        })
-        .await;
-    assert!(browser.path().await.contains("package_name=widg"));
+    navigated(&browser, "package_name=widg", "packages").await;
     let rows = browser
         .client
         .find_all(Locator::XPath("//main//tbody/tr"))
@@ -139,6 +132,29 @@ async fn an_anonymous_visitor_browses_a_public_project_and_user_data_stays_text(
         format!("{MARKUP_SEGMENT}/payload.txt")
     );
     assert!(!browser.is_present(Locator::Css("main img")).await);
+    browser.screenshot("package-markup-in-path").await;
+    // The curl command shown for it is quoted for the shell and works as is,
+    // without a token for a public project.
+    let command = browser
+        .find(Locator::Css("code[data-tool=curl]"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .env("TOKEN", "")
+        .current_dir(dir.path())
+        .status()
+        .await
+        .expect("curl runs");
+    assert!(status.success(), "{command}");
+    assert_eq!(
+        std::fs::read(dir.path().join("payload.txt")).unwrap(),
+        common::data(3, 4)
+    );
     assert!(!browser.client.title().await.unwrap().contains("injected"));
 
     // A private project looks like nothing at all, and the page says what

@@ -372,6 +372,21 @@ impl Browser {
         .await;
     }
 
+    /// Waits for an element `selector` finds to have text, and returns it
+    /// (read in the page, so a redraw in between cannot make it stale).
+    pub async fn text_of(&self, selector: &str) -> String {
+        let script = "const found = document.querySelector(arguments[0]);
+                      return found ? found.textContent : '';";
+        let text = std::cell::RefCell::new(String::new());
+        self.wait_until(&format!("text in {selector}"), || async {
+            let found = self.script(script, vec![selector.into()]).await;
+            *text.borrow_mut() = found.as_str().unwrap_or_default().to_string();
+            !text.borrow().is_empty()
+        })
+        .await;
+        text.into_inner()
+    }
+
     /// Waits until `condition` holds, failing with `what` after [`WAIT`].
     pub async fn wait_until<F, Fut>(&self, what: &str, mut condition: F)
     where

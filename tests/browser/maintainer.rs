@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::harness::Browser;
 use super::support::{
-    assert_no_csp_violations, bytes_of, confirm_in_dialog, has_button, page_drawn, publish,
-    sign_in, status_of,
+    assert_no_csp_violations, bytes_of, confirm_in_dialog, has_button, navigated, page_drawn,
+    publish, sign_in, status_of,
 };
 use crate::common::{self, TestRegistry, TokenSpec};
 
@@ -77,13 +77,13 @@ async fn search_projects(browser: &Browser, r: &TestRegistry) {
         .await;
     browser.type_into("Search projects", "too").await;
     browser.button("Search").await.click().await.unwrap();
-    browser
-        .wait_until("the search to leave out acme/docs", || async {
-            !browser
-                .is_present(Locator::XPath("//main//a[normalize-space(.)='acme/docs']"))
-                .await
-        })
-        .await;
+    navigated(browser, "search=too", "Projects").await;
+    assert!(
+        !browser
+            .is_present(Locator::XPath("//main//a[normalize-space(.)='acme/docs']"))
+            .await,
+        "the search leaves out acme/docs"
+    );
     browser
         .find(Locator::XPath("//main//a[normalize-space(.)='acme/tools']"))
         .await
@@ -344,12 +344,7 @@ async fn create_and_revoke_an_access_token(
         .click()
         .await
         .unwrap();
-    let created = browser
-        .find(Locator::Css("[data-testid=new-token]"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let created = browser.text_of("[data-testid=new-token]").await;
     browser.screenshot("access-tokens").await;
 
     let packages = format!("/api/v4/projects/{project}/packages");

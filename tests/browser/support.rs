@@ -56,6 +56,18 @@ pub async fn page_drawn(browser: &Browser, heading: &str) {
         .await;
 }
 
+/// Waits until the address shows `fragment` (an in-page navigation has
+/// begun, which marks the main region busy at once), then until the page
+/// with `heading` is drawn.
+pub async fn navigated(browser: &Browser, fragment: &str, heading: &str) {
+    browser
+        .wait_until(&format!("the address to show {fragment}"), || async {
+            browser.path().await.contains(fragment)
+        })
+        .await;
+    page_drawn(browser, heading).await;
+}
+
 /// Fails on any Content-Security-Policy violation the console reported
 /// since the last look.
 pub async fn assert_no_csp_violations(browser: &Browser) {
