@@ -27,6 +27,8 @@ use tokio::sync::mpsc;
 use crate::data_dir::{self, S3Credentials};
 use crate::serve::{self, ServerHandle};
 
+#[path = "s3_part_etags.rs"]
+mod part_etags;
 #[path = "s3_uploads.rs"]
 mod uploads;
 
@@ -155,6 +157,7 @@ async fn serve_fs(
         inner: fs,
         root: root.clone(),
         uploads_root,
+        part_etags: Default::default(),
     });
     builder.set_auth(SimpleAuth::from_single(
         credentials.access_key_id.clone(),
@@ -176,6 +179,8 @@ struct FastFs {
     root: PathBuf,
     /// The data directory's S3 root, where open multipart uploads live.
     uploads_root: PathBuf,
+    /// ListParts pages with ETags (s3s-fs leaves them out).
+    part_etags: part_etags::PartEtags,
 }
 
 impl std::fmt::Debug for FastFs {
@@ -202,7 +207,19 @@ macro_rules! s3_impl {
             }
 
             async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-                self.upload_part_checked(req).await
+                let (upload_id, number) = (req.input.upload_id.clone(), req.input.part_number);
+                let answer = self.upload_part_checked(req).await?;
+                if let Some(etag) = &answer.output.e_tag {
+                    self.part_etags.remember(&self.root, &upload_id, number, etag);
+                }
+                Ok(answer)
+            }
+
+            async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+                let input = req.input.clone();
+                let mut answer = self.inner.list_parts(req).await?;
+                self.part_etags.page(&self.root, &input, &mut answer.output).await;
+                Ok(answer)
             }
 
             async fn list_multipart_uploads(&self, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
@@ -231,7 +248,6 @@ s3_impl! {
     put_object(PutObjectInput) -> PutObjectOutput;
     create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
     upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
-    list_parts(ListPartsInput) -> ListPartsOutput;
     complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
 }
 

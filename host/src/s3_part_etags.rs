@@ -1,0 +1,119 @@
+//! ListParts answers as S3 gives them: s3s-fs lists every part, unsorted,
+//! without ETags and without `MaxParts`/`IsTruncated`, while an S3 client
+//! (rusty-s3, the component's upload sessions) needs the ETags to complete
+//! the upload and pages by `max-parts` and `part-number-marker`.
+//! [`PartEtags::page`] sorts the parts, keeps the asked-for page, says
+//! whether more follow and gives every part its ETag.
+//!
+//! A part's ETag is the hex md5 of its bytes (what UploadPart answered). It
+//! is remembered when the part is stored, and computed from the part's file
+//! when it is not known (parts stored before a restart). Entries go when
+//! their part file does (the upload was completed or aborted).
+
+use std::collections::HashMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use md5::{Digest as _, Md5};
+use s3s::dto::{ETag, ListPartsInput, ListPartsOutput};
+
+/// Parts in one answer when the request does not say (S3's default).
+const DEFAULT_MAX_PARTS: i32 = 1000;
+
+#[derive(Default)]
+pub struct PartEtags {
+    known: Mutex<HashMap<PathBuf, String>>,
+}
+
+/// Where s3s-fs keeps part `number` of `upload_id` under its root.
+fn part_path(root: &Path, upload_id: &str, number: i32) -> PathBuf {
+    root.join(format!(".upload_id-{upload_id}.part-{number}"))
+}
+
+impl PartEtags {
+    /// Notes the ETag UploadPart answered for a stored part.
+    pub fn remember(&self, root: &Path, upload_id: &str, number: i32, etag: &ETag) {
+        let value = match etag {
+            ETag::Strong(value) | ETag::Weak(value) => value.clone(),
+        };
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert(part_path(root, upload_id, number), value);
+    }
+
+    /// Turns s3s-fs's listing into the page `input` asked for.
+    pub async fn page(&self, root: &Path, input: &ListPartsInput, output: &mut ListPartsOutput) {
+        let max_parts = input.max_parts.unwrap_or(DEFAULT_MAX_PARTS).clamp(1, 1000);
+        let after = input.part_number_marker.unwrap_or(0);
+        let mut parts = output.parts.take().unwrap_or_default();
+        parts.retain(|part| part.part_number.is_some_and(|n| n > after));
+        parts.sort_by_key(|part| part.part_number);
+        let truncated = parts.len() > max_parts as usize;
+        parts.truncate(max_parts as usize);
+        output.max_parts = Some(max_parts);
+        output.part_number_marker = input.part_number_marker;
+        output.is_truncated = Some(truncated);
+        output.next_part_number_marker = parts.last().and_then(|p| p.part_number);
+        output.parts = Some(parts);
+        self.fill(root, &input.upload_id, output).await;
+    }
+
+    /// Gives every listed part its ETag (on the blocking pool: a part not
+    /// remembered is read to hash it).
+    async fn fill(&self, root: &Path, upload_id: &str, output: &mut ListPartsOutput) {
+        let Some(parts) = output.parts.as_mut() else {
+            return;
+        };
+        for part in parts.iter_mut().filter(|part| part.e_tag.is_none()) {
+            let Some(number) = part.part_number else {
+                continue;
+            };
+            let path = part_path(root, upload_id, number);
+            let remembered = self.lookup(&path);
+            let etag = match remembered {
+                Some(etag) => Some(etag),
+                None => {
+                    let hashed = tokio::task::spawn_blocking({
+                        let path = path.clone();
+                        move || md5_hex(&path)
+                    })
+                    .await
+                    .ok()
+                    .flatten();
+                    if let Some(etag) = &hashed {
+                        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+                        known.insert(path, etag.clone());
+                    }
+                    hashed
+                }
+            };
+            part.e_tag = etag.map(ETag::Strong);
+        }
+        self.forget_gone_parts();
+    }
+
+    fn lookup(&self, path: &Path) -> Option<String> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.get(path).cloned()
+    }
+
+    /// Drops the entries of parts whose files are gone.
+    fn forget_gone_parts(&self) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.retain(|path, _| path.exists());
+    }
+}
+
+fn md5_hex(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = Md5::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer).ok()?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Some(hex::encode(hasher.finalize()))
+}
