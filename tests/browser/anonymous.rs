@@ -21,7 +21,7 @@ async fn an_anonymous_visitor_browses_a_public_project_and_user_data_stays_text(
     r.create_project("acme", "tools", "public").await;
     r.create_project("acme", "secret", "private").await;
     let widget = common::data(10_000, 1);
-    publish(
+    let widget_file = publish(
         &r,
         "acme%2Ftools",
         "widget/1.0.0/linux/amd64/widget.tar.gz",
@@ -157,6 +157,23 @@ async fn an_anonymous_visitor_browses_a_public_project_and_user_data_stays_text(
     );
     assert!(!browser.client.title().await.unwrap().contains("injected"));
 
+    // The group's page (`/acme`, as GitLab's group URLs) lists the public
+    // project and its packages, and nothing of the private one.
+    browser.open(&r.url("/acme")).await;
+    page_drawn(&browser, "acme").await;
+    browser
+        .find(Locator::XPath("//main//a[normalize-space(.)='acme/tools']"))
+        .await;
+    browser
+        .find(Locator::XPath("//main//td//a[normalize-space(.)='gadget']"))
+        .await;
+    assert!(
+        !browser
+            .is_present(Locator::XPath("//main//a[contains(., 'acme/secret')]"))
+            .await
+    );
+    browser.screenshot("group").await;
+
     // A private project looks like nothing at all, and the page says what
     // to do.
     browser.open(&r.url("/acme/secret/-/packages")).await;
@@ -167,19 +184,25 @@ async fn an_anonymous_visitor_browses_a_public_project_and_user_data_stays_text(
 
     // Readable on a phone (nothing wider than the screen) and in the dark.
     browser.resize(390, 844).await;
-    browser.open(&r.url("/acme/tools/-/packages")).await;
-    page_drawn(&browser, "packages").await;
-    let overflow = browser
-        .script(
-            "return document.documentElement.scrollWidth - window.innerWidth;",
-            vec![],
-        )
-        .await;
-    assert!(
-        overflow.as_i64().unwrap() <= 0,
-        "the page is {overflow} px wider than a phone's screen"
-    );
-    browser.screenshot("packages-phone").await;
+    let widget_page = format!("/acme/tools/-/packages/{}", widget_file["package_id"]);
+    for (path, heading, name) in [
+        ("/acme/tools/-/packages", "packages", "packages-phone"),
+        (widget_page.as_str(), "widget 1.0.0", "package-phone"),
+    ] {
+        browser.open(&r.url(path)).await;
+        page_drawn(&browser, heading).await;
+        let overflow = browser
+            .script(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await;
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{path} is {overflow} px wider than a phone's screen"
+        );
+        browser.screenshot(name).await;
+    }
     browser.resize(1280, 900).await;
     let light = background(&browser).await;
     browser.color_scheme("dark").await;
