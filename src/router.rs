@@ -205,7 +205,7 @@ fn dispatch<K: KeyValue>(
 ) -> ApiResult<Response> {
     let Some(route) = route(&request.path) else {
         // Not the API: a page or an asset of the web interface, if anything.
-        if let Some(page) = crate::web::answer(request) {
+        if let Some(page) = crate::web::answer(request, &ctx.config.s3.endpoint) {
             return Ok(page);
         }
         return Ok(Response::json(

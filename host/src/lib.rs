@@ -250,9 +250,18 @@ impl Registry {
 
         let pre = runtime::load(&config.component).await?;
 
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let local = listener.local_addr()?;
+        let url = format!("http://{local}");
+
         let (s3, s3_root, embedded_s3) = match config.s3 {
             S3Config::Embedded { listen } => {
-                let embedded = s3::start(&data_dir, listen).await?;
+                // The web interface sends upload parts to it from its pages.
+                let public_url = config.variables.get("public_url").map(String::as_str);
+                let origins = s3::BrowserOrigins::of_registry(local, public_url);
+                let embedded = s3::start(&data_dir, listen, origins).await?;
                 let access = S3Access {
                     endpoint: embedded.endpoint(),
                     bucket: s3::BUCKET.to_string(),
@@ -279,12 +288,6 @@ impl Registry {
                 (access, None, None)
             }
         };
-
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
-        let local = listener.local_addr()?;
-        let url = format!("http://{local}");
 
         let variables = component_variables(&s3, &token_secret, &url, &config.limits)
             .into_iter()
@@ -377,7 +380,7 @@ impl EmbeddedS3Server {
     /// Starts the server on an ephemeral loopback port, with its bucket and
     /// credentials under `data_dir` (created on first start).
     pub async fn start(data_dir: &Path) -> anyhow::Result<EmbeddedS3Server> {
-        let embedded = s3::start(data_dir, None).await?;
+        let embedded = s3::start(data_dir, None, s3::BrowserOrigins::none()).await?;
         let access = S3Access {
             endpoint: embedded.endpoint(),
             bucket: s3::BUCKET.to_string(),

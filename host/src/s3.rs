@@ -4,7 +4,8 @@
 //!
 //! [`FastFs`] wraps s3s-fs to stream object downloads in large blocks read on
 //! the blocking pool (s3s-fs reads 4 KiB at a time); everything else is
-//! s3s-fs unchanged.
+//! s3s-fs unchanged. [`cors::Cors`] answers the browser's cross-origin
+//! requests from the registry's own pages (`s3_cors.rs`).
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -27,10 +28,14 @@ use tokio::sync::mpsc;
 use crate::data_dir::{self, S3Credentials};
 use crate::serve::{self, ServerHandle};
 
+#[path = "s3_cors.rs"]
+mod cors;
 #[path = "s3_part_etags.rs"]
 mod part_etags;
 #[path = "s3_uploads.rs"]
 mod uploads;
+
+pub use cors::BrowserOrigins;
 
 /// The bucket the embedded server creates and the component uses.
 pub const BUCKET: &str = "genreg";
@@ -53,13 +58,18 @@ impl EmbeddedS3 {
 }
 
 /// Starts the server on `listen` (default `127.0.0.1:0`), creating the root
-/// directory, the bucket and the credentials on first start.
-pub async fn start(data_dir: &Path, listen: Option<SocketAddr>) -> anyhow::Result<EmbeddedS3> {
+/// directory, the bucket and the credentials on first start. Pages from
+/// `origins` may call it from a browser (CORS).
+pub async fn start(
+    data_dir: &Path,
+    listen: Option<SocketAddr>,
+    origins: BrowserOrigins,
+) -> anyhow::Result<EmbeddedS3> {
     let root = data_dir::s3_root(data_dir);
     std::fs::create_dir_all(root.join(BUCKET))
         .with_context(|| format!("creating {}", root.display()))?;
     let credentials = data_dir::s3_credentials(data_dir).context("reading S3 credentials")?;
-    let (server, root) = serve_fs(root.clone(), root, &credentials, listen).await?;
+    let (server, root) = serve_fs(root.clone(), root, &credentials, listen, origins).await?;
     Ok(EmbeddedS3 {
         server,
         credentials,
@@ -115,7 +125,7 @@ pub async fn start_view(data_dir: &Path) -> anyhow::Result<EmbeddedS3View> {
         Ok(()) => private_root.clone(),
         Err(_) => root.clone(),
     };
-    let started = serve_fs(fs_root, root, &credentials, None).await;
+    let started = serve_fs(fs_root, root, &credentials, None, BrowserOrigins::none()).await;
     match started {
         Ok((server, root)) => Ok(EmbeddedS3View {
             server: EmbeddedS3 {
@@ -143,13 +153,15 @@ fn link_bucket(_bucket_dir: &Path, _link: &Path) -> std::io::Result<()> {
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
-/// Serves s3s-fs over `root` with one access key; multipart uploads are
-/// listed and aborted in `uploads_root`, where s3s-fs keeps them.
+/// Serves s3s-fs over `root` with one access key, answering CORS for
+/// `origins`; multipart uploads are listed and aborted in `uploads_root`,
+/// where s3s-fs keeps them.
 async fn serve_fs(
     root: PathBuf,
     uploads_root: PathBuf,
     credentials: &S3Credentials,
     listen: Option<SocketAddr>,
+    origins: BrowserOrigins,
 ) -> anyhow::Result<(ServerHandle, PathBuf)> {
     let fs = s3s_fs::FileSystem::new(&root)
         .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", root.display()))?;
@@ -163,7 +175,7 @@ async fn serve_fs(
         credentials.access_key_id.clone(),
         credentials.secret_access_key.clone(),
     ));
-    let service = builder.build();
+    let service = cors::Cors::new(builder.build(), origins);
 
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let listener = TcpListener::bind(listen)

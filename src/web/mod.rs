@@ -49,6 +49,7 @@ pub const ASSETS: &[Asset] = &[
     asset!("js/dom.js", JS),
     asset!("js/routes.js", JS),
     asset!("js/upload.js", JS),
+    asset!("js/sha256.js", JS),
     asset!("js/pages/errors.js", JS),
     asset!("js/pages/signin.js", JS),
     asset!("js/pages/projects.js", JS),
@@ -64,19 +65,36 @@ pub const SHELL: &[u8] = include_bytes!("../../web/index.html");
 
 /// The policy the shell is served with: scripts, styles and API calls only
 /// from this origin, no inline code, no framing, no foreign form targets.
-/// Uploads go through the registry itself (see README, "Web interface"),
-/// so `connect-src` needs no S3 origin.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
-     base-uri 'none'; form-action 'self'";
+/// `connect-src` adds the origin of the S3 endpoint (`s3_endpoint`), the
+/// one other place pages talk to: large uploads send their parts to its
+/// presigned URLs (see README, "Web interface").
+pub fn content_security_policy(s3_endpoint: &str) -> String {
+    let connect = match s3_origin(s3_endpoint) {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_string(),
+    };
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src {connect}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+}
+
+/// The origin of the S3 endpoint as a CSP source (`https://s3.example.com`),
+/// when it has one a policy can name (CSP has no syntax for IPv6 hosts).
+fn s3_origin(endpoint: &str) -> Option<String> {
+    let origin = url::Url::parse(endpoint).ok()?.origin();
+    let text = origin.ascii_serialization();
+    (origin.is_tuple() && !text.contains('[')).then_some(text)
+}
 
 /// Assets are revalidated on every use (a cheap 304): their URLs carry no
 /// version, so a cached copy must never outlive an upgrade.
 const ASSET_CACHE_CONTROL: &str = "no-cache";
 
 /// The interface's answer to this request, or `None` when the path is not
-/// the interface's (the API, `/-/health`, other methods).
-pub fn answer(request: &Request) -> Option<Response> {
+/// the interface's (the API, `/-/health`, other methods). `s3_endpoint` is
+/// the configured one, which the pages' policy lets them reach.
+pub fn answer(request: &Request, s3_endpoint: &str) -> Option<Response> {
     if !matches!(request.method, Method::Get | Method::Head) {
         return None;
     }
@@ -86,7 +104,7 @@ pub fn answer(request: &Request) -> Option<Response> {
             None => not_found(),
         });
     }
-    is_page_path(&request.path).then(shell)
+    is_page_path(&request.path).then(|| shell(s3_endpoint))
 }
 
 /// Whether a path may name a page: anything but the API and the reserved
@@ -136,17 +154,20 @@ fn matches_any(if_none_match: Option<&str>, etag: &str) -> bool {
     })
 }
 
-fn shell() -> Response {
-    with_page_headers(Response::new(200))
+fn shell(s3_endpoint: &str) -> Response {
+    with_page_headers(Response::new(200), s3_endpoint)
         .header("content-type", "text/html; charset=utf-8")
         .header("cache-control", "no-cache")
         .with_body(SHELL.to_vec())
 }
 
 /// The headers every HTML answer carries.
-fn with_page_headers(response: Response) -> Response {
+fn with_page_headers(response: Response, s3_endpoint: &str) -> Response {
     response
-        .header("content-security-policy", CONTENT_SECURITY_POLICY)
+        .header(
+            "content-security-policy",
+            content_security_policy(s3_endpoint),
+        )
         .header("x-frame-options", "DENY")
         .header("x-content-type-options", "nosniff")
         .header("referrer-policy", "no-referrer")

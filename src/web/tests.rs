@@ -36,13 +36,36 @@ fn the_shell_carries_a_strict_security_policy_and_no_framing() {
         reply.header("content-security-policy"),
         Some(
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+             connect-src 'self' http://s3.test; frame-ancestors 'none'; base-uri 'none'; \
+             form-action 'self'"
         )
     );
     assert_eq!(reply.header("x-frame-options"), Some("DENY"));
     assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
     assert_eq!(reply.header("cache-control"), Some("no-cache"));
+}
+
+#[test]
+fn pages_may_reach_only_the_s3_endpoints_origin_beyond_their_own() {
+    let connect_src = |endpoint: &str| {
+        let policy = content_security_policy(endpoint);
+        let directive = policy
+            .split("; ")
+            .find(|d| d.starts_with("connect-src "))
+            .expect("a connect-src directive");
+        directive.to_string()
+    };
+    assert_eq!(
+        connect_src("https://S3.eu-west-1.amazonaws.com/bucket-path"),
+        "connect-src 'self' https://s3.eu-west-1.amazonaws.com"
+    );
+    assert_eq!(
+        connect_src("http://127.0.0.1:9000"),
+        "connect-src 'self' http://127.0.0.1:9000"
+    );
+    assert_eq!(connect_src("http://[::1]:9000"), "connect-src 'self'");
+    assert_eq!(connect_src("not a url"), "connect-src 'self'");
 }
 
 #[test]
