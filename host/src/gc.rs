@@ -21,7 +21,20 @@
 //!      decode stops the run, since its objects would otherwise look
 //!      unreferenced.
 //!
-//!    Either way the scan is not a snapshot: a file published while it runs
+//!    Either way, upload sessions come first (the registry's sessions, or
+//!    the `v1/upload-session/...` records): a session not yet collectable
+//!    ([`session_collectable`]: live, or expired less than an hour ago)
+//!    references its object key and its multipart upload, so a session
+//!    being uploaded or verified keeps both. Sessions come before packages
+//!    because a completed session is committed to its package before it is
+//!    forgotten: whichever the scan meets names the object. Collectable
+//!    sessions are removed before anything in S3 (not with `--dry-run`):
+//!    from the database, their records then their index entries; through
+//!    the registry, which removes them as it walks
+//!    (`collect_expired_sessions=true`). Their uploads and objects are then
+//!    unreferenced and collected below like any other.
+//!
+//!    The scan is not a snapshot: a file published while it runs
 //!    may be missed. Its object is younger than the noted time, and step 3
 //!    never deletes an object younger than `min_age` before that time.
 //! 2. List the bucket's objects under `files/` (ListObjectsV2, paginated).
@@ -50,8 +63,11 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, ensure, Context as _};
 use bytes::Bytes;
-use genreg_layout::keys::{self, PACKAGE_PREFIX, VERSION_PREFIX};
-use genreg_layout::records::{object_keys_anywhere, Package, Project, Segment};
+use genreg_layout::keys::{self, PACKAGE_PREFIX, UPLOAD_SESSION_PREFIX, VERSION_PREFIX};
+use genreg_layout::records::{
+    object_keys_anywhere, session_collectable, Millis, Package, Project, Segment, UploadSession,
+    UploadSessionEntry,
+};
 use http::{Method, StatusCode};
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action as _, UrlStyle};
@@ -167,8 +183,14 @@ pub struct Report {
     pub missing: Vec<String>,
     /// Every object no record points to, in key order.
     pub unreferenced: Vec<Orphan>,
-    /// Every multipart upload under `files/` still open, in key order.
+    /// Every multipart upload under `files/` still open, in key order,
+    /// but those of upload sessions not yet collectable.
     pub open_uploads: Vec<OpenUpload>,
+    /// Upload sessions not yet collectable, whose uploads and objects were
+    /// kept.
+    pub upload_sessions: usize,
+    /// Collectable upload sessions: removed (with `dry_run`, to be).
+    pub expired_sessions: usize,
     pub dry_run: bool,
     pub min_age: Duration,
     /// When the record scan started; objects modified after
@@ -224,6 +246,13 @@ impl Report {
                 self.count_uploads(|o| *o == Outcome::Deleted)
             ));
         }
+        if self.upload_sessions > 0 || self.expired_sessions > 0 {
+            let removed = if self.dry_run { "to remove" } else { "removed" };
+            line.push_str(&format!(
+                "; {} upload sessions kept, {} expired {removed}",
+                self.upload_sessions, self.expired_sessions
+            ));
+        }
         let mut notes = Vec::new();
         if self.dry_run {
             let would = self.count(|o| *o == Outcome::WouldDelete);
@@ -258,8 +287,8 @@ pub async fn run(config: &GcConfig) -> anyhow::Result<Report> {
     let (references, scan_started) = match &config.registry {
         Some(registry) => {
             let scan_started = SystemTime::now();
-            let keys = registry_references(registry, config.page_size).await?;
-            let references = References { records: 0, keys };
+            let collect = !config.dry_run;
+            let references = ask_registry(registry, config.page_size, collect).await?;
             (references, scan_started)
         }
         None => database_references(config).await?,
@@ -300,8 +329,8 @@ pub async fn run(config: &GcConfig) -> anyhow::Result<Report> {
     };
 
     let result = async {
-        let objects = collect(&access, &references.keys, cutoff, config).await?;
-        let uploads = collect_open_uploads(&access, cutoff, config).await?;
+        let objects = collect(&access, &references, cutoff, config).await?;
+        let uploads = collect_open_uploads(&access, &references, cutoff, config).await?;
         anyhow::Ok((objects, uploads))
     }
     .await;
@@ -316,6 +345,8 @@ pub async fn run(config: &GcConfig) -> anyhow::Result<Report> {
         missing,
         unreferenced,
         open_uploads,
+        upload_sessions: references.session_uploads.len(),
+        expired_sessions: references.expired_sessions(),
         dry_run: config.dry_run,
         min_age: config.min_age,
         scan_started,
@@ -331,28 +362,63 @@ async fn database_references(config: &GcConfig) -> anyhow::Result<(References, S
         .context("cannot read the key-value database, so nothing is deleted")?;
     let store = Arc::new(store);
     let scan_started = SystemTime::now();
-    let references = tokio::task::spawn_blocking(move || collect_references(&store)).await??;
+    let now = millis(scan_started);
+    let references =
+        tokio::task::spawn_blocking(move || collect_references_at(&store, now)).await??;
+    if !config.dry_run && !references.expired.is_empty() {
+        let db_path = data_dir::keyvalue_path(&config.data_dir);
+        let expired = references.expired.clone();
+        tokio::task::spawn_blocking(move || {
+            // The database exists: it was just read.
+            let store = SqliteStore::open(&db_path)?;
+            remove_expired_sessions(&store, &expired, now)
+        })
+        .await?
+        .context("removing expired upload sessions")?;
+    }
     Ok((references, scan_started))
+}
+
+/// Milliseconds since the Unix epoch, as records keep times.
+fn millis(time: SystemTime) -> Millis {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
 }
 
 /// The path of the registry's listing of referenced object keys (ours).
 pub const REFERENCED_OBJECTS_PATH: &str = "/api/v4/admin/referenced_objects";
 
-/// Every object key the registry references, asked page by page of
-/// `page_size` keys (the registry caps it) from
-/// [`REFERENCED_OBJECTS_PATH`], following `next_cursor`. Any answer but a
-/// well-formed 200 stops the run: nothing may be deleted on a partial list.
+/// Every object key the registry references (without changing anything):
+/// [`ask_registry`]'s keys.
 pub async fn registry_references(
     registry: &RegistryAccess,
     page_size: usize,
 ) -> anyhow::Result<HashSet<String>> {
+    Ok(ask_registry(registry, page_size, false).await?.keys)
+}
+
+/// What the registry references, asked page by page of `page_size` keys
+/// (the registry caps it) from [`REFERENCED_OBJECTS_PATH`], following
+/// `next_cursor`; with `collect_expired`, the registry removes the
+/// collectable upload sessions it meets. Any answer but a well-formed 200
+/// stops the run: nothing may be deleted on a partial list.
+pub async fn ask_registry(
+    registry: &RegistryAccess,
+    page_size: usize,
+    collect_expired: bool,
+) -> anyhow::Result<References> {
     let base = url::Url::parse(registry.url.trim_end_matches('/'))
         .with_context(|| format!("invalid registry URL {:?}", registry.url))?;
     let mut client = HttpClient::new();
-    let mut keys = HashSet::new();
+    let mut references = References::default();
     let mut cursor: Option<String> = None;
     loop {
-        let url = references_page_url(&base, &registry.token, page_size, cursor.as_deref())?;
+        let page = PageRequest {
+            page_size,
+            cursor: cursor.as_deref(),
+            collect_expired,
+        };
+        let url = references_page_url(&base, &registry.token, &page)?;
         let response = client.send(Method::GET, url.as_str(), Bytes::new()).await?;
         ensure!(
             response.status == StatusCode::OK,
@@ -361,15 +427,24 @@ pub async fn registry_references(
             response.body_excerpt()
         );
         let page = parse_references_page(&response.body)?;
-        keys.extend(page.object_keys);
+        references.keys.extend(page.object_keys);
+        references.session_uploads.extend(page.upload_sessions);
+        references.expired_elsewhere += page.expired_upload_sessions;
         match page.next_cursor {
             Some(next) if cursor.as_ref() == Some(&next) => {
                 bail!("the registry returned the same cursor twice")
             }
             Some(next) => cursor = Some(next),
-            None => return Ok(keys),
+            None => return Ok(references),
         }
     }
+}
+
+/// What one page asks for.
+struct PageRequest<'a> {
+    page_size: usize,
+    cursor: Option<&'a str>,
+    collect_expired: bool,
 }
 
 /// One page's URL; the token goes as `private_token`, which the registry
@@ -377,8 +452,7 @@ pub async fn registry_references(
 fn references_page_url(
     base: &url::Url,
     token: &str,
-    page_size: usize,
-    cursor: Option<&str>,
+    page: &PageRequest,
 ) -> anyhow::Result<url::Url> {
     let mut url = base.clone();
     let path = format!(
@@ -389,9 +463,12 @@ fn references_page_url(
     {
         let mut query = url.query_pairs_mut();
         query.clear();
-        query.append_pair("per_page", &page_size.max(1).to_string());
-        if let Some(cursor) = cursor {
+        query.append_pair("per_page", &page.page_size.max(1).to_string());
+        if let Some(cursor) = page.cursor {
             query.append_pair("cursor", cursor);
+        }
+        if page.collect_expired {
+            query.append_pair("collect_expired_sessions", "true");
         }
         query.append_pair("private_token", token);
     }
@@ -402,10 +479,16 @@ fn references_page_url(
 #[derive(Debug, PartialEq, Eq)]
 pub struct ReferencesPage {
     pub object_keys: Vec<String>,
+    /// The uploads of upload sessions (absent from older registries).
+    pub upload_sessions: Vec<SessionUpload>,
+    /// Collectable upload sessions the page met.
+    pub expired_upload_sessions: usize,
     pub next_cursor: Option<String>,
 }
 
-/// Reads `{"object_keys": [...], "next_cursor": "..." | null}`.
+/// Reads `{"object_keys": [...], "upload_sessions": [{"object_key": ...,
+/// "upload_id": ...}], "expired_upload_sessions": n, "next_cursor": "..." |
+/// null}`; the session fields may be absent (older registries).
 pub fn parse_references_page(body: &[u8]) -> anyhow::Result<ReferencesPage> {
     let excerpt = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
     let json: Value = serde_json::from_slice(body)
@@ -423,8 +506,22 @@ pub fn parse_references_page(body: &[u8]) -> anyhow::Result<ReferencesPage> {
         Value::String(cursor) => Some(cursor.clone()),
         other => bail!("invalid next_cursor {other}"),
     };
+    let upload_sessions = match &json["upload_sessions"] {
+        Value::Null => Vec::new(),
+        sessions => serde_json::from_value(sessions.clone())
+            .with_context(|| format!("invalid upload_sessions in {}", excerpt()))?,
+    };
+    let expired_upload_sessions = match &json["expired_upload_sessions"] {
+        Value::Null => 0,
+        count => count
+            .as_u64()
+            .with_context(|| format!("invalid expired_upload_sessions {count}"))?
+            as usize,
+    };
     Ok(ReferencesPage {
         object_keys,
+        upload_sessions,
+        expired_upload_sessions,
         next_cursor,
     })
 }
@@ -441,10 +538,17 @@ struct S3Target {
 /// number of objects, the missing references and the unreferenced objects.
 async fn collect(
     target: &S3Target,
-    referenced: &HashSet<String>,
+    references: &References,
     cutoff: SystemTime,
     config: &GcConfig,
 ) -> anyhow::Result<(usize, Vec<String>, Vec<Orphan>)> {
+    let referenced = &references.keys;
+    // A session still uploading has no object yet: not missing.
+    let session_objects: HashSet<&str> = references
+        .session_uploads
+        .iter()
+        .map(|u| u.object_key.as_str())
+        .collect();
     let endpoint = url::Url::parse(&target.endpoint)
         .with_context(|| format!("invalid S3 endpoint {:?}", target.endpoint))?;
     let bucket = Bucket::new(
@@ -462,6 +566,7 @@ async fn collect(
     let mut missing: Vec<String> = referenced
         .iter()
         .filter(|k| k.starts_with(FILES_PREFIX) && !listed_keys.contains(k.as_str()))
+        .filter(|k| !session_objects.contains(k.as_str()))
         .cloned()
         .collect();
     missing.sort();
@@ -588,9 +693,11 @@ impl fmt::Display for OpenUpload {
 }
 
 /// Lists the open multipart uploads under `files/` and aborts (or not) the
-/// ones initiated before `cutoff`.
+/// ones initiated before `cutoff`, but those of upload sessions, which are
+/// left alone.
 async fn collect_open_uploads(
     target: &S3Target,
+    references: &References,
     cutoff: SystemTime,
     config: &GcConfig,
 ) -> anyhow::Result<Vec<OpenUpload>> {
@@ -609,6 +716,13 @@ async fn collect_open_uploads(
     let listed = list_open_uploads(&mut client, &bucket, &credentials, config.page_size).await?;
     let mut uploads = Vec::new();
     for upload in listed {
+        let session = SessionUpload {
+            object_key: upload.key.clone(),
+            upload_id: upload.upload_id.clone(),
+        };
+        if references.session_uploads.contains(&session) {
+            continue;
+        }
         let outcome = if !old_enough(upload.initiated.as_deref(), cutoff) {
             Outcome::Skipped
         } else if config.dry_run {
@@ -797,13 +911,57 @@ fn xml_text(xml: &str, name: &str) -> Option<String> {
     )
 }
 
-/// The object keys the package records point to.
+/// The object keys the package records and upload sessions point to.
 #[derive(Debug, Default)]
 pub struct References {
     /// Package records read.
     pub records: usize,
     pub keys: HashSet<String>,
+    /// The multipart uploads of the upload sessions not yet collectable
+    /// (their object keys are in `keys` too).
+    pub session_uploads: HashSet<SessionUpload>,
+    /// Collectable sessions found in the database, to remove.
+    pub expired: ExpiredSessions,
+    /// Collectable sessions the registry met (and removed, when asked).
+    pub expired_elsewhere: usize,
 }
+
+impl References {
+    /// Collectable upload sessions found, wherever.
+    pub fn expired_sessions(&self) -> usize {
+        self.expired.sessions + self.expired_elsewhere
+    }
+}
+
+/// What an upload session keeps in S3: its object (joined, or to be) and
+/// its multipart upload.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+pub struct SessionUpload {
+    pub object_key: String,
+    pub upload_id: String,
+}
+
+/// The keys of the collectable upload sessions of the database.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExpiredSessions {
+    /// Distinct sessions: by record, or by index entry when the record is
+    /// gone already.
+    pub sessions: usize,
+    /// Their records (`v1/upload-session/<project>/<id>`).
+    pub records: Vec<String>,
+    /// The project indexes that still list some of them.
+    pub indexes: Vec<String>,
+}
+
+impl ExpiredSessions {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.indexes.is_empty()
+    }
+}
+
+/// Where the projects' upload session indexes are kept
+/// (`keys::upload_session_index`).
+const SESSION_INDEX_PREFIX: &str = "v1/upload-sessions/";
 
 /// Reads every key under [`PACKAGE_PREFIX`] with the store's own paging and
 /// collects the object keys of the package records and of the segments
@@ -812,6 +970,12 @@ pub struct References {
 /// key of the layout at all: that is not a registry's database, and
 /// collecting against it would delete every object.
 pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
+    collect_references_at(store, millis(SystemTime::now()))
+}
+
+/// [`collect_references`] with upload sessions judged at `now`: first the
+/// sessions ([`collect_session_references`]), then the package records.
+pub fn collect_references_at(store: &SqliteStore, now: Millis) -> anyhow::Result<References> {
     let any = store.list_keys(Some(VERSION_PREFIX), 1)?;
     ensure!(
         any.keys
@@ -820,6 +984,7 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
         "the key-value database holds no registry data (no {VERSION_PREFIX} key)"
     );
     let mut references = References::default();
+    collect_session_references(store, now, &mut references)?;
     let mut deleted_projects: HashMap<u64, bool> = HashMap::new();
     // `list_keys` returns keys after the cursor: the prefix itself is never
     // a key, and every package key sorts after it.
@@ -862,6 +1027,125 @@ pub fn collect_references(store: &SqliteStore) -> anyhow::Result<References> {
         }
     }
     Ok(references)
+}
+
+/// Every key under `prefix`, in order, with the store's own paging.
+fn keys_under(store: &SqliteStore, prefix: &str) -> anyhow::Result<Vec<String>> {
+    let mut found = Vec::new();
+    // `list_keys` returns keys after the cursor; the prefix itself is none.
+    let mut cursor = prefix.to_string();
+    loop {
+        let page = store.list_keys(Some(&cursor), LIST_PAGE_SIZE)?;
+        let before = found.len();
+        found.extend(
+            page.keys
+                .iter()
+                .take_while(|k| k.starts_with(prefix))
+                .cloned(),
+        );
+        let past_prefix = found.len() - before < page.keys.len();
+        match page.cursor {
+            Some(next) if !past_prefix => cursor = next,
+            _ => return Ok(found),
+        }
+    }
+}
+
+/// Reads every upload session record: one not yet collectable at `now`
+/// references its object and upload; collectable ones, and index entries
+/// of collectable sessions (whose record may be gone already), are noted
+/// for removal. A record that does not decode stops the run, since its
+/// objects would otherwise look unreferenced.
+pub fn collect_session_references(
+    store: &SqliteStore,
+    now: Millis,
+    references: &mut References,
+) -> anyhow::Result<()> {
+    let mut expired: HashSet<String> = HashSet::new();
+    for key in keys_under(store, UPLOAD_SESSION_PREFIX)? {
+        if !keys::is_upload_session(&key) {
+            continue;
+        }
+        let Some(value) = store.get(&key)? else {
+            continue;
+        };
+        let session: UploadSession = serde_json::from_slice(&value)
+            .with_context(|| format!("upload session record {key}"))?;
+        if session_collectable(session.expires_at, now) {
+            references.expired.records.push(key.clone());
+            expired.insert(key);
+        } else {
+            references.keys.insert(session.object_key.clone());
+            references.session_uploads.insert(SessionUpload {
+                object_key: session.object_key,
+                upload_id: session.upload_id,
+            });
+        }
+    }
+    for key in keys_under(store, SESSION_INDEX_PREFIX)? {
+        if keys::is_creation_claim(&key) {
+            continue;
+        }
+        let project_id: u64 = key[SESSION_INDEX_PREFIX.len()..]
+            .parse()
+            .with_context(|| format!("upload session index {key}"))?;
+        let Some(value) = store.get(&key)? else {
+            continue;
+        };
+        let entries: Vec<UploadSessionEntry> = serde_json::from_slice(&value)
+            .with_context(|| format!("upload session index {key}"))?;
+        let collectable: Vec<_> = entries
+            .iter()
+            .filter(|e| session_collectable(e.expires_at, now))
+            .collect();
+        if !collectable.is_empty() {
+            expired.extend(
+                collectable
+                    .iter()
+                    .map(|e| keys::upload_session(project_id, &e.id)),
+            );
+            references.expired.indexes.push(key);
+        }
+    }
+    references.expired.sessions = expired.len();
+    Ok(())
+}
+
+/// Removes collectable upload sessions: their records, then their entries
+/// in the project indexes (dropped by compare-and-swap, since the registry
+/// may change an index meanwhile). A crash in between leaves entries that
+/// their expiry alone lets the next run (or the registry) drop.
+pub fn remove_expired_sessions(
+    store: &SqliteStore,
+    expired: &ExpiredSessions,
+    now: Millis,
+) -> anyhow::Result<()> {
+    store.delete_many(&expired.records)?;
+    for index in &expired.indexes {
+        drop_collectable_entries(store, index, now)?;
+    }
+    Ok(())
+}
+
+/// Drops the collectable entries of one project's session index.
+fn drop_collectable_entries(store: &SqliteStore, key: &str, now: Millis) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        let Some(current) = store.get(key)? else {
+            return Ok(());
+        };
+        let mut entries: Vec<UploadSessionEntry> = serde_json::from_slice(&current)
+            .with_context(|| format!("upload session index {key}"))?;
+        let before = entries.len();
+        entries.retain(|e| !session_collectable(e.expires_at, now));
+        if entries.len() == before {
+            return Ok(());
+        }
+        let next = serde_json::to_vec(&entries)?;
+        if store.swap(key, Some(&current), &next)? {
+            return Ok(());
+        }
+    }
+    bail!("{key} kept changing while expired upload sessions were removed")
 }
 
 /// Whether the package record at `key` belongs to a project marked
@@ -1093,6 +1377,24 @@ mod tests {
         assert_eq!(page.next_cursor.as_deref(), Some("1.0.3.0.0."));
         let last = parse_references_page(br#"{"object_keys": [], "next_cursor": null}"#).unwrap();
         assert_eq!(last.next_cursor, None);
+        assert!(last.upload_sessions.is_empty());
+        let sessions = parse_references_page(
+            br#"{"object_keys": ["files/s"], "next_cursor": null, "expired_upload_sessions": 2,
+                 "upload_sessions": [{"object_key": "files/s", "upload_id": "u1"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            sessions.upload_sessions,
+            [SessionUpload {
+                object_key: "files/s".into(),
+                upload_id: "u1".into()
+            }]
+        );
+        assert_eq!(sessions.expired_upload_sessions, 2);
+        assert!(parse_references_page(
+            br#"{"object_keys": [], "next_cursor": null, "upload_sessions": [{"object_key": 1}]}"#
+        )
+        .is_err());
         assert!(parse_references_page(b"<html>").is_err());
         assert!(parse_references_page(br#"{"next_cursor": null}"#).is_err());
         assert!(parse_references_page(br#"{"object_keys": [1], "next_cursor": null}"#).is_err());
@@ -1102,7 +1404,12 @@ mod tests {
     #[test]
     fn reference_page_urls_carry_the_cursor_and_token_encoded() {
         let base = url::Url::parse("https://r.example/prefix/").unwrap();
-        let url = references_page_url(&base, "glpat-a+b", 500, Some("1.0.2.0.0.ab")).unwrap();
+        let page = PageRequest {
+            page_size: 500,
+            cursor: Some("1.0.2.0.0.ab"),
+            collect_expired: false,
+        };
+        let url = references_page_url(&base, "glpat-a+b", &page).unwrap();
         assert_eq!(url.path(), "/prefix/api/v4/admin/referenced_objects");
         let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         assert_eq!(
@@ -1114,10 +1421,24 @@ mod tests {
             ]
         );
         let plain = url::Url::parse("http://127.0.0.1:3000").unwrap();
-        let url = references_page_url(&plain, "t", 0, None).unwrap();
+        let page = PageRequest {
+            page_size: 0,
+            cursor: None,
+            collect_expired: false,
+        };
+        let url = references_page_url(&plain, "t", &page).unwrap();
         assert_eq!(
             url.as_str(),
             "http://127.0.0.1:3000/api/v4/admin/referenced_objects?per_page=1&private_token=t"
+        );
+        let collecting = PageRequest {
+            collect_expired: true,
+            ..page
+        };
+        let url = references_page_url(&plain, "t", &collecting).unwrap();
+        assert_eq!(
+            url.query(),
+            Some("per_page=1&collect_expired_sessions=true&private_token=t")
         );
     }
 
@@ -1161,6 +1482,141 @@ mod tests {
             .remove("object_key");
         assert!(record_references(no_key.to_string().as_bytes()).is_err());
         assert!(segment_object_keys(br#"{"files": [{"object_key": "files/a"}]}"#).is_err());
+    }
+
+    const HOUR: Millis = 3_600_000;
+    const DAY: Millis = 24 * HOUR;
+
+    fn session(project_id: u64, id: &str, expires_at: Millis) -> UploadSession {
+        UploadSession {
+            id: id.into(),
+            project_id,
+            package_name: "p".into(),
+            package_version: "1.0".into(),
+            file_name: format!("{id}.bin"),
+            status: None,
+            size: 1,
+            sha256: "00".repeat(32),
+            part_size: 5 << 20,
+            object_key: format!("files/{id}"),
+            upload_id: format!("upload-{id}"),
+            created_at: expires_at - DAY,
+            expires_at,
+            state: genreg_layout::records::SessionState::Uploading,
+            hashed: None,
+            file_id: None,
+            digests: None,
+        }
+    }
+
+    fn entry(s: &UploadSession) -> UploadSessionEntry {
+        UploadSessionEntry {
+            id: s.id.clone(),
+            identity: s.id.clone(),
+            expires_at: s.expires_at,
+        }
+    }
+
+    /// Stores sessions as the registry does: records, and the project's
+    /// index listing them.
+    fn store_sessions(store: &SqliteStore, project_id: u64, sessions: &[&UploadSession]) {
+        for s in sessions {
+            store
+                .set(
+                    &keys::upload_session(project_id, &s.id),
+                    &serde_json::to_vec(s).unwrap(),
+                )
+                .unwrap();
+        }
+        let entries: Vec<_> = sessions.iter().map(|s| entry(s)).collect();
+        store
+            .set(
+                &keys::upload_session_index(project_id),
+                &serde_json::to_vec(&entries).unwrap(),
+            )
+            .unwrap();
+    }
+
+    fn index_ids(store: &SqliteStore, project_id: u64) -> Vec<String> {
+        let value = store
+            .get(&keys::upload_session_index(project_id))
+            .unwrap()
+            .unwrap();
+        let entries: Vec<UploadSessionEntry> = serde_json::from_slice(&value).unwrap();
+        entries.into_iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn session_indexes_are_under_their_prefix() {
+        assert_eq!(
+            keys::upload_session_index(42),
+            format!("{SESSION_INDEX_PREFIX}42")
+        );
+        assert!(!keys::upload_session(4, "a").starts_with(SESSION_INDEX_PREFIX));
+    }
+
+    #[test]
+    fn sessions_reference_their_upload_until_an_hour_past_expiry() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store.set(&keys::project(1), &project(1, None)).unwrap();
+        store
+            .set(&keys::package(1, "p", "1.0"), &record(&["files/a"]))
+            .unwrap();
+        let now = 100 * DAY;
+        let live = session(1, "live", now + HOUR);
+        let grace = session(1, "grace", now - HOUR / 2);
+        let stale = session(1, "stale", now - 2 * HOUR);
+        store_sessions(&store, 1, &[&live, &grace, &stale]);
+        // An entry whose record a crash already removed.
+        let gone = session(2, "gone", now - 3 * HOUR);
+        store_sessions(&store, 2, &[&gone]);
+        store.delete(&keys::upload_session(2, "gone")).unwrap();
+        // Creation claims beside the records and indexes are no sessions.
+        for key in [keys::upload_session(1, "x"), keys::upload_session_index(1)] {
+            store.increment(&keys::creation_claim(&key, 7), 1).unwrap();
+        }
+
+        let references = collect_references_at(&store, now).unwrap();
+        let mut kept: Vec<_> = references.keys.iter().cloned().collect();
+        kept.sort();
+        assert_eq!(kept, ["files/a", "files/grace", "files/live"]);
+        let mut uploads: Vec<_> = references
+            .session_uploads
+            .iter()
+            .map(|u| u.upload_id.as_str())
+            .collect();
+        uploads.sort();
+        assert_eq!(uploads, ["upload-grace", "upload-live"]);
+        assert_eq!(
+            references.expired,
+            ExpiredSessions {
+                sessions: 2,
+                records: vec![keys::upload_session(1, "stale")],
+                indexes: vec![keys::upload_session_index(1), keys::upload_session_index(2)],
+            }
+        );
+
+        remove_expired_sessions(&store, &references.expired, now).unwrap();
+        assert_eq!(store.get(&keys::upload_session(1, "stale")).unwrap(), None);
+        assert_eq!(index_ids(&store, 1), ["live", "grace"]);
+        assert!(index_ids(&store, 2).is_empty());
+        let again = collect_references_at(&store, now).unwrap();
+        assert!(again.expired.is_empty(), "{:?}", again.expired);
+        assert_eq!(again.session_uploads.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_session_record_stops_the_scan() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store.set(&keys::project(1), &project(1, None)).unwrap();
+        store
+            .set(&keys::upload_session(1, "abc"), b"{\"id\": 1}")
+            .unwrap();
+        let error = collect_references(&store).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("v1/upload-session/1/abc"),
+            "{error:#}"
+        );
     }
 
     #[test]
@@ -1435,6 +1891,8 @@ mod tests {
                 orphan("files/c", Outcome::Failed("boom".into())),
             ],
             open_uploads: vec![],
+            upload_sessions: 0,
+            expired_sessions: 0,
             dry_run: false,
             min_age: DEFAULT_MIN_AGE,
             scan_started: SystemTime::now(),
@@ -1450,6 +1908,26 @@ mod tests {
         assert_eq!(
             report.unreferenced[2].to_string(),
             "failed files/c (3 bytes, modified 2024-05-01T10:00:00Z): boom"
+        );
+        let with_sessions = Report {
+            unreferenced: vec![],
+            upload_sessions: 2,
+            expired_sessions: 1,
+            ..report
+        };
+        assert_eq!(
+            with_sessions.summary(),
+            "5 objects, 0 unreferenced, 0 deleted; 2 upload sessions kept, 1 expired removed"
+        );
+        let dry = Report {
+            dry_run: true,
+            ..with_sessions
+        };
+        assert!(
+            dry.summary()
+                .contains("2 upload sessions kept, 1 expired to remove"),
+            "{}",
+            dry.summary()
         );
         assert_eq!(format_duration(Duration::from_secs(90)), "90s");
         assert_eq!(format_duration(Duration::from_secs(5400)), "90m");

@@ -229,6 +229,7 @@ macro_rules! s3_impl {
 
             async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
                 let input = req.input.clone();
+                uploads::ensure_open(&self.uploads_root, &input.upload_id)?;
                 let mut answer = self.inner.list_parts(req).await?;
                 self.part_etags.page(&self.root, &input, &mut answer.output).await;
                 Ok(answer)

@@ -123,6 +123,17 @@ pub fn list(
     Ok(S3Response::new(output))
 }
 
+/// NoSuchUpload unless `id` names an open upload, as AWS answers a
+/// ListParts of an upload completed or aborted (s3s-fs lists no parts).
+pub fn ensure_open(root: &Path, id: &str) -> S3Result<()> {
+    let well_formed = !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    if well_formed && upload_info(root, id).is_file() {
+        Ok(())
+    } else {
+        Err(s3_error!(NoSuchUpload))
+    }
+}
+
 /// AbortMultipartUpload: removes the upload's parts, its metadata and the
 /// upload itself (last, so a failure leaves it listed and retried later).
 pub fn abort(
@@ -181,6 +192,17 @@ mod tests {
             &format!(".bucket-{b}.object-{k}.upload-{id}.metadata.json"),
         );
         touch(root, &format!(".upload_id-{id}.part-1"));
+    }
+
+    #[test]
+    fn only_open_uploads_have_parts_to_list() {
+        let root = tempfile::tempdir().unwrap();
+        upload(root.path(), "files/a", "ab-12");
+        assert!(ensure_open(root.path(), "ab-12").is_ok());
+        assert!(ensure_open(root.path(), "cd-34").is_err());
+        assert!(ensure_open(root.path(), "").is_err());
+        touch(root.path(), ".upload-..json");
+        assert!(ensure_open(root.path(), ".").is_err());
     }
 
     #[test]

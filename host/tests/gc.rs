@@ -475,3 +475,285 @@ async fn gc_through_the_registry_api_deletes_exactly_the_orphans() {
     }
     registry.shutdown().await;
 }
+
+/// Upload sessions as gc meets them: one still uploading, one whose parts
+/// S3 joined (the registry is verifying it), one expired more than an hour
+/// ago. All three began long before gc's grace period.
+struct Sessions {
+    project: u64,
+    uploading: genreg_layout::records::UploadSession,
+    verifying: genreg_layout::records::UploadSession,
+    expired: genreg_layout::records::UploadSession,
+}
+
+const SESSION_FILE: &[u8] = b"ten bytes!";
+
+fn session_record(
+    data: &Path,
+    project: u64,
+    id: &str,
+) -> Option<genreg_layout::records::UploadSession> {
+    let db = genreg::data_dir::keyvalue_path(data);
+    let store = genreg::keyvalue::SqliteStore::open_existing(&db).unwrap();
+    let value = store
+        .get(&genreg_layout::keys::upload_session(project, id))
+        .unwrap()?;
+    Some(serde_json::from_slice(&value).unwrap())
+}
+
+fn session_index_ids(data: &Path, project: u64) -> Vec<String> {
+    let db = genreg::data_dir::keyvalue_path(data);
+    let store = genreg::keyvalue::SqliteStore::open_existing(&db).unwrap();
+    let value = store
+        .get(&genreg_layout::keys::upload_session_index(project))
+        .unwrap()
+        .unwrap_or_else(|| b"[]".to_vec());
+    let entries: Vec<genreg_layout::records::UploadSessionEntry> =
+        serde_json::from_slice(&value).unwrap();
+    entries.into_iter().map(|e| e.id).collect()
+}
+
+/// Creates a session for `name` (one part: [`SESSION_FILE`]) and sends its
+/// part straight to S3; returns the session's JSON.
+async fn session_with_its_part(
+    registry: &genreg::Registry,
+    project: u64,
+    name: &str,
+) -> serde_json::Value {
+    use sha2::Digest as _;
+    let client = reqwest::Client::new();
+    let token = registry.admin_token();
+    let sha256 = hex::encode(sha2::Sha256::digest(SESSION_FILE));
+    let created = client
+        .post(format!(
+            "{}/api/v4/projects/{project}/packages/generic/tool/1.0/{name}",
+            registry.url()
+        ))
+        .header("PRIVATE-TOKEN", token)
+        .json(&serde_json::json!({ "size": SESSION_FILE.len(), "sha256": sha256 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED, "{name}");
+    let session: serde_json::Value = created.json().await.unwrap();
+    let link: serde_json::Value = client
+        .post(format!(
+            "{}/api/v4/projects/{project}/packages/upload_sessions/{}/parts/1",
+            registry.url(),
+            session["id"].as_str().unwrap()
+        ))
+        .header("PRIVATE-TOKEN", token)
+        .json(&serde_json::json!({ "size": SESSION_FILE.len(), "sha256": sha256 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut put = client.put(link["url"].as_str().unwrap()).body(SESSION_FILE);
+    for (name, value) in link["headers"].as_object().unwrap() {
+        put = put.header(name.as_str(), value.as_str().unwrap());
+    }
+    let sent = put.send().await.unwrap();
+    assert!(sent.status().is_success(), "{}", sent.status());
+    session
+}
+
+/// POSTs `complete` once; returns its status.
+async fn complete_once(registry: &genreg::Registry, project: u64, id: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(format!(
+            "{}/api/v4/projects/{project}/packages/upload_sessions/{id}/complete",
+            registry.url()
+        ))
+        .header("PRIVATE-TOKEN", registry.admin_token())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Makes a file of the bucket look modified `age` ago.
+fn backdate_object(data: &Path, key: &str, age: Duration) {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(object_path(data, key))
+        .unwrap();
+    file.set_modified(std::time::SystemTime::now() - age)
+        .unwrap();
+}
+
+/// Rewrites a session's record and index entry as if it had been created
+/// `age` ago.
+fn age_session(data: &Path, project: u64, id: &str, age: Duration) {
+    use genreg_layout::keys;
+    use genreg_layout::records::{UploadSession, UploadSessionEntry};
+    let db = genreg::data_dir::keyvalue_path(data);
+    let store = genreg::keyvalue::SqliteStore::open(&db).unwrap();
+    let age = age.as_millis() as i64;
+    let key = keys::upload_session(project, id);
+    let mut session: UploadSession =
+        serde_json::from_slice(&store.get(&key).unwrap().unwrap()).unwrap();
+    session.created_at -= age;
+    session.expires_at -= age;
+    store
+        .set(&key, &serde_json::to_vec(&session).unwrap())
+        .unwrap();
+    let index = keys::upload_session_index(project);
+    let mut entries: Vec<UploadSessionEntry> =
+        serde_json::from_slice(&store.get(&index).unwrap().unwrap()).unwrap();
+    for entry in entries.iter_mut().filter(|e| e.id == id) {
+        entry.expires_at = session.expires_at;
+    }
+    store
+        .set(&index, &serde_json::to_vec(&entries).unwrap())
+        .unwrap();
+}
+
+async fn three_sessions(registry: &genreg::Registry, data: &Path) -> Sessions {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v4/projects", registry.url()))
+        .header("PRIVATE-TOKEN", registry.admin_token())
+        .json(&serde_json::json!({ "path": "tools", "namespace_path": "acme" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let project = response.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    let mut ids = Vec::new();
+    for name in ["uploading.bin", "verifying.bin", "expired.bin"] {
+        let session = session_with_its_part(registry, project, name).await;
+        ids.push(session["id"].as_str().unwrap().to_string());
+    }
+    // S3 joins the parts: the registry is about to read the object back.
+    assert_eq!(
+        complete_once(registry, project, &ids[1]).await,
+        StatusCode::ACCEPTED
+    );
+    let two_hours = Duration::from_secs(2 * 3600);
+    age_session(data, project, &ids[2], Duration::from_secs(26 * 3600));
+    let record = |id: &str| session_record(data, project, id).unwrap();
+    let sessions = Sessions {
+        project,
+        uploading: record(&ids[0]),
+        verifying: record(&ids[1]),
+        expired: record(&ids[2]),
+    };
+    backdate_upload(data, &sessions.uploading.upload_id, two_hours);
+    backdate_upload(data, &sessions.expired.upload_id, two_hours);
+    backdate_object(data, &sessions.verifying.object_key, two_hours);
+    sessions
+}
+
+/// After a collecting run: the live sessions kept their upload and joined
+/// object and still complete; the expired one is gone from S3 and from
+/// the key-value store.
+async fn check_sessions_after_gc(
+    registry: &genreg::Registry,
+    data: &Path,
+    sessions: &Sessions,
+    report: &gc::Report,
+) {
+    let project = sessions.project;
+    let aborted: Vec<_> = report
+        .open_uploads
+        .iter()
+        .map(|u| (u.upload_id.as_str(), u.outcome.clone()))
+        .collect();
+    assert_eq!(
+        aborted,
+        [(sessions.expired.upload_id.as_str(), Outcome::Deleted)]
+    );
+    assert!(report.unreferenced.is_empty(), "{report:?}");
+    assert!(report.missing.is_empty(), "{report:?}");
+    assert_eq!((report.upload_sessions, report.expired_sessions), (2, 1));
+    let root = genreg::data_dir::s3_root(data);
+    let upload_file = |id: &str| root.join(format!(".upload-{id}.json"));
+    assert!(!upload_file(&sessions.expired.upload_id).exists());
+    assert!(upload_file(&sessions.uploading.upload_id).is_file());
+    assert!(object_path(data, &sessions.verifying.object_key).is_file());
+    assert_eq!(session_record(data, project, &sessions.expired.id), None);
+    let mut listed = session_index_ids(data, project);
+    listed.sort();
+    let mut live = vec![sessions.uploading.id.clone(), sessions.verifying.id.clone()];
+    live.sort();
+    assert_eq!(listed, live);
+
+    // Both live sessions complete, and their files download.
+    for session in [&sessions.uploading, &sessions.verifying] {
+        let mut status = StatusCode::ACCEPTED;
+        for _ in 0..10 {
+            status = complete_once(registry, project, &session.id).await;
+            if status != StatusCode::ACCEPTED {
+                break;
+            }
+        }
+        assert_eq!(status, StatusCode::CREATED, "{}", session.file_name);
+        let body = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v4/projects/{project}/packages/generic/tool/1.0/{}",
+                registry.url(),
+                session.file_name
+            ))
+            .header("PRIVATE-TOKEN", registry.admin_token())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(&body[..], SESSION_FILE);
+    }
+}
+
+#[tokio::test]
+async fn gc_keeps_live_upload_sessions_and_collects_expired_ones() {
+    let data = tempfile::tempdir().unwrap();
+    let registry = start(data.path()).await;
+    let sessions = three_sessions(&registry, data.path()).await;
+
+    // Dry run: the expired session would go, nothing changes.
+    let report = gc::run(&config(data.path(), gc::DEFAULT_MIN_AGE, true))
+        .await
+        .unwrap();
+    assert_eq!((report.upload_sessions, report.expired_sessions), (2, 1));
+    assert_eq!(report.open_uploads.len(), 1, "{report:?}");
+    assert_eq!(report.open_uploads[0].outcome, Outcome::WouldDelete);
+    assert!(session_record(data.path(), sessions.project, &sessions.expired.id).is_some());
+
+    let report = gc::run(&config(data.path(), gc::DEFAULT_MIN_AGE, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        report.summary(),
+        "1 objects, 0 unreferenced, 0 deleted; 1 open uploads, 1 aborted; \
+         2 upload sessions kept, 1 expired removed"
+    );
+    check_sessions_after_gc(&registry, data.path(), &sessions, &report).await;
+    registry.shutdown().await;
+}
+
+#[tokio::test]
+async fn gc_through_the_registry_api_keeps_live_upload_sessions_and_collects_expired_ones() {
+    let data = tempfile::tempdir().unwrap();
+    let registry = start(data.path()).await;
+    let sessions = three_sessions(&registry, data.path()).await;
+    let token = registry.admin_token().to_string();
+
+    // Dry run: the registry only reads.
+    let report = gc::run(&api_config(&registry, &token, gc::DEFAULT_MIN_AGE, true))
+        .await
+        .unwrap();
+    assert_eq!((report.upload_sessions, report.expired_sessions), (2, 1));
+    assert_eq!(report.open_uploads.len(), 1, "{report:?}");
+    assert_eq!(report.open_uploads[0].outcome, Outcome::WouldDelete);
+    assert!(session_record(data.path(), sessions.project, &sessions.expired.id).is_some());
+
+    let report = gc::run(&api_config(&registry, &token, gc::DEFAULT_MIN_AGE, false))
+        .await
+        .unwrap();
+    check_sessions_after_gc(&registry, data.path(), &sessions, &report).await;
+    registry.shutdown().await;
+}

@@ -26,4 +26,5 @@ mod redis_server;
 mod settings;
 mod spin;
 mod tokens;
+mod upload_sessions;
 mod users;
