@@ -268,6 +268,27 @@ impl Browser {
             .expect("emulate a colour scheme");
     }
 
+    /// Lets the page read and write the clipboard without asking.
+    pub async fn allow_clipboard(&self) {
+        let permissions =
+            json!({ "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"] });
+        self.client
+            .issue_cmd(DevToolsCommand {
+                name: "Browser.grantPermissions",
+                params: permissions,
+            })
+            .await
+            .expect("grant clipboard access");
+    }
+
+    /// The clipboard's text, as the page reads it.
+    pub async fn clipboard(&self) -> String {
+        let text = self
+            .script("return navigator.clipboard.readText();", vec![])
+            .await;
+        text.as_str().expect("clipboard text").to_string()
+    }
+
     /// Ends the session (chromedriver closes Chromium), then the processes.
     pub async fn close(self) {
         let Browser { client, driver, .. } = self;

@@ -226,6 +226,19 @@ async fn download_and_run_the_curl_command(
     assert!(command.contains(&format!(
         "/api/v4/projects/{project}/packages/generic/app/1.0.0/"
     )));
+    // Its copy button copies exactly this text.
+    browser.allow_clipboard().await;
+    browser
+        .button("Copy curl command")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_until("the curl command on the clipboard", || async {
+            browser.clipboard().await == command
+        })
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let status = tokio::process::Command::new("sh")
         .arg("-c")
