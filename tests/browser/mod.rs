@@ -8,6 +8,7 @@
 
 mod anonymous;
 mod harness;
+mod large_upload;
 mod maintainer;
 mod reporter;
 mod support;

@@ -4,7 +4,7 @@
 import { h, replace, link, time, empty, field, select, pager, withQuery, formatSize, notice, copyButton } from '../dom.js';
 import { api, encodeId, pageInfo, ApiError } from '../api.js';
 import { projectPaths, groupPaths } from '../routes.js';
-import { problems, upload } from '../upload.js';
+import { problems, upload, PHASE_LABELS } from '../upload.js';
 import { errorNotice } from './errors.js';
 
 /** Breadcrumbs, title and tabs shared by a project's pages. */
@@ -159,10 +159,10 @@ function openUpload(project, context) {
     progress.hidden = false;
     current = upload({
       projectId: project.id, ...fields, status: status.value, file: chosen,
-      onProgress: (sent, total) => {
+      onProgress: (sent, total, phase) => {
         const percent = total ? Math.floor((sent / total) * 100) : 0;
         progress.value = percent;
-        progressText.textContent = `Uploading: ${formatSize(sent)} of ${formatSize(total)} (${percent}%)`;
+        progressText.textContent = `${PHASE_LABELS[phase]}: ${formatSize(sent)} of ${formatSize(total)} (${percent}%)`;
       },
     });
     try {
