@@ -117,3 +117,76 @@ fn md5_hex(path: &Path) -> Option<String> {
     }
     Some(hex::encode(hasher.finalize()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use s3s::dto::Part;
+
+    fn listing(numbers: &[i32]) -> ListPartsOutput {
+        let parts = numbers
+            .iter()
+            .map(|&number| Part {
+                part_number: Some(number),
+                size: Some(4),
+                ..Default::default()
+            })
+            .collect();
+        ListPartsOutput {
+            parts: Some(parts),
+            ..Default::default()
+        }
+    }
+
+    fn input(max_parts: i32, after: Option<i32>) -> ListPartsInput {
+        ListPartsInput {
+            upload_id: "u".into(),
+            max_parts: Some(max_parts),
+            part_number_marker: after,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn parts_are_sorted_paged_and_given_their_etags() {
+        let root = tempfile::tempdir().unwrap();
+        let etags = PartEtags::default();
+        for number in 1..=3 {
+            std::fs::write(part_path(root.path(), "u", number), b"part").unwrap();
+        }
+        etags.remember(root.path(), "u", 1, &ETag::Strong("remembered".into()));
+
+        let mut first = listing(&[3, 1, 2]);
+        etags.page(root.path(), &input(2, None), &mut first).await;
+        let parts = first.parts.unwrap();
+        let numbers: Vec<_> = parts.iter().map(|p| p.part_number.unwrap()).collect();
+        assert_eq!(numbers, [1, 2]);
+        assert_eq!(
+            (first.is_truncated, first.next_part_number_marker),
+            (Some(true), Some(2))
+        );
+        assert_eq!(parts[0].e_tag, Some(ETag::Strong("remembered".into())));
+        let md5_of_part = hex::encode(Md5::digest(b"part"));
+        assert_eq!(parts[1].e_tag, Some(ETag::Strong(md5_of_part)));
+
+        let mut rest = listing(&[3, 1, 2]);
+        etags.page(root.path(), &input(2, Some(2)), &mut rest).await;
+        let numbers: Vec<_> = rest
+            .parts
+            .unwrap()
+            .iter()
+            .map(|p| p.part_number.unwrap())
+            .collect();
+        assert_eq!(numbers, [3]);
+        assert_eq!(rest.is_truncated, Some(false));
+    }
+
+    #[test]
+    fn entries_of_gone_parts_are_forgotten() {
+        let root = tempfile::tempdir().unwrap();
+        let etags = PartEtags::default();
+        etags.remember(root.path(), "u", 1, &ETag::Strong("x".into()));
+        etags.forget_gone_parts();
+        assert!(etags.lookup(&part_path(root.path(), "u", 1)).is_none());
+    }
+}
