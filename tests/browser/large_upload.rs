@@ -138,8 +138,44 @@ async fn a_file_over_the_hosts_body_cap_is_uploaded_from_the_browser_through_a_s
         .unwrap();
     assert!(browser.downloaded("big-image.bin").await == bytes);
 
+    assert_page_sha256_matches_the_standard(&browser).await;
     assert_no_csp_violations(&browser).await;
     browser.close().await;
+}
+
+/// The page's incremental SHA-256 gives FIPS 180-4's answers, whatever the
+/// pieces the input comes in (padding into a second block, a million bytes
+/// in uneven pieces).
+async fn assert_page_sha256_matches_the_standard(browser: &Browser) {
+    let digests = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             import('/-/assets/js/sha256.js').then(({ Sha256, hex }) => {
+               const text = (s) => new TextEncoder().encode(s);
+               const once = (bytes) => hex(new Sha256().update(bytes).digest());
+               const million = new Uint8Array(1000000).fill(0x61);
+               const pieces = new Sha256();
+               for (let at = 0, step = 1; at < million.length; at += step, step = step * 3 % 1000 + 1) {
+                 pieces.update(million.subarray(at, at + step));
+               }
+               done([once(text('')), once(text('abc')),
+                     once(text('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq')),
+                     hex(pieces.digest())]);
+             }, (error) => done(String(error)));",
+            vec![],
+        )
+        .await
+        .expect("run the page's SHA-256");
+    assert_eq!(
+        digests,
+        json!([
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+        ])
+    );
 }
 
 /// Records every text the upload dialog's progress line shows.
