@@ -36,7 +36,8 @@ export function showError(main, error, context) {
   if (error.status === 403) {
     replace(main, h('h1', { text: 'Access denied' }),
       h('p', { text: `The registry answered: ${error.message}.` }),
-      h('p', { text: 'Your token does not allow this. Ask a maintainer (or the group\'s owner) for access.' }));
+      h('p', { text: 'Your token does not allow this. Ask a maintainer (or the group\'s owner) for access.' }),
+      h('p', {}, link(packagesHref(), 'Back to the packages')));
     return;
   }
   if (error.status === 404) {
@@ -48,6 +49,14 @@ export function showError(main, error, context) {
   }
   replace(main, h('h1', { text: `Error ${error.status}` }),
     h('p', { text: error.message }));
+}
+
+/** The packages page of the project or group this page belongs to (the
+ * part of the path before `/-/`), or the project list. */
+function packagesHref() {
+  const path = window.location.pathname;
+  const at = path.indexOf('/-/');
+  return at > 0 ? `${path.slice(0, at)}/-/packages` : '/explore';
 }
 
 /** An error shown inside a page (a form that failed), not instead of it. */
