@@ -169,11 +169,14 @@ function openUpload(project, context) {
       const record = await current.done;
       progress.value = 100;
       progressText.textContent = `Uploaded ${formatSize(record.size)}.`;
+      const open = link(`/${project.path_with_namespace}/-/packages/${record.package_id}`, 'Open the package');
+      // The link moves to another page: the dialog goes, with no refresh of this one.
+      open.addEventListener('click', () => { context.uploaded = false; dialog.close(); });
       replace(result, h('div', { class: 'notice ok', role: 'status' },
         h('strong', { text: 'Uploaded.' }), ' sha256: ',
         h('code', { class: 'hash', 'data-testid': 'uploaded-sha256', text: record.file_sha256 }), ' ',
-        copyButton(record.file_sha256, 'Copy sha256'), ' ',
-        link(`/${project.path_with_namespace}/-/packages/${record.package_id}`, 'Open the package')));
+        copyButton(record.file_sha256, 'Copy sha256'), ' ', open));
+      result.scrollIntoView({ block: 'nearest' });
       cancel.textContent = 'Close';
       context.uploaded = true;
     } catch (error) {
