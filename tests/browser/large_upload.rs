@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::harness::Browser;
 use super::support::{assert_no_csp_violations, bytes_of, page_drawn, sign_in};
-use crate::common::{self, TestRegistry, TokenSpec};
+use crate::common::{self, start_configured, TestRegistry, TokenSpec};
 
 const MIB: usize = 1024 * 1024;
 
@@ -23,21 +23,10 @@ const LARGE_SIZE: usize = 24 * MIB + 4321;
 /// and response bodies, 30 s per request, 128 MiB per instance), with
 /// downloads over the response cap redirected to S3.
 async fn start_hosted() -> TestRegistry {
-    let data = tempfile::tempdir().expect("temporary directory");
-    let mut config = genreg::Config::new(data.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.limits = Limits::hosted();
-    config
-        .variables
-        .insert("download_mode".to_string(), "auto".to_string());
-    let registry = genreg::Registry::start(config)
-        .await
-        .expect("registry starts");
-    TestRegistry {
-        registry,
-        client: reqwest::Client::new(),
-        data,
-    }
+    start_configured(&[("download_mode", "auto")], |config| {
+        config.limits = Limits::hosted()
+    })
+    .await
 }
 
 fn maintainer_of(r: &TestRegistry, project: &'static str) -> String {

@@ -25,11 +25,31 @@ pub async fn start_with(variables: &[(&str, &str)]) -> TestRegistry {
 }
 
 pub async fn start_in(data: tempfile::TempDir, variables: &[(&str, &str)]) -> TestRegistry {
+    start_configured_in(data, variables, |_| {}).await
+}
+
+/// Starts a registry in a fresh data directory with these variables, after
+/// `configure` has set what else the test needs (limits, stores).
+pub async fn start_configured(
+    variables: &[(&str, &str)],
+    configure: impl FnOnce(&mut genreg::Config),
+) -> TestRegistry {
+    let data = tempfile::tempdir().expect("temporary directory");
+    start_configured_in(data, variables, configure).await
+}
+
+/// [`start_configured`] in the data directory `data`.
+pub async fn start_configured_in(
+    data: tempfile::TempDir,
+    variables: &[(&str, &str)],
+    configure: impl FnOnce(&mut genreg::Config),
+) -> TestRegistry {
     let mut config = genreg::Config::new(data.path());
     config.listen = "127.0.0.1:0".parse().unwrap();
     for (name, value) in variables {
         config.variables.insert(name.to_string(), value.to_string());
     }
+    configure(&mut config);
     let registry = genreg::Registry::start(config)
         .await
         .expect("registry starts");
@@ -379,21 +399,10 @@ pub async fn send_retrying_busy(
 /// Starts a registry under `genreg` with its metadata in the Redis database
 /// at `url` (`--kv redis://...`) and everything else its own.
 pub async fn start_on_redis(url: &str, variables: &[(&str, &str)]) -> TestRegistry {
-    let data = tempfile::tempdir().expect("temporary directory");
-    let mut config = genreg::Config::new(data.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.kv = genreg::KvConfig::Redis {
-        url: url.to_string(),
-    };
-    for (name, value) in variables {
-        config.variables.insert(name.to_string(), value.to_string());
-    }
-    let registry = genreg::Registry::start(config)
-        .await
-        .expect("registry starts on Redis");
-    TestRegistry {
-        registry,
-        client: reqwest::Client::new(),
-        data,
-    }
+    start_configured(variables, |config| {
+        config.kv = genreg::KvConfig::Redis {
+            url: url.to_string(),
+        };
+    })
+    .await
 }

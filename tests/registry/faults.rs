@@ -48,27 +48,16 @@ async fn an_aborted_upload_leaves_nothing_behind() {
 
 /// A registry whose S3 endpoint is `endpoint` (nothing else changes).
 async fn start_with_s3(endpoint: &str, variables: &[(&str, &str)]) -> TestRegistry {
-    let data = tempfile::tempdir().expect("temporary directory");
-    let mut config = genreg::Config::new(data.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.s3 = genreg::S3Config::External {
-        endpoint: endpoint.to_string(),
-        bucket: "genreg".into(),
-        region: "us-east-1".into(),
-        access_key_id: "key".into(),
-        secret_access_key: "secret".into(),
-    };
-    for (name, value) in variables {
-        config.variables.insert(name.to_string(), value.to_string());
-    }
-    let registry = genreg::Registry::start(config)
-        .await
-        .expect("registry starts");
-    TestRegistry {
-        registry,
-        client: reqwest::Client::new(),
-        data,
-    }
+    start_configured(variables, |config| {
+        config.s3 = genreg::S3Config::External {
+            endpoint: endpoint.to_string(),
+            bucket: "genreg".into(),
+            region: "us-east-1".into(),
+            access_key_id: "key".into(),
+            secret_access_key: "secret".into(),
+        };
+    })
+    .await
 }
 
 /// An "S3" that accepts connections, reads whatever comes, and never

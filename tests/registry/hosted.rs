@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{self, data, sha256_hex, Target, TestRegistry};
+use crate::common::{self, data, sha256_hex, start_configured, Target, TestRegistry};
 use crate::spin::host::SpinRegistry;
 
 const MIB: usize = 1024 * 1024;
@@ -28,21 +28,7 @@ const MIB: usize = 1024 * 1024;
 /// Starts a registry with `limits` (the hosted preset, maybe adjusted, as
 /// `genreg up --hosted [flags]` builds it) and these variables.
 async fn start_hosted(limits: Limits, variables: &[(&str, &str)]) -> TestRegistry {
-    let data = tempfile::tempdir().expect("temporary directory");
-    let mut config = genreg::Config::new(data.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.limits = limits;
-    for (name, value) in variables {
-        config.variables.insert(name.to_string(), value.to_string());
-    }
-    let registry = genreg::Registry::start(config)
-        .await
-        .expect("registry starts");
-    TestRegistry {
-        registry,
-        client: reqwest::Client::new(),
-        data,
-    }
+    start_configured(variables, |config| config.limits = limits).await
 }
 
 /// The hosted preset with a larger request cap, so that files over the

@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{self, TestRegistry};
+use crate::common::{self, start_configured, TestRegistry};
 
 /// An endpoint that answers 200 to anyone.
 const HEALTH: &str = "/-/health";
@@ -34,18 +34,7 @@ fn roomy() -> Limits {
 }
 
 async fn start_limited(limits: Limits) -> TestRegistry {
-    let data = tempfile::tempdir().expect("temporary directory");
-    let mut config = genreg::Config::new(data.path());
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.limits = limits;
-    let registry = genreg::Registry::start(config)
-        .await
-        .expect("registry starts");
-    TestRegistry {
-        registry,
-        client: reqwest::Client::new(),
-        data,
-    }
+    start_configured(&[], |config| config.limits = limits).await
 }
 
 fn address(r: &TestRegistry) -> String {
