@@ -1,6 +1,8 @@
-//! Upload sessions over real HTTP: the component under genreg, the parts
-//! sent with reqwest straight to the embedded S3 server through the
-//! presigned URLs the registry hands out, exactly as a client would.
+//! Upload sessions over real HTTP: the component under genreg with a hosted
+//! platform's limits (`genreg up --hosted`: 10 MiB bodies, 30 s requests,
+//! 128 MiB instances), the parts sent with reqwest straight to the embedded
+//! S3 server through the presigned URLs the registry hands out, exactly as a
+//! client would.
 
 use base64::Engine as _;
 use reqwest::StatusCode;
@@ -22,7 +24,11 @@ struct Session {
 
 impl Session {
     async fn start() -> Session {
-        let r = common::start().await;
+        // Files over the 10 MiB response cap download through the redirect.
+        let r = common::start_configured(&[("download_mode", "auto")], |config| {
+            config.limits = genreg::Limits::hosted()
+        })
+        .await;
         let project = r.create_project("acme", "tools", "private").await;
         let token = r.admin();
         Session { r, project, token }
@@ -41,13 +47,19 @@ impl Session {
 
     /// `POST`s the file URL: creates (or resumes) a session.
     async fn create(&self, rest: &str, data: &[u8]) -> reqwest::Response {
+        self.create_claiming(rest, data, &common::sha256_hex(data))
+            .await
+    }
+
+    /// [`Self::create`], announcing `sha256` as the whole file's.
+    async fn create_claiming(&self, rest: &str, data: &[u8], sha256: &str) -> reqwest::Response {
         self.r
             .client
             .post(self.file_url(rest))
             .header("PRIVATE-TOKEN", &self.token)
             .json(&json!({
                 "size": data.len(),
-                "sha256": common::sha256_hex(data),
+                "sha256": sha256,
                 "part_size": PART,
             }))
             .send()
@@ -207,6 +219,51 @@ async fn a_file_sent_in_parts_is_resumed_verified_and_downloads_identical() {
     // Committed: the session is gone.
     let gone = s.r.get(&s.session_url(&id), Some(&s.token)).await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_session_that_lies_about_the_sha256_is_refused_and_records_nothing() {
+    let s = Session::start().await;
+    let data = common::data(PART + 10, 14);
+    let claimed = common::sha256_hex(b"another file");
+    let created = s.create_claiming("tool/1.0/a.bin", &data, &claimed).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = common::json(created).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Each part is what its own checksum says, so S3 takes it.
+    s.send_part(&id, &data, 1).await;
+    s.send_part(&id, &data, 2).await;
+    let object_key = s.record(&id).object_key;
+
+    let refused = s.complete(&id).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        common::json(refused).await,
+        json!({"message": "400 Bad request - the uploaded file's sha256 does not match the session's"})
+    );
+    let download = s.r.get(&s.file_url("tool/1.0/a.bin"), Some(&s.token)).await;
+    assert_eq!(download.status(), StatusCode::NOT_FOUND);
+    let packages = common::json(
+        s.r.get(
+            &s.r.url(&format!("/api/v4/projects/{}/packages", s.project)),
+            Some(&s.token),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(packages, json!([]));
+    let gone = s.r.get(&s.session_url(&id), Some(&s.token)).await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    // The joined object is deleted, and no upload is left open.
+    let (bucket, credentials) = s.bucket();
+    let url = bucket
+        .head_object(Some(&credentials), &object_key)
+        .sign(std::time::Duration::from_secs(60));
+    let head = reqwest::Client::new().head(url).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    assert!(s.r.unfinished_uploads().is_empty());
 }
 
 #[tokio::test]
