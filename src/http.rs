@@ -64,6 +64,13 @@ impl Request {
 /// storage. `Ok(None)` is the end; an error means the peer went away.
 pub trait ByteSource {
     fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, String>;
+
+    /// The source itself, for a writer that can move its bytes without
+    /// reading them (the component splices an S3 answer into the response);
+    /// `None`: read it with [`ByteSource::next_chunk`].
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        None
+    }
 }
 
 impl ByteSource for std::collections::VecDeque<Vec<u8>> {

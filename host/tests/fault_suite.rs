@@ -277,6 +277,49 @@ async fn s3_stalling_mid_body_fails_publishes_cleanly() {
     publish_through(mode, &SHORT_S3_TIMEOUTS).await;
 }
 
+/// A proxied download whose S3 answer is cut (reset or stalled mid-body)
+/// breaks off: the client never gets a complete-looking short file.
+#[tokio::test]
+async fn downloads_of_a_cut_s3_answer_break_off() {
+    let run = start_behind_proxy(suite_seed(), &SHORT_S3_TIMEOUTS).await;
+    let mut rng = Rng::derived(suite_seed(), "cut downloads");
+    let upload = Upload::new(run.project, "dl", "1.0", "f.bin", rng.bytes(3 * MIB));
+    let http = &run.access.client;
+    let created = upload.send(http, &run.access.url, &run.access.token).await;
+    assert_eq!(created.unwrap().status(), reqwest::StatusCode::CREATED);
+
+    let url = format!("{}{}", run.access.url, upload.path());
+    for fault in [Fault::Reset, Fault::Stall] {
+        run.proxy.set_mode(Mode::Inject {
+            fault,
+            percent: 100,
+        });
+        for range in [None, Some("bytes=1000-2000999")] {
+            let mut request = http.get(&url).header("PRIVATE-TOKEN", &run.access.token);
+            if let Some(range) = range {
+                request = request.header("range", range);
+            }
+            let response = request.send().await.expect("the answer starts");
+            let status = response.status();
+            let body = response.bytes().await;
+            assert!(
+                status.is_server_error() || body.is_err(),
+                "{fault:?} {range:?}: {status} with {:?} bytes",
+                body.map(|b| b.len())
+            );
+        }
+    }
+    run.proxy.set_mode(Mode::PassThrough);
+    let whole = http
+        .get(&url)
+        .header("PRIVATE-TOKEN", &run.access.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.bytes().await.unwrap(), upload.body);
+    run.registry.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------
 // (b) kill -9 while 16 clients publish.
 // ---------------------------------------------------------------------------

@@ -8,10 +8,11 @@ use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::wit::wasi::http0_2_0::types::{
     self as wasi_http, Fields, IncomingBody, Method as WasiMethod, OutgoingBody, OutgoingResponse,
 };
+use wasi::io::streams::OutputStream;
 
 use super::io::{describe, flush, write_all, IncomingBytes};
 use super::keyvalue::WasiKv;
-use super::object_store::WasiStore;
+use super::object_store::{S3AnswerBody, WasiStore};
 use crate::api::Context;
 use crate::blob::Blobs;
 use crate::config::Config;
@@ -193,11 +194,23 @@ fn write_body(body: &OutgoingBody, content: Body) -> Result<(), String> {
     match content {
         Body::Empty => {}
         Body::Bytes(bytes) => write_all(&stream, &bytes).map_err(describe)?,
-        Body::Stream(mut source) => {
-            while let Some(chunk) = source.next_chunk()? {
-                write_all(&stream, &chunk).map_err(describe)?;
-            }
-        }
+        Body::Stream(mut source) => write_stream(&stream, source.as_mut())?,
     }
     flush(&stream).map_err(describe)
+}
+
+/// Writes a streamed body: an S3 answer passed through unchanged (a
+/// download, whole or a range) is spliced into the response without
+/// entering the component's memory; anything else is copied chunk by chunk.
+fn write_stream(stream: &OutputStream, source: &mut dyn ByteSource) -> Result<(), String> {
+    if let Some(s3_answer) = source
+        .as_any_mut()
+        .and_then(|any| any.downcast_mut::<S3AnswerBody>())
+    {
+        return s3_answer.splice_into(stream);
+    }
+    while let Some(chunk) = source.next_chunk()? {
+        write_all(stream, &chunk).map_err(describe)?;
+    }
+    Ok(())
 }

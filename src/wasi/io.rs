@@ -2,8 +2,11 @@
 //!
 //! An instance serves one request, so blocking on a pollable is the simplest
 //! correct way to wait; reads ask for large chunks so a gigabyte is a few
-//! thousand host calls, not millions.
+//! thousand host calls, not millions. A body passed through unchanged (an
+//! S3 answer to a download) is spliced: the host moves it from one stream to
+//! the other and the bytes never enter the component's memory.
 
+use std::any::Any;
 use std::time::Duration;
 
 use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
@@ -15,6 +18,12 @@ use crate::http::ByteSource;
 
 /// The most we ask a stream for in one read.
 pub const READ_CHUNK: u64 = 1024 * 1024;
+
+/// The most one splice is asked to move. The host moves at most what the
+/// output stream accepts at once (1 MiB on wasmtime's default response
+/// body) and what the input has at hand, so this only keeps the component
+/// from being the limit.
+pub const SPLICE_CHUNK: u64 = 16 * 1024 * 1024;
 
 /// Writes all of `bytes`, waiting whenever the stream's buffer is full.
 pub fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamError> {
@@ -60,6 +69,37 @@ impl<P> IncomingBytes<P> {
 }
 
 impl<P> IncomingBytes<P> {
+    /// Moves the rest of the body into `out` with `blocking-splice`, so the
+    /// bytes go from stream to stream inside the host. Fails as reading
+    /// would: a body that breaks off (S3 cut the answer, or the host's
+    /// between-bytes timeout ended it) is an error, never a short success.
+    pub fn splice_into(&mut self, out: &OutputStream) -> Result<(), String> {
+        let Some(input) = &self.stream else {
+            return Ok(());
+        };
+        loop {
+            match out.blocking_splice(input, SPLICE_CHUNK) {
+                Ok(_) => continue,
+                // `Closed` is the end of the body, or `out` was closed: a
+                // closed `out` refuses the check below.
+                Err(StreamError::Closed) => {
+                    out.check_write().map_err(describe)?;
+                    self.end();
+                    return Ok(());
+                }
+                Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+            }
+        }
+    }
+
+    /// The body ended: releases the stream and finishes the body.
+    fn end(&mut self) {
+        self.stream = None;
+        if let Some(body) = self.body.take() {
+            IncomingBody::finish(body);
+        }
+    }
+
     /// Reads and drops the rest of the body, at most `max_bytes` of it and
     /// for at most `max_time`; true when the body ended within those bounds.
     pub fn discard(&mut self, max_bytes: u64, max_time: Duration) -> bool {
@@ -68,10 +108,7 @@ impl<P> IncomingBytes<P> {
         };
         match discard(stream, max_bytes, max_time) {
             Discarded::Ended => {
-                self.stream = None;
-                if let Some(body) = self.body.take() {
-                    IncomingBody::finish(body);
-                }
+                self.end();
                 true
             }
             Discarded::Stopped => false,
@@ -107,7 +144,7 @@ fn discard(stream: &InputStream, max_bytes: u64, max_time: Duration) -> Discarde
     Discarded::Stopped
 }
 
-impl<P> ByteSource for IncomingBytes<P> {
+impl<P: 'static> ByteSource for IncomingBytes<P> {
     fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, String> {
         let Some(stream) = &self.stream else {
             return Ok(None);
@@ -117,10 +154,7 @@ impl<P> ByteSource for IncomingBytes<P> {
                 Ok(bytes) if bytes.is_empty() => continue,
                 Ok(bytes) => return Ok(Some(bytes)),
                 Err(StreamError::Closed) => {
-                    self.stream = None;
-                    if let Some(body) = self.body.take() {
-                        IncomingBody::finish(body);
-                    }
+                    self.end();
                     return Ok(None);
                 }
                 Err(StreamError::LastOperationFailed(e)) => {
@@ -128,6 +162,10 @@ impl<P> ByteSource for IncomingBytes<P> {
                 }
             }
         }
+    }
+
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        Some(self)
     }
 }
 

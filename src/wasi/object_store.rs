@@ -31,6 +31,10 @@ use crate::http::ByteSource;
 /// the body from the client (see the module documentation).
 const PUT_HOST_FIRST_BYTE: Duration = Duration::from_secs(24 * 3600);
 
+/// The body of an S3 answer being read; what [`WasiStore::get`] returns as
+/// an object's source, so the response writer can splice it.
+pub type S3AnswerBody = IncomingBytes<IncomingResponse>;
+
 /// The S3 client of the component. Stateless but for its settings: one per
 /// request.
 pub struct WasiStore {
