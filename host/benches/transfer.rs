@@ -1,44 +1,83 @@
 //! Transfer benchmark: how fast the registry moves file bytes compared with
-//! talking to its S3 server directly, and how much memory that takes.
+//! talking to its S3 server directly and with CNCF Distribution (the
+//! `docker-registry` a user could run instead for large blobs), how much
+//! server CPU each spends per GiB, and how much memory the registry takes.
 //!
-//! One process runs a `genreg::Registry` (embedded S3 server, default
-//! `s3_part_size` of 16 MiB, temporary data directory) and the client. Each
-//! run measures, against that one S3 server:
+//! The servers run as processes of their own, so their CPU time (utime +
+//! stime of `/proc/<pid>/stat`, read before and after each transfer) is
+//! theirs alone and not mixed with the client's:
+//!
+//! - `genreg up` (the binary built with this bench, embedded S3 server,
+//!   default `s3_part_size` of 16 MiB, temporary data directory). Its CPU
+//!   during a registry transfer is the component, the host and the S3
+//!   server together; during a direct S3 transfer, the S3 server alone.
+//! - `docker-registry serve` (Debian's CNCF Distribution 2.8) when it is on
+//!   PATH, with a config of its own: filesystem storage in a temporary
+//!   directory, loopback, no auth. Otherwise the bench says it is skipped.
+//!
+//! Each run measures, with one client and the same generated body:
 //!
 //! - registry upload: `PUT /api/v4/projects/:id/packages/generic/bench/1.0/file.bin`
 //!   with `Content-Length` (the registry streams it to S3 in multipart parts);
-//! - direct upload: a presigned `PUT` (UNSIGNED-PAYLOAD) of the same size to
-//!   another key;
-//! - registry download: `GET` of the same URL (download mode `proxy`);
-//! - direct download: a presigned `GET` of the direct object.
+//! - direct upload: a presigned `PUT` (UNSIGNED-PAYLOAD) to another key;
+//! - Distribution upload: `POST /v2/bench/file/blobs/uploads/`, then one
+//!   `PUT <location>&digest=sha256:...` carrying the whole body (the
+//!   monolithic form: one request with the body, as the other two do; a
+//!   PATCH first would only add a round trip, both stream into the same
+//!   upload file). The digest is computed from the generated body before
+//!   any timing;
+//! - the three downloads: the generic URL (download mode `proxy`), a
+//!   presigned `GET`, `GET /v2/bench/file/blobs/<digest>`.
 //!
 //! Upload bodies are generated on the fly (one pseudo-random 1 MiB block,
 //! repeated); downloads are consumed chunk by chunk and only counted, so the
-//! client never holds the file. The table shows the median of the runs, the
-//! best run, the registry/direct ratios and the peak growth of the process's
-//! resident memory during the transfers (a 50 ms VmRSS sampler and VmHWM,
-//! reset before the transfers), with the targets. It always exits 0: it is a
-//! measurement, not a test. (`cargo test --benches` runs it once with 8 MiB.)
+//! client never holds the file. The table shows the medians of the runs
+//! (MiB/s and server CPU-seconds per GiB), the ratios to Distribution and to
+//! direct S3 with the targets, the load average before and after, and the
+//! peak growth of `genreg`'s resident memory during the transfers (a 50 ms
+//! VmRSS sampler and VmHWM, reset before the transfers). It always exits 0:
+//! it is a measurement, not a test. (`cargo test --benches` runs it once
+//! with 8 MiB.)
 //!
 //! ```text
 //! cargo bench -p genreg --bench transfer                       # 1 GiB, 3 runs
+//! GENREG_BENCH_SIZE=4294967296 GENREG_BENCH_RUNS=1 cargo bench -p genreg --bench transfer
 //! GENREG_BENCH_DOWNLOAD_MODE=redirect cargo bench -p genreg --bench transfer
-//! GENREG_BENCH_SIZE=67108864 GENREG_BENCH_RUNS=1 cargo bench -p genreg --bench transfer
+//! GENREG_COMPONENT=other.wasm cargo bench -p genreg --bench transfer  # another component
 //! ```
 
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context as _};
+use anyhow::{bail, ensure, Context as _};
 use bytes::Bytes;
-use reqwest::header::CONTENT_LENGTH;
+use futures::StreamExt as _;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::RequestBuilder;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 
 const MIB: f64 = 1024.0 * 1024.0;
+const GIB: f64 = 1024.0 * MIB;
 const BLOCK: usize = 1 << 20;
 const SIGNED_FOR: Duration = Duration::from_secs(3600);
+/// How long a server may take to start (genreg may compile its component).
+const START_AT_MOST: Duration = Duration::from_secs(300);
+/// The repository Distribution stores the blob under.
+const DISTRIBUTION_REPOSITORY: &str = "bench/file";
+/// Targets of issue 10: ratios to Distribution, and memory.
+const DOWNLOAD_TARGET: f64 = 1.0;
+const UPLOAD_TARGET: f64 = 0.85;
+const UPLOAD_CPU_TARGET: f64 = 2.0;
+const RSS_GROWTH_TARGET_MIB: f64 = 64.0;
+
+/// The three servers, in the order of the table.
+const SERVERS: [&str; 3] = ["registry", "direct S3", "Distribution"];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -47,123 +86,89 @@ async fn main() -> anyhow::Result<()> {
     let bench = std::env::args().any(|a| a == "--bench");
     let size: u64 = env_or("GENREG_BENCH_SIZE", if bench { 1 << 30 } else { 8 << 20 });
     let runs: usize = env_or("GENREG_BENCH_RUNS", if bench { 3 } else { 1 }).max(1);
-
-    let data = tempfile::tempdir()?;
-    let mut config = genreg::Config::new(data.path());
-    config.listen = "127.0.0.1:0".parse()?;
-    // `redirect` measures downloads that follow the registry's 302 to S3.
     let mode = std::env::var("GENREG_BENCH_DOWNLOAD_MODE").unwrap_or_else(|_| "proxy".into());
-    config
-        .variables
-        .insert("download_mode".into(), mode.clone());
-    let registry = genreg::Registry::start(config).await?;
-    let client = reqwest::Client::new();
-    let token = registry.admin_token().to_string();
+    let load_before = load_average();
 
-    let project: serde_json::Value = client
-        .post(format!("{}/api/v4/projects", registry.url()))
-        .header("PRIVATE-TOKEN", &token)
-        .json(&serde_json::json!({ "path": "bench", "namespace_path": "bench" }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let id = project["id"].as_u64().context("project id")?;
-    let file_url = format!(
-        "{}/api/v4/projects/{id}/packages/generic/bench/1.0/file.bin",
-        registry.url()
-    );
-
-    let s3 = registry.s3();
-    let bucket = Bucket::new(s3.endpoint.parse()?, UrlStyle::Path, s3.bucket, s3.region)?;
-    let credentials = Credentials::new(s3.access_key_id, s3.secret_access_key);
-    let direct_key = "bench/direct.bin";
-
-    let baseline = proc_status_kib("VmRSS");
-    let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
-    let sampler = RssSampler::start();
-
-    let mut times: [Vec<Duration>; 4] = Default::default();
-    for run in 1..=runs {
-        let put = bucket
-            .put_object(Some(&credentials), direct_key)
-            .sign(SIGNED_FOR);
-        let get = bucket
-            .get_object(Some(&credentials), direct_key)
-            .sign(SIGNED_FOR);
-        let measured = [
-            upload(client.put(&file_url).header("PRIVATE-TOKEN", &token), size).await?,
-            upload(client.put(put), size).await?,
-            download(client.get(&file_url).header("PRIVATE-TOKEN", &token), size).await?,
-            download(client.get(get), size).await?,
-        ];
-        eprintln!("run {run}/{runs}: {measured:.2?}");
-        for (all, time) in times.iter_mut().zip(measured) {
-            all.push(time);
+    let digest = format!("sha256:{}", hex::encode(generated_sha256(size).await));
+    let temp = tempfile::tempdir()?;
+    let genreg = Genreg::start(&temp.path().join("genreg"), &mode).await?;
+    let distribution = match Distribution::find() {
+        Ok(program) => {
+            Some(Distribution::start(&program, &temp.path().join("distribution")).await?)
         }
+        Err(reason) => {
+            eprintln!("Distribution skipped: {reason}");
+            None
+        }
+    };
+    let client = reqwest::Client::new();
+    let targets = Targets::prepare(&client, &genreg, distribution.as_ref(), &digest).await?;
+
+    let baseline = proc_status_kib(genreg.pid, "VmRSS");
+    let hwm_reset = std::fs::write(format!("/proc/{}/clear_refs", genreg.pid), "5").is_ok();
+    let sampler = RssSampler::start(genreg.pid);
+
+    let mut uploads: [Vec<Measured>; 3] = Default::default();
+    let mut downloads: [Vec<Measured>; 3] = Default::default();
+    for run in 1..=runs {
+        for (server, all) in uploads.iter_mut().enumerate() {
+            if let Some(measured) = targets.upload(&client, server, size).await? {
+                all.push(measured);
+            }
+        }
+        for (server, all) in downloads.iter_mut().enumerate() {
+            if let Some(measured) = targets.download(&client, server, size).await? {
+                all.push(measured);
+            }
+        }
+        targets.forget_distribution_blob(&client).await;
+        eprintln!(
+            "run {run}/{runs}: uploads {:.2?}, downloads {:.2?}",
+            uploads
+                .iter()
+                .filter_map(|m| m.last())
+                .map(|m| m.time)
+                .collect::<Vec<_>>(),
+            downloads
+                .iter()
+                .filter_map(|m| m.last())
+                .map(|m| m.time)
+                .collect::<Vec<_>>()
+        );
     }
 
     let mut peak = sampler.stop();
     if hwm_reset {
-        peak = peak.max(proc_status_kib("VmHWM"));
+        peak = peak.max(proc_status_kib(genreg.pid, "VmHWM"));
     }
     let growth = peak.saturating_sub(baseline) as f64 / 1024.0;
-    registry.shutdown().await;
+    let load_after = load_average();
+    drop(genreg);
+    drop(distribution);
 
-    let rate = |time: Duration| size as f64 / MIB / time.as_secs_f64();
-    let (median, best): (Vec<f64>, Vec<f64>) = times
-        .iter_mut()
-        .map(|all| {
-            all.sort();
-            (rate(all[all.len() / 2]), rate(all[0]))
-        })
-        .unzip();
-    let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
-
+    let report = Report {
+        size,
+        uploads: uploads.map(|all| Summary::of(all, size)),
+        downloads: downloads.map(|all| Summary::of(all, size)),
+    };
     println!();
     println!(
         "genreg transfer benchmark: {:.0} MiB, {runs} run(s), embedded S3, s3_part_size 16 MiB, download_mode {mode}",
         size as f64 / MIB
     );
-    println!("{:<22}{:>16}{:>12}", "", "median MiB/s", "best MiB/s");
-    let names = [
-        "registry upload",
-        "direct S3 upload",
-        "registry download",
-        "direct S3 download",
-    ];
-    for (i, name) in names.iter().enumerate() {
-        println!("{name:<22}{:>16.1}{:>12.1}", median[i], best[i]);
-    }
-    let up = median[0] / median[1];
-    let down = median[2] / median[3];
-    println!();
-    println!("{:<22}{:>16}{:>12}", "", "measured", "target");
+    println!("load average (1, 5, 15 min): {load_before} before, {load_after} after");
+    report.print_table();
+    report.print_ratios();
     println!(
-        "{:<22}{:>15.2}x{:>11}  {}",
-        "upload registry/direct",
-        up,
-        ">= 0.80x",
-        verdict(up >= 0.8)
-    );
-    println!(
-        "{:<22}{:>15.2}x{:>11}  {}",
-        "download reg./direct",
-        down,
-        ">= 0.90x",
-        verdict(down >= 0.9)
-    );
-    println!(
-        "{:<22}{:>12.1} MiB{:>11}  {}",
-        "peak RSS growth",
+        "{:<34}{:>11.1} MiB{:>12}  {}",
+        "genreg peak RSS growth",
         growth,
-        "< 100 MiB",
-        verdict(growth < 100.0)
+        format!("< {RSS_GROWTH_TARGET_MIB:.0} MiB"),
+        verdict(growth < RSS_GROWTH_TARGET_MIB)
     );
     println!();
     println!(
-        "RSS is the whole process (client, registry, wasmtime, embedded S3 server): \
+        "RSS is the genreg process (registry, wasmtime, embedded S3 server): \
          baseline {:.1} MiB before the transfers, peak {:.1} MiB during them.",
         baseline as f64 / 1024.0,
         peak as f64 / 1024.0
@@ -171,10 +176,173 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+// ---------------------------------------------------------------------------
+// What is measured.
+// ---------------------------------------------------------------------------
+
+/// One transfer: wall time and the server process's CPU time.
+#[derive(Clone, Copy)]
+struct Measured {
+    time: Duration,
+    cpu_seconds: f64,
+}
+
+/// Where each server's transfers go.
+struct Targets {
+    genreg_pid: u32,
+    token: String,
+    file_url: String,
+    bucket: Bucket,
+    credentials: Credentials,
+    distribution: Option<(u32, String)>,
+    digest: String,
+}
+
+/// The key of the object uploaded to S3 directly.
+const DIRECT_KEY: &str = "bench/direct.bin";
+
+impl Targets {
+    /// Creates the registry's project; nothing to prepare elsewhere.
+    async fn prepare(
+        client: &reqwest::Client,
+        genreg: &Genreg,
+        distribution: Option<&Distribution>,
+        digest: &str,
+    ) -> anyhow::Result<Targets> {
+        let project: serde_json::Value = client
+            .post(format!("{}/api/v4/projects", genreg.url))
+            .header("PRIVATE-TOKEN", &genreg.admin_token)
+            .json(&serde_json::json!({ "path": "bench", "namespace_path": "bench" }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = project["id"].as_u64().context("project id")?;
+        let credentials = genreg::data_dir::s3_credentials(&genreg.data)?;
+        Ok(Targets {
+            genreg_pid: genreg.pid,
+            token: genreg.admin_token.clone(),
+            file_url: format!(
+                "{}/api/v4/projects/{id}/packages/generic/bench/1.0/file.bin",
+                genreg.url
+            ),
+            bucket: Bucket::new(
+                genreg.s3_endpoint.parse()?,
+                UrlStyle::Path,
+                "genreg",
+                "us-east-1",
+            )?,
+            credentials: Credentials::new(credentials.access_key_id, credentials.secret_access_key),
+            distribution: distribution.map(|d| (d.pid, d.url.clone())),
+            digest: digest.to_string(),
+        })
+    }
+
+    /// Uploads to server number `server` of [`SERVERS`]; `None` when that
+    /// server is not running.
+    async fn upload(
+        &self,
+        client: &reqwest::Client,
+        server: usize,
+        size: u64,
+    ) -> anyhow::Result<Option<Measured>> {
+        Ok(Some(match server {
+            0 => {
+                let request = client
+                    .put(&self.file_url)
+                    .header("PRIVATE-TOKEN", &self.token);
+                measure(self.genreg_pid, upload(request, size)).await?
+            }
+            1 => {
+                let url = self
+                    .bucket
+                    .put_object(Some(&self.credentials), DIRECT_KEY)
+                    .sign(SIGNED_FOR);
+                measure(self.genreg_pid, upload(client.put(url), size)).await?
+            }
+            _ => {
+                let Some((pid, base)) = &self.distribution else {
+                    return Ok(None);
+                };
+                let transfer = distribution_upload(client, base, &self.digest, size);
+                measure(*pid, transfer).await?
+            }
+        }))
+    }
+
+    /// Downloads from server number `server` of [`SERVERS`].
+    async fn download(
+        &self,
+        client: &reqwest::Client,
+        server: usize,
+        size: u64,
+    ) -> anyhow::Result<Option<Measured>> {
+        Ok(Some(match server {
+            0 => {
+                let request = client
+                    .get(&self.file_url)
+                    .header("PRIVATE-TOKEN", &self.token);
+                measure(self.genreg_pid, download(request, size)).await?
+            }
+            1 => {
+                let url = self
+                    .bucket
+                    .get_object(Some(&self.credentials), DIRECT_KEY)
+                    .sign(SIGNED_FOR);
+                measure(self.genreg_pid, download(client.get(url), size)).await?
+            }
+            _ => {
+                let Some((pid, base)) = &self.distribution else {
+                    return Ok(None);
+                };
+                let request = client.get(self.distribution_blob_url(base));
+                measure(*pid, download(request, size)).await?
+            }
+        }))
+    }
+
+    fn distribution_blob_url(&self, base: &str) -> String {
+        format!("{base}/v2/{DISTRIBUTION_REPOSITORY}/blobs/{}", self.digest)
+    }
+
+    /// Deletes the blob from Distribution, so every run's upload stores it
+    /// anew (Distribution skips moving a blob it already has).
+    async fn forget_distribution_blob(&self, client: &reqwest::Client) {
+        if let Some((_, base)) = &self.distribution {
+            let url = self.distribution_blob_url(base);
+            if let Err(e) = client
+                .delete(url)
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+            {
+                eprintln!("warning: Distribution kept the blob: {e}");
+            }
+        }
+    }
+}
+
+/// Runs `transfer`, reading the CPU time of process `pid` around it.
+async fn measure(
+    pid: u32,
+    transfer: impl std::future::Future<Output = anyhow::Result<Duration>>,
+) -> anyhow::Result<Measured> {
+    let before = cpu_seconds(pid)?;
+    let time = transfer.await?;
+    let cpu_seconds = cpu_seconds(pid)? - before;
+    Ok(Measured { time, cpu_seconds })
+}
+
 /// Sends `size` generated bytes with `Content-Length`; returns the time until
 /// the response is read.
 async fn upload(request: RequestBuilder, size: u64) -> anyhow::Result<Duration> {
     let start = Instant::now();
+    send_generated(request, size).await?;
+    Ok(start.elapsed())
+}
+
+async fn send_generated(request: RequestBuilder, size: u64) -> anyhow::Result<()> {
     let response = request
         .header(CONTENT_LENGTH, size)
         .body(reqwest::Body::wrap_stream(generated(size)))
@@ -183,6 +351,41 @@ async fn upload(request: RequestBuilder, size: u64) -> anyhow::Result<Duration> 
     let status = response.status();
     let text = response.text().await?;
     ensure!(status.is_success(), "upload answered {status}: {text}");
+    Ok(())
+}
+
+/// A blob upload through the Registry HTTP API V2: start an upload session,
+/// then one PUT with the whole body that also completes it.
+async fn distribution_upload(
+    client: &reqwest::Client,
+    base: &str,
+    digest: &str,
+    size: u64,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let session = client
+        .post(format!(
+            "{base}/v2/{DISTRIBUTION_REPOSITORY}/blobs/uploads/"
+        ))
+        .header(CONTENT_LENGTH, 0)
+        .send()
+        .await?;
+    ensure!(
+        session.status() == reqwest::StatusCode::ACCEPTED,
+        "Distribution answered {} to the upload's start",
+        session.status()
+    );
+    let location = session
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .context("no Location for the upload")?;
+    let location = reqwest::Url::parse(base)?.join(location)?;
+    let separator = if location.query().is_some() { '&' } else { '?' };
+    let request = client
+        .put(format!("{location}{separator}digest={digest}"))
+        .header(CONTENT_TYPE, "application/octet-stream");
+    send_generated(request, size).await?;
     Ok(start.elapsed())
 }
 
@@ -220,27 +423,357 @@ fn generated(size: u64) -> impl futures::Stream<Item = std::io::Result<Bytes>> {
     }))
 }
 
-/// Samples VmRSS every 50 ms on a thread of its own; `stop` returns the peak.
+/// The sha256 of [`generated`]`(size)`, which Distribution needs up front.
+async fn generated_sha256(size: u64) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    let mut chunks = std::pin::pin!(generated(size));
+    while let Some(Ok(chunk)) = chunks.next().await {
+        hasher.update(&chunk);
+    }
+    hasher.finalize().into()
+}
+
+// ---------------------------------------------------------------------------
+// The servers.
+// ---------------------------------------------------------------------------
+
+/// A running `genreg up`, killed when dropped.
+struct Genreg {
+    _child: Child,
+    pid: u32,
+    url: String,
+    s3_endpoint: String,
+    admin_token: String,
+    data: PathBuf,
+}
+
+impl Genreg {
+    async fn start(data: &Path, download_mode: &str) -> anyhow::Result<Genreg> {
+        std::fs::create_dir_all(data)?;
+        let log = data.with_extension("log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_genreg"))
+            .arg("up")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--download-mode", download_mode])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .kill_on_drop(true)
+            .spawn()
+            .context("genreg up")?;
+        let pid = child.id().context("genreg pid")?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let (mut url, mut s3_endpoint, mut admin_token) = (None, None, None);
+        let started = tokio::time::timeout(START_AT_MOST, async {
+            while let Some(line) = lines.next_line().await.ok().flatten() {
+                if let Some(rest) = line.strip_prefix("genreg serving on ") {
+                    url = Some(rest.trim().to_string());
+                } else if let Some(rest) = line.strip_prefix("S3 endpoint: ") {
+                    s3_endpoint = rest.split_whitespace().next().map(str::to_string);
+                } else if let Some(rest) = line.strip_prefix("admin token: ") {
+                    admin_token = Some(rest.trim().to_string());
+                    return;
+                }
+            }
+        })
+        .await;
+        let log_tail = || std::fs::read_to_string(&log).unwrap_or_default();
+        if started.is_err() || admin_token.is_none() {
+            bail!("genreg up did not start; its log:\n{}", log_tail());
+        }
+        // Keep reading so that the pipe never fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Genreg {
+            _child: child,
+            pid,
+            url: url.context("genreg printed no URL")?,
+            s3_endpoint: s3_endpoint.context("genreg printed no S3 endpoint")?,
+            admin_token: admin_token.unwrap_or_default(),
+            data: data.to_path_buf(),
+        })
+    }
+}
+
+/// A running `docker-registry serve`, killed when dropped.
+struct Distribution {
+    _child: Child,
+    pid: u32,
+    url: String,
+}
+
+impl Distribution {
+    /// `docker-registry` on PATH, or why the comparison is skipped.
+    fn find() -> Result<PathBuf, String> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("docker-registry"))
+            .find(|candidate| candidate.is_file())
+            .ok_or_else(|| {
+                "docker-registry (CNCF Distribution) is not on PATH; \
+                 on Debian: apt-get install docker-registry"
+                    .to_string()
+            })
+    }
+
+    /// Serves from `dir` on a free loopback port; ready once `/v2/` answers.
+    async fn start(program: &Path, dir: &Path) -> anyhow::Result<Distribution> {
+        std::fs::create_dir_all(dir)?;
+        let address = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let config = dir.join("config.yml");
+        std::fs::write(&config, distribution_config(&dir.join("storage"), address))?;
+        let log = dir.join("registry.log");
+        let log_file = std::fs::File::create(&log)?;
+        let child = Command::new(program)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .context("docker-registry serve")?;
+        let pid = child.id().context("docker-registry pid")?;
+        let url = format!("http://{address}");
+        let probe = reqwest::Client::new();
+        let deadline = Instant::now() + START_AT_MOST;
+        loop {
+            match probe.get(format!("{url}/v2/")).send().await {
+                Ok(response) if response.status().is_success() => break,
+                _ if Instant::now() > deadline => bail!(
+                    "docker-registry did not start; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        Ok(Distribution {
+            _child: child,
+            pid,
+            url,
+        })
+    }
+}
+
+/// Distribution's configuration: filesystem storage under `storage`, the
+/// in-memory blob descriptor cache of Debian's default config, deletes
+/// allowed (between runs), no auth, no access log.
+fn distribution_config(storage: &Path, address: std::net::SocketAddr) -> String {
+    format!(
+        "version: 0.1\n\
+         log:\n  level: error\n  accesslog:\n    disabled: true\n\
+         storage:\n  cache:\n    blobdescriptor: inmemory\n  \
+         filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+         http:\n  addr: {address}\n",
+        storage.display()
+    )
+}
+
+// ---------------------------------------------------------------------------
+// The report.
+// ---------------------------------------------------------------------------
+
+/// The medians of one server's transfers in one direction.
+#[derive(Clone, Copy)]
+struct Summary {
+    mib_per_second: f64,
+    cpu_seconds_per_gib: f64,
+}
+
+impl Summary {
+    fn of(mut all: Vec<Measured>, size: u64) -> Option<Summary> {
+        if all.is_empty() {
+            return None;
+        }
+        let median = |values: &mut Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let gib = size as f64 / GIB;
+        all.sort_by_key(|m| m.time);
+        let time = all[all.len() / 2].time;
+        let mut cpu: Vec<f64> = all.iter().map(|m| m.cpu_seconds / gib).collect();
+        Some(Summary {
+            mib_per_second: size as f64 / MIB / time.as_secs_f64(),
+            cpu_seconds_per_gib: median(&mut cpu),
+        })
+    }
+}
+
+struct Report {
+    size: u64,
+    uploads: [Option<Summary>; 3],
+    downloads: [Option<Summary>; 3],
+}
+
+impl Report {
+    fn print_table(&self) {
+        println!(
+            "{:<16}{:>14}{:>14}{:>16}{:>14}",
+            "server", "upload MiB/s", "CPU-s/GiB", "download MiB/s", "CPU-s/GiB"
+        );
+        for (i, name) in SERVERS.iter().enumerate() {
+            let cell = |summary: Option<Summary>| match summary {
+                Some(s) => (
+                    format!("{:.1}", s.mib_per_second),
+                    format!("{:.2}", s.cpu_seconds_per_gib),
+                ),
+                None => ("skipped".into(), "-".into()),
+            };
+            let (up, up_cpu) = cell(self.uploads[i]);
+            let (down, down_cpu) = cell(self.downloads[i]);
+            println!("{name:<16}{up:>14}{up_cpu:>14}{down:>16}{down_cpu:>14}");
+        }
+        println!(
+            "(medians; CPU-s/GiB is the server process's utime + stime per GiB moved, \
+             {:.2} GiB a transfer)",
+            self.size as f64 / GIB
+        );
+        println!();
+    }
+
+    fn print_ratios(&self) {
+        let ratio = |a: Option<Summary>, b: Option<Summary>, f: fn(&Summary) -> f64| {
+            a.zip(b).map(|(a, b)| f(&a) / f(&b))
+        };
+        let speed = |s: &Summary| s.mib_per_second;
+        let cpu = |s: &Summary| s.cpu_seconds_per_gib;
+        let (registry, direct, distribution) = (0, 1, 2);
+        println!("{:<34}{:>15}{:>12}", "", "measured", "target");
+        let rows = [
+            (
+                "download registry/Distribution",
+                ratio(
+                    self.downloads[registry],
+                    self.downloads[distribution],
+                    speed,
+                ),
+                Some((">=", DOWNLOAD_TARGET)),
+            ),
+            (
+                "upload registry/Distribution",
+                ratio(self.uploads[registry], self.uploads[distribution], speed),
+                Some((">=", UPLOAD_TARGET)),
+            ),
+            (
+                "upload CPU registry/Distribution",
+                ratio(self.uploads[registry], self.uploads[distribution], cpu),
+                Some(("<=", UPLOAD_CPU_TARGET)),
+            ),
+            (
+                "download CPU registry/Distrib.",
+                ratio(self.downloads[registry], self.downloads[distribution], cpu),
+                None,
+            ),
+            (
+                "download registry/direct S3",
+                ratio(self.downloads[registry], self.downloads[direct], speed),
+                None,
+            ),
+            (
+                "upload registry/direct S3",
+                ratio(self.uploads[registry], self.uploads[direct], speed),
+                None,
+            ),
+        ];
+        for (name, measured, target) in rows {
+            let Some(measured) = measured else {
+                println!("{name:<34}{:>15}", "skipped");
+                continue;
+            };
+            match target {
+                Some((">=", goal)) => println!(
+                    "{name:<34}{measured:>14.2}x{:>11}  {}",
+                    format!(">= {goal:.2}x"),
+                    verdict(measured >= goal)
+                ),
+                Some((_, goal)) => println!(
+                    "{name:<34}{measured:>14.2}x{:>11}  {}",
+                    format!("<= {goal:.2}x"),
+                    verdict(measured <= goal)
+                ),
+                None => println!("{name:<34}{measured:>14.2}x"),
+            }
+        }
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "MISS"
+    }
+}
+
+// ---------------------------------------------------------------------------
+// /proc.
+// ---------------------------------------------------------------------------
+
+/// utime + stime of process `pid` (all its threads), in seconds.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14, stime 15.
+    let after_name = stat.rsplit_once(')').context("/proc stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(index - 3).context("/proc stat field")?.parse()?)
+    };
+    Ok((ticks(14)? + ticks(15)?) as f64 / clock_ticks_per_second())
+}
+
+/// `getconf CLK_TCK`: the unit of /proc's CPU times (100 on Linux).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Samples VmRSS of a process every 50 ms on a thread of its own; `stop`
+/// returns the peak.
 struct RssSampler {
+    pid: u32,
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicU64>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl RssSampler {
-    fn start() -> Self {
+    fn start(pid: u32) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(proc_status_kib("VmRSS")));
+        let peak = Arc::new(AtomicU64::new(proc_status_kib(pid, "VmRSS")));
         let thread = std::thread::spawn({
             let (stop, peak) = (stop.clone(), peak.clone());
             move || {
                 while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(proc_status_kib("VmRSS"), Ordering::Relaxed);
+                    peak.fetch_max(proc_status_kib(pid, "VmRSS"), Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
         });
-        RssSampler { stop, peak, thread }
+        RssSampler {
+            pid,
+            stop,
+            peak,
+            thread,
+        }
     }
 
     fn stop(self) -> u64 {
@@ -248,13 +781,13 @@ impl RssSampler {
         let _ = self.thread.join();
         self.peak
             .load(Ordering::Relaxed)
-            .max(proc_status_kib("VmRSS"))
+            .max(proc_status_kib(self.pid, "VmRSS"))
     }
 }
 
-/// A `kB` field of /proc/self/status (0 where there is none).
-fn proc_status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A `kB` field of /proc/<pid>/status (0 where there is none).
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
