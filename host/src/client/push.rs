@@ -28,9 +28,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 use super::progress::Progress;
-use super::retry::{from_send_error, with_retries, Attempt};
+use super::retry::{from_send_error, json_answer, with_retries, Attempt};
 use super::session::{Completion, Created, SessionApi, UploadSession};
-use super::{error_text, http_client, is_transient, message_of, Credential};
+use super::{http_client, is_transient, message_of, Credential};
 
 /// Parts sent at once by default.
 pub const DEFAULT_PARALLEL: usize = 4;
@@ -262,19 +262,7 @@ async fn plain_put(
 /// The record a publish answered (200 with `select=package_file`; a bare
 /// 201 `{"message":"201 Created"}` from servers that ignore `select`).
 async fn published(response: reqwest::Response) -> Attempt<Value> {
-    let status = response.status();
-    if status.is_success() {
-        return match response.json::<Value>().await {
-            Ok(record) => Attempt::Done(record),
-            Err(e) => Attempt::Transient(format!("reading the answer: {e}")),
-        };
-    }
-    let text = error_text(response).await;
-    if is_transient(status) {
-        Attempt::Transient(text)
-    } else {
-        Attempt::Fatal(anyhow::anyhow!(text))
-    }
+    json_answer(response).await
 }
 
 /// The parts of one session being sent.

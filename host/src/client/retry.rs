@@ -24,6 +24,26 @@ pub enum Attempt<T> {
     Fatal(anyhow::Error),
 }
 
+/// An answer whose success carries JSON: done with its value; an error
+/// answer is worth another try when its status is transient.
+pub async fn json_answer<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Attempt<T> {
+    let status = response.status();
+    if status.is_success() {
+        return match response.json::<T>().await {
+            Ok(value) => Attempt::Done(value),
+            Err(e) => Attempt::Transient(format!("reading the answer: {e}")),
+        };
+    }
+    let text = super::error_text(response).await;
+    if super::is_transient(status) {
+        Attempt::Transient(text)
+    } else {
+        Attempt::Fatal(anyhow::anyhow!(text))
+    }
+}
+
 /// Runs `attempt` until it is done, fails for good, or [`ATTEMPTS`] ran;
 /// `what` names the request in the final error.
 pub async fn with_retries<T, F, Fut>(what: &str, mut attempt: F) -> anyhow::Result<T>

@@ -8,7 +8,7 @@ use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::retry::{from_send_error, with_retries, Attempt};
+use super::retry::{from_send_error, json_answer, with_retries, Attempt};
 use super::{error_text, is_transient, Credential};
 
 /// A session as the registry describes it.
@@ -190,19 +190,7 @@ impl SessionApi {
                 Ok(response) => response,
                 Err(attempt) => return attempt,
             };
-            let status = response.status();
-            if status.is_success() {
-                return match response.json::<T>().await {
-                    Ok(value) => Attempt::Done(value),
-                    Err(e) => Attempt::Transient(format!("reading the answer: {e}")),
-                };
-            }
-            let text = error_text(response).await;
-            if is_transient(status) {
-                Attempt::Transient(text)
-            } else {
-                Attempt::Fatal(anyhow::anyhow!(text))
-            }
+            json_answer(response).await
         })
         .await
     }
