@@ -1306,6 +1306,7 @@ mod tests {
                 .collect(),
             segments: Vec::new(),
             deleted_at: None,
+            index_shard: None,
         }
     }
 

@@ -103,7 +103,8 @@ pub fn package_by_id(package_id: u64) -> String {
     format!("{V}/pkg-id/{package_id}")
 }
 
-/// Counter of packages ever created in a project, used to pick index shards.
+/// Counter whose ceiling over the shard size is the number of shards of a
+/// project's package index (once the number of packages ever created).
 pub fn package_ordinal(project_id: u64) -> String {
     format!("{V}/pkg-ordinal/{project_id}")
 }

@@ -111,6 +111,10 @@ pub struct Package {
     /// package with a new id in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Millis>,
+    /// The shard of the project's package index that lists it. Packages
+    /// created before records carried it are found through `pkg-id/<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_shard: Option<u64>,
 }
 
 impl Package {
@@ -361,6 +365,7 @@ mod tests {
             files: vec![file(9, "files/a")],
             segments: vec![],
             deleted_at: None,
+            index_shard: None,
         };
         let segment = SegmentRef {
             digest: "abc".into(),

@@ -62,6 +62,12 @@ pub struct PackageSummary {
     /// the record, not this entry, says whether and how it is listed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// Set, to the time it was entered, while the package may still be
+    /// being created: the entry is written before the record, and the
+    /// record says whether the package came to be. Cleared by a later write
+    /// of the same shard once the record exists (see `meta::packages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creating: Option<Millis>,
 }
 
 impl PackageSummary {
@@ -74,7 +80,13 @@ impl PackageSummary {
             status: package.status,
             created_at: package.created_at,
             pending: false,
+            creating: None,
         }
+    }
+
+    /// Whether the record, not this entry, says if the package is live.
+    pub fn is_unsure(&self) -> bool {
+        self.pending || self.creating.is_some()
     }
 }
 

@@ -1,23 +1,34 @@
 //! Packages and their files: the write protocols and how they stay whole
 //! through a crash between any two writes.
 //!
-//! A package lives in three places:
+//! A package lives in two places, three for older ones:
 //!
 //! - its record, `pkg/<project>/<name>/<version>`: the truth about the
-//!   package (id, status, deletion) and its newest files;
-//! - its location, `pkg-id/<id>`: where the record of that id lives;
+//!   package (id, status, deletion, the index shard that lists it) and its
+//!   newest files;
 //! - its entry in the project's package index, a sharded list of summaries
-//!   that listings filter, sort and page.
+//!   that listings filter, sort and page, and that lookups by id search;
+//! - for packages created before records named their shard, a location,
+//!   `pkg-id/<id>`, saying where the record of that id lives.
 //!
 //! **Invariant.** A listing shows exactly the live packages, each with its
-//! stored status. To keep it through crashes, every change that touches what
-//! an index entry says (creation, status, deletion) first marks the entry
-//! *pending*, then changes the record, then writes the entry from the record
-//! and clears the mark. A listing trusts entries that are not pending and
-//! resolves pending ones from the record: the package is listed if the
-//! record at its name and version is live and has the entry's id. So a crash
-//! after any write leaves a listing that tells the truth, and the location
-//! is written before the record, so a record is always findable by id.
+//! stored status. An entry is either settled, and then trusted, or unsure,
+//! and then the record at its name and version decides: the package is
+//! listed if that record is live and has the entry's id, with the record's
+//! status. Creating a package enters it in the newest shard as *creating*
+//! before its record is written; a later write of that shard settles it
+//! from the record, so a new package costs no second index write. Every
+//! other change that touches what an entry says (status, deletion) first
+//! marks the entry *pending*, then changes the record, then writes the
+//! entry from the record. So a crash after any write leaves a listing that
+//! tells the truth. Entries of creations that never wrote their record are
+//! dropped by the shard's next write once [`ABANDONED_AFTER_MS`] passed.
+//!
+//! Package ids come from the file sequence: a package created by a publish
+//! takes the id just drawn for its first file, so creating it costs no
+//! counter of its own. That sequence moved at least once for every package
+//! id ever drawn from the older package sequence, so the ids are new to
+//! packages too.
 //!
 //! A package's files form a log: the newest ones sit in the record, and
 //! when the record holds [`TAIL_FILES`] of them they are sealed into an
@@ -29,7 +40,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::kv::{KeyValue, Step};
+use super::kv::{KeyValue, KvError, Step};
 use super::model::{
     Millis, Package, PackageFile, PackageLocation, PackageStatus, PackageSummary, Project, Segment,
     SegmentRef,
@@ -65,12 +76,29 @@ pub fn package_by_id<K: KeyValue>(
     project_id: u64,
     package_id: u64,
 ) -> Result<Option<Package>, MetaError> {
-    let Some(location) = location_in(kv, project_id, package_id)? else {
+    let Some((name, version)) = name_of(kv, project_id, package_id)? else {
         return Ok(None);
     };
-    let package = package(kv, project_id, &location.name, &location.version)?;
+    let package = package(kv, project_id, &name, &version)?;
     // The same name and version may have been deleted and published again.
     Ok(package.filter(|p| p.id == package_id))
+}
+
+/// The name and version of the package with this id in this project: from
+/// its location when it has one (older packages), else from its index
+/// entry.
+fn name_of<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    package_id: u64,
+) -> Result<Option<(String, String)>, MetaError> {
+    if let Some(location) = package_location(kv, package_id)? {
+        return Ok((location.project_id == project_id).then_some((location.name, location.version)));
+    }
+    Ok(listed_packages(kv, project_id)?
+        .into_iter()
+        .find(|e| e.id == package_id)
+        .map(|e| (e.name, e.version)))
 }
 
 /// Every file of a package, oldest first.
@@ -106,42 +134,78 @@ pub fn newest_file<K: KeyValue>(
 }
 
 /// Every live package of a project, as its index lists them, oldest first.
-/// Reads one key per [`INDEX_SHARD_SIZE`] packages ever created, and the
-/// record of each entry left pending by a change in flight or cut short.
+/// Reads the project's shards in one round trip, and the records of its
+/// unsure entries (see the module docs) in one more when there are any.
 pub fn package_summaries<K: KeyValue>(
     kv: &K,
     project_id: u64,
 ) -> Result<Vec<PackageSummary>, MetaError> {
-    let created = read_counter(kv, &keys::package_ordinal(project_id))?;
-    let shards: Vec<String> = (0..created.div_ceil(INDEX_SHARD_SIZE))
+    let listed = listed_packages(kv, project_id)?;
+    let unsure: Vec<&PackageSummary> = listed.iter().filter(|e| e.is_unsure()).collect();
+    if unsure.is_empty() {
+        return Ok(listed);
+    }
+    let record_keys: Vec<String> = unsure
+        .iter()
+        .map(|e| keys::package(project_id, &e.name, &e.version))
+        .collect();
+    let records = records_at(kv, &record_keys)?;
+    let mut resolved = std::collections::HashMap::new();
+    for (entry, record) in unsure.iter().zip(records) {
+        resolved.insert(entry.id, settled(entry, record.as_ref()));
+    }
+    Ok(listed
+        .into_iter()
+        .filter_map(|entry| match resolved.remove(&entry.id) {
+            None => Some(entry),
+            Some(settled) => settled,
+        })
+        .collect())
+}
+
+/// Every entry of a project's package index, oldest first, unsure ones as
+/// they are: a caller that reads the records anyway checks those with
+/// [`settled`] and saves a round trip. Reads one key per
+/// [`INDEX_SHARD_SIZE`] packages, in one round trip.
+pub fn listed_packages<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+) -> Result<Vec<PackageSummary>, MetaError> {
+    let shards: Vec<String> = (0..shard_count(kv, project_id)?)
         .map(|shard| keys::package_index(project_id, shard))
         .collect();
     kv.read_ahead(&shards);
     let mut all = Vec::new();
     for shard in &shards {
         let entries: Option<Vec<PackageSummary>> = read(kv, shard)?;
-        for entry in entries.unwrap_or_default() {
-            if !entry.pending {
-                all.push(entry);
-            } else if let Some(resolved) = resolve_pending(kv, project_id, &entry)? {
-                all.push(resolved);
-            }
-        }
+        all.extend(entries.unwrap_or_default());
     }
     Ok(all)
 }
 
-/// What a pending entry really says: the package if its record is live
-/// under this id, with the record's status.
-fn resolve_pending<K: KeyValue>(
-    kv: &K,
-    project_id: u64,
-    entry: &PackageSummary,
-) -> Result<Option<PackageSummary>, MetaError> {
-    let live = package(kv, project_id, &entry.name, &entry.version)?;
-    Ok(live
-        .filter(|p| p.id == entry.id)
-        .map(|p| PackageSummary::of(&p)))
+/// The package records at these keys, in one round trip.
+pub fn records_at<K: KeyValue>(kv: &K, keys: &[String]) -> Result<Vec<Option<Package>>, MetaError> {
+    let values = kv.get_many(keys)?;
+    keys.iter()
+        .zip(values)
+        .map(|(key, value)| value.map(|bytes| decode(key, &bytes)).transpose())
+        .collect()
+}
+
+/// What an entry says once its record is known: the package if the record
+/// is live under the entry's id, with the record's status.
+pub fn settled(entry: &PackageSummary, record: Option<&Package>) -> Option<PackageSummary> {
+    record
+        .filter(|p| p.id == entry.id && !p.is_deleted())
+        .map(PackageSummary::of)
+}
+
+/// How many shards the project's package index has. The counter at
+/// `pkg-ordinal/<project>` only grows; it was once the number of packages
+/// ever created, and now moves past a multiple of [`INDEX_SHARD_SIZE`]
+/// each time a shard is opened, so the count is still its ceiling.
+fn shard_count<K: KeyValue>(kv: &K, project_id: u64) -> Result<u64, MetaError> {
+    Ok(read_counter(kv, &keys::package_ordinal(project_id))?.div_ceil(INDEX_SHARD_SIZE))
 }
 
 /// A file whose bytes are safely in object storage, ready to be recorded.
@@ -172,15 +236,16 @@ pub struct Commit<'a> {
 /// A compare-and-swap loop on the package record, so concurrent publishes
 /// into the same (possibly new) package all land and the duplicate rule is
 /// checked against what is stored at the moment of the write. A new package
-/// is entered in the index (pending) and located before its record exists;
-/// a status change marks the entry pending before the record changes. A
-/// retry finds the file already there when a write landed unconfirmed.
+/// is entered in the index (creating) before its record exists; a status
+/// change marks the entry pending before the record changes. A retry finds
+/// the file already there when a write landed unconfirmed.
 pub fn commit_file<K: KeyValue>(
     kv: &K,
     commit: &Commit,
     file: NewFile,
 ) -> Result<(Package, PackageFile), MetaError> {
-    commit_file_with_id(kv, commit, file, next_id(kv, "file")?)
+    let file_id = next_id(kv, "file")?;
+    commit_file_as(kv, commit, file, file_id, Some(file_id))
 }
 
 /// [`commit_file`] with a file id allocated beforehand: committing the same
@@ -190,6 +255,20 @@ pub fn commit_file_with_id<K: KeyValue>(
     commit: &Commit,
     file: NewFile,
     file_id: u64,
+) -> Result<(Package, PackageFile), MetaError> {
+    // The id was drawn earlier, possibly before package ids came from the
+    // file sequence: a new package draws one of its own.
+    commit_file_as(kv, commit, file, file_id, None)
+}
+
+/// [`commit_file`] with the ids decided: `new_package_id` names the package
+/// if this commit creates it (drawn when needed if `None`).
+fn commit_file_as<K: KeyValue>(
+    kv: &K,
+    commit: &Commit,
+    file: NewFile,
+    file_id: u64,
+    mut new_package_id: Option<u64>,
 ) -> Result<(Package, PackageFile), MetaError> {
     let key = keys::package(commit.project.id, commit.name, commit.version);
     let file = PackageFile {
@@ -205,10 +284,9 @@ pub fn commit_file_with_id<K: KeyValue>(
     // The namespace's settings matter only when the package already holds
     // a file of this name: they are read then, and once.
     let mut duplicates_allowed: Option<bool> = None;
-    // A package that may be new gets its id, location and pending index
-    // entry once, before the record that makes it real.
-    let mut reserved: Option<PackageLocation> = None;
-    let mut reserved_id: Option<u64> = None;
+    // A package that may be new gets its index entry once, before the
+    // record that makes it real (again if the creation took long).
+    let mut reserved: Option<Reservation> = None;
     // Whether this publish marked the entry pending for a status change.
     let mut marked = false;
 
@@ -221,15 +299,17 @@ pub fn commit_file_with_id<K: KeyValue>(
                 }
                 Some(package) => (package, false),
                 None => {
-                    if reserved.is_none() {
-                        let (id, location) = reserve(kv, commit)?;
-                        reserved_id = Some(id);
-                        reserved = Some(location);
-                    }
-                    (
-                        new_package(reserved_id.expect("reserved above"), commit),
-                        true,
-                    )
+                    let id = match new_package_id {
+                        Some(id) => id,
+                        None => *new_package_id.insert(next_id(kv, "file")?),
+                    };
+                    let reservation = match reserved.take() {
+                        Some(r) if kv.now_millis() - r.at < RESERVATION_REFRESH_MS => r,
+                        _ => reserve(kv, commit, id)?,
+                    };
+                    let package = new_package(id, reservation.shard, commit);
+                    reserved = Some(reservation);
+                    (package, true)
                 }
             };
             if newest_file(kv, &package, &file.file_name)?.is_some()
@@ -255,15 +335,14 @@ pub fn commit_file_with_id<K: KeyValue>(
             Ok(Step::Write(bytes, package))
         })?;
 
-    if let Some(location) = &reserved {
-        if Some(package.id) != reserved_id {
+    if let (Some(reservation), Some(id)) = (&reserved, new_package_id) {
+        if package.id != id {
             // Another publish created the package first: ours was never
-            // real. Its location points at a record with another id, which
-            // lookups by id ignore.
-            remove_entry(kv, location, reserved_id.expect("reserved"))?;
+            // real, and its entry goes.
+            remove_entry(kv, commit.project.id, reservation.shard, id)?;
         }
     }
-    if reserved_id == Some(package.id) || marked {
+    if marked {
         confirm_entry(kv, &package)?;
     }
     Ok((package, file))
@@ -285,57 +364,168 @@ fn allows_duplicates<K: KeyValue>(
     Ok(allowed)
 }
 
-fn new_package(id: u64, commit: &Commit) -> Package {
+fn new_package(id: u64, index_shard: u64, commit: &Commit) -> Package {
     Package {
         id,
         project_id: commit.project.id,
         name: commit.name.to_string(),
         version: commit.version.to_string(),
-        status: PackageStatus::Default,
+        status: commit.status.unwrap_or(PackageStatus::Default),
         created_at: commit.now,
         updated_at: commit.now,
         last_downloaded_at: None,
         files: Vec::new(),
         segments: Vec::new(),
         deleted_at: None,
+        index_shard: Some(index_shard),
     }
 }
 
-/// A fresh package id with its location and a pending index entry.
-fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<(u64, PackageLocation), MetaError> {
-    let id = next_id(kv, "package")?;
-    let ordinal = kv.increment(&keys::package_ordinal(commit.project.id), 1)?;
-    let location = PackageLocation {
-        project_id: commit.project.id,
-        name: commit.name.to_string(),
-        version: commit.version.to_string(),
-        index_shard: (ordinal.max(1) as u64 - 1) / INDEX_SHARD_SIZE,
-    };
+/// How long a creating entry without its record is kept: far longer than a
+/// creation can take (its record is written within a claim epoch, and a
+/// creator that waited refreshes its entry, see [`RESERVATION_REFRESH_MS`]).
+pub const ABANDONED_AFTER_MS: Millis = 10 * 60_000;
+
+/// How old a creator's entry may be when it writes the record; older, it
+/// enters the package again first, so a slow creation is never dropped as
+/// abandoned.
+const RESERVATION_REFRESH_MS: Millis = 60_000;
+
+/// How many shards [`reserve`] tries before it gives up.
+const MAX_SHARD_TURNS: usize = 100;
+
+/// A new package's entry in its project's index.
+struct Reservation {
+    shard: u64,
+    /// When the entry was written (the creator's clock).
+    at: Millis,
+}
+
+/// Enters a new package in the newest shard of its project's index as
+/// *creating*, opening a new shard when that one is full. The same write
+/// settles the shard's earlier creations (see [`settle_creations`]), so
+/// creating a package writes the index once. Repeated with the same id, it
+/// finds (and refreshes) its entry.
+fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation, MetaError> {
+    let project_id = commit.project.id;
+    let counter = keys::package_ordinal(project_id);
+    let at = kv.now_millis();
     let entry = PackageSummary {
         id,
         name: commit.name.to_string(),
         version: commit.version.to_string(),
         status: commit.status.unwrap_or(PackageStatus::Default),
         created_at: commit.now,
-        pending: true,
+        pending: false,
+        creating: Some(at),
     };
-    change_index(kv, &location, |entries| {
-        if entries.iter().any(|e| e.id == id) {
-            return false;
+    let mut shards = shard_count(kv, project_id)?;
+    // Each turn enters the entry or opens a shard: only creators filling
+    // the new shard first make it take more than two.
+    for _ in 0..MAX_SHARD_TURNS {
+        if shards > 0 {
+            let shard = shards - 1;
+            let key = keys::package_index(project_id, shard);
+            let entered = update_record(
+                kv,
+                &key,
+                |entries: Option<Vec<PackageSummary>>| -> Result<_, MetaError> {
+                    let mut entries = entries.unwrap_or_default();
+                    if let Some(mine) = entries.iter_mut().find(|e| e.id == id) {
+                        if mine
+                            .creating
+                            .is_some_and(|then| at - then >= RESERVATION_REFRESH_MS)
+                        {
+                            mine.creating = Some(at);
+                            return Ok(Step::Write(encode(&entries), true));
+                        }
+                        return Ok(Step::Keep(true));
+                    }
+                    settle_creations(kv, project_id, &mut entries, at)?;
+                    if entries.len() >= INDEX_SHARD_SIZE as usize {
+                        return Ok(Step::Keep(false));
+                    }
+                    entries.push(entry.clone());
+                    Ok(Step::Write(encode(&entries), true))
+                },
+            )?;
+            if entered {
+                return Ok(Reservation { shard, at });
+            }
         }
-        entries.push(entry.clone());
-        true
-    })?;
-    kv.set(&keys::package_by_id(id), &encode(&location))?;
-    Ok((id, location))
+        shards = open_shard(kv, &counter, shards)?;
+    }
+    Err(MetaError::Store(KvError::Store(format!(
+        "no room found in the package index of project {project_id}"
+    ))))
+}
+
+/// Raises the shard counter so that the index has at least `shards + 1`
+/// shards, and answers how many it has now. Two creators opening at once
+/// may open two; an empty shard is read as empty.
+fn open_shard<K: KeyValue>(kv: &K, counter: &str, shards: u64) -> Result<u64, MetaError> {
+    let now = read_counter(kv, counter)?;
+    if now.div_ceil(INDEX_SHARD_SIZE) > shards {
+        return Ok(now.div_ceil(INDEX_SHARD_SIZE));
+    }
+    let wanted = shards * INDEX_SHARD_SIZE + 1;
+    let raised = kv.increment(counter, (wanted - now) as i64)?;
+    Ok((raised.max(0) as u64).div_ceil(INDEX_SHARD_SIZE))
+}
+
+/// Settles the creating entries of a shard about to be written: an entry
+/// whose record now exists takes the record's status and is trusted; one
+/// whose record never came is dropped once [`ABANDONED_AFTER_MS`] passed.
+/// Entries marked pending are left to the change that marked them. Reads
+/// the records in one round trip.
+fn settle_creations<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    entries: &mut Vec<PackageSummary>,
+    now: Millis,
+) -> Result<(), MetaError> {
+    let creating: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].creating.is_some() && !entries[i].pending)
+        .collect();
+    if creating.is_empty() {
+        return Ok(());
+    }
+    let record_keys: Vec<String> = creating
+        .iter()
+        .map(|&i| keys::package(project_id, &entries[i].name, &entries[i].version))
+        .collect();
+    let records = records_at(kv, &record_keys)?;
+    let mut abandoned = Vec::new();
+    for (&i, record) in creating.iter().zip(records) {
+        match settled(&entries[i], record.as_ref()) {
+            Some(summary) => entries[i] = summary,
+            None if entries[i]
+                .creating
+                .is_some_and(|then| now - then > ABANDONED_AFTER_MS) =>
+            {
+                abandoned.push(entries[i].id);
+            }
+            None => {}
+        }
+    }
+    entries.retain(|e| !abandoned.contains(&e.id));
+    Ok(())
+}
+
+/// The shard of the project's index that lists this package.
+fn shard_of<K: KeyValue>(kv: &K, package: &Package) -> Result<Option<u64>, MetaError> {
+    if let Some(shard) = package.index_shard {
+        return Ok(Some(shard));
+    }
+    Ok(package_location(kv, package.id)?.map(|l| l.index_shard))
 }
 
 /// Marks a package's index entry pending, before a change to its record.
 fn mark_pending<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError> {
-    let Some(location) = package_location(kv, package.id)? else {
+    let Some(shard) = shard_of(kv, package)? else {
         return Ok(());
     };
-    change_index(kv, &location, |entries| {
+    change_index(kv, package.project_id, shard, |entries| {
         match entries.iter_mut().find(|e| e.id == package.id) {
             Some(entry) if !entry.pending => {
                 entry.pending = true;
@@ -349,20 +539,19 @@ fn mark_pending<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError>
 /// Writes a package's index entry from its record as it is now, and clears
 /// the pending mark; drops the entry when the record is no longer live.
 fn confirm_entry<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError> {
-    let Some(location) = package_location(kv, package.id)? else {
+    let Some(shard) = shard_of(kv, package)? else {
         return Ok(());
     };
-    let record_key = keys::package(location.project_id, &location.name, &location.version);
-    let index_key = keys::package_index(location.project_id, location.index_shard);
+    let record_key = keys::package(package.project_id, &package.name, &package.version);
+    let index_key = keys::package_index(package.project_id, shard);
     update_record(kv, &index_key, |entries: Option<Vec<PackageSummary>>| {
         let Some(mut entries) = entries else {
             return Ok(Step::Keep(()));
         };
         // Read inside the step, so a retry copies the newest record.
-        let record =
-            read::<K, Package>(kv, &record_key)?.filter(|p| p.id == package.id && !p.is_deleted());
+        let record = read::<K, Package>(kv, &record_key)?;
         let before = entries.clone();
-        match record {
+        match record.filter(|p| p.id == package.id && !p.is_deleted()) {
             Some(record) => {
                 for entry in entries.iter_mut().filter(|e| e.id == package.id) {
                     *entry = PackageSummary::of(&record);
@@ -380,25 +569,26 @@ fn confirm_entry<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError
 
 fn remove_entry<K: KeyValue>(
     kv: &K,
-    location: &PackageLocation,
+    project_id: u64,
+    shard: u64,
     package_id: u64,
 ) -> Result<(), MetaError> {
-    change_index(kv, location, |entries| {
+    change_index(kv, project_id, shard, |entries| {
         let before = entries.len();
         entries.retain(|e| e.id != package_id);
         entries.len() != before
     })
 }
 
-/// Changes the index shard that lists the package at `location`; `change`
-/// answers whether it changed anything.
+/// Changes one shard of a project's package index; `change` answers
+/// whether it changed anything.
 fn change_index<K: KeyValue>(
     kv: &K,
-    location: &PackageLocation,
+    project_id: u64,
+    shard: u64,
     change: impl Fn(&mut Vec<PackageSummary>) -> bool,
 ) -> Result<(), MetaError> {
-    let index_key = keys::package_index(location.project_id, location.index_shard);
-    super::change_list(kv, &index_key, change)
+    super::change_list(kv, &keys::package_index(project_id, shard), change)
 }
 
 /// Marks a package deleted and takes it out of its project's index. Returns
@@ -412,8 +602,18 @@ pub fn delete_package<K: KeyValue>(
     let Some(package) = package_by_id(kv, project_id, package_id)? else {
         return Ok(None);
     };
-    mark_pending(kv, &package)?;
-    let key = keys::package(project_id, &package.name, &package.version);
+    remove_package(kv, &package, now)
+}
+
+/// [`delete_package`] of a package already found.
+pub fn remove_package<K: KeyValue>(
+    kv: &K,
+    package: &Package,
+    now: Millis,
+) -> Result<Option<Vec<PackageFile>>, MetaError> {
+    let package_id = package.id;
+    mark_pending(kv, package)?;
+    let key = keys::package(package.project_id, &package.name, &package.version);
     let removed = update_record(
         kv,
         &key,
@@ -429,7 +629,7 @@ pub fn delete_package<K: KeyValue>(
             Ok(Step::Write(encode(&package), Some(files)))
         },
     )?;
-    confirm_entry(kv, &package)?;
+    confirm_entry(kv, package)?;
     Ok(removed)
 }
 
@@ -442,7 +642,20 @@ pub fn delete_file<K: KeyValue>(
     file_id: u64,
     now: Millis,
 ) -> Result<Option<PackageFile>, MetaError> {
-    let removed = change_files(kv, project_id, package_id, now, |files| {
+    match package_by_id(kv, project_id, package_id)? {
+        Some(package) => remove_file(kv, &package, file_id, now),
+        None => Ok(None),
+    }
+}
+
+/// [`delete_file`] from a package already found.
+pub fn remove_file<K: KeyValue>(
+    kv: &K,
+    package: &Package,
+    file_id: u64,
+    now: Millis,
+) -> Result<Option<PackageFile>, MetaError> {
+    let removed = change_files(kv, package, now, |files| {
         files.iter().position(|f| f.id == file_id).map(|i| vec![i])
     })?;
     Ok(removed.into_iter().next())
@@ -452,13 +665,12 @@ pub fn delete_file<K: KeyValue>(
 /// package and returns them, so their objects can be deleted.
 pub fn prune_files<K: KeyValue>(
     kv: &K,
-    project_id: u64,
-    package_id: u64,
+    package: &Package,
     file_name: &str,
     keep: usize,
     now: Millis,
 ) -> Result<Vec<PackageFile>, MetaError> {
-    change_files(kv, project_id, package_id, now, |files| {
+    change_files(kv, package, now, |files| {
         let same_name: Vec<usize> = (0..files.len())
             .filter(|&i| files[i].file_name == file_name)
             .collect();
@@ -473,15 +685,12 @@ pub fn prune_files<K: KeyValue>(
 /// them. Segments that lose files are written anew under their new digest.
 fn change_files<K: KeyValue>(
     kv: &K,
-    project_id: u64,
-    package_id: u64,
+    found: &Package,
     now: Millis,
     pick: impl Fn(&[PackageFile]) -> Option<Vec<usize>>,
 ) -> Result<Vec<PackageFile>, MetaError> {
-    let Some(location) = location_in(kv, project_id, package_id)? else {
-        return Ok(Vec::new());
-    };
-    let key = keys::package(project_id, &location.name, &location.version);
+    let package_id = found.id;
+    let key = keys::package(found.project_id, &found.name, &found.version);
     update_record(kv, &key, |stored: Option<Package>| {
         let Some(mut package) = stored.filter(|p| p.id == package_id && !p.is_deleted()) else {
             return Ok(Step::Keep(Vec::new()));
@@ -598,16 +807,8 @@ fn read_segment<K: KeyValue>(
     }
 }
 
-/// Where the package with this id lives, if it is in this project.
-fn location_in<K: KeyValue>(
-    kv: &K,
-    project_id: u64,
-    package_id: u64,
-) -> Result<Option<PackageLocation>, MetaError> {
-    Ok(package_location(kv, package_id)?.filter(|l| l.project_id == project_id))
-}
-
-/// Where the package with this id lives, if it exists.
+/// Where the package with this id lives, if it is an older package that
+/// has a location.
 pub fn package_location<K: KeyValue>(
     kv: &K,
     package_id: u64,

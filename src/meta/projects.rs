@@ -133,9 +133,14 @@ pub fn delete_project<K: KeyValue>(
         if packages.is_empty() {
             break;
         }
-        for package in packages {
-            let deleted = super::delete_package(kv, project_id, package.id, now)?;
-            files.extend(deleted.unwrap_or_default());
+        for listed in packages {
+            // The entry names the record: no lookup by id.
+            let found = super::package(kv, project_id, &listed.name, &listed.version)?
+                .filter(|p| p.id == listed.id);
+            if let Some(found) = found {
+                let deleted = super::remove_package(kv, &found, now)?;
+                files.extend(deleted.unwrap_or_default());
+            }
         }
     }
     Ok(Some((project, files)))

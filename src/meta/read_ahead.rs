@@ -40,9 +40,12 @@ pub fn package(project_id: u64, name: &str, version: &str) -> String {
     keys::package(project_id, name, version)
 }
 
-/// The key [`super::package_by_id`] reads first.
-pub fn package_location(package_id: u64) -> String {
-    keys::package_by_id(package_id)
+/// The keys [`super::package_by_id`] reads first: the location an older
+/// package has, and the count of index shards the others are found in.
+pub fn package_by_id(project_id: u64, package_id: Option<u64>) -> Vec<String> {
+    let mut keys: Vec<String> = package_id.map(keys::package_by_id).into_iter().collect();
+    keys.push(keys::package_ordinal(project_id));
+    keys
 }
 
 /// The key [`super::package_summaries`] reads first.

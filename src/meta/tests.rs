@@ -99,14 +99,187 @@ fn first_file_creates_the_package_and_indexes_it() {
     let (package, stored) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     assert_eq!(package.files, vec![stored.clone()]);
     assert_eq!(package.status, PackageStatus::Default);
-    let location: PackageLocation =
-        serde_json::from_slice(&kv.get(&keys::package_by_id(package.id)).unwrap().unwrap())
-            .unwrap();
-    assert_eq!(location.name, "tool");
-    assert_eq!(location.index_shard, 0);
+    // The package takes its first file's id and names its shard itself:
+    // no location key, no package counter.
+    assert_eq!(package.id, stored.id);
+    assert_eq!(package.index_shard, Some(0));
+    assert_eq!(kv.get(&keys::package_by_id(package.id)).unwrap(), None);
+    assert_eq!(kv.get(&keys::sequence("package")).unwrap(), None);
     let index = index_of(&kv, project.id);
     assert_eq!(index.len(), 1);
     assert_eq!((index[0].id, index[0].name.as_str()), (package.id, "tool"));
+    assert!(index[0].creating.is_some(), "settled by a later write");
+    assert_eq!(
+        package_by_id(&kv, project.id, package.id).unwrap(),
+        Some(package)
+    );
+}
+
+#[test]
+fn the_next_creation_in_a_shard_settles_the_earlier_ones() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let mut first = commit(&project);
+    first.version = "1.0";
+    commit_file(&kv, &first, file("a.bin", "1")).unwrap();
+    let mut second = commit(&project);
+    second.version = "2.0";
+    commit_file(&kv, &second, file("a.bin", "2")).unwrap();
+    let index = index_of(&kv, project.id);
+    let unsure: Vec<&str> = index
+        .iter()
+        .filter(|e| e.is_unsure())
+        .map(|e| e.version.as_str())
+        .collect();
+    assert_eq!(unsure, ["2.0"]);
+}
+
+#[test]
+fn a_creation_that_never_wrote_its_record_is_not_listed_and_is_dropped_later() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
+    // A creator that died after entering its package in the index.
+    let mut entries = index_of(&kv, project.id);
+    entries.push(PackageSummary {
+        id: 999,
+        name: "ghost".into(),
+        version: "1.0".into(),
+        status: PackageStatus::Default,
+        created_at: 1,
+        pending: false,
+        creating: Some(kv.now_millis()),
+    });
+    kv.set(&keys::package_index(project.id, 0), &encode(&entries))
+        .unwrap();
+    let live = |kv: &MemoryStore| -> Vec<String> {
+        package_summaries(kv, project.id)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect()
+    };
+    assert_eq!(live(&kv), ["tool"]);
+    assert_eq!(package_by_id(&kv, project.id, 999).unwrap(), None);
+
+    let publish = |kv: &MemoryStore, version: &str| {
+        let mut c = commit(&project);
+        c.version = version;
+        commit_file(kv, &c, file("a.bin", version)).unwrap();
+    };
+    let ghost_entered = |kv: &MemoryStore| index_of(kv, project.id).iter().any(|e| e.id == 999);
+    // Within ABANDONED_AFTER_MS it may still be on its way: kept.
+    publish(&kv, "2.0");
+    assert!(ghost_entered(&kv));
+    kv.clock
+        .set(kv.clock.get() + super::packages::ABANDONED_AFTER_MS + 1);
+    publish(&kv, "3.0");
+    assert!(!ghost_entered(&kv));
+    assert_eq!(live(&kv), ["tool", "tool", "tool"]);
+}
+
+#[test]
+fn packages_of_the_older_layout_are_still_found_changed_and_deleted() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    // As the older layout wrote them: a package id from its own sequence,
+    // a location key, a settled entry, a counter of packages created, and
+    // a record that does not name its shard.
+    let (created, stored) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
+    let old = Package {
+        id: 1,
+        index_shard: None,
+        ..created.clone()
+    };
+    kv.set(&keys::package(project.id, "tool", "1.0"), &encode(&old))
+        .unwrap();
+    kv.set(
+        &keys::package_by_id(1),
+        &encode(&PackageLocation {
+            project_id: project.id,
+            name: "tool".into(),
+            version: "1.0".into(),
+            index_shard: 0,
+        }),
+    )
+    .unwrap();
+    kv.set(
+        &keys::package_index(project.id, 0),
+        &encode(&vec![PackageSummary::of(&old)]),
+    )
+    .unwrap();
+    assert_eq!(
+        package_by_id(&kv, project.id, 1).unwrap().map(|p| p.id),
+        Some(1)
+    );
+    let mut second = commit(&project);
+    second.version = "2.0";
+    let (new, _) = commit_file(&kv, &second, file("b.bin", "2")).unwrap();
+    assert!(new.id > stored.id, "a fresh id from the file sequence");
+    let mut hide = commit(&project);
+    hide.status = Some(PackageStatus::Hidden);
+    commit_file(&kv, &hide, file("c.bin", "3")).unwrap();
+    let listed = package_summaries(&kv, project.id).unwrap();
+    let statuses: Vec<(u64, PackageStatus)> = listed.iter().map(|s| (s.id, s.status)).collect();
+    assert_eq!(
+        statuses,
+        [(1, PackageStatus::Hidden), (new.id, PackageStatus::Default)]
+    );
+    delete_package(&kv, project.id, 1, 5_000).unwrap().unwrap();
+    let left: Vec<u64> = package_summaries(&kv, project.id)
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, [new.id]);
+}
+
+#[test]
+fn a_full_shard_sends_new_packages_to_a_new_one() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    // The older counter said how many packages were created: 350 means
+    // shard 1 holds up to 150 of them; it is filled up to the shard size.
+    kv.increment(&keys::package_ordinal(project.id), 350)
+        .unwrap();
+    let full: Vec<PackageSummary> = (0..INDEX_SHARD_SIZE - 1)
+        .map(|i| PackageSummary {
+            id: 10_000 + i,
+            name: format!("old{i}"),
+            version: "1".into(),
+            status: PackageStatus::Default,
+            created_at: 0,
+            pending: false,
+            creating: None,
+        })
+        .collect();
+    kv.set(&keys::package_index(project.id, 1), &encode(&full))
+        .unwrap();
+    let mut c = commit(&project);
+    c.version = "1";
+    let (last_in_one, _) = commit_file(&kv, &c, file("a.bin", "1")).unwrap();
+    c.version = "2";
+    let (first_in_two, _) = commit_file(&kv, &c, file("a.bin", "2")).unwrap();
+    assert_eq!(last_in_one.index_shard, Some(1));
+    assert_eq!(first_in_two.index_shard, Some(2));
+    let listed: Vec<u64> = package_summaries(&kv, project.id)
+        .unwrap()
+        .iter()
+        .map(|s| s.id)
+        .filter(|&id| id < 10_000)
+        .collect();
+    assert_eq!(listed, [last_in_one.id, first_in_two.id]);
+}
+
+#[test]
+fn a_session_file_id_drawn_earlier_is_not_reused_as_a_package_id() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let drawn_earlier = next_id(&kv, "file").unwrap();
+    let (package, stored) =
+        commit_file_with_id(&kv, &commit(&project), file("a.bin", "1"), drawn_earlier).unwrap();
+    assert_eq!(stored.id, drawn_earlier);
+    assert!(package.id > drawn_earlier);
 }
 
 #[test]
@@ -139,9 +312,10 @@ fn commit_retries_after_a_conflicting_write() {
     *kv.conflicts.borrow_mut() = 3;
     let (package, _) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     assert_eq!(package.files.len(), 1);
-    // The package id was allocated once despite the retries.
+    // One id was drawn despite the retries: the file's, which the package
+    // took.
     assert_eq!(
-        kv.increment(&keys::sequence("package"), 0).unwrap(),
+        kv.increment(&keys::sequence("file"), 0).unwrap(),
         package.id as i64
     );
 }
@@ -286,7 +460,7 @@ fn a_package_holds_files_far_beyond_one_value_in_segments() {
     assert!(left.iter().all(|f| f.id != victim));
 
     // Pruning reaches into the segments too.
-    let pruned = prune_files(&kv, project.id, package.id, "f0.bin", 1, 10).unwrap();
+    let pruned = prune_files(&kv, &package, "f0.bin", 1, 10).unwrap();
     let f0_total = (0..count).filter(|i| i % 7 == 0).count();
     assert_eq!(pruned.len(), f0_total - 1);
     let package = super::package(&kv, project.id, "tool", "1.0.0")

@@ -253,8 +253,7 @@ fn apply_cleanup_policy<K: KeyValue>(
             None => Ok(Vec::new()),
             Some(keep) => meta::prune_files(
                 ctx.kv,
-                project.id,
-                package.id,
+                package,
                 &file.file_name,
                 keep,
                 ctx.now_millis(),

@@ -193,18 +193,19 @@ pub fn list<K: KeyValue>(
     answer_page(ctx, request, &actor, page, &query, listed, false)
 }
 
-/// Adds the packages of `project` that the query keeps.
+/// Adds the packages of `project` that the query keeps, and the unsure
+/// entries, which [`answer_page`] settles from their records.
 fn add_listed<K: KeyValue>(
     ctx: &Context<K>,
     query: &ListQuery,
     project: &Project,
     listed: &mut Vec<(PackageSummary, Project)>,
 ) -> ApiResult<()> {
-    let summaries = meta::package_summaries(ctx.kv, project.id)?;
+    let entries = meta::listed_packages(ctx.kv, project.id)?;
     listed.extend(
-        summaries
+        entries
             .into_iter()
-            .filter(|s| query.keeps(s))
+            .filter(|s| s.is_unsure() || query.keeps(s))
             .map(|s| (s, project.clone())),
     );
     Ok(())
@@ -212,34 +213,44 @@ fn add_listed<K: KeyValue>(
 
 /// Package records read ahead together while a page is answered: a default
 /// page (20) in one round trip, and at most this many records (each under
-/// `meta::MAX_VALUE_BYTES`) held at once.
+/// `meta::MAX_VALUE_BYTES`) held at once, besides those of unsure entries.
 const RECORDS_READ_AHEAD: usize = 20;
 
 /// Sorts what a listing kept and answers one page of it, reading only the
-/// records of that page. Group listings name each package's project.
+/// records of that page and of the unsure entries (see `meta::packages`),
+/// the latter with the page's first records, guessing that they are live
+/// as they say: one round trip for a default page unless the guess was
+/// wrong. Group listings name each package's project.
 fn answer_page<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
     actor: &Actor,
     page: Page,
     query: &ListQuery,
-    mut listed: Vec<(PackageSummary, Project)>,
+    listed: Vec<(PackageSummary, Project)>,
     name_projects: bool,
 ) -> ApiResult<Response> {
-    listed.sort_by(|(a, _), (b, _)| query.compare(a, b));
+    let mut records = PageRecords::new(ctx.kv);
+    let guess = shown(query, listed.iter().cloned());
+    let first_records = page.slice(&guess).iter().take(RECORDS_READ_AHEAD);
+    let unsure = listed.iter().filter(|(s, _)| s.is_unsure());
+    records.fetch(unsure.chain(first_records).map(record_key))?;
+    let settled = listed.into_iter().filter_map(|(summary, project)| {
+        if !summary.is_unsure() {
+            return Some((summary, project));
+        }
+        let record = records.get(&record_key(&(summary.clone(), project.clone())));
+        meta::settled(&summary, record).map(|s| (s, project))
+    });
+    let listed = shown(query, settled);
+
     let mut entities = Vec::new();
-    // The records are read ahead a batch at a time: one round trip for a
-    // default page, and a bound on the records held at once.
     for batch in page.slice(&listed).chunks(RECORDS_READ_AHEAD) {
-        let records: Vec<String> = batch
-            .iter()
-            .map(|(s, project)| read_ahead::package(project.id, &s.name, &s.version))
-            .collect();
-        ctx.kv.read_ahead(&records);
-        for (summary, project) in batch {
-            // The entry names the record: one read, no lookup by id.
-            let package = meta::package(ctx.kv, project.id, &summary.name, &summary.version)?;
-            let Some(package) = package.filter(|p| p.id == summary.id) else {
+        records.fetch(batch.iter().map(record_key))?;
+        for listed in batch {
+            let (summary, project) = listed;
+            let package = records.take(&record_key(listed));
+            let Some(package) = package.filter(|p| p.id == summary.id && !p.is_deleted()) else {
                 continue;
             };
             let deletable = may_delete(actor, project);
@@ -257,6 +268,58 @@ fn answer_page<K: KeyValue>(
         request,
         &ctx.config.public_url,
     ))
+}
+
+/// The entries the query keeps, in its order.
+fn shown(
+    query: &ListQuery,
+    entries: impl Iterator<Item = (PackageSummary, Project)>,
+) -> Vec<(PackageSummary, Project)> {
+    let mut kept: Vec<_> = entries.filter(|(s, _)| query.keeps(s)).collect();
+    kept.sort_by(|(a, _), (b, _)| query.compare(a, b));
+    kept
+}
+
+/// The key of the record a listed entry names.
+fn record_key((summary, project): &(PackageSummary, Project)) -> String {
+    read_ahead::package(project.id, &summary.name, &summary.version)
+}
+
+/// The package records a page has read, by key.
+struct PageRecords<'a, K> {
+    kv: &'a K,
+    read: std::collections::HashMap<String, Option<Package>>,
+}
+
+impl<'a, K: KeyValue> PageRecords<'a, K> {
+    fn new(kv: &'a K) -> Self {
+        PageRecords {
+            kv,
+            read: Default::default(),
+        }
+    }
+
+    /// Reads those of `keys` not read yet, in one round trip.
+    fn fetch(&mut self, keys: impl Iterator<Item = String>) -> ApiResult<()> {
+        let mut missing: Vec<String> = keys.filter(|k| !self.read.contains_key(k)).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let records = meta::records_at(self.kv, &missing)?;
+        self.read.extend(missing.into_iter().zip(records));
+        Ok(())
+    }
+
+    fn get(&self, key: &str) -> Option<&Package> {
+        self.read.get(key).and_then(Option::as_ref)
+    }
+
+    /// The record at `key`, forgotten here so a long page holds few.
+    fn take(&mut self, key: &str) -> Option<Package> {
+        self.read.remove(key).flatten()
+    }
 }
 
 /// `GET /groups/:id/packages`: the same over every project under the group
@@ -308,20 +371,26 @@ pub fn show<K: KeyValue>(
     package_id: NumericId,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
-        let mut keys = vec![read_ahead::package_counter(id)];
-        keys.extend(package_id.map(read_ahead::package_location));
-        keys
+        vec![read_ahead::package_counter(id)]
     })?;
     let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
-    let package = find_package(ctx, &project, package_id)?;
+    // The index names the package and its other versions: one read of it.
+    let summaries = meta::package_summaries(ctx.kv, project.id)?;
+    let shown = summaries
+        .iter()
+        .find(|s| Some(s.id) == package_id)
+        .ok_or_else(ApiError::not_found)?;
+    let package = meta::package(ctx.kv, project.id, &shown.name, &shown.version)?
+        .filter(|p| p.id == shown.id)
+        .ok_or_else(ApiError::not_found)?;
     let mut entity = package_entity(
         &package,
         &project,
         &ctx.config.public_url,
         may_delete(&actor, &project),
     );
-    let versions: Vec<Value> = meta::package_summaries(ctx.kv, project.id)?
-        .into_iter()
+    let versions: Vec<Value> = summaries
+        .iter()
         .filter(|s| s.name == package.name && s.id != package.id)
         .map(|s| {
             json!({
@@ -343,11 +412,8 @@ pub fn list_files<K: KeyValue>(
     project_id: &ProjectId,
     package_id: NumericId,
 ) -> ApiResult<Response> {
-    let actor = ctx.authenticate_reading_ahead(request, project_id, |_| {
-        package_id
-            .map(read_ahead::package_location)
-            .into_iter()
-            .collect()
+    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
+        read_ahead::package_by_id(id, package_id)
     })?;
     let mut messages = Vec::new();
     let params = Params::query(request);
@@ -419,7 +485,7 @@ pub fn delete<K: KeyValue>(
     let (project, _) = ctx.project_for(&actor, project_id, DELETE)?;
     let package = find_package(ctx, &project, package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;
-    let files = meta::delete_package(ctx.kv, project.id, package.id, ctx.now_millis())?
+    let files = meta::remove_package(ctx.kv, &package, ctx.now_millis())?
         .ok_or(ApiError::NotFound("Not found"))?;
     ctx.discard_objects(&files);
     Ok(Response::new(204))
@@ -436,10 +502,9 @@ pub fn delete_file<K: KeyValue>(
     let (project, _) = ctx.project_for(&actor, project_id, DELETE)?;
     let package = find_package(ctx, &project, package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;
-    let file = meta::delete_file(
+    let file = meta::remove_file(
         ctx.kv,
-        project.id,
-        package.id,
+        &package,
         file_id.ok_or_else(ApiError::not_found)?,
         ctx.now_millis(),
     )?
@@ -462,6 +527,7 @@ mod tests {
             status,
             created_at: id as i64,
             pending: false,
+            creating: None,
         }
     }
 

@@ -60,7 +60,10 @@ impl<K: KeyValue> KvHandle for &K {
     }
 
     fn prune(&self, project: u64, package: u64, name: &str) -> Result<(), MetaError> {
-        prune_files(*self, project, package, name, 1, 9_000).map(drop)
+        match package_by_id(*self, project, package)? {
+            Some(found) => prune_files(*self, &found, name, 1, 9_000).map(drop),
+            None => Ok(()),
+        }
     }
 
     fn create_project(&self, path: &str) -> Result<(), MetaError> {

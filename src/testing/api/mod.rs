@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cleanup;
+mod listing;
 mod permission_matrix;
 mod protection;
 mod referenced_objects;

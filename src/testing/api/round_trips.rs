@@ -102,42 +102,46 @@ impl Fixture {
     }
 }
 
-/// The issue's budget for an operation (issue 10): at most `reads`
-/// key-value reads and, where given, at most `writes` writes, CAS attempts
-/// included.
+/// The budget for an operation (issue 10): where given, at most `reads`
+/// key-value reads and at most `writes` writes, CAS attempts included.
+/// New versions are budgeted in writes only: on Spin's SQLite store each
+/// write is a transaction of its own, and 4 is half of what they took.
 #[derive(Debug, Clone, Copy)]
 struct Target {
-    reads: u32,
+    reads: Option<u32>,
     writes: Option<u32>,
 }
 
 impl Target {
     fn is_met(&self, counts: &Counts) -> bool {
         let writes = counts.writes() + counts.cas_attempts();
-        counts.reads() <= self.reads && self.writes.is_none_or(|w| writes <= w)
+        self.reads.is_none_or(|r| counts.reads() <= r) && self.writes.is_none_or(|w| writes <= w)
     }
 }
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "≤ {} reads", self.reads)?;
-        if let Some(writes) = self.writes {
-            write!(f, " + {writes} writes (CAS included)")?;
-        }
-        Ok(())
+        let reads = self.reads.map(|r| format!("{r} reads"));
+        let writes = self.writes.map(|w| format!("{w} writes (CAS included)"));
+        let parts: Vec<String> = reads.into_iter().chain(writes).collect();
+        write!(f, "≤ {}", parts.join(" + "))
     }
 }
 
 const DOWNLOAD: Option<Target> = Some(Target {
-    reads: 3,
+    reads: Some(3),
     writes: None,
 });
 const PUBLISH_INTO_PACKAGE: Option<Target> = Some(Target {
-    reads: 3,
+    reads: Some(3),
     writes: Some(2),
 });
+const NEW_VERSION: Option<Target> = Some(Target {
+    reads: None,
+    writes: Some(4),
+});
 const LIST_PAGE: Option<Target> = Some(Target {
-    reads: 3,
+    reads: Some(3),
     writes: None,
 });
 
@@ -237,16 +241,16 @@ const ROWS: &[Row] = &[
         },
         status: 201,
         pinned: Counts {
-            get: 5,
-            get_many: 2,
-            read_for_swap: 3,
-            set: 2,
-            increment: 4,
-            swap: 2,
+            get: 3,
+            get_many: 3,
+            read_for_swap: 2,
+            set: 1,
+            increment: 2,
+            swap: 1,
             s3_put: 1,
             ..Counts::NONE
         },
-        target: None,
+        target: NEW_VERSION,
     },
     Row {
         operation: "publish the first file of a project",
@@ -256,12 +260,11 @@ const ROWS: &[Row] = &[
         },
         status: 201,
         pinned: Counts {
-            get: 5,
+            get: 4,
             get_many: 2,
-            read_for_swap: 3,
-            set: 3,
-            increment: 5,
-            swap: 1,
+            read_for_swap: 2,
+            set: 2,
+            increment: 4,
             s3_put: 1,
             ..Counts::NONE
         },
@@ -273,8 +276,8 @@ const ROWS: &[Row] = &[
         request: |f| f.r.get(&f.packages(), &f.developer),
         status: 200,
         pinned: Counts {
-            get: 2,
-            get_many: 1,
+            get: 1,
+            get_many: 2,
             ..Counts::NONE
         },
         target: LIST_PAGE,
@@ -287,7 +290,7 @@ const ROWS: &[Row] = &[
         },
         status: 200,
         pinned: Counts {
-            get: 1,
+            get: 2,
             get_many: 1,
             ..Counts::NONE
         },
@@ -300,7 +303,7 @@ const ROWS: &[Row] = &[
         status: 200,
         pinned: Counts {
             get: 2,
-            get_many: 1,
+            get_many: 2,
             ..Counts::NONE
         },
         target: None,
@@ -314,7 +317,7 @@ const ROWS: &[Row] = &[
         },
         status: 204,
         pinned: Counts {
-            get: 7,
+            get: 8,
             read_for_swap: 1,
             swap: 1,
             s3_delete: 1,
