@@ -24,6 +24,10 @@
 //! at `../shared/bin/spin`) the Spin set-ups, are skipped with a printed
 //! line. Logs go to stderr.
 //!
+//! `GENREG_BENCH_BASELINE=<component.wasm>` adds 1 `spin up` on SQLite and
+//! on Redis serving that component (an earlier build), so a change is
+//! measured against what it replaces in the same run.
+//!
 //! ```text
 //! cargo bench -p genreg --bench instances 2>/dev/null
 //! GENREG_BENCH_REQUESTS=500 cargo bench -p genreg --bench instances 2>/dev/null
@@ -89,6 +93,8 @@ struct Phase {
 
 /// What every instance of a set-up shares.
 struct Shared<'a> {
+    /// The component `spin up` serves.
+    component: PathBuf,
     s3: &'a genreg::S3Access,
     token_secret: &'a str,
     /// The Redis database, or `None` for the host's default store.
@@ -111,19 +117,25 @@ async fn main() -> anyhow::Result<()> {
     )
     .token;
 
-    let setups = [
-        (Host::Genreg, Store::Default, 1),
-        (Host::Spin, Store::Default, 1),
-        (Host::Genreg, Store::Redis, 1),
-        (Host::Genreg, Store::Redis, 2),
-        (Host::Spin, Store::Redis, 1),
-        (Host::Spin, Store::Redis, 2),
+    let current = genreg::component_path();
+    let baseline = std::env::var_os("GENREG_BENCH_BASELINE").map(PathBuf::from);
+    let mut setups = vec![
+        (Host::Genreg, Store::Default, 1, None),
+        (Host::Spin, Store::Default, 1, None),
+        (Host::Genreg, Store::Redis, 1, None),
+        (Host::Genreg, Store::Redis, 2, None),
+        (Host::Spin, Store::Redis, 1, None),
+        (Host::Spin, Store::Redis, 2, None),
     ];
+    if let Some(baseline) = &baseline {
+        setups.insert(2, (Host::Spin, Store::Default, 1, Some(baseline.clone())));
+        setups.push((Host::Spin, Store::Redis, 1, Some(baseline.clone())));
+    }
     let mut results = Vec::new();
     let mut skipped = Vec::new();
     // Each Redis set-up starts from an empty database of its own.
     let mut redis_database = 0;
-    for (host, store, count) in setups {
+    for (host, store, count, other_component) in setups {
         let host_name = if host == Host::Genreg {
             "genreg"
         } else {
@@ -134,7 +146,10 @@ async fn main() -> anyhow::Result<()> {
         } else {
             "Redis"
         };
-        let label = format!("{count} {host_name}, {store_name}");
+        let mut label = format!("{count} {host_name}, {store_name}");
+        if other_component.is_some() {
+            label.push_str(", baseline");
+        }
         let spin = match (host, &spin) {
             (Host::Spin, Err(looked)) => {
                 skipped.push(format!("{label}: skipped, spin not found ({looked})"));
@@ -154,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
             }
         };
         let shared = Shared {
+            component: other_component.unwrap_or_else(|| current.clone()),
             s3: s3.access(),
             token_secret: &token_secret,
             redis_url,
@@ -169,6 +185,47 @@ async fn main() -> anyhow::Result<()> {
     }
     s3.shutdown().await;
     print_table(requests, &results, &skipped);
+    print_write_floor()?;
+    Ok(())
+}
+
+/// What one write costs Spin's default store on this disk, and the floor
+/// that puts under a new version's latency: Spin's SQLite store runs every
+/// write as a transaction of its own (rollback journal, synchronous FULL,
+/// SQLite's defaults), one at a time on one connection, so with 16
+/// publishes in flight each waits for the others' writes.
+fn print_write_floor() -> anyhow::Result<()> {
+    const WRITES: usize = 300;
+    let dir = tempfile::tempdir()?;
+    let db = rusqlite::Connection::open(dir.path().join("floor.db"))?;
+    db.execute(
+        "CREATE TABLE kv (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, \
+         PRIMARY KEY (store, key))",
+        [],
+    )?;
+    let value = vec![b'x'; 1024];
+    let mut each = Vec::with_capacity(WRITES);
+    for i in 0..WRITES {
+        let started = Instant::now();
+        db.execute(
+            "INSERT INTO kv VALUES ('default', ?1, ?2) \
+             ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
+            rusqlite::params![format!("k{}", i % 50), value],
+        )?;
+        each.push(started.elapsed());
+    }
+    each.sort();
+    let write = quantile(&each, 0.5);
+    let writes_per_new_version = 4.0;
+    let floor = write.as_secs_f64() * writes_per_new_version * IN_FLIGHT as f64;
+    println!(
+        "SQLite write transaction on this disk (as Spin's default store runs them): median \
+         {:.2} ms, so at most {:.0} writes/s; a new version's {writes_per_new_version} writes \
+         with {IN_FLIGHT} in flight wait about {:.0} ms",
+        ms(write),
+        1.0 / write.as_secs_f64(),
+        floor * 1000.0
+    );
     Ok(())
 }
 
@@ -451,7 +508,7 @@ struct SpinProcess {
 impl SpinProcess {
     async fn start(spin: &Path, shared: &Shared<'_>) -> anyhow::Result<SpinProcess> {
         let dir = tempfile::tempdir()?;
-        let manifest = write_manifest(dir.path())?;
+        let manifest = write_manifest(dir.path(), &shared.component)?;
         let listen = free_loopback_address()?;
         let mut command = Command::new(spin);
         command
@@ -565,13 +622,13 @@ fn workspace() -> PathBuf {
 
 /// Copies the repository's spin.toml into `dir`, its `source` pointing at
 /// the component host/build.rs built.
-fn write_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
+fn write_manifest(dir: &Path, component: &Path) -> anyhow::Result<PathBuf> {
     let original = std::fs::read_to_string(workspace().join("spin.toml"))?;
     ensure!(
         original.contains(MANIFEST_SOURCE),
         "spin.toml no longer says {MANIFEST_SOURCE}: update benches/instances.rs"
     );
-    let component = genreg::component_path().display().to_string();
+    let component = component.display().to_string();
     let manifest = original.replace(MANIFEST_SOURCE, &format!("source = {component:?}"));
     let path = dir.join("spin.toml");
     std::fs::write(&path, manifest)?;

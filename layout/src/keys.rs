@@ -99,6 +99,8 @@ pub fn package_segment(package_id: u64, digest: &str) -> String {
     format!("{V}/pkg-files/{package_id}/{digest}")
 }
 
+/// Where the record of a package id lives; written for packages created
+/// before records named their index shard, read for those only.
 pub fn package_by_id(package_id: u64) -> String {
     format!("{V}/pkg-id/{package_id}")
 }
