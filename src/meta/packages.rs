@@ -305,7 +305,8 @@ fn commit_file_as<K: KeyValue>(
                     };
                     let reservation = match reserved.take() {
                         Some(r) if kv.now_millis() - r.at < RESERVATION_REFRESH_MS => r,
-                        _ => reserve(kv, commit, id)?,
+                        Some(r) => refresh(kv, commit, id, r.shard)?,
+                        None => reserve(kv, commit, id)?,
                     };
                     let package = new_package(id, reservation.shard, commit);
                     reserved = Some(reservation);
@@ -395,22 +396,15 @@ const RESERVATION_REFRESH_MS: Millis = 60_000;
 const MAX_SHARD_TURNS: usize = 100;
 
 /// A new package's entry in its project's index.
-struct Reservation {
+pub(super) struct Reservation {
     shard: u64,
     /// When the entry was written (the creator's clock).
     at: Millis,
 }
 
-/// Enters a new package in the newest shard of its project's index as
-/// *creating*, opening a new shard when that one is full. The same write
-/// settles the shard's earlier creations (see [`settle_creations`]), so
-/// creating a package writes the index once. Repeated with the same id, it
-/// finds (and refreshes) its entry.
-fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation, MetaError> {
-    let project_id = commit.project.id;
-    let counter = keys::package_ordinal(project_id);
-    let at = kv.now_millis();
-    let entry = PackageSummary {
+/// The index entry of a package this commit creates, entered at `at`.
+fn creating_entry(commit: &Commit, id: u64, at: Millis) -> PackageSummary {
+    PackageSummary {
         id,
         name: commit.name.to_string(),
         version: commit.version.to_string(),
@@ -418,7 +412,19 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation,
         created_at: commit.now,
         pending: false,
         creating: Some(at),
-    };
+    }
+}
+
+/// Enters a new package in the newest shard of its project's index as
+/// *creating*, opening a new shard when that one is full. The same write
+/// settles the shard's earlier creations (see [`settle_creations`]), so
+/// creating a package writes the index once. Repeated with the same id, it
+/// finds its entry there.
+fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation, MetaError> {
+    let project_id = commit.project.id;
+    let counter = keys::package_ordinal(project_id);
+    let at = kv.now_millis();
+    let entry = creating_entry(commit, id, at);
     let mut shards = shard_count(kv, project_id)?;
     // Each turn enters the entry or opens a shard: only creators filling
     // the new shard first make it take more than two.
@@ -431,14 +437,7 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation,
                 &key,
                 |entries: Option<Vec<PackageSummary>>| -> Result<_, MetaError> {
                     let mut entries = entries.unwrap_or_default();
-                    if let Some(mine) = entries.iter_mut().find(|e| e.id == id) {
-                        if mine
-                            .creating
-                            .is_some_and(|then| at - then >= RESERVATION_REFRESH_MS)
-                        {
-                            mine.creating = Some(at);
-                            return Ok(Step::Write(encode(&entries), true));
-                        }
+                    if entries.iter().any(|e| e.id == id) {
                         return Ok(Step::Keep(true));
                     }
                     settle_creations(kv, project_id, &mut entries, at)?;
@@ -458,6 +457,27 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation,
     Err(MetaError::Store(KvError::Store(format!(
         "no room found in the package index of project {project_id}"
     ))))
+}
+
+/// Renews the time on a creator's entry in `shard` (entering it again if a
+/// shard write dropped it), so it is not taken for abandoned.
+pub(super) fn refresh<K: KeyValue>(
+    kv: &K,
+    commit: &Commit,
+    id: u64,
+    shard: u64,
+) -> Result<Reservation, MetaError> {
+    let at = kv.now_millis();
+    let entry = creating_entry(commit, id, at);
+    change_index(kv, commit.project.id, shard, |entries| {
+        match entries.iter_mut().find(|e| e.id == id) {
+            Some(mine) if mine.pending || mine.creating.is_none() => return false,
+            Some(mine) => mine.creating = Some(at),
+            None => entries.push(entry.clone()),
+        }
+        true
+    })?;
+    Ok(Reservation { shard, at })
 }
 
 /// Raises the shard counter so that the index has at least `shards + 1`

@@ -179,6 +179,41 @@ fn a_creation_that_never_wrote_its_record_is_not_listed_and_is_dropped_later() {
 }
 
 #[test]
+fn a_slow_creator_renews_its_entry_and_enters_it_again_if_dropped() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
+    let mut slow = commit(&project);
+    slow.version = "2.0";
+    let creating_at = |kv: &MemoryStore, id: u64| {
+        index_of(kv, project.id)
+            .iter()
+            .filter(|e| e.id == id)
+            .map(|e| e.creating)
+            .collect::<Vec<_>>()
+    };
+    let entered_at = kv.now_millis();
+    super::packages::refresh(&kv, &slow, 500, 0).unwrap();
+    assert_eq!(creating_at(&kv, 500), [Some(entered_at)]);
+    kv.clock.set(entered_at + 90_000);
+    super::packages::refresh(&kv, &slow, 500, 0).unwrap();
+    assert_eq!(
+        creating_at(&kv, 500),
+        [Some(entered_at + 90_000)],
+        "renewed, once"
+    );
+    // Dropped as abandoned meanwhile: entered again.
+    let others: Vec<PackageSummary> = index_of(&kv, project.id)
+        .into_iter()
+        .filter(|e| e.id != 500)
+        .collect();
+    kv.set(&keys::package_index(project.id, 0), &encode(&others))
+        .unwrap();
+    super::packages::refresh(&kv, &slow, 500, 0).unwrap();
+    assert_eq!(creating_at(&kv, 500), [Some(entered_at + 90_000)]);
+}
+
+#[test]
 fn packages_of_the_older_layout_are_still_found_changed_and_deleted() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
