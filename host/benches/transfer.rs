@@ -44,6 +44,7 @@
 //! GENREG_BENCH_SIZE=4294967296 GENREG_BENCH_RUNS=1 cargo bench -p genreg --bench transfer
 //! GENREG_BENCH_DOWNLOAD_MODE=redirect cargo bench -p genreg --bench transfer
 //! GENREG_COMPONENT=other.wasm cargo bench -p genreg --bench transfer  # another component
+//! GENREG_BIN=other/genreg cargo bench -p genreg --bench transfer       # another genreg binary
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -451,7 +452,10 @@ impl Genreg {
     async fn start(data: &Path, download_mode: &str) -> anyhow::Result<Genreg> {
         std::fs::create_dir_all(data)?;
         let log = data.with_extension("log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_genreg"))
+        let program = std::env::var_os("GENREG_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_genreg")));
+        let mut child = Command::new(program)
             .arg("up")
             .arg("--data")
             .arg(data)

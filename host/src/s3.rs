@@ -28,6 +28,8 @@ use tokio::sync::mpsc;
 use crate::data_dir::{self, S3Credentials};
 use crate::serve::{self, ServerHandle};
 
+#[path = "s3_complete.rs"]
+mod complete;
 #[path = "s3_cors.rs"]
 mod cors;
 #[path = "s3_part_etags.rs"]
@@ -170,6 +172,7 @@ async fn serve_fs(
         root: root.clone(),
         uploads_root,
         part_etags: Default::default(),
+        completing: Default::default(),
     });
     builder.set_auth(SimpleAuth::from_single(
         credentials.access_key_id.clone(),
@@ -191,8 +194,11 @@ struct FastFs {
     root: PathBuf,
     /// The data directory's S3 root, where open multipart uploads live.
     uploads_root: PathBuf,
-    /// ListParts pages with ETags (s3s-fs leaves them out).
+    /// ListParts pages with ETags (s3s-fs leaves them out); the parts' md5s
+    /// CompleteMultipartUpload joins without reading them again.
     part_etags: part_etags::PartEtags,
+    /// Multipart uploads being completed now.
+    completing: complete::Completing,
 }
 
 impl std::fmt::Debug for FastFs {
@@ -235,6 +241,13 @@ macro_rules! s3_impl {
                 Ok(answer)
             }
 
+            async fn complete_multipart_upload(&self, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+                if complete::needs_s3s_fs(&req.input) {
+                    return self.inner.complete_multipart_upload(req).await;
+                }
+                complete::complete(&self.root, &self.part_etags, &self.completing, req).await
+            }
+
             async fn list_multipart_uploads(&self, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
                 uploads::list(&self.uploads_root, req)
             }
@@ -261,7 +274,6 @@ s3_impl! {
     put_object(PutObjectInput) -> PutObjectOutput;
     create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
     upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
-    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
 }
 
 impl FastFs {

@@ -23,11 +23,11 @@ const DEFAULT_MAX_PARTS: i32 = 1000;
 
 #[derive(Default)]
 pub struct PartEtags {
-    known: Mutex<HashMap<PathBuf, String>>,
+    pub(super) known: Mutex<HashMap<PathBuf, String>>,
 }
 
 /// Where s3s-fs keeps part `number` of `upload_id` under its root.
-fn part_path(root: &Path, upload_id: &str, number: i32) -> PathBuf {
+pub fn part_path(root: &Path, upload_id: &str, number: i32) -> PathBuf {
     root.join(format!(".upload_id-{upload_id}.part-{number}"))
 }
 
@@ -90,6 +90,33 @@ impl PartEtags {
             part.e_tag = etag.map(ETag::Strong);
         }
         self.forget_gone_parts();
+    }
+
+    /// The ETag (hex md5) of a stored part: remembered, or hashed from its
+    /// file on the blocking pool; `None` when the part cannot be read.
+    pub async fn etag_of(&self, root: &Path, upload_id: &str, number: i32) -> Option<String> {
+        let path = part_path(root, upload_id, number);
+        if let Some(etag) = self.lookup(&path) {
+            return Some(etag);
+        }
+        let hashed = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || md5_hex(&path)
+        })
+        .await
+        .ok()
+        .flatten()?;
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert(path, hashed.clone());
+        Some(hashed)
+    }
+
+    /// Drops the entries of every part of `upload_id` (it was completed).
+    pub fn forget_upload(&self, root: &Path, upload_id: &str) {
+        let prefix = root.join(format!(".upload_id-{upload_id}.part-"));
+        let prefix = prefix.to_string_lossy();
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.retain(|path, _| !path.to_string_lossy().starts_with(prefix.as_ref()));
     }
 
     fn lookup(&self, path: &Path) -> Option<String> {

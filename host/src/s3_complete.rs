@@ -1,0 +1,324 @@
+//! CompleteMultipartUpload that joins the parts without reading them.
+//!
+//! s3s-fs reads every part back through 64 KiB async reads, hashes it with
+//! md5 and writes it out again: for a 1 GiB upload that is a second pass
+//! over the bytes costing more CPU than storing them did. Here the parts'
+//! md5s are the ETags UploadPart already answered ([`PartEtags`]), and the
+//! parts are appended to the object with `std::io::copy`, which moves file
+//! to file inside the kernel (`copy_file_range` on Linux) on the blocking
+//! pool. The files are the ones s3s-fs keeps, so everything else (GetObject,
+//! ListParts, AbortMultipartUpload, genreg gc) sees what s3s-fs would have
+//! left:
+//!
+//! - the object at `<root>/<bucket>/<key>`, written to a temporary file
+//!   s3s-fs removes when it starts, then renamed into place;
+//! - the upload's metadata moved to the object's, its ETag
+//!   (md5 of the parts' md5s, `-<count>`) in the object's internal info;
+//! - the upload's own file and its parts removed, last.
+//!
+//! Unlike s3s-fs, nothing of the upload is removed before the object is in
+//! place, so a failed join leaves the upload whole (to retry or abort), and
+//! the request's ETags must match the stored parts, as AWS requires
+//! (InvalidPart otherwise).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use md5::{Digest as _, Md5};
+use s3s::dto::{CompleteMultipartUploadInput, CompleteMultipartUploadOutput, ETag};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+
+use super::part_etags::{part_path, PartEtags};
+
+/// S3's smallest part but the last.
+const MIN_PART_SIZE: u64 = 5 << 20;
+
+/// Uploads being completed now, so a second CompleteMultipartUpload of the
+/// same upload does not race the first for its parts.
+#[derive(Default)]
+pub struct Completing {
+    uploads: Mutex<HashSet<String>>,
+}
+
+/// Marks an upload as being completed until dropped.
+struct CompletingGuard<'a> {
+    set: &'a Completing,
+    upload_id: String,
+}
+
+impl Completing {
+    fn begin(&self, upload_id: &str) -> Option<CompletingGuard<'_>> {
+        let mut uploads = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        uploads
+            .insert(upload_id.to_string())
+            .then(|| CompletingGuard {
+                set: self,
+                upload_id: upload_id.to_string(),
+            })
+    }
+}
+
+impl Drop for CompletingGuard<'_> {
+    fn drop(&mut self) {
+        let mut uploads = self.set.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        uploads.remove(&self.upload_id);
+    }
+}
+
+/// Whether s3s-fs must answer this request itself: conditional writes
+/// (`If-Match`, `If-None-Match`) are its to check.
+pub fn needs_s3s_fs(input: &CompleteMultipartUploadInput) -> bool {
+    input.if_match.is_some() || input.if_none_match.is_some()
+}
+
+/// One part to join, checked.
+struct CheckedPart {
+    path: PathBuf,
+    md5: [u8; 16],
+}
+
+/// CompleteMultipartUpload over s3s-fs's files under `root`.
+pub async fn complete(
+    root: &Path,
+    etags: &PartEtags,
+    completing: &Completing,
+    req: S3Request<CompleteMultipartUploadInput>,
+) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+    let input = req.input;
+    let upload_id = input.upload_id.as_str();
+    ensure_owner(
+        root,
+        upload_id,
+        req.credentials.as_ref().map(|c| c.access_key.as_str()),
+    )?;
+    let Some(_guard) = completing.begin(upload_id) else {
+        return Err(s3_error!(
+            OperationAborted,
+            "This multipart upload is being completed by another request."
+        ));
+    };
+    let parts = check_parts(root, etags, &input).await?;
+    let object = object_path(root, &input.bucket, &input.key)?;
+    let e_tag = multipart_etag(&parts);
+    let (root_owned, upload) = (root.to_path_buf(), upload_id.to_string());
+    let (bucket, key) = (input.bucket.clone(), input.key.clone());
+    let joined = {
+        let e_tag = e_tag.clone();
+        tokio::task::spawn_blocking(move || {
+            let paths: Vec<PathBuf> = parts.into_iter().map(|p| p.path).collect();
+            join_parts(&root_owned, &paths, &object)?;
+            finish_object(&root_owned, &bucket, &key, &upload, &e_tag)?;
+            remove_upload(&root_owned, &upload, &paths);
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+    };
+    match joined {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(s3_error!(e, InternalError)),
+        Err(e) => return Err(s3_error!(InternalError, "joining the parts failed: {e}")),
+    }
+    etags.forget_upload(root, upload_id);
+    Ok(S3Response::new(CompleteMultipartUploadOutput {
+        bucket: Some(input.bucket),
+        key: Some(input.key),
+        e_tag: Some(ETag::Strong(e_tag)),
+        ..Default::default()
+    }))
+}
+
+/// Where s3s-fs keeps the upload's own file (the access key that created it).
+fn upload_info(root: &Path, upload_id: &str) -> PathBuf {
+    root.join(format!(".upload-{upload_id}.json"))
+}
+
+/// NoSuchUpload unless the upload is open; AccessDenied when another access
+/// key created it (s3s-fs's rule).
+fn ensure_owner(root: &Path, upload_id: &str, access_key: Option<&str>) -> S3Result<()> {
+    // Upload ids are s3s-fs's UUIDs: never a path.
+    let well_formed =
+        !upload_id.is_empty() && upload_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+    if !well_formed {
+        return Err(s3_error!(NoSuchUpload));
+    }
+    let content = match std::fs::read(upload_info(root, upload_id)) {
+        Ok(content) => content,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(s3_error!(NoSuchUpload)),
+        Err(e) => return Err(s3_error!(e, InternalError)),
+    };
+    let owner: Option<String> =
+        serde_json::from_slice(&content).map_err(|e| s3_error!(e, InternalError))?;
+    if owner.as_deref() == access_key {
+        Ok(())
+    } else {
+        Err(s3_error!(AccessDenied))
+    }
+}
+
+/// The object's file, refusing keys that would leave the bucket.
+fn object_path(root: &Path, bucket: &str, key: &str) -> S3Result<PathBuf> {
+    let escapes = |s: &str| {
+        Path::new(s)
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    };
+    if bucket.is_empty() || key.is_empty() || escapes(bucket) || escapes(key) {
+        return Err(s3_error!(InvalidArgument, "invalid bucket or key"));
+    }
+    Ok(root.join(bucket).join(key))
+}
+
+/// The request's parts, ascending, each stored, large enough and with the
+/// ETag UploadPart answered for it.
+async fn check_parts(
+    root: &Path,
+    etags: &PartEtags,
+    input: &CompleteMultipartUploadInput,
+) -> S3Result<Vec<CheckedPart>> {
+    let listed = input
+        .multipart_upload
+        .as_ref()
+        .and_then(|m| m.parts.as_ref())
+        .filter(|parts| !parts.is_empty())
+        .ok_or_else(|| s3_error!(InvalidPart, "You must specify at least one part"))?;
+    let mut checked = Vec::with_capacity(listed.len());
+    let mut previous = 0;
+    for (index, part) in listed.iter().enumerate() {
+        let number = part
+            .part_number
+            .ok_or_else(|| s3_error!(InvalidRequest, "missing part number"))?;
+        if number <= previous {
+            return Err(s3_error!(InvalidPartOrder));
+        }
+        previous = number;
+        let path = part_path(root, &input.upload_id, number);
+        let size = std::fs::metadata(&path)
+            .map_err(|_| s3_error!(InvalidPart, "part {number} was not uploaded"))?
+            .len();
+        if index + 1 < listed.len() && size < MIN_PART_SIZE {
+            return Err(s3_error!(EntityTooSmall));
+        }
+        let stored = etags
+            .etag_of(root, &input.upload_id, number)
+            .await
+            .and_then(|hex_md5| md5_bytes(&hex_md5))
+            .ok_or_else(|| s3_error!(InvalidPart, "part {number} cannot be read"))?;
+        let given = part.e_tag.as_ref().and_then(|e| match e {
+            ETag::Strong(v) | ETag::Weak(v) => md5_bytes(v),
+        });
+        if given != Some(stored) {
+            return Err(s3_error!(
+                InvalidPart,
+                "the ETag of part {number} does not match the stored part"
+            ));
+        }
+        checked.push(CheckedPart { path, md5: stored });
+    }
+    Ok(checked)
+}
+
+fn md5_bytes(hex_md5: &str) -> Option<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    hex::decode_to_slice(hex_md5.trim_matches('"'), &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// S3's ETag of a multipart object: the md5 of the parts' md5s, a dash and
+/// the number of parts.
+fn multipart_etag(parts: &[CheckedPart]) -> String {
+    let mut hasher = Md5::new();
+    for part in parts {
+        hasher.update(part.md5);
+    }
+    format!("{}-{}", hex::encode(hasher.finalize()), parts.len())
+}
+
+/// A temporary file name s3s-fs removes when it starts (its own pattern).
+fn temporary_path(root: &Path) -> PathBuf {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).expect("the system's random source works");
+    root.join(format!(".tmp.join-{}.internal.part", hex::encode(random)))
+}
+
+/// Appends the parts into a temporary file and renames it to `object`.
+fn join_parts(root: &Path, parts: &[PathBuf], object: &Path) -> std::io::Result<()> {
+    let temporary = temporary_path(root);
+    let result = (|| {
+        let mut joined = std::fs::File::create_new(&temporary)?;
+        for part in parts {
+            let mut source = std::fs::File::open(part)?;
+            std::io::copy(&mut source, &mut joined)?;
+        }
+        if let Some(dir) = object.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::rename(&temporary, object)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// Where s3s-fs keeps an object's metadata (or an upload's, with its id).
+fn metadata_path(root: &Path, bucket: &str, key: &str, upload_id: Option<&str>) -> PathBuf {
+    let upload = upload_id
+        .map(|id| format!(".upload-{id}"))
+        .unwrap_or_default();
+    root.join(format!(
+        ".bucket-{}.object-{}{upload}.metadata.json",
+        URL_SAFE_NO_PAD.encode(bucket),
+        URL_SAFE_NO_PAD.encode(key)
+    ))
+}
+
+fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
+    root.join(format!(
+        ".bucket-{}.object-{}.internal.json",
+        URL_SAFE_NO_PAD.encode(bucket),
+        URL_SAFE_NO_PAD.encode(key)
+    ))
+}
+
+/// Gives the object the upload's metadata and its ETag, as s3s-fs does.
+fn finish_object(
+    root: &Path,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    e_tag: &str,
+) -> std::io::Result<()> {
+    let upload_metadata = metadata_path(root, bucket, key, Some(upload_id));
+    match std::fs::rename(&upload_metadata, metadata_path(root, bucket, key, None)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let info_path = internal_info_path(root, bucket, key);
+    let mut info: serde_json::Map<String, serde_json::Value> = match std::fs::read(&info_path) {
+        Ok(content) => serde_json::from_slice(&content).unwrap_or_default(),
+        Err(_) => Default::default(),
+    };
+    info.insert("e_tag".into(), serde_json::Value::String(e_tag.into()));
+    let temporary = temporary_path(root);
+    std::fs::write(&temporary, serde_json::to_vec(&info)?)?;
+    std::fs::rename(&temporary, &info_path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })
+}
+
+/// Removes the upload's own file, then its parts: the upload is done.
+fn remove_upload(root: &Path, upload_id: &str, parts: &[PathBuf]) {
+    if let Err(e) = std::fs::remove_file(upload_info(root, upload_id)) {
+        eprintln!("warning: completed upload {upload_id}: {e}");
+    }
+    for part in parts {
+        let _ = std::fs::remove_file(part);
+    }
+}
+
+#[cfg(test)]
+#[path = "s3_complete_tests.rs"]
+mod tests;

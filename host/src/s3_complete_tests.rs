@@ -1,0 +1,194 @@
+use bytes::Bytes;
+use s3s::auth::{Credentials, SecretKey};
+use s3s::dto::*;
+use s3s::{S3Request, S3};
+
+use super::super::FastFs;
+
+const ACCESS_KEY: &str = "test-key";
+const MIB: usize = 1 << 20;
+
+fn request<T>(input: T) -> S3Request<T> {
+    S3Request {
+        input,
+        method: http::Method::POST,
+        uri: http::Uri::from_static("/"),
+        headers: Default::default(),
+        extensions: Default::default(),
+        credentials: Some(Credentials {
+            access_key: ACCESS_KEY.into(),
+            secret_key: SecretKey::from("secret"),
+        }),
+        region: None,
+        service: None,
+        trailing_headers: None,
+    }
+}
+
+fn server(root: &std::path::Path) -> FastFs {
+    std::fs::create_dir_all(root.join("genreg")).unwrap();
+    FastFs {
+        inner: s3s_fs::FileSystem::new(root).unwrap(),
+        root: root.canonicalize().unwrap(),
+        uploads_root: root.canonicalize().unwrap(),
+        part_etags: Default::default(),
+        completing: Default::default(),
+    }
+}
+
+async fn create_upload(fs: &FastFs, key: &str) -> String {
+    let input = CreateMultipartUploadInput {
+        bucket: "genreg".into(),
+        key: key.into(),
+        ..Default::default()
+    };
+    let answer = fs.create_multipart_upload(request(input)).await.unwrap();
+    answer.output.upload_id.unwrap()
+}
+
+/// Uploads `data` as part `number`; returns the ETag UploadPart answered.
+async fn upload_part(fs: &FastFs, key: &str, upload_id: &str, number: i32, data: Vec<u8>) -> ETag {
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
+    let input = UploadPartInput {
+        bucket: "genreg".into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+        part_number: number,
+        body: Some(StreamingBlob::wrap(body)),
+        ..Default::default()
+    };
+    let answer = fs.upload_part(request(input)).await.unwrap();
+    answer.output.e_tag.unwrap()
+}
+
+fn completion(key: &str, upload_id: &str, etags: &[ETag]) -> CompleteMultipartUploadInput {
+    let parts = etags
+        .iter()
+        .enumerate()
+        .map(|(i, etag)| CompletedPart {
+            part_number: Some(i as i32 + 1),
+            e_tag: Some(etag.clone()),
+            ..Default::default()
+        })
+        .collect();
+    CompleteMultipartUploadInput {
+        bucket: "genreg".into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+        multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
+        ..Default::default()
+    }
+}
+
+async fn head(fs: &FastFs, key: &str) -> (Option<i64>, Option<ETag>) {
+    let input = HeadObjectInput {
+        bucket: "genreg".into(),
+        key: key.into(),
+        ..Default::default()
+    };
+    let output = fs.head_object(request(input)).await.unwrap().output;
+    (output.content_length, output.e_tag)
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
+}
+
+/// Two parts (5 MiB and a short last one) of an upload to `key`.
+async fn upload_two_parts(fs: &FastFs, key: &str) -> (String, Vec<ETag>) {
+    let id = create_upload(fs, key).await;
+    let first = upload_part(fs, key, &id, 1, pattern(5 * MIB, 1)).await;
+    let second = upload_part(fs, key, &id, 2, pattern(1000, 2)).await;
+    (id, vec![first, second])
+}
+
+#[tokio::test]
+async fn parts_are_joined_into_the_object_as_s3s_fs_would_join_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let (ours, etags) = upload_two_parts(&fs, "files/ours").await;
+    let answer = fs
+        .complete_multipart_upload(request(completion("files/ours", &ours, &etags)))
+        .await
+        .unwrap();
+    // The same parts joined by s3s-fs itself, for comparison.
+    let (theirs, their_etags) = upload_two_parts(&fs, "files/theirs").await;
+    fs.inner
+        .complete_multipart_upload(request(completion("files/theirs", &theirs, &their_etags)))
+        .await
+        .unwrap();
+
+    let bucket = dir.path().join("genreg");
+    let mut expected = pattern(5 * MIB, 1);
+    expected.extend(pattern(1000, 2));
+    assert!(std::fs::read(bucket.join("files/ours")).unwrap() == expected);
+    assert!(std::fs::read(bucket.join("files/theirs")).unwrap() == expected);
+    let (length, etag) = head(&fs, "files/ours").await;
+    assert_eq!((length, etag.clone()), head(&fs, "files/theirs").await);
+    assert_eq!(length, Some(expected.len() as i64));
+    assert_eq!(answer.output.e_tag, etag);
+    assert!(matches!(etag, Some(ETag::Strong(ref v)) if v.ends_with("-2")));
+
+    // The upload is gone: its parts, its file, the remembered ETags.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(&ours) || name.starts_with(".tmp."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let known = fs.part_etags.known.lock().unwrap().clone();
+    assert!(known.keys().all(|p| !p.to_string_lossy().contains(&ours)));
+    let again = fs
+        .complete_multipart_upload(request(completion("files/ours", &ours, &etags)))
+        .await;
+    assert_eq!(again.unwrap_err().code(), &s3s::S3ErrorCode::NoSuchUpload);
+}
+
+#[tokio::test]
+async fn a_wrong_etag_is_refused_and_the_upload_stays_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let (id, etags) = upload_two_parts(&fs, "files/a").await;
+    let wrong = vec![etags[0].clone(), ETag::Strong("0".repeat(32))];
+    let refused = fs
+        .complete_multipart_upload(request(completion("files/a", &id, &wrong)))
+        .await;
+    assert_eq!(refused.unwrap_err().code(), &s3s::S3ErrorCode::InvalidPart);
+    assert!(!dir.path().join("genreg/files/a").exists());
+
+    // After a restart the ETags are hashed from the parts' files.
+    fs.part_etags.known.lock().unwrap().clear();
+    fs.complete_multipart_upload(request(completion("files/a", &id, &etags)))
+        .await
+        .unwrap();
+    assert_eq!(head(&fs, "files/a").await.0, Some(5 * MIB as i64 + 1000));
+}
+
+#[tokio::test]
+async fn a_short_part_before_the_last_is_too_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let id = create_upload(&fs, "files/b").await;
+    let first = upload_part(&fs, "files/b", &id, 1, pattern(1000, 1)).await;
+    let second = upload_part(&fs, "files/b", &id, 2, pattern(1000, 2)).await;
+    let refused = fs
+        .complete_multipart_upload(request(completion("files/b", &id, &[first, second])))
+        .await;
+    assert_eq!(
+        refused.unwrap_err().code(),
+        &s3s::S3ErrorCode::EntityTooSmall
+    );
+}
+
+#[tokio::test]
+async fn another_access_key_may_not_complete_the_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let (id, etags) = upload_two_parts(&fs, "files/c").await;
+    let mut req = request(completion("files/c", &id, &etags));
+    req.credentials.as_mut().unwrap().access_key = "someone-else".into();
+    let refused = fs.complete_multipart_upload(req).await;
+    assert_eq!(refused.unwrap_err().code(), &s3s::S3ErrorCode::AccessDenied);
+}
