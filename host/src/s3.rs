@@ -253,7 +253,10 @@ macro_rules! s3_impl {
             }
 
             async fn abort_multipart_upload(&self, req: S3Request<AbortMultipartUploadInput>) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-                uploads::abort(&self.uploads_root, req)
+                let upload_id = req.input.upload_id.clone();
+                let answer = uploads::abort(&self.uploads_root, req)?;
+                self.part_etags.forget_upload(&self.root, &upload_id);
+                Ok(answer)
             }
         }
     };

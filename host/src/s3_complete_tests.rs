@@ -192,3 +192,22 @@ async fn another_access_key_may_not_complete_the_upload() {
     let refused = fs.complete_multipart_upload(req).await;
     assert_eq!(refused.unwrap_err().code(), &s3s::S3ErrorCode::AccessDenied);
 }
+
+#[tokio::test]
+async fn an_aborted_upload_leaves_no_remembered_etags() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let (id, _) = upload_two_parts(&fs, "files/d").await;
+    let (kept, _) = upload_two_parts(&fs, "files/e").await;
+    let input = AbortMultipartUploadInput {
+        bucket: "genreg".into(),
+        key: "files/d".into(),
+        upload_id: id.clone(),
+        ..Default::default()
+    };
+    fs.abort_multipart_upload(request(input)).await.unwrap();
+    let known = fs.part_etags.known.lock().unwrap().clone();
+    let names: Vec<String> = known.keys().map(|p| p.to_string_lossy().into()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.contains(&kept) && !n.contains(&id)));
+}
