@@ -1,13 +1,28 @@
-//! Outgoing HTTP (`wasi:http/outgoing-handler`): wasmtime-wasi-http's default
-//! sender behind an allowlist, like Spin's `allowed_outbound_hosts`.
+//! Outgoing HTTP (`wasi:http/outgoing-handler`) behind an allowlist, like
+//! Spin's `allowed_outbound_hosts`.
 //!
 //! The list holds `scheme://host:port` origins (built from the `s3_endpoint`
 //! variable). A request to anything else fails with `http-request-denied`
 //! before any connection is made, the error Spin gives.
+//!
+//! Plain `http` requests go through one pooled client shared by every
+//! instance ([`PlainHttpPool`]): a request reuses an idle keep-alive
+//! connection to its origin instead of opening (and closing) one of its
+//! own, which costs more than a small S3 request itself. `https` requests
+//! use wasmtime-wasi-http's default sender, a connection each.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// One allowed origin. Hosts compare case-insensitively; a missing port is
@@ -90,18 +105,164 @@ impl AllowedHosts {
     }
 }
 
-/// The wasi:http hooks every instance uses: the default sender, gated by the
-/// allowlist.
-#[derive(Clone, Debug, Default)]
+/// The wasi:http hooks every instance uses: the pooled client for `http`,
+/// the default sender for `https`, gated by the allowlist.
+#[derive(Clone, Default)]
 pub struct OutboundHttp {
     allowed: Arc<AllowedHosts>,
+    plain: Arc<PlainHttpPool>,
 }
 
 impl OutboundHttp {
     pub fn new(allowed: AllowedHosts) -> Self {
         OutboundHttp {
             allowed: Arc::new(allowed),
+            plain: Arc::default(),
         }
+    }
+}
+
+/// How long a pooled connection may stay idle before it is closed: shorter
+/// than the keep-alive of common S3 servers (the embedded one's is 20 s), so
+/// a request seldom meets a connection the server is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// Idle connections kept per origin (as many as instances run at once).
+const POOL_MAX_IDLE: usize = 64;
+/// wasmtime-wasi-http's default for a timeout the guest did not set.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Keep-alive `http` connections shared by every instance, one client per
+/// connect timeout the guests ask for (the component asks for one, from its
+/// variables).
+#[derive(Default)]
+pub struct PlainHttpPool {
+    clients: std::sync::Mutex<Vec<(Duration, Client<HttpConnector, WasiBody>)>>,
+}
+
+impl PlainHttpPool {
+    fn client(&self, connect_timeout: Duration) -> Client<HttpConnector, WasiBody> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, client)) = clients.iter().find(|(t, _)| *t == connect_timeout) {
+            return client.clone();
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE)
+            .build(connector);
+        clients.push((connect_timeout, client.clone()));
+        client
+    }
+
+    /// Sends `request` on a pooled connection with the guest's timeouts:
+    /// the connect timeout for a new connection; the first-byte timeout
+    /// from then until the response head (connecting included, so with a
+    /// new connection the two add up); the between-bytes timeout between
+    /// two frames of the response body.
+    async fn send(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<http::Response<WasiBody>, Error> {
+        let options = options.unwrap_or_default();
+        let or_default = |timeout: Option<Duration>| timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let connect_timeout = or_default(options.connect_timeout);
+        let first_byte_timeout = or_default(options.first_byte_timeout);
+        let between_bytes_timeout = or_default(options.between_bytes_timeout);
+        let client = self.client(connect_timeout);
+        let response = tokio::time::timeout(
+            connect_timeout.saturating_add(first_byte_timeout),
+            client.request(request),
+        )
+        .await
+        .map_err(|_| Error::ConnectionReadTimeout)?
+        .map_err(send_error)?;
+        Ok(response
+            .map(|body| BetweenBytesTimeout::new(body, between_bytes_timeout).boxed_unsync()))
+    }
+}
+
+/// The wasi:http error for a failed send on the pooled client.
+fn send_error(error: hyper_util::client::legacy::Error) -> Error {
+    if error.is_connect() {
+        let kind = causes(&error)
+            .find_map(|e| e.downcast_ref::<std::io::Error>())
+            .map_or(std::io::ErrorKind::Other, std::io::Error::kind);
+        return Error::Connect(std::io::Error::new(kind, error.to_string()));
+    }
+    let hyper_error = causes(&error).find_map(|e| e.downcast_ref::<hyper::Error>());
+    match hyper_error {
+        Some(e) if e.is_incomplete_message() => Error::HttpResponseIncomplete,
+        Some(e) if e.is_timeout() => Error::HttpResponseTimeout,
+        _ => Error::HttpProtocolError,
+    }
+}
+
+/// The errors under `error`, nearest first.
+fn causes(
+    error: &hyper_util::client::legacy::Error,
+) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    use std::error::Error as _;
+    fn next<'a>(
+        e: &&'a (dyn std::error::Error + 'static),
+    ) -> Option<&'a (dyn std::error::Error + 'static)> {
+        let e: &'a (dyn std::error::Error + 'static) = *e;
+        e.source()
+    }
+    std::iter::successors(error.source(), next)
+}
+
+/// A response body that fails when no frame arrives for its timeout.
+struct BetweenBytesTimeout {
+    inner: hyper::body::Incoming,
+    timeout: Duration,
+    stall: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl BetweenBytesTimeout {
+    fn new(inner: hyper::body::Incoming, timeout: Duration) -> Self {
+        BetweenBytesTimeout {
+            inner,
+            timeout,
+            stall: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl Body for BetweenBytesTimeout {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = tokio::time::Instant::now() + self.timeout;
+                self.stall.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) if e.is_timeout() => {
+                Poll::Ready(Some(Err(Error::HttpResponseTimeout)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::from(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match self.stall.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -120,11 +281,22 @@ impl WasiHttpHooks for OutboundHttp {
         if !self.allowed.allows(request.uri()) {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
+        if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
+            let plain = self.plain.clone();
+            return Box::new(async move {
+                let response = plain.send(request, options).await?;
+                // The client drives its connections itself.
+                let io = async { Ok(()) };
+                Ok((
+                    response,
+                    Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ))
+            });
+        }
         Box::new(async move {
-            use http_body_util::BodyExt;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
-                response.map(BodyExt::boxed_unsync),
+                response.map(http_body_util::BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
             ))
         })
@@ -183,5 +355,120 @@ mod tests {
     #[test]
     fn a_uri_without_authority_is_denied() {
         assert!(!allowed("http://127.0.0.1:9000").allows(&uri("/relative")));
+    }
+
+    /// A local HTTP/1.1 server: answers `GET` with `answer` (its count of
+    /// connections so far), keeps connections alive, and reports each
+    /// accepted connection.
+    async fn counting_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let number = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    loop {
+                        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        seen.clear();
+                        let body = number.to_string();
+                        let head =
+                            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                        let answer = [head.as_bytes(), body.as_bytes()].concat();
+                        if stream.write_all(&answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, connections)
+    }
+
+    /// Sends `GET url` through the hooks and reads the whole answer.
+    async fn get(hooks: &mut OutboundHttp, url: &str) -> Result<String, Error> {
+        let body = http_body_util::Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = http::Request::get(url).body(body).unwrap();
+        let sent = hooks.send_request(request, None, Box::new(async { Ok(()) }));
+        let (response, _io) = Box::into_pin(sent).await?;
+        let bytes = response.into_body().collect().await?.to_bytes();
+        Ok(String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn plain_http_requests_reuse_one_connection() {
+        let (url, connections) = counting_server().await;
+        let mut hooks = OutboundHttp::new(allowed(&url));
+        for _ in 0..3 {
+            assert_eq!(
+                get(&mut hooks.clone(), &format!("{url}/x")).await.unwrap(),
+                "1"
+            );
+        }
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Other hooks (another registry) have their own connections.
+        let mut other = OutboundHttp::new(allowed(&url));
+        assert_eq!(get(&mut other, &format!("{url}/x")).await.unwrap(), "2");
+        assert_eq!(get(&mut hooks, &format!("{url}/x")).await.unwrap(), "1");
+    }
+
+    #[tokio::test]
+    async fn a_denied_origin_is_never_contacted() {
+        let (url, connections) = counting_server().await;
+        let mut hooks = OutboundHttp::new(allowed("http://127.0.0.1:9"));
+        let denied = get(&mut hooks, &format!("{url}/x")).await;
+        assert!(
+            matches!(denied, Err(Error::HttpRequestDenied)),
+            "{denied:?}"
+        );
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_fails_after_the_between_bytes_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/x", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await.unwrap();
+            // Promises 10 bytes, sends 2, then nothing.
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nab")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let mut hooks = OutboundHttp::new(allowed(&url));
+        let options = RequestOptions {
+            between_bytes_timeout: Some(Duration::from_millis(100)),
+            ..RequestOptions::default()
+        };
+        let body = http_body_util::Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = http::Request::get(&url).body(body).unwrap();
+        let sent = hooks.send_request(request, Some(options), Box::new(async { Ok(()) }));
+        let (response, _io) = Box::into_pin(sent).await.unwrap();
+        let read = response.into_body().collect().await;
+        assert!(
+            matches!(read, Err(Error::ConnectionReadTimeout)),
+            "{read:?}"
+        );
+        server.abort();
     }
 }

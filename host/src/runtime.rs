@@ -23,7 +23,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context as _;
 use tokio::sync::OnceCell;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder,
+};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::state::State;
@@ -92,7 +95,14 @@ pub fn engine() -> &'static Engine {
         let mut config = wasmtime::Config::new();
         config.cache(cache);
         config.epoch_interruption(true);
-        let engine = Engine::new(&config).expect("the default wasmtime configuration is valid");
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
+        let engine = Engine::new(&config).unwrap_or_else(|e| {
+            // The pool reserves its address space up front; where that is
+            // refused (a `ulimit -v`), instances get their memory one by one.
+            eprintln!("warning: instances are not pooled: {e}");
+            config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&config).expect("the default wasmtime configuration is valid")
+        });
         let ticking = engine.weak();
         std::thread::Builder::new()
             .name("genreg-epoch".into())
@@ -106,6 +116,28 @@ pub fn engine() -> &'static Engine {
             .expect("starting the epoch thread");
         engine
     })
+}
+
+/// Instances running at once across every registry of the process, at most.
+/// A request beyond fails to instantiate (500); each registry admits
+/// `max_instances` (64 by default) at a time, well under this.
+const POOLED_INSTANCES: u32 = 1000;
+
+/// The pooling allocator's slots, as Spin uses it: each instance takes a
+/// pre-reserved slot for its memories, tables, core instances and async
+/// stack, and its memory's initial image is mapped copy-on-write, instead
+/// of mapping and unmapping fresh memory for every request. Slots are
+/// reset when an instance ends, so nothing is shared between requests. A
+/// component has a few core instances and tables but one memory per
+/// instance, hence the larger counts for those.
+fn pooling() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOLED_INSTANCES)
+        .total_memories(POOLED_INSTANCES)
+        .total_stacks(POOLED_INSTANCES)
+        .total_core_instances(4 * POOLED_INSTANCES)
+        .total_tables(4 * POOLED_INSTANCES);
+    pool
 }
 
 /// Makes the guest of `store` yield to the async runtime at every epoch

@@ -1,0 +1,1017 @@
+//! Load benchmark: small requests per second under `wrk`, `genreg` and real
+//! `spin up` side by side, with the latency and the server CPU each request
+//! costs.
+//!
+//! `genreg up` (the binary built with this bench, embedded S3 server,
+//! SQLite store, temporary data directory) runs as a process of its own.
+//! When `spin` is on `PATH` or at `../shared/bin/spin`, `spin up` serves the
+//! same component from the repository's spin.toml with its default SQLite
+//! store (in a temporary `--state-dir`), the same token secret and the same
+//! embedded S3 server; otherwise the bench says it is skipped.
+//!
+//! On each server: one project, a deploy token with `write_package_registry`
+//! (what CI uses to publish), a package `seeded/1.0.0` holding one 1 KiB
+//! `seed.bin`, then five phases of `wrk -t2 -c16 -d<GENREG_BENCH_SECONDS>s`
+//! (default 10; 1 under `cargo test --benches`), each a Lua script written
+//! to a temporary directory:
+//!
+//! - `health`: `GET /-/health`;
+//! - `download`: `GET` of `seeded/1.0.0/seed.bin` by name (download mode
+//!   `proxy`: the bytes come through the component from S3);
+//! - `publish into a package`: `PUT` of 1 KiB files with unique names into
+//!   `filled/1.0.0` (the package grows through the phase);
+//! - `publish a new version`: `PUT` of one 1 KiB file into a new version of
+//!   `versioned` each time;
+//! - `direct S3 GET` (once, for reference): a presigned `GET` of a 1 KiB
+//!   object straight from the embedded S3 server.
+//!
+//! Every phase must answer only 2xx with no socket error (wrk's
+//! `Non-2xx or 3xx responses` count and its error counts); publishes are
+//! counted afterwards through the Packages API (`X-Total`) and must match
+//! what wrk counted, so an error path cannot pass as throughput. A phase
+//! that fails either check is reported loudly and the bench exits non-zero
+//! after printing its table.
+//!
+//! CPU per request is the utime + stime the server processes spent during
+//! the phase (`/proc/<pid>/stat`), divided by the requests wrk counted:
+//! for `genreg` its one process (registry, wasmtime and S3 server); for
+//! `spin up` every process of its group plus the `genreg` process, which
+//! serves Spin's S3 requests. wrk runs on the same 2 cores as the servers.
+//!
+//! `GENREG_BENCH_BINARY` runs another `genreg` binary instead of the one
+//! built with the bench (an older build, to compare before and after).
+//!
+//! Without `wrk` on `PATH` (Debian: `apt-get install wrk`) the bench says
+//! so and measures nothing.
+//!
+//! ```text
+//! cargo bench -p genreg --bench load 2>/dev/null
+//! GENREG_BENCH_SECONDS=30 cargo bench -p genreg --bench load 2>/dev/null
+//! GENREG_BENCH_BINARY=/tmp/genreg-old cargo bench -p genreg --bench load 2>/dev/null
+//! ```
+
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context as _};
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// wrk's threads and connections.
+const THREADS: usize = 2;
+const CONNECTIONS: usize = 16;
+/// Bytes of every file published and downloaded.
+const FILE_SIZE: usize = 1024;
+/// How long a server may take to answer its first request (the first start
+/// may compile the component).
+const START_AT_MOST: Duration = Duration::from_secs(300);
+/// Where Spin is looked for besides `PATH`, relative to the workspace.
+const SHARED_SPIN: &str = "../shared/bin/spin";
+/// The `source` line of the repository's spin.toml, replaced in the copy.
+const MANIFEST_SOURCE: &str = "source = \"target/wasm32-wasip2/release/generic_registry.wasm\"";
+/// The object the direct S3 phase reads.
+const DIRECT_KEY: &str = "bench/direct-1k.bin";
+/// Targets of issue 10 on `genreg`.
+const DOWNLOAD_RATE_TARGET: f64 = 4000.0;
+const DOWNLOAD_P50_TARGET_MS: f64 = 4.0;
+const PUBLISH_RATE_TARGET: f64 = 2000.0;
+
+/// The packages of the phases; no name is a substring of another, so the
+/// Packages API's `package_name` filter (a substring match) counts one.
+const SEEDED: &str = "seeded";
+const FILLED: &str = "filled";
+const VERSIONED: &str = "versioned";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
+    // this is a quick smoke run of the same code.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let seconds: u64 = env_or("GENREG_BENCH_SECONDS", if bench { 10 } else { 1 }).max(1);
+    let Some(wrk) = find_program("wrk") else {
+        println!("load benchmark skipped: wrk is not on PATH (Debian: apt-get install wrk)");
+        return Ok(());
+    };
+    let load_before = load_average();
+    let temp = tempfile::tempdir()?;
+    let scripts = temp.path().join("scripts");
+    std::fs::create_dir_all(&scripts)?;
+    let wrk = Wrk {
+        program: wrk,
+        scripts,
+        seconds,
+    };
+
+    let genreg = Genreg::start(&temp.path().join("genreg")).await?;
+    let client = reqwest::Client::new();
+    let mut columns = Vec::new();
+
+    eprintln!("genreg: preparing");
+    let server = Server {
+        name: "genreg",
+        url: genreg.url.clone(),
+        admin_token: genreg.admin_token.clone(),
+        pids: Pids::One(genreg.pid),
+        s3_pid: None,
+    };
+    columns.push(measure_server(&client, &wrk, &server).await?);
+
+    let direct = direct_s3_phase(&client, &wrk, &genreg).await?;
+
+    let spin_skipped = match find_spin() {
+        Ok(spin) => {
+            eprintln!("spin up: starting");
+            let spin = SpinProcess::start(&spin, &genreg, &temp.path().join("spin")).await?;
+            let server = Server {
+                name: "spin up",
+                url: spin.url.clone(),
+                admin_token: genreg.admin_token.clone(),
+                pids: Pids::Group(spin.child.id()),
+                s3_pid: Some(genreg.pid),
+            };
+            columns.push(measure_server(&client, &wrk, &server).await?);
+            None
+        }
+        Err(looked) => Some(format!("spin up skipped: spin not found ({looked})")),
+    };
+    let load_after = load_average();
+
+    println!();
+    println!(
+        "genreg load benchmark: wrk -t{THREADS} -c{CONNECTIONS} -d{seconds}s per phase, \
+         {FILE_SIZE}-byte files, download mode proxy, SQLite stores, embedded S3"
+    );
+    println!("load average (1, 5, 15 min): {load_before} before, {load_after} after");
+    print_table(&columns, &direct);
+    if let Some(line) = spin_skipped {
+        println!("{line}");
+    }
+    print_targets(&columns[0]);
+    let failures: Vec<String> = columns
+        .iter()
+        .flat_map(|column| {
+            column.phases.iter().filter_map(move |(name, phase)| {
+                phase
+                    .failure
+                    .as_ref()
+                    .map(|f| format!("{} {name}: {f}", column.server))
+            })
+        })
+        .chain(direct.failure.iter().map(|f| format!("direct S3 GET: {f}")))
+        .collect();
+    if !failures.is_empty() {
+        println!();
+        for failure in &failures {
+            println!("ERROR: {failure}");
+        }
+        bail!(
+            "{} phase(s) had errors: their figures do not count",
+            failures.len()
+        );
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The phases.
+// ---------------------------------------------------------------------------
+
+/// A server under test and the processes whose CPU time is its cost.
+struct Server {
+    name: &'static str,
+    url: String,
+    admin_token: String,
+    pids: Pids,
+    /// The S3 server's process when it is not one of `pids`.
+    s3_pid: Option<u32>,
+}
+
+/// Which processes a server is.
+#[derive(Clone, Copy)]
+enum Pids {
+    One(u32),
+    /// Every process of the group this process leads (`spin up` runs its
+    /// trigger as a child).
+    Group(u32),
+}
+
+impl Server {
+    /// CPU seconds spent so far by the server's processes and its S3 server.
+    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let own = match self.pids {
+            Pids::One(pid) => cpu_seconds(pid)?,
+            Pids::Group(leader) => group_members(leader)
+                .into_iter()
+                .map(|pid| cpu_seconds(pid).unwrap_or(0.0))
+                .sum(),
+        };
+        let s3 = match self.s3_pid {
+            Some(pid) => cpu_seconds(pid)?,
+            None => 0.0,
+        };
+        Ok(own + s3)
+    }
+}
+
+/// What one server measured.
+struct Column {
+    server: &'static str,
+    phases: Vec<(&'static str, Phase)>,
+}
+
+/// One wrk run: its counts and latencies, the server CPU it cost, and why
+/// its figures do not count, if they do not.
+struct Phase {
+    report: WrkReport,
+    cpu_seconds: f64,
+    failure: Option<String>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.report.requests as f64 / self.report.duration.as_secs_f64()
+    }
+
+    fn cpu_ms_per_request(&self) -> f64 {
+        self.cpu_seconds * 1000.0 / self.report.requests.max(1) as f64
+    }
+}
+
+/// The ids and credentials the phases of one server use.
+struct Prepared {
+    project: u64,
+    token: String,
+}
+
+impl Prepared {
+    fn generic_path(&self, package: &str, version: &str, file: &str) -> String {
+        format!(
+            "/api/v4/projects/{}/packages/generic/{package}/{version}/{file}",
+            self.project
+        )
+    }
+}
+
+/// Prepares `server`, then runs its four phases.
+async fn measure_server(
+    client: &reqwest::Client,
+    wrk: &Wrk,
+    server: &Server,
+) -> anyhow::Result<Column> {
+    let prepared = prepare(client, server).await?;
+    let token = prepared.token.as_str();
+    let mut phases = Vec::new();
+
+    eprintln!("{}: health", server.name);
+    let script = format!("wrk.method = \"GET\"\n{}", done_function());
+    let health = run_phase(wrk, server, "health", &script, "/-/health").await?;
+    phases.push(("health", health));
+
+    eprintln!("{}: download", server.name);
+    let script = format!(
+        "wrk.method = \"GET\"\nwrk.headers[\"PRIVATE-TOKEN\"] = {}\n{}",
+        lua_string(token),
+        done_function()
+    );
+    let seed = prepared.generic_path(SEEDED, "1.0.0", "seed.bin");
+    let download = run_phase(wrk, server, "download", &script, &seed).await?;
+    phases.push(("download", download));
+
+    eprintln!("{}: publish into a package", server.name);
+    let prefix = prepared.generic_path(FILLED, "1.0.0", "f");
+    let script = publish_script(
+        token,
+        &format!("{prefix}\" .. thread_id .. \"-\" .. n .. \".bin"),
+    );
+    let mut into_package = run_phase(wrk, server, "publish-file", &script, &prefix).await?;
+    let stored = count_files(client, server, &prepared, FILLED, "1.0.0").await?;
+    check_stored(&mut into_package, stored);
+    phases.push(("publish into a package", into_package));
+
+    eprintln!("{}: publish a new version", server.name);
+    let prefix = prepared.generic_path(VERSIONED, "2.", "");
+    let versioned = format!(
+        "/api/v4/projects/{}/packages/generic/{VERSIONED}/2.\" .. thread_id .. \".\" .. n .. \"/f.bin",
+        prepared.project
+    );
+    let script = publish_script(token, &versioned);
+    let mut new_versions = run_phase(wrk, server, "publish-version", &script, &prefix).await?;
+    let stored = count_packages(client, server, &prepared, VERSIONED).await?;
+    check_stored(&mut new_versions, stored);
+    phases.push(("publish a new version", new_versions));
+
+    Ok(Column {
+        server: server.name,
+        phases,
+    })
+}
+
+/// A project, a deploy token that may publish into it, and `seed.bin`.
+async fn prepare(client: &reqwest::Client, server: &Server) -> anyhow::Result<Prepared> {
+    let project: serde_json::Value = client
+        .post(format!("{}/api/v4/projects", server.url))
+        .header("PRIVATE-TOKEN", &server.admin_token)
+        .json(&serde_json::json!({ "path": "load", "namespace_path": "bench" }))
+        .send()
+        .await?
+        .error_for_status()
+        .context("creating the project")?
+        .json()
+        .await?;
+    let project = project["id"].as_u64().context("project id")?;
+    let deploy_token: serde_json::Value = client
+        .post(format!(
+            "{}/api/v4/projects/{project}/deploy_tokens",
+            server.url
+        ))
+        .header("PRIVATE-TOKEN", &server.admin_token)
+        .json(&serde_json::json!({
+            "name": "load", "scopes": ["read_package_registry", "write_package_registry"]
+        }))
+        .send()
+        .await?
+        .error_for_status()
+        .context("creating the deploy token")?
+        .json()
+        .await?;
+    let prepared = Prepared {
+        project,
+        token: deploy_token["token"]
+            .as_str()
+            .context("the deploy token")?
+            .to_string(),
+    };
+    let seed = prepared.generic_path(SEEDED, "1.0.0", "seed.bin");
+    client
+        .put(format!("{}{seed}", server.url))
+        .header("PRIVATE-TOKEN", &prepared.token)
+        .body(vec![b'x'; FILE_SIZE])
+        .send()
+        .await?
+        .error_for_status()
+        .context("publishing seed.bin")?;
+    let downloaded = client
+        .get(format!("{}{seed}", server.url))
+        .header("PRIVATE-TOKEN", &prepared.token)
+        .send()
+        .await?
+        .error_for_status()
+        .context("downloading seed.bin")?
+        .bytes()
+        .await?;
+    ensure!(downloaded.len() == FILE_SIZE, "seed.bin came back short");
+    Ok(prepared)
+}
+
+/// A `PUT` of 1 KiB per request to the path the Lua expression `path`
+/// builds from `thread_id` (0, 1, ... per wrk thread) and `n` (the
+/// thread's request count), so every request names a new file.
+fn publish_script(token: &str, path: &str) -> String {
+    format!(
+        r#"wrk.method = "PUT"
+wrk.headers["PRIVATE-TOKEN"] = {token}
+wrk.body = string.rep("x", {FILE_SIZE})
+
+local next_thread = 0
+function setup(thread)
+  thread:set("thread_id", next_thread)
+  next_thread = next_thread + 1
+end
+
+n = 0
+function request()
+  n = n + 1
+  return wrk.format(nil, "{path}")
+end
+{done}"#,
+        token = lua_string(token),
+        done = done_function()
+    )
+}
+
+/// wrk's `done` hook: one machine-readable line with the counts and the
+/// latency quantiles (microseconds).
+fn done_function() -> &'static str {
+    r#"
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "GENREG_WRK requests=%d duration_us=%d p50_us=%d p99_us=%d status=%d connect=%d read=%d write=%d timeout=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect, e.read, e.write, e.timeout))
+end
+"#
+}
+
+/// A Lua string literal of `text`.
+fn lua_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Runs one wrk phase against `server` at `path`, measuring its CPU.
+async fn run_phase(
+    wrk: &Wrk,
+    server: &Server,
+    name: &str,
+    script: &str,
+    path: &str,
+) -> anyhow::Result<Phase> {
+    let script_path = wrk
+        .scripts
+        .join(format!("{}-{name}.lua", server.name.replace(' ', "-")));
+    std::fs::write(&script_path, script)?;
+    let before = server.cpu_seconds()?;
+    let report = wrk
+        .run(&script_path, &format!("{}{path}", server.url))
+        .await?;
+    let cpu_seconds = server.cpu_seconds()? - before;
+    let failure = report.errors();
+    Ok(Phase {
+        report,
+        cpu_seconds,
+        failure,
+    })
+}
+
+/// Fails `phase` unless the server stored what wrk says was published: at
+/// least the requests wrk counted (all answered 2xx), and at most those
+/// plus the ones still in flight when wrk stopped.
+fn check_stored(phase: &mut Phase, stored: u64) {
+    let counted = phase.report.requests;
+    let at_most = counted + CONNECTIONS as u64;
+    if phase.failure.is_none() && !(counted..=at_most).contains(&stored) {
+        phase.failure = Some(format!(
+            "wrk counted {counted} publishes answered 2xx, the registry holds {stored}"
+        ));
+    }
+    eprintln!("  {stored} stored, {counted} counted by wrk");
+}
+
+/// The files of package `name`/`version`, by the Packages API.
+async fn count_files(
+    client: &reqwest::Client,
+    server: &Server,
+    prepared: &Prepared,
+    name: &str,
+    version: &str,
+) -> anyhow::Result<u64> {
+    let packages: serde_json::Value = client
+        .get(format!(
+            "{}/api/v4/projects/{}/packages",
+            server.url, prepared.project
+        ))
+        .query(&[("package_name", name), ("package_version", version)])
+        .header("PRIVATE-TOKEN", &prepared.token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let Some(package) = packages.as_array().and_then(|all| all.first()) else {
+        return Ok(0);
+    };
+    let id = package["id"].as_u64().context("package id")?;
+    let url = format!(
+        "{}/api/v4/projects/{}/packages/{id}/package_files?per_page=1",
+        server.url, prepared.project
+    );
+    x_total(client, &url, &prepared.token).await
+}
+
+/// The packages whose name contains `name`, by the Packages API.
+async fn count_packages(
+    client: &reqwest::Client,
+    server: &Server,
+    prepared: &Prepared,
+    name: &str,
+) -> anyhow::Result<u64> {
+    let url = format!(
+        "{}/api/v4/projects/{}/packages?per_page=1&package_name={name}",
+        server.url, prepared.project
+    );
+    x_total(client, &url, &prepared.token).await
+}
+
+/// The `X-Total` header of a listing.
+async fn x_total(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<u64> {
+    let response = client
+        .get(url)
+        .header("PRIVATE-TOKEN", token)
+        .send()
+        .await?
+        .error_for_status()?;
+    response
+        .headers()
+        .get("x-total")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("{url}: no X-Total"))
+}
+
+/// A presigned `GET` of a 1 KiB object from the embedded S3 server, with
+/// the `genreg` process's CPU (it is the S3 server).
+async fn direct_s3_phase(
+    client: &reqwest::Client,
+    wrk: &Wrk,
+    genreg: &Genreg,
+) -> anyhow::Result<Phase> {
+    eprintln!("direct S3 GET");
+    let credentials = genreg::data_dir::s3_credentials(&genreg.data)?;
+    let bucket = Bucket::new(
+        genreg.s3_endpoint.parse()?,
+        UrlStyle::Path,
+        "genreg",
+        "us-east-1",
+    )?;
+    let credentials = Credentials::new(credentials.access_key_id, credentials.secret_access_key);
+    let signed_for = Duration::from_secs(3600);
+    let put = bucket
+        .put_object(Some(&credentials), DIRECT_KEY)
+        .sign(signed_for);
+    client
+        .put(put)
+        .body(vec![b'x'; FILE_SIZE])
+        .send()
+        .await?
+        .error_for_status()
+        .context("putting the direct S3 object")?;
+    let get = bucket
+        .get_object(Some(&credentials), DIRECT_KEY)
+        .sign(signed_for);
+    let server = Server {
+        name: "S3",
+        url: String::new(),
+        admin_token: String::new(),
+        pids: Pids::One(genreg.pid),
+        s3_pid: None,
+    };
+    let script = format!("wrk.method = \"GET\"\n{}", done_function());
+    run_phase(wrk, &server, "direct", &script, get.as_str()).await
+}
+
+// ---------------------------------------------------------------------------
+// wrk.
+// ---------------------------------------------------------------------------
+
+struct Wrk {
+    program: PathBuf,
+    scripts: PathBuf,
+    seconds: u64,
+}
+
+/// What wrk reported for one run.
+struct WrkReport {
+    requests: u64,
+    duration: Duration,
+    p50: Duration,
+    p99: Duration,
+    /// Responses with a status of 400 or more.
+    non_2xx: u64,
+    /// connect, read, write and timeout errors.
+    socket_errors: [u64; 4],
+}
+
+impl Wrk {
+    /// Runs `script` against `url` for the configured time.
+    async fn run(&self, script: &Path, url: &str) -> anyhow::Result<WrkReport> {
+        let output = Command::new(&self.program)
+            .arg(format!("-t{THREADS}"))
+            .arg(format!("-c{CONNECTIONS}"))
+            .arg(format!("-d{}s", self.seconds))
+            .arg("-s")
+            .arg(script)
+            .arg(url)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running wrk")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        ensure!(
+            output.status.success(),
+            "wrk failed ({}): {stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        WrkReport::parse(&stdout).with_context(|| format!("wrk's output:\n{stdout}"))
+    }
+}
+
+impl WrkReport {
+    /// Reads the `done` hook's line, and cross-checks wrk's own
+    /// `Non-2xx or 3xx responses` line.
+    fn parse(stdout: &str) -> anyhow::Result<WrkReport> {
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("GENREG_WRK "))
+            .context("no GENREG_WRK line")?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            line.split_whitespace()
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                .with_context(|| format!("no {name}"))?
+                .parse()
+                .with_context(|| format!("{name} is not a number"))
+        };
+        let non_2xx_line: u64 = stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+            .map_or(Ok(0), |n| n.trim().parse())?;
+        let report = WrkReport {
+            requests: field("requests")?,
+            duration: Duration::from_micros(field("duration_us")?),
+            p50: Duration::from_micros(field("p50_us")?),
+            p99: Duration::from_micros(field("p99_us")?),
+            non_2xx: field("status")?.max(non_2xx_line),
+            socket_errors: [
+                field("connect")?,
+                field("read")?,
+                field("write")?,
+                field("timeout")?,
+            ],
+        };
+        Ok(report)
+    }
+
+    /// Why the run does not count, if it does not.
+    fn errors(&self) -> Option<String> {
+        let [connect, read, write, timeout] = self.socket_errors;
+        if self.requests == 0 {
+            return Some("no request was answered".into());
+        }
+        if self.non_2xx > 0 || connect + read + write + timeout > 0 {
+            return Some(format!(
+                "{} non-2xx responses; socket errors: connect {connect}, read {read}, \
+                 write {write}, timeout {timeout}",
+                self.non_2xx
+            ));
+        }
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The report.
+// ---------------------------------------------------------------------------
+
+fn print_table(columns: &[Column], direct: &Phase) {
+    println!(
+        "{:<10}{:<26}{:>11}{:>9}{:>9}{:>14}",
+        "server", "phase", "requests/s", "p50 ms", "p99 ms", "CPU ms/req"
+    );
+    for column in columns {
+        for (name, phase) in &column.phases {
+            print_row(column.server, name, phase);
+        }
+    }
+    print_row("S3", "direct S3 GET (reference)", direct);
+    println!(
+        "(CPU ms/req: utime + stime of the server's processes per request; for spin up \
+         its processes plus the genreg process serving its S3 requests)"
+    );
+}
+
+fn print_row(server: &str, name: &str, phase: &Phase) {
+    let flag = if phase.failure.is_some() {
+        "  ERRORS"
+    } else {
+        ""
+    };
+    println!(
+        "{server:<10}{name:<26}{:>11.0}{:>9.2}{:>9.2}{:>14.3}{flag}",
+        phase.rate(),
+        ms(phase.report.p50),
+        ms(phase.report.p99),
+        phase.cpu_ms_per_request(),
+    );
+}
+
+/// The issue's targets for `genreg` against the first column.
+fn print_targets(genreg: &Column) {
+    let phase = |wanted: &str| {
+        genreg
+            .phases
+            .iter()
+            .find(|(name, _)| *name == wanted)
+            .map(|(_, phase)| phase)
+    };
+    println!();
+    println!("{:<40}{:>12}{:>12}", "genreg target", "measured", "target");
+    if let Some(download) = phase("download") {
+        target_row(
+            "download requests/s",
+            download.rate(),
+            DOWNLOAD_RATE_TARGET,
+            true,
+        );
+        target_row(
+            "download p50 ms",
+            ms(download.report.p50),
+            DOWNLOAD_P50_TARGET_MS,
+            false,
+        );
+    }
+    for name in ["publish into a package", "publish a new version"] {
+        if let Some(publish) = phase(name) {
+            target_row(
+                &format!("{name} requests/s"),
+                publish.rate(),
+                PUBLISH_RATE_TARGET,
+                true,
+            );
+        }
+    }
+}
+
+fn target_row(name: &str, measured: f64, target: f64, at_least: bool) {
+    let (sign, ok) = if at_least {
+        (">=", measured >= target)
+    } else {
+        ("<=", measured <= target)
+    };
+    println!(
+        "{name:<40}{measured:>12.1}{:>12}  {}",
+        format!("{sign} {target}"),
+        if ok { "PASS" } else { "MISS" }
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The servers.
+// ---------------------------------------------------------------------------
+
+/// A running `genreg up`, killed when dropped.
+struct Genreg {
+    _child: Child,
+    pid: u32,
+    url: String,
+    s3_endpoint: String,
+    admin_token: String,
+    data: PathBuf,
+}
+
+impl Genreg {
+    async fn start(data: &Path) -> anyhow::Result<Genreg> {
+        std::fs::create_dir_all(data)?;
+        let log = data.with_extension("log");
+        let program = std::env::var_os("GENREG_BENCH_BINARY").map_or_else(
+            || PathBuf::from(env!("CARGO_BIN_EXE_genreg")),
+            PathBuf::from,
+        );
+        let mut child = Command::new(&program)
+            .arg("up")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--download-mode", "proxy"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log)?)
+            .kill_on_drop(true)
+            .spawn()
+            .context("genreg up")?;
+        let pid = child.id().context("genreg pid")?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let (mut url, mut s3_endpoint, mut admin_token) = (None, None, None);
+        let started = tokio::time::timeout(START_AT_MOST, async {
+            while let Some(line) = lines.next_line().await.ok().flatten() {
+                if let Some(rest) = line.strip_prefix("genreg serving on ") {
+                    url = Some(rest.trim().to_string());
+                } else if let Some(rest) = line.strip_prefix("S3 endpoint: ") {
+                    s3_endpoint = rest.split_whitespace().next().map(str::to_string);
+                } else if let Some(rest) = line.strip_prefix("admin token: ") {
+                    admin_token = Some(rest.trim().to_string());
+                    return;
+                }
+            }
+        })
+        .await;
+        if started.is_err() || admin_token.is_none() {
+            bail!(
+                "genreg up did not start; its log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        // Keep reading so that the pipe never fills.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Genreg {
+            _child: child,
+            pid,
+            url: url.context("genreg printed no URL")?,
+            s3_endpoint: s3_endpoint.context("genreg printed no S3 endpoint")?,
+            admin_token: admin_token.unwrap_or_default(),
+            data: data.to_path_buf(),
+        })
+    }
+}
+
+/// A `spin up` of the repository's spin.toml with its default store, on
+/// `genreg`'s S3 server and token secret; killed (with the trigger process
+/// it starts) on drop.
+struct SpinProcess {
+    url: String,
+    child: std::process::Child,
+}
+
+impl SpinProcess {
+    async fn start(spin: &Path, genreg: &Genreg, dir: &Path) -> anyhow::Result<SpinProcess> {
+        std::fs::create_dir_all(dir)?;
+        let manifest = write_manifest(dir)?;
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        let mut command = std::process::Command::new(spin);
+        command
+            .arg("up")
+            .arg("--from")
+            .arg(&manifest)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--listen")
+            .arg(listen.to_string())
+            .current_dir(dir);
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("SPIN_") || name == "RUNTIME_CONFIG_FILE" {
+                command.env_remove(&*name);
+            }
+        }
+        let credentials = genreg::data_dir::s3_credentials(&genreg.data)?;
+        let token_secret = genreg::data_dir::existing_token_secret(&genreg.data)?;
+        for (name, value) in [
+            ("S3_ENDPOINT", genreg.s3_endpoint.as_str()),
+            ("S3_BUCKET", "genreg"),
+            ("S3_REGION", "us-east-1"),
+            ("S3_ACCESS_KEY_ID", credentials.access_key_id.as_str()),
+            (
+                "S3_SECRET_ACCESS_KEY",
+                credentials.secret_access_key.as_str(),
+            ),
+            ("TOKEN_SECRET", token_secret.trim()),
+            ("DOWNLOAD_MODE", "proxy"),
+        ] {
+            command.env(format!("SPIN_VARIABLE_{name}"), value);
+        }
+        // Its own process group: `spin up` runs the trigger as a child
+        // process, which killing `spin up` alone would leave running.
+        let child = command
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("spin.stdout"))?)
+            .stderr(std::fs::File::create(dir.join("spin.stderr"))?)
+            .spawn()
+            .context("starting spin up")?;
+        let mut process = SpinProcess {
+            url: format!("http://{listen}"),
+            child,
+        };
+        process.wait_until_ready(dir).await?;
+        Ok(process)
+    }
+
+    /// Polls until Spin answers its health check.
+    async fn wait_until_ready(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let probe = format!("{}/-/health", self.url);
+        loop {
+            if let Ok(response) = client.get(&probe).send().await {
+                if response.status().is_success() {
+                    return Ok(());
+                }
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("spin up exited ({status}), see {}", dir.display());
+            }
+            ensure!(
+                started.elapsed() < START_AT_MOST,
+                "spin up did not answer within {START_AT_MOST:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for SpinProcess {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `spin` on `PATH`, else `../shared/bin/spin`; `Err` says where it was
+/// looked for.
+fn find_spin() -> Result<PathBuf, String> {
+    let shared = workspace().join(SHARED_SPIN);
+    find_program("spin")
+        .or_else(|| shared.is_file().then_some(shared.clone()))
+        .ok_or_else(|| format!("not on PATH, not at {}", shared.display()))
+}
+
+/// `name` on `PATH`.
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// Copies the repository's spin.toml into `dir`, its `source` pointing at
+/// the component host/build.rs built.
+fn write_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
+    let original = std::fs::read_to_string(workspace().join("spin.toml"))?;
+    ensure!(
+        original.contains(MANIFEST_SOURCE),
+        "spin.toml no longer says {MANIFEST_SOURCE}: update benches/load.rs"
+    );
+    let component = genreg::component_path().display().to_string();
+    let manifest = original.replace(MANIFEST_SOURCE, &format!("source = {component:?}"));
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, manifest)?;
+    Ok(path)
+}
+
+// ---------------------------------------------------------------------------
+// /proc.
+// ---------------------------------------------------------------------------
+
+/// The fields of `/proc/<pid>/stat` after the command name (which is in
+/// parentheses and may hold spaces); field 3 (state) comes first.
+fn stat_fields(pid: u32) -> anyhow::Result<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').context("/proc stat")?.1;
+    Ok(after_name.split_whitespace().map(str::to_string).collect())
+}
+
+/// `field` (numbered as in proc(5)) of process `pid`.
+fn stat_field(fields: &[String], field: usize) -> anyhow::Result<u64> {
+    Ok(fields.get(field - 3).context("/proc stat field")?.parse()?)
+}
+
+/// utime + stime of process `pid` (all its threads), in seconds.
+fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let fields = stat_fields(pid)?;
+    let ticks = stat_field(&fields, 14)? + stat_field(&fields, 15)?;
+    Ok(ticks as f64 / clock_ticks_per_second())
+}
+
+/// The processes whose process group is `leader`.
+fn group_members(leader: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![leader];
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            stat_fields(pid)
+                .and_then(|fields| stat_field(&fields, 5))
+                .is_ok_and(|group| group == u64::from(leader))
+        })
+        .collect()
+}
+
+/// `getconf CLK_TCK`: the unit of /proc's CPU times (100 on Linux).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok())
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value} is not a valid number")),
+        Err(_) => default,
+    }
+}
