@@ -113,7 +113,12 @@ impl GuestHandler {
             imports,
             local_authority: local_addr.to_string(),
             limits,
-            instances: Arc::new(Semaphore::new(limits.max_instances)),
+            // The instance pool is the hard cap: past it, a request waits
+            // for a slot (and gets 503 after the wait) rather than failing
+            // to instantiate.
+            instances: Arc::new(Semaphore::new(
+                limits.max_instances.min(runtime::POOLED_INSTANCES as usize),
+            )),
         }
     }
 

@@ -120,8 +120,8 @@ pub fn engine() -> &'static Engine {
 
 /// Instances running at once across every registry of the process, at most.
 /// A request beyond fails to instantiate (500); each registry admits
-/// `max_instances` (64 by default) at a time, well under this.
-const POOLED_INSTANCES: u32 = 1000;
+/// `max_instances` (64 by default, never more than this) at a time.
+pub const POOLED_INSTANCES: u32 = 1000;
 
 /// The pooling allocator's slots, as Spin uses it: each instance takes a
 /// pre-reserved slot for its memories, tables, core instances and async
