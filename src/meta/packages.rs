@@ -313,9 +313,13 @@ fn commit_file_as<K: KeyValue>(
                     (package, true)
                 }
             };
-            if newest_file(kv, &package, &file.file_name)?.is_some()
-                && !allows_duplicates(kv, commit, &mut duplicates_allowed)?
-            {
+            if is_refused_duplicate(
+                kv,
+                commit,
+                &package,
+                &file.file_name,
+                &mut duplicates_allowed,
+            )? {
                 return Err(MetaError::Duplicate);
             }
             if let Some(status) = commit.status {
@@ -347,6 +351,28 @@ fn commit_file_as<K: KeyValue>(
         confirm_entry(kv, &package)?;
     }
     Ok((package, file))
+}
+
+/// Whether the package already holds a file of this name and the namespace
+/// refuses duplicates. The record's own files are checked first; the
+/// segments (one read per [`TAIL_FILES`] older files) only when the
+/// namespace refuses duplicates, which it rarely does, so a publish into a
+/// large package costs no more reads than into a small one.
+fn is_refused_duplicate<K: KeyValue>(
+    kv: &K,
+    commit: &Commit,
+    package: &Package,
+    file_name: &str,
+    duplicates_allowed: &mut Option<bool>,
+) -> Result<bool, MetaError> {
+    let held = if package.newest_file(file_name).is_some() {
+        true
+    } else if package.segments.is_empty() || allows_duplicates(kv, commit, duplicates_allowed)? {
+        return Ok(false);
+    } else {
+        newest_file(kv, package, file_name)?.is_some()
+    };
+    Ok(held && !allows_duplicates(kv, commit, duplicates_allowed)?)
 }
 
 /// Whether the namespace lets this package hold several files of one name,

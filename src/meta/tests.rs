@@ -751,3 +751,33 @@ fn a_retry_finds_its_file_after_another_publish_sealed_it() {
     assert_eq!(all.len(), packages::TAIL_FILES);
     assert_eq!(all.iter().filter(|f| f.id == ours.id).count(), 1);
 }
+
+#[test]
+fn sealed_files_are_read_for_duplicates_only_when_the_namespace_refuses_them() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let mut package = None;
+    for i in 0..packages::TAIL_FILES {
+        let name = format!("f{i}.bin");
+        package = Some(
+            commit_file(&kv, &commit(&project), file(&name, "x"))
+                .unwrap()
+                .0,
+        );
+    }
+    let package = package.unwrap();
+    let segment_key = keys::package_segment(package.id, &package.segments[0].digest);
+    let segment = kv.get(&segment_key).unwrap().unwrap();
+
+    // Duplicates allowed (the default): the segment is not read at all,
+    // so a publish works even with it gone.
+    kv.delete(&segment_key).unwrap();
+    commit_file(&kv, &commit(&project), file("f0.bin", "again")).unwrap();
+    kv.set(&segment_key, &segment).unwrap();
+
+    // Refused: a name only the segment holds is found there.
+    forbid_duplicates(&kv, &project);
+    let err = commit_file(&kv, &commit(&project), file("f1.bin", "again")).unwrap_err();
+    assert!(matches!(err, MetaError::Duplicate));
+    commit_file(&kv, &commit(&project), file("new.bin", "x")).unwrap();
+}
