@@ -42,6 +42,9 @@
 //! every error value wasmtime makes (some on every request) captures a
 //! backtrace, which costs a few percent of a download.
 //!
+//! `GENREG_BENCH_BASELINE=<component.wasm>` adds a `spin up` serving that
+//! component (an earlier build), so a change is measured against what it
+//! replaces in the same run.
 //! `GENREG_BENCH_BINARY` runs another `genreg` binary instead of the one
 //! built with the bench (an older build, to compare before and after).
 //!
@@ -130,18 +133,25 @@ async fn main() -> anyhow::Result<()> {
 
     let direct = direct_s3_phase(&client, &wrk, &genreg).await?;
 
+    let mut spin_components = vec![("spin up", genreg::component_path())];
+    if let Some(baseline) = std::env::var_os("GENREG_BENCH_BASELINE") {
+        spin_components.push(("spin up, baseline", PathBuf::from(baseline)));
+    }
     let spin_skipped = match find_spin() {
         Ok(spin) => {
-            eprintln!("spin up: starting");
-            let spin = SpinProcess::start(&spin, &genreg, &temp.path().join("spin")).await?;
-            let server = Server {
-                name: "spin up",
-                url: spin.url.clone(),
-                admin_token: genreg.admin_token.clone(),
-                pids: Pids::Group(spin.child.id()),
-                s3_pid: Some(genreg.pid),
-            };
-            columns.push(measure_server(&client, &wrk, &server).await?);
+            for (name, component) in spin_components {
+                eprintln!("{name}: starting");
+                let dir = temp.path().join(name.replace([' ', ','], "-"));
+                let spin = SpinProcess::start(&spin, &genreg, &dir, &component).await?;
+                let server = Server {
+                    name,
+                    url: spin.url.clone(),
+                    admin_token: genreg.admin_token.clone(),
+                    pids: Pids::Group(spin.child.id()),
+                    s3_pid: Some(genreg.pid),
+                };
+                columns.push(measure_server(&client, &wrk, &server).await?);
+            }
             None
         }
         Err(looked) => Some(format!("spin up skipped: spin not found ({looked})")),
@@ -667,7 +677,7 @@ impl WrkReport {
 
 fn print_table(columns: &[Column], direct: &Phase) {
     println!(
-        "{:<10}{:<26}{:>11}{:>9}{:>9}{:>14}",
+        "{:<19}{:<26}{:>11}{:>9}{:>9}{:>14}",
         "server", "phase", "requests/s", "p50 ms", "p99 ms", "CPU ms/req"
     );
     for column in columns {
@@ -689,7 +699,7 @@ fn print_row(server: &str, name: &str, phase: &Phase) {
         ""
     };
     println!(
-        "{server:<10}{name:<26}{:>11.0}{:>9.2}{:>9.2}{:>14.3}{flag}",
+        "{server:<19}{name:<26}{:>11.0}{:>9.2}{:>9.2}{:>14.3}{flag}",
         phase.rate(),
         ms(phase.report.p50),
         ms(phase.report.p99),
@@ -826,9 +836,14 @@ struct SpinProcess {
 }
 
 impl SpinProcess {
-    async fn start(spin: &Path, genreg: &Genreg, dir: &Path) -> anyhow::Result<SpinProcess> {
+    async fn start(
+        spin: &Path,
+        genreg: &Genreg,
+        dir: &Path,
+        component: &Path,
+    ) -> anyhow::Result<SpinProcess> {
         std::fs::create_dir_all(dir)?;
-        let manifest = write_manifest(dir)?;
+        let manifest = write_manifest(dir, component)?;
         let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let mut command = std::process::Command::new(spin);
         command
@@ -941,14 +956,14 @@ fn workspace() -> PathBuf {
 }
 
 /// Copies the repository's spin.toml into `dir`, its `source` pointing at
-/// the component host/build.rs built.
-fn write_manifest(dir: &Path) -> anyhow::Result<PathBuf> {
+/// `component`.
+fn write_manifest(dir: &Path, component: &Path) -> anyhow::Result<PathBuf> {
     let original = std::fs::read_to_string(workspace().join("spin.toml"))?;
     ensure!(
         original.contains(MANIFEST_SOURCE),
         "spin.toml no longer says {MANIFEST_SOURCE}: update benches/load.rs"
     );
-    let component = genreg::component_path().display().to_string();
+    let component = component.display().to_string();
     let manifest = original.replace(MANIFEST_SOURCE, &format!("source = {component:?}"));
     let path = dir.join("spin.toml");
     std::fs::write(&path, manifest)?;
