@@ -251,13 +251,9 @@ fn apply_cleanup_policy<K: KeyValue>(
     let pruned = meta::cleanup::policy(ctx.kv, project.id).and_then(|policy| {
         match policy.keep_n_duplicated_package_files.limit() {
             None => Ok(Vec::new()),
-            Some(keep) => meta::prune_files(
-                ctx.kv,
-                package,
-                &file.file_name,
-                keep,
-                ctx.now_millis(),
-            ),
+            Some(keep) => {
+                meta::prune_files(ctx.kv, package, &file.file_name, keep, ctx.now_millis())
+            }
         }
     });
     match pruned {
