@@ -35,6 +35,8 @@
 
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
+#[path = "support/spin_manifest.rs"]
+mod spin_manifest;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use reqwest::StatusCode;
 
 use redis_server::RedisServer;
+use spin_manifest::{workspace, write_spin_manifest};
 
 /// Requests in flight at once.
 const IN_FLIGHT: usize = 16;
@@ -59,8 +62,6 @@ const BUSY_RETRIES: usize = 30;
 const SPIN_READY_TIMEOUT: Duration = Duration::from_secs(300);
 /// Where Spin is looked for besides `PATH`, relative to the workspace.
 const SHARED_SPIN: &str = "../shared/bin/spin";
-/// The `source` line of the repository's spin.toml, replaced in the copy.
-const MANIFEST_SOURCE: &str = "source = \"target/wasm32-wasip2/release/generic_registry.wasm\"";
 
 #[derive(Clone, Copy, PartialEq)]
 enum Host {
@@ -513,7 +514,7 @@ struct SpinProcess {
 impl SpinProcess {
     async fn start(spin: &Path, shared: &Shared<'_>) -> anyhow::Result<SpinProcess> {
         let dir = tempfile::tempdir()?;
-        let manifest = write_manifest(dir.path(), &shared.component)?;
+        let manifest = write_spin_manifest(dir.path(), &shared.component)?;
         let listen = free_loopback_address()?;
         let mut command = Command::new(spin);
         command
@@ -616,28 +617,6 @@ fn find_spin() -> Result<PathBuf, String> {
     on_path
         .or_else(|| shared.is_file().then_some(shared.clone()))
         .ok_or_else(|| format!("not on PATH, not at {}", shared.display()))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
-}
-
-/// Copies the repository's spin.toml into `dir`, its `source` pointing at
-/// the component host/build.rs built.
-fn write_manifest(dir: &Path, component: &Path) -> anyhow::Result<PathBuf> {
-    let original = std::fs::read_to_string(workspace().join("spin.toml"))?;
-    ensure!(
-        original.contains(MANIFEST_SOURCE),
-        "spin.toml no longer says {MANIFEST_SOURCE}: update benches/instances.rs"
-    );
-    let component = component.display().to_string();
-    let manifest = original.replace(MANIFEST_SOURCE, &format!("source = {component:?}"));
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, manifest)?;
-    Ok(path)
 }
 
 fn free_loopback_address() -> anyhow::Result<String> {

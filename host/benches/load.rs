@@ -64,8 +64,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context as _};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// wrk's threads and connections.
 const THREADS: usize = 2;
@@ -77,8 +76,6 @@ const FILE_SIZE: usize = 1024;
 const START_AT_MOST: Duration = Duration::from_secs(300);
 /// Where Spin is looked for besides `PATH`, relative to the workspace.
 const SHARED_SPIN: &str = "../shared/bin/spin";
-/// The `source` line of the repository's spin.toml, replaced in the copy.
-const MANIFEST_SOURCE: &str = "source = \"target/wasm32-wasip2/release/generic_registry.wasm\"";
 /// The object the direct S3 phase reads.
 const DIRECT_KEY: &str = "bench/direct-1k.bin";
 /// A request wrk waits for longer than this counts as a socket error (its
@@ -96,6 +93,14 @@ const PUBLISH_RATE_TARGET: f64 = 2000.0;
 const SEEDED: &str = "seeded";
 const FILLED: &str = "filled";
 const VERSIONED: &str = "versioned";
+
+#[path = "support/genreg_up.rs"]
+mod genreg_up;
+#[path = "support/spin_manifest.rs"]
+mod spin_manifest;
+
+use genreg_up::GenregUp;
+use spin_manifest::{workspace, write_spin_manifest};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -117,7 +122,8 @@ async fn main() -> anyhow::Result<()> {
         seconds,
     };
 
-    let genreg = Genreg::start(&temp.path().join("genreg")).await?;
+    let program = GenregUp::program("GENREG_BENCH_BINARY");
+    let genreg = GenregUp::start(&program, &temp.path().join("genreg"), "proxy").await?;
     let client = reqwest::Client::new();
     let mut columns = Vec::new();
 
@@ -535,7 +541,7 @@ async fn x_total(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Re
 async fn direct_s3_phase(
     client: &reqwest::Client,
     wrk: &Wrk,
-    genreg: &Genreg,
+    genreg: &GenregUp,
 ) -> anyhow::Result<Phase> {
     eprintln!("direct S3 GET");
     let credentials = genreg::data_dir::s3_credentials(&genreg.data)?;
@@ -761,72 +767,6 @@ fn target_row(name: &str, measured: f64, target: f64, at_least: bool) {
 // The servers.
 // ---------------------------------------------------------------------------
 
-/// A running `genreg up`, killed when dropped.
-struct Genreg {
-    _child: Child,
-    pid: u32,
-    url: String,
-    s3_endpoint: String,
-    admin_token: String,
-    data: PathBuf,
-}
-
-impl Genreg {
-    async fn start(data: &Path) -> anyhow::Result<Genreg> {
-        std::fs::create_dir_all(data)?;
-        let log = data.with_extension("log");
-        let program = std::env::var_os("GENREG_BENCH_BINARY").map_or_else(
-            || PathBuf::from(env!("CARGO_BIN_EXE_genreg")),
-            PathBuf::from,
-        );
-        let mut child = Command::new(&program)
-            .env_remove("RUST_BACKTRACE")
-            .env_remove("RUST_LIB_BACKTRACE")
-            .arg("up")
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--download-mode", "proxy"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log)?)
-            .kill_on_drop(true)
-            .spawn()
-            .context("genreg up")?;
-        let pid = child.id().context("genreg pid")?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let (mut url, mut s3_endpoint, mut admin_token) = (None, None, None);
-        let started = tokio::time::timeout(START_AT_MOST, async {
-            while let Some(line) = lines.next_line().await.ok().flatten() {
-                if let Some(rest) = line.strip_prefix("genreg serving on ") {
-                    url = Some(rest.trim().to_string());
-                } else if let Some(rest) = line.strip_prefix("S3 endpoint: ") {
-                    s3_endpoint = rest.split_whitespace().next().map(str::to_string);
-                } else if let Some(rest) = line.strip_prefix("admin token: ") {
-                    admin_token = Some(rest.trim().to_string());
-                    return;
-                }
-            }
-        })
-        .await;
-        if started.is_err() || admin_token.is_none() {
-            bail!(
-                "genreg up did not start; its log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        // Keep reading so that the pipe never fills.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Genreg {
-            _child: child,
-            pid,
-            url: url.context("genreg printed no URL")?,
-            s3_endpoint: s3_endpoint.context("genreg printed no S3 endpoint")?,
-            admin_token: admin_token.unwrap_or_default(),
-            data: data.to_path_buf(),
-        })
-    }
-}
-
 /// A `spin up` of the repository's spin.toml with its default store, on
 /// `genreg`'s S3 server and token secret; killed (with the trigger process
 /// it starts) on drop.
@@ -838,12 +778,12 @@ struct SpinProcess {
 impl SpinProcess {
     async fn start(
         spin: &Path,
-        genreg: &Genreg,
+        genreg: &GenregUp,
         dir: &Path,
         component: &Path,
     ) -> anyhow::Result<SpinProcess> {
         std::fs::create_dir_all(dir)?;
-        let manifest = write_manifest(dir, component)?;
+        let manifest = write_spin_manifest(dir, component)?;
         let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let mut command = std::process::Command::new(spin);
         command
@@ -946,28 +886,6 @@ fn find_program(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
-}
-
-/// Copies the repository's spin.toml into `dir`, its `source` pointing at
-/// `component`.
-fn write_manifest(dir: &Path, component: &Path) -> anyhow::Result<PathBuf> {
-    let original = std::fs::read_to_string(workspace().join("spin.toml"))?;
-    ensure!(
-        original.contains(MANIFEST_SOURCE),
-        "spin.toml no longer says {MANIFEST_SOURCE}: update benches/load.rs"
-    );
-    let component = component.display().to_string();
-    let manifest = original.replace(MANIFEST_SOURCE, &format!("source = {component:?}"));
-    let path = dir.join("spin.toml");
-    std::fs::write(&path, manifest)?;
-    Ok(path)
 }
 
 // ---------------------------------------------------------------------------

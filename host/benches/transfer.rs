@@ -60,7 +60,6 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::RequestBuilder;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -80,6 +79,11 @@ const RSS_GROWTH_TARGET_MIB: f64 = 64.0;
 /// The three servers, in the order of the table.
 const SERVERS: [&str; 3] = ["registry", "direct S3", "Distribution"];
 
+#[path = "support/genreg_up.rs"]
+mod genreg_up;
+
+use genreg_up::GenregUp;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not: then
@@ -92,7 +96,8 @@ async fn main() -> anyhow::Result<()> {
 
     let digest = format!("sha256:{}", hex::encode(generated_sha256(size).await));
     let temp = tempfile::tempdir()?;
-    let genreg = Genreg::start(&temp.path().join("genreg"), &mode).await?;
+    let program = GenregUp::program("GENREG_BIN");
+    let genreg = GenregUp::start(&program, &temp.path().join("genreg"), &mode).await?;
     let distribution = match Distribution::find() {
         Ok(program) => {
             Some(Distribution::start(&program, &temp.path().join("distribution")).await?)
@@ -206,7 +211,7 @@ impl Targets {
     /// Creates the registry's project; nothing to prepare elsewhere.
     async fn prepare(
         client: &reqwest::Client,
-        genreg: &Genreg,
+        genreg: &GenregUp,
         distribution: Option<&Distribution>,
         digest: &str,
     ) -> anyhow::Result<Targets> {
@@ -437,67 +442,6 @@ async fn generated_sha256(size: u64) -> [u8; 32] {
 // ---------------------------------------------------------------------------
 // The servers.
 // ---------------------------------------------------------------------------
-
-/// A running `genreg up`, killed when dropped.
-struct Genreg {
-    _child: Child,
-    pid: u32,
-    url: String,
-    s3_endpoint: String,
-    admin_token: String,
-    data: PathBuf,
-}
-
-impl Genreg {
-    async fn start(data: &Path, download_mode: &str) -> anyhow::Result<Genreg> {
-        std::fs::create_dir_all(data)?;
-        let log = data.with_extension("log");
-        let program = std::env::var_os("GENREG_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_genreg")));
-        let mut child = Command::new(program)
-            .arg("up")
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--download-mode", download_mode])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log)?)
-            .kill_on_drop(true)
-            .spawn()
-            .context("genreg up")?;
-        let pid = child.id().context("genreg pid")?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let (mut url, mut s3_endpoint, mut admin_token) = (None, None, None);
-        let started = tokio::time::timeout(START_AT_MOST, async {
-            while let Some(line) = lines.next_line().await.ok().flatten() {
-                if let Some(rest) = line.strip_prefix("genreg serving on ") {
-                    url = Some(rest.trim().to_string());
-                } else if let Some(rest) = line.strip_prefix("S3 endpoint: ") {
-                    s3_endpoint = rest.split_whitespace().next().map(str::to_string);
-                } else if let Some(rest) = line.strip_prefix("admin token: ") {
-                    admin_token = Some(rest.trim().to_string());
-                    return;
-                }
-            }
-        })
-        .await;
-        let log_tail = || std::fs::read_to_string(&log).unwrap_or_default();
-        if started.is_err() || admin_token.is_none() {
-            bail!("genreg up did not start; its log:\n{}", log_tail());
-        }
-        // Keep reading so that the pipe never fills.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Genreg {
-            _child: child,
-            pid,
-            url: url.context("genreg printed no URL")?,
-            s3_endpoint: s3_endpoint.context("genreg printed no S3 endpoint")?,
-            admin_token: admin_token.unwrap_or_default(),
-            data: data.to_path_buf(),
-        })
-    }
-}
 
 /// A running `docker-registry serve`, killed when dropped.
 struct Distribution {
