@@ -96,10 +96,13 @@ const VERSIONED: &str = "versioned";
 
 #[path = "support/genreg_up.rs"]
 mod genreg_up;
+#[path = "support/proc_stats.rs"]
+mod proc_stats;
 #[path = "support/spin_manifest.rs"]
 mod spin_manifest;
 
 use genreg_up::GenregUp;
+use proc_stats::{cpu_seconds, load_average, stat_field, stat_fields};
 use spin_manifest::{workspace, write_spin_manifest};
 
 #[tokio::main]
@@ -892,26 +895,6 @@ fn find_program(name: &str) -> Option<PathBuf> {
 // /proc.
 // ---------------------------------------------------------------------------
 
-/// The fields of `/proc/<pid>/stat` after the command name (which is in
-/// parentheses and may hold spaces); field 3 (state) comes first.
-fn stat_fields(pid: u32) -> anyhow::Result<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_name = stat.rsplit_once(')').context("/proc stat")?.1;
-    Ok(after_name.split_whitespace().map(str::to_string).collect())
-}
-
-/// `field` (numbered as in proc(5)) of process `pid`.
-fn stat_field(fields: &[String], field: usize) -> anyhow::Result<u64> {
-    Ok(fields.get(field - 3).context("/proc stat field")?.parse()?)
-}
-
-/// utime + stime of process `pid` (all its threads), in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let fields = stat_fields(pid)?;
-    let ticks = stat_field(&fields, 14)? + stat_field(&fields, 15)?;
-    Ok(ticks as f64 / clock_ticks_per_second())
-}
-
 /// The processes whose process group is `leader`.
 fn group_members(leader: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -925,29 +908,6 @@ fn group_members(leader: u32) -> Vec<u32> {
                 .is_ok_and(|group| group == u64::from(leader))
         })
         .collect()
-}
-
-/// `getconf CLK_TCK`: the unit of /proc's CPU times (100 on Linux).
-fn clock_ticks_per_second() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|out| String::from_utf8(out.stdout).ok())
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-/// The 1, 5 and 15 minute load averages.
-fn load_average() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn ms(d: Duration) -> f64 {

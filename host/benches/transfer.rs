@@ -81,8 +81,11 @@ const SERVERS: [&str; 3] = ["registry", "direct S3", "Distribution"];
 
 #[path = "support/genreg_up.rs"]
 mod genreg_up;
+#[path = "support/proc_stats.rs"]
+mod proc_stats;
 
 use genreg_up::GenregUp;
+use proc_stats::{cpu_seconds, load_average};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -657,42 +660,6 @@ fn verdict(ok: bool) -> &'static str {
 // ---------------------------------------------------------------------------
 // /proc.
 // ---------------------------------------------------------------------------
-
-/// utime + stime of process `pid` (all its threads), in seconds.
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses and may hold
-    // spaces: state is field 3, utime 14, stime 15.
-    let after_name = stat.rsplit_once(')').context("/proc stat")?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |index: usize| -> anyhow::Result<u64> {
-        Ok(fields.get(index - 3).context("/proc stat field")?.parse()?)
-    };
-    Ok((ticks(14)? + ticks(15)?) as f64 / clock_ticks_per_second())
-}
-
-/// `getconf CLK_TCK`: the unit of /proc's CPU times (100 on Linux).
-fn clock_ticks_per_second() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        std::process::Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|out| String::from_utf8(out.stdout).ok())
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-/// The 1, 5 and 15 minute load averages.
-fn load_average() -> String {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    text.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// Samples VmRSS of a process every 50 ms on a thread of its own; `stop`
 /// returns the peak.
