@@ -197,15 +197,15 @@ impl Creation {
                 self.wait(kv, key)?;
                 return Ok(false);
             }
-            if previous_epoch_claimed(kv, key, epoch)? {
-                // The previous epoch's claimer may still be writing, until
-                // its epoch ends by its own clock: let that moment pass on
-                // every clock, then read again.
-                let safe_from = (epoch * CLAIM_EPOCH_MS + CLOCK_SKEW_MS) - now;
-                if safe_from > 0 {
-                    kv.pause(safe_from as u64);
-                    return Ok(false);
-                }
+            // The previous epoch's claimer may still be writing, until its
+            // epoch ends by its own clock: within the skew allowed past our
+            // epoch's start, let that moment pass on every clock if the
+            // previous epoch was claimed, then read again. Later in the
+            // epoch it has passed, so the claim is not even read.
+            let safe_from = (epoch * CLAIM_EPOCH_MS + CLOCK_SKEW_MS) - now;
+            if safe_from > 0 && previous_epoch_claimed(kv, key, epoch)? {
+                kv.pause(safe_from as u64);
+                return Ok(false);
             }
         }
         // Our claim holds only until the epoch ends.

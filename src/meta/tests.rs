@@ -441,6 +441,32 @@ fn a_creation_claimed_by_someone_who_never_wrote_is_busy_then_taken_over() {
 }
 
 #[test]
+fn early_in_an_epoch_a_claim_of_the_previous_one_is_waited_out() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let key = keys::package(project.id, "tool", "1.0.0");
+    let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS + 1;
+    let epoch_start = epoch * kv::CLAIM_EPOCH_MS;
+    // A claimer of the previous epoch whose clock runs behind may still be
+    // writing 1 s into this one.
+    kv.increment(&kv::creation_claim(&key, epoch - 1), 1)
+        .unwrap();
+    kv.clock.set(epoch_start + 1_000);
+    commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
+    assert!(kv.now_millis() >= epoch_start + kv::CLOCK_SKEW_MS);
+    // Past the skew, nothing is waited for (nor read).
+    let mut later = commit(&project);
+    later.version = "2.0";
+    let later_key = keys::package(project.id, "tool", "2.0");
+    let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS;
+    kv.increment(&kv::creation_claim(&later_key, epoch - 1), 1)
+        .unwrap();
+    let before = kv.now_millis();
+    commit_file(&kv, &later, file("a.bin", "1")).unwrap();
+    assert_eq!(kv.now_millis(), before);
+}
+
+#[test]
 fn a_claim_left_by_the_old_protocol_blocks_nothing() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
