@@ -234,22 +234,21 @@ fn answer_page<K: KeyValue>(
     let guess = shown(query, listed.iter().cloned());
     let first_records = page.slice(&guess).iter().take(RECORDS_READ_AHEAD);
     let unsure = listed.iter().filter(|(s, _)| s.is_unsure());
-    records.fetch(unsure.chain(first_records).map(record_key))?;
+    records.fetch(unsure.chain(first_records).map(|(s, p)| record_key(s, p)))?;
     let settled = listed.into_iter().filter_map(|(summary, project)| {
         if !summary.is_unsure() {
             return Some((summary, project));
         }
-        let record = records.get(&record_key(&(summary.clone(), project.clone())));
+        let record = records.get(&record_key(&summary, &project));
         meta::settled(&summary, record).map(|s| (s, project))
     });
     let listed = shown(query, settled);
 
     let mut entities = Vec::new();
     for batch in page.slice(&listed).chunks(RECORDS_READ_AHEAD) {
-        records.fetch(batch.iter().map(record_key))?;
-        for listed in batch {
-            let (summary, project) = listed;
-            let package = records.take(&record_key(listed));
+        records.fetch(batch.iter().map(|(s, p)| record_key(s, p)))?;
+        for (summary, project) in batch {
+            let package = records.take(&record_key(summary, project));
             let Some(package) = package.filter(|p| p.id == summary.id && !p.is_deleted()) else {
                 continue;
             };
@@ -281,7 +280,7 @@ fn shown(
 }
 
 /// The key of the record a listed entry names.
-fn record_key((summary, project): &(PackageSummary, Project)) -> String {
+fn record_key(summary: &PackageSummary, project: &Project) -> String {
     read_ahead::package(project.id, &summary.name, &summary.version)
 }
 
