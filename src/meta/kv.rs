@@ -139,8 +139,13 @@ pub fn update_then_read<K: KeyValue, T, E: From<KvError>>(
             Step::Keep(result) => return Ok(result),
             Step::Fail(error) => return Err(error),
             Step::Write(value, result) if exists => {
-                // The answer is a hint; what is stored now decides.
-                kv.swap(cas, &value)?;
+                // The answer is a hint; what is stored now decides. A
+                // reported conflict goes straight to the next read: should
+                // the swap have been written after all, the step finds its
+                // change there and keeps it.
+                if kv.swap(cas, &value)? == Swap::Conflict {
+                    continue;
+                }
                 if !read_after.is_empty() {
                     let mut batch = vec![key.to_string()];
                     batch.extend_from_slice(read_after);

@@ -16,8 +16,9 @@
 //! and then the record at its name and version decides: the package is
 //! listed if that record is live and has the entry's id, with the record's
 //! status. Creating a package enters it in the newest shard as *creating*
-//! before its record is written; a later write of that shard settles it
-//! from the record, so a new package costs no second index write. Every
+//! before its record is written; a later creation in that shard settles it
+//! from the record (in batches, see [`SETTLE_BATCH`]), so a new package
+//! costs no second index write. Every
 //! other change that touches what an entry says (status, deletion) first
 //! marks the entry *pending*, then changes the record, then writes the
 //! entry from the record. So a crash after any write leaves a listing that
@@ -443,8 +444,8 @@ fn creating_entry(commit: &Commit, id: u64, at: Millis) -> PackageSummary {
 
 /// Enters a new package in the newest shard of its project's index as
 /// *creating*, opening a new shard when that one is full. The same write
-/// settles the shard's earlier creations (see [`settle_creations`]), so
-/// creating a package writes the index once. Repeated with the same id, it
+/// settles the shard's earlier creations when [`settling_due`] (see
+/// [`settle_creations`]), so creating a package writes the index once. Repeated with the same id, it
 /// finds its entry there.
 fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation, MetaError> {
     let project_id = commit.project.id;
@@ -466,7 +467,9 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation,
                     if entries.iter().any(|e| e.id == id) {
                         return Ok(Step::Keep(true));
                     }
-                    settle_creations(kv, project_id, &mut entries, at)?;
+                    if settling_due(&entries, at) {
+                        settle_creations(kv, project_id, &mut entries, at)?;
+                    }
                     if entries.len() >= INDEX_SHARD_SIZE as usize {
                         return Ok(Step::Keep(false));
                     }
@@ -517,6 +520,33 @@ fn open_shard<K: KeyValue>(kv: &K, counter: &str, shards: u64) -> Result<u64, Me
     let wanted = shards * INDEX_SHARD_SIZE + 1;
     let raised = kv.increment(counter, (wanted - now) as i64)?;
     Ok((raised.max(0) as u64).div_ceil(INDEX_SHARD_SIZE))
+}
+
+/// How many unsure creating entries a shard may hold before the next
+/// creation settles them: settling reads their records inside the shard's
+/// compare-and-swap, so doing it once per batch instead of on every
+/// creation keeps that window short when many creators write the shard at
+/// once. A listing reads the records of a shard's unsure entries, so this
+/// also bounds what a listing reads beyond its page.
+pub const SETTLE_BATCH: usize = 32;
+
+/// How old the oldest unsure creating entry may be before the next creation
+/// settles the shard anyway, so that a slow trickle of creations does not
+/// leave entries unsure for long.
+pub const SETTLE_AFTER_MS: Millis = 10_000;
+
+/// Whether a creation entering this shard settles its creating entries
+/// first: when enough are unsure, when one has waited long enough, or when
+/// the shard is full (an abandoned entry dropped may make room).
+fn settling_due(entries: &[PackageSummary], now: Millis) -> bool {
+    let unsure: Vec<Millis> = entries
+        .iter()
+        .filter(|e| !e.pending)
+        .filter_map(|e| e.creating)
+        .collect();
+    unsure.len() >= SETTLE_BATCH
+        || unsure.iter().any(|&at| now - at >= SETTLE_AFTER_MS)
+        || (!unsure.is_empty() && entries.len() >= INDEX_SHARD_SIZE as usize)
 }
 
 /// Settles the creating entries of a shard about to be written: an entry

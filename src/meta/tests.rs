@@ -116,22 +116,41 @@ fn first_file_creates_the_package_and_indexes_it() {
 }
 
 #[test]
-fn the_next_creation_in_a_shard_settles_the_earlier_ones() {
+fn creations_settle_the_earlier_ones_in_batches_or_once_they_waited() {
+    use super::packages::{SETTLE_AFTER_MS, SETTLE_BATCH};
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
-    let mut first = commit(&project);
-    first.version = "1.0";
-    commit_file(&kv, &first, file("a.bin", "1")).unwrap();
-    let mut second = commit(&project);
-    second.version = "2.0";
-    commit_file(&kv, &second, file("a.bin", "2")).unwrap();
-    let index = index_of(&kv, project.id);
-    let unsure: Vec<&str> = index
-        .iter()
-        .filter(|e| e.is_unsure())
-        .map(|e| e.version.as_str())
-        .collect();
-    assert_eq!(unsure, ["2.0"]);
+    let publish = |version: &str| {
+        let mut c = commit(&project);
+        c.version = version;
+        commit_file(&kv, &c, file("a.bin", version)).unwrap();
+    };
+    let unsure = || -> Vec<String> {
+        index_of(&kv, project.id)
+            .into_iter()
+            .filter(|e| e.is_unsure())
+            .map(|e| e.version)
+            .collect()
+    };
+    // Below the batch, creations leave each other unsure...
+    for n in 0..SETTLE_BATCH {
+        publish(&format!("1.{n}"));
+    }
+    assert_eq!(unsure().len(), SETTLE_BATCH);
+    // ...and the one that finds a full batch settles it.
+    publish("2.0");
+    assert_eq!(unsure(), ["2.0"]);
+    // A lone creation settles one that waited long enough.
+    publish("2.1");
+    assert_eq!(unsure(), ["2.0", "2.1"]);
+    kv.clock.set(kv.clock.get() + SETTLE_AFTER_MS);
+    publish("2.2");
+    assert_eq!(unsure(), ["2.2"]);
+    // Settling never changes what a listing shows.
+    assert_eq!(
+        package_summaries(&kv, project.id).unwrap().len(),
+        SETTLE_BATCH + 3
+    );
 }
 
 #[test]
@@ -352,6 +371,37 @@ fn commit_retries_after_a_conflicting_write() {
     assert_eq!(
         kv.increment(&keys::sequence("file"), 0).unwrap(),
         package.id as i64
+    );
+}
+
+#[test]
+fn a_lost_swap_is_retried_from_one_read() {
+    use crate::testing::{Counting, Counts};
+    let kv = MemoryStore::default();
+    kv.set("k", b"0").unwrap();
+    *kv.conflicts.borrow_mut() = 1;
+    let counting = Counting::new(&kv);
+    let mut runs = 0;
+    kv::update(&counting, "k", |value| -> Step<(), KvError> {
+        runs += 1;
+        match value.as_deref() {
+            Some(b"1") => Step::Keep(()),
+            _ => Step::Write(b"1".to_vec(), ()),
+        }
+    })
+    .unwrap();
+    assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    // Lost, then read again (no read-back of the lost swap), won, and
+    // confirmed by one read.
+    assert_eq!(runs, 2);
+    assert_eq!(
+        counting.counts(),
+        Counts {
+            read_for_swap: 2,
+            swap: 2,
+            get: 1,
+            ..Counts::NONE
+        }
     );
 }
 

@@ -242,7 +242,7 @@ const ROWS: &[Row] = &[
         status: 201,
         pinned: Counts {
             get: 2,
-            get_many: 3,
+            get_many: 2,
             read_for_swap: 2,
             set: 1,
             increment: 2,
