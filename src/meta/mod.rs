@@ -20,7 +20,7 @@ pub mod users;
 use kv::{update_then_read, KeyValue, KvError, Step};
 use model::*;
 pub use packages::{
-    commit_file, commit_file_with_id, delete_file, delete_package, listed_packages,
+    commit_file, commit_file_with_id, delete_file, delete_package, index_shards, listed_packages,
     mark_downloaded, newest_file, package, package_by_id, package_files, package_location,
     package_summaries, prune_files, records_at, remove_file, remove_package, settled, Commit,
     NewFile, INDEX_SHARD_SIZE,

@@ -172,7 +172,7 @@ pub fn listed_packages<K: KeyValue>(
     kv: &K,
     project_id: u64,
 ) -> Result<Vec<PackageSummary>, MetaError> {
-    let shards: Vec<String> = (0..shard_count(kv, project_id)?)
+    let shards: Vec<String> = (0..index_shards(kv, project_id)?)
         .map(|shard| keys::package_index(project_id, shard))
         .collect();
     kv.read_ahead(&shards);
@@ -205,7 +205,7 @@ pub fn settled(entry: &PackageSummary, record: Option<&Package>) -> Option<Packa
 /// `pkg-ordinal/<project>` only grows; it was once the number of packages
 /// ever created, and now moves past a multiple of [`INDEX_SHARD_SIZE`]
 /// each time a shard is opened, so the count is still its ceiling.
-fn shard_count<K: KeyValue>(kv: &K, project_id: u64) -> Result<u64, MetaError> {
+pub fn index_shards<K: KeyValue>(kv: &K, project_id: u64) -> Result<u64, MetaError> {
     Ok(read_counter(kv, &keys::package_ordinal(project_id))?.div_ceil(INDEX_SHARD_SIZE))
 }
 
@@ -230,6 +230,12 @@ pub struct Commit<'a> {
     /// that confirms the package record's write (see
     /// [`super::kv::update_then_read`]).
     pub read_after: &'a [String],
+    /// How many shards the project's package index had when the request
+    /// read ahead, if it did ([`index_shards`]): a new package is entered
+    /// from there without reading the count again. The count only grows, so
+    /// one read earlier costs at most a turn through a shard that filled
+    /// since.
+    pub index_shards: Option<u64>,
 }
 
 /// Records a file in its package, creating the package if needed.
@@ -452,7 +458,10 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation,
     let counter = keys::package_ordinal(project_id);
     let at = kv.now_millis();
     let entry = creating_entry(commit, id, at);
-    let mut shards = shard_count(kv, project_id)?;
+    let mut shards = match commit.index_shards {
+        Some(shards) => shards,
+        None => index_shards(kv, project_id)?,
+    };
     // Each turn enters the entry or opens a shard: only creators filling
     // the new shard first make it take more than two.
     for _ in 0..MAX_SHARD_TURNS {

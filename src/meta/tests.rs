@@ -48,6 +48,7 @@ fn commit(project: &Project) -> Commit<'_> {
         status: None,
         now: 2_000,
         read_after: &[],
+        index_shards: None,
     }
 }
 
@@ -323,6 +324,33 @@ fn a_full_shard_sends_new_packages_to_a_new_one() {
         .filter(|&id| id < 10_000)
         .collect();
     assert_eq!(listed, [last_in_one.id, first_in_two.id]);
+}
+
+#[test]
+fn a_shard_count_read_before_a_shard_filled_still_finds_the_newest_shard() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let publish = |version: &str, index_shards: Option<u64>| {
+        let mut c = commit(&project);
+        c.version = version;
+        c.index_shards = index_shards;
+        commit_file(&kv, &c, file("a.bin", version)).unwrap().0
+    };
+    publish("0", None);
+    // What a request read ahead: one shard.
+    let read_ahead = index_shards(&kv, project.id).unwrap();
+    assert_eq!(read_ahead, 1);
+    // Other publishes fill it and open the next before this one commits.
+    for n in 1..=INDEX_SHARD_SIZE {
+        publish(&n.to_string(), None);
+    }
+    assert_eq!(index_shards(&kv, project.id).unwrap(), 2);
+    let late = publish("late", Some(read_ahead));
+    assert_eq!(late.index_shard, Some(1));
+    assert_eq!(index_shards(&kv, project.id).unwrap(), 2);
+    let listed = package_summaries(&kv, project.id).unwrap();
+    assert_eq!(listed.len(), INDEX_SHARD_SIZE as usize + 2);
+    assert_eq!(listed.last().map(|s| s.id), Some(late.id));
 }
 
 #[test]

@@ -83,7 +83,10 @@ pub fn publish<K: KeyValue>(
     body: &mut dyn ByteSource,
 ) -> ApiResult<Response> {
     let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
-        vec![read_ahead::protection_rules(id)]
+        vec![
+            read_ahead::protection_rules(id),
+            read_ahead::package_counter(id),
+        ]
     })?;
     policy::may_try(&actor, Right::Publish)?;
     let (coordinates, options) = parse_publish(request, segments)?;
@@ -105,6 +108,12 @@ pub fn publish<K: KeyValue>(
     };
     let (project, _) = ctx.project_for(&actor, project_id, Right::Publish)?;
     super::protection::check_push(ctx, &actor, &project, &coordinates.package_name)?;
+    // Read ahead with the project when it is named by its number; a new
+    // package starts from it (see `Commit::index_shards`).
+    let index_shards = match project_id {
+        Some(ProjectRef::Id(_)) => Some(meta::index_shards(ctx.kv, project.id)?),
+        _ => None,
+    };
     host_limits::check_announced_length(&ctx.config, content_length, &request.path)?;
     let body = &mut host_limits::CappedBody::new(&ctx.config, body, &request.path);
 
@@ -127,8 +136,15 @@ pub fn publish<K: KeyValue>(
         sha256: digests.sha256,
         object_key,
     };
-    let (package, file) =
-        commit_stored_file(ctx, &project, &coordinates, options.status, file, None)?;
+    let (package, file) = commit_stored_file(
+        ctx,
+        &project,
+        &coordinates,
+        options.status,
+        file,
+        None,
+        index_shards,
+    )?;
 
     if options.select_package_file {
         Ok(Response::json(
@@ -148,7 +164,8 @@ pub fn publish<K: KeyValue>(
 /// checked at the commit, the object deleted when the commit is refused, a
 /// project deleted meanwhile answered 404, and the cleanup policy applied.
 /// `file_id` is a file id allocated beforehand, so that committing it twice
-/// records the file once; `None` allocates one.
+/// records the file once; `None` allocates one. `index_shards` is the count
+/// of the project's index shards if the request read it ahead.
 pub fn commit_stored_file<K: KeyValue>(
     ctx: &Context<K>,
     project: &Project,
@@ -156,6 +173,7 @@ pub fn commit_stored_file<K: KeyValue>(
     status: Option<PackageStatus>,
     file: NewFile,
     file_id: Option<u64>,
+    index_shards: Option<u64>,
 ) -> ApiResult<(Package, PackageFile)> {
     let object_key = file.object_key.clone();
     // A project deleted while the body streamed in may have gone over its
@@ -173,6 +191,7 @@ pub fn commit_stored_file<K: KeyValue>(
         status,
         now: ctx.now_millis(),
         read_after: &read_after,
+        index_shards,
     };
     let committed = match file_id {
         Some(id) => meta::commit_file_with_id(ctx.kv, &commit, file, id),

@@ -241,7 +241,7 @@ const ROWS: &[Row] = &[
         },
         status: 201,
         pinned: Counts {
-            get: 2,
+            get: 1,
             get_many: 2,
             read_for_swap: 2,
             set: 1,
@@ -260,7 +260,7 @@ const ROWS: &[Row] = &[
         },
         status: 201,
         pinned: Counts {
-            get: 2,
+            get: 1,
             get_many: 2,
             read_for_swap: 2,
             set: 2,

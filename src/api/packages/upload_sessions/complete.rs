@@ -312,6 +312,7 @@ fn commit<K: KeyValue>(
         session.status,
         file,
         Some(file_id),
+        None,
     );
     match committed {
         Ok((package, file)) => {
