@@ -64,6 +64,11 @@ pub trait KeyValue {
     /// stores that keep nothing per request ignore it (see
     /// [`super::read_ahead::ReadAhead`], which keeps them).
     fn read_ahead(&self, _keys: &[String]) {}
+    /// The value [`KeyValue::read_ahead`] kept for `key`, taken without a
+    /// round trip, or `None` when none was kept (then nothing is read).
+    fn take_read_ahead(&self, _key: &str) -> Option<Option<Vec<u8>>> {
+        None
+    }
     /// Reads `key` and remembers what was read.
     fn read_for_swap(&self, key: &str) -> Result<(Self::Cas, Option<Vec<u8>>), KvError>;
     /// Writes `value` only if `key` still holds what `cas` read. When `cas`

@@ -18,10 +18,9 @@
 //! status. Creating a package enters it in the newest shard as *creating*
 //! before its record is written; a later creation in that shard settles it
 //! from the record (in batches, see [`SETTLE_BATCH`]), so a new package
-//! costs no second index write. Every
-//! other change that touches what an entry says (status, deletion) first
-//! marks the entry *pending*, then changes the record, then writes the
-//! entry from the record. So a crash after any write leaves a listing that
+//! costs no second index write. Every other change that touches what an
+//! entry says (status, deletion) first marks the entry *pending*, then
+//! changes the record, then writes the entry from the record. So a crash after any write leaves a listing that
 //! tells the truth. Entries of creations that never wrote their record are
 //! dropped by the shard's next write once [`ABANDONED_AFTER_MS`] passed.
 //!
@@ -41,7 +40,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::kv::{KeyValue, KvError, Step};
+use super::kv::{decode_counter, KeyValue, KvError, Step};
 use super::model::{
     Millis, Package, PackageFile, PackageLocation, PackageStatus, PackageSummary, Project, Segment,
     SegmentRef,
@@ -209,6 +208,16 @@ pub fn index_shards<K: KeyValue>(kv: &K, project_id: u64) -> Result<u64, MetaErr
     Ok(read_counter(kv, &keys::package_ordinal(project_id))?.div_ceil(INDEX_SHARD_SIZE))
 }
 
+/// [`index_shards`] from what the request read ahead, without a round
+/// trip; `None` if it was not read ahead (or not readable as a counter).
+pub fn index_shards_read_ahead<K: KeyValue>(kv: &K, project_id: u64) -> Option<u64> {
+    let count = match kv.take_read_ahead(&keys::package_ordinal(project_id))? {
+        None => 0,
+        Some(bytes) => decode_counter(&bytes)?.max(0) as u64,
+    };
+    Some(count.div_ceil(INDEX_SHARD_SIZE))
+}
+
 /// A file whose bytes are safely in object storage, ready to be recorded.
 pub struct NewFile {
     pub file_name: String,
@@ -231,7 +240,7 @@ pub struct Commit<'a> {
     /// [`super::kv::update_then_read`]).
     pub read_after: &'a [String],
     /// How many shards the project's package index had when the request
-    /// read ahead, if it did ([`index_shards`]): a new package is entered
+    /// read ahead, if it did ([`index_shards_read_ahead`]): a new package is entered
     /// from there without reading the count again. The count only grows, so
     /// one read earlier costs at most a turn through a shard that filled
     /// since.
@@ -451,8 +460,8 @@ fn creating_entry(commit: &Commit, id: u64, at: Millis) -> PackageSummary {
 /// Enters a new package in the newest shard of its project's index as
 /// *creating*, opening a new shard when that one is full. The same write
 /// settles the shard's earlier creations when [`settling_due`] (see
-/// [`settle_creations`]), so creating a package writes the index once. Repeated with the same id, it
-/// finds its entry there.
+/// [`settle_creations`]), so creating a package writes the index once.
+/// Repeated with the same id, it finds its entry there.
 fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation, MetaError> {
     let project_id = commit.project.id;
     let counter = keys::package_ordinal(project_id);

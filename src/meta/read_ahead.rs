@@ -130,6 +130,10 @@ impl<K: KeyValue> KeyValue for ReadAhead<'_, K> {
         }
     }
 
+    fn take_read_ahead(&self, key: &str) -> Option<Option<Vec<u8>>> {
+        self.kept.borrow_mut().remove(key)
+    }
+
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
         self.forget_all();
         self.inner.set(key, value)
@@ -235,6 +239,21 @@ mod tests {
         store.set("project", b"deleted").unwrap();
         assert_eq!(kv.get("project").unwrap().as_deref(), Some(&b"deleted"[..]));
         assert_eq!(counting.counts().get, 1);
+    }
+
+    #[test]
+    fn a_kept_value_is_taken_once_and_nothing_is_read_for_one_not_kept() {
+        let store = MemoryStore::default();
+        store.set("a", b"1").unwrap();
+        let counting = Counting::new(&store);
+        let kv = ReadAhead::new(&counting);
+        kv.read_ahead(&keys(&["a", "absent"]));
+        assert_eq!(kv.take_read_ahead("a"), Some(Some(b"1".to_vec())));
+        assert_eq!(kv.take_read_ahead("absent"), Some(None));
+        assert_eq!(kv.take_read_ahead("a"), None);
+        assert_eq!(kv.take_read_ahead("never"), None);
+        let counts = counting.counts();
+        assert_eq!((counts.get_many, counts.get), (1, 0));
     }
 
     #[test]

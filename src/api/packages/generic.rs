@@ -110,10 +110,7 @@ pub fn publish<K: KeyValue>(
     super::protection::check_push(ctx, &actor, &project, &coordinates.package_name)?;
     // Read ahead with the project when it is named by its number; a new
     // package starts from it (see `Commit::index_shards`).
-    let index_shards = match project_id {
-        Some(ProjectRef::Id(_)) => Some(meta::index_shards(ctx.kv, project.id)?),
-        _ => None,
-    };
+    let index_shards = meta::index_shards_read_ahead(ctx.kv, project.id);
     host_limits::check_announced_length(&ctx.config, content_length, &request.path)?;
     let body = &mut host_limits::CappedBody::new(&ctx.config, body, &request.path);
 
