@@ -137,18 +137,26 @@ pub fn update_then_read<K: KeyValue, T, E: From<KvError>>(
     mut step: impl FnMut(Option<Vec<u8>>) -> Step<T, E>,
 ) -> Result<T, E> {
     let mut creation = Creation::default();
+    // A swap reported lost, with what it would return: the next read tells
+    // whether it was written after all.
+    let mut unconfirmed: Option<(Vec<u8>, T)> = None;
     for _ in 0..MAX_SWAP_ATTEMPTS {
         let (cas, current) = kv.read_for_swap(key)?;
+        if let Some((value, result)) = unconfirmed.take() {
+            if current.as_deref() == Some(value.as_slice()) {
+                return Ok(result);
+            }
+        }
         let exists = current.is_some();
         match step(current) {
             Step::Keep(result) => return Ok(result),
             Step::Fail(error) => return Err(error),
             Step::Write(value, result) if exists => {
-                // The answer is a hint; what is stored now decides. A
-                // reported conflict goes straight to the next read: should
-                // the swap have been written after all, the step finds its
-                // change there and keeps it.
+                // The answer is a hint; what is stored now decides. A swap
+                // reported lost is not read back on its own: the next
+                // attempt's read is its read back.
                 if kv.swap(cas, &value)? == Swap::Conflict {
+                    unconfirmed = Some((value, result));
                     continue;
                 }
                 if !read_after.is_empty() {

@@ -663,6 +663,27 @@ fn every_publish_lands_exactly_once_whatever_swaps_report() {
 }
 
 #[test]
+fn a_change_whose_swap_is_reported_lost_answers_what_it_did() {
+    // Spin 4.0.2's Redis store reports every written swap as lost: the
+    // next read must tell the change was made, not run it again on its own
+    // result (a removed file would then be "not found").
+    for reports in [
+        crate::testing::SwapReports::AlwaysFailed,
+        crate::testing::SwapReports::Inverted,
+    ] {
+        let kv = MemoryStore::default();
+        kv.reports.set(reports);
+        let project = new_project(&kv, "tools");
+        commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
+        let (package, second) = commit_file(&kv, &commit(&project), file("b.bin", "2")).unwrap();
+        let removed = delete_file(&kv, project.id, package.id, second.id, 3_000).unwrap();
+        assert_eq!(removed.map(|f| f.id), Some(second.id), "{reports:?}");
+        let left = package_by_id(&kv, project.id, package.id).unwrap().unwrap();
+        assert_eq!(left.files.len(), 1, "{reports:?}");
+    }
+}
+
+#[test]
 fn deleted_packages_leave_listings_and_lookups_and_can_be_published_again() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
