@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod banner;
 pub mod data_dir;
 pub mod gc;
 mod handler;

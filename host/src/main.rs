@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use genreg::genreg_token::{self, Claims, Grant, Kind, Role, Scope, Secrets};
-use genreg::{CompileCache, Config, KvConfig, Limits, Registry, S3Config};
+use genreg::{banner, CompileCache, Config, KvConfig, Limits, Registry, S3Config};
 
 #[derive(Parser)]
 #[command(
@@ -478,10 +478,10 @@ fn run_up(up: Up) -> anyhow::Result<()> {
     runtime.block_on(async {
         let registry = Registry::start(config).await?;
         let s3 = registry.s3();
-        println!("genreg serving on {}", registry.url());
-        println!("S3 endpoint: {} (bucket {})", s3.endpoint, s3.bucket);
+        println!("{}", banner::serving_line(&registry.url()));
+        println!("{}", banner::s3_endpoint_line(&s3.endpoint, &s3.bucket));
         let admin = registry.admin();
-        println!("admin token: {}", admin.token);
+        println!("{}", banner::admin_token_line(&admin.token));
         println!(
             "  id {}, expires {} (revoke: genreg token revoke --data {} {})",
             admin.id,

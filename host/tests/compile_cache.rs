@@ -42,8 +42,10 @@ fn start(root: &Path, extra: &[&str]) -> Up {
     let stdout = child.stdout.take().expect("piped stdout");
     let (serving, started) = mpsc::channel();
     std::thread::spawn(move || {
+        let mut banner = genreg::banner::Banner::default();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("genreg serving on") {
+            banner.read(&line);
+            if banner.url.take().is_some() {
                 let _ = serving.send(());
             }
         }

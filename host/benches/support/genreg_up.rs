@@ -54,21 +54,17 @@ impl GenregUp {
             .context("genreg up")?;
         let pid = child.id().context("genreg pid")?;
         let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let (mut url, mut s3_endpoint, mut admin_token) = (None, None, None);
+        let mut banner = genreg::banner::Banner::default();
         let started = tokio::time::timeout(START_AT_MOST, async {
             while let Some(line) = lines.next_line().await.ok().flatten() {
-                if let Some(rest) = line.strip_prefix("genreg serving on ") {
-                    url = Some(rest.trim().to_string());
-                } else if let Some(rest) = line.strip_prefix("S3 endpoint: ") {
-                    s3_endpoint = rest.split_whitespace().next().map(str::to_string);
-                } else if let Some(rest) = line.strip_prefix("admin token: ") {
-                    admin_token = Some(rest.trim().to_string());
-                    return;
+                if banner.read(&line) {
+                    return true;
                 }
             }
+            false
         })
         .await;
-        if started.is_err() || admin_token.is_none() {
+        if started != Ok(true) {
             bail!(
                 "genreg up did not start; its log:\n{}",
                 std::fs::read_to_string(&log).unwrap_or_default()
@@ -79,9 +75,11 @@ impl GenregUp {
         Ok(GenregUp {
             _child: child,
             pid,
-            url: url.context("genreg printed no URL")?,
-            s3_endpoint: s3_endpoint.context("genreg printed no S3 endpoint")?,
-            admin_token: admin_token.unwrap_or_default(),
+            url: banner.url.context("genreg printed no URL")?,
+            s3_endpoint: banner
+                .s3_endpoint
+                .context("genreg printed no S3 endpoint")?,
+            admin_token: banner.admin_token.unwrap_or_default(),
             data: data.to_path_buf(),
         })
     }

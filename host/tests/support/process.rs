@@ -55,30 +55,26 @@ impl Genreg {
             .expect("genreg starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let (mut url, mut s3_endpoint) = (None, None);
-        let admin_token = tokio::time::timeout(START_AT_MOST, async {
+        let mut banner = genreg::banner::Banner::default();
+        let started = tokio::time::timeout(START_AT_MOST, async {
             while let Some(line) = lines.next_line().await.ok().flatten() {
-                if let Some(rest) = line.strip_prefix("genreg serving on ") {
-                    url = Some(rest.trim().to_string());
-                } else if let Some(rest) = line.strip_prefix("S3 endpoint: ") {
-                    s3_endpoint = rest.split_whitespace().next().map(str::to_string);
-                } else if let Some(rest) = line.strip_prefix("admin token: ") {
-                    return Some(rest.trim().to_string());
+                if banner.read(&line) {
+                    return true;
                 }
             }
-            None
+            false
         })
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("genreg up did not start; log: {}", tail(log)));
+        .await;
+        if started != Ok(true) {
+            panic!("genreg up did not start; log: {}", tail(log));
+        }
         // Keep reading so that the pipe never fills.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Genreg {
             child,
-            url: url.expect("genreg printed its URL"),
-            s3_endpoint: s3_endpoint.expect("genreg printed its S3 endpoint"),
-            admin_token,
+            url: banner.url.expect("genreg printed its URL"),
+            s3_endpoint: banner.s3_endpoint.expect("genreg printed its S3 endpoint"),
+            admin_token: banner.admin_token.unwrap_or_default(),
             data: data.to_path_buf(),
         }
     }
