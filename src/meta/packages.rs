@@ -204,7 +204,7 @@ pub fn settled(entry: &PackageSummary, record: Option<&Package>) -> Option<Packa
 /// `pkg-ordinal/<project>` only grows; it was once the number of packages
 /// ever created, and now moves past a multiple of [`INDEX_SHARD_SIZE`]
 /// each time a shard is opened, so the count is still its ceiling.
-pub fn index_shards<K: KeyValue>(kv: &K, project_id: u64) -> Result<u64, MetaError> {
+pub(super) fn index_shards<K: KeyValue>(kv: &K, project_id: u64) -> Result<u64, MetaError> {
     Ok(read_counter(kv, &keys::package_ordinal(project_id))?.div_ceil(INDEX_SHARD_SIZE))
 }
 

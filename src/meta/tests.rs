@@ -328,6 +328,7 @@ fn a_full_shard_sends_new_packages_to_a_new_one() {
 
 #[test]
 fn a_shard_count_read_before_a_shard_filled_still_finds_the_newest_shard() {
+    use super::packages::index_shards;
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
     let publish = |version: &str, index_shards: Option<u64>| {
