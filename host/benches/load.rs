@@ -47,6 +47,7 @@
 //! replaces in the same run.
 //! `GENREG_BENCH_BINARY` runs another `genreg` binary instead of the one
 //! built with the bench (an older build, to compare before and after).
+//! `GENREG_BENCH_SPIN=off` measures `genreg` alone.
 //!
 //! Without `wrk` on `PATH` (Debian: `apt-get install wrk`) the bench says
 //! so and measures nothing.
@@ -102,7 +103,7 @@ mod proc_stats;
 mod spin_manifest;
 
 use genreg_up::GenregUp;
-use proc_stats::{cpu_seconds, load_average, stat_field, stat_fields};
+use proc_stats::{cpu_seconds, load_average, proc_status_kib, stat_field, stat_fields};
 use spin_manifest::{workspace, write_spin_manifest};
 
 #[tokio::main]
@@ -163,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
             }
             None
         }
-        Err(looked) => Some(format!("spin up skipped: spin not found ({looked})")),
+        Err(looked) => Some(format!("spin up skipped: {looked}")),
     };
     let load_after = load_average();
 
@@ -248,6 +249,9 @@ impl Server {
 struct Column {
     server: &'static str,
     phases: Vec<(&'static str, Phase)>,
+    /// The server process's peak resident memory after its phases, when it
+    /// is one process.
+    peak_resident_mib: Option<f64>,
 }
 
 /// One wrk run: its counts and latencies, the server CPU it cost, and why
@@ -331,9 +335,14 @@ async fn measure_server(
     check_stored(&mut new_versions, stored);
     phases.push(("publish a new version", new_versions));
 
+    let peak_resident_mib = match server.pids {
+        Pids::One(pid) => Some(proc_status_kib(pid, "VmHWM") as f64 / 1024.0),
+        Pids::Group(_) => None,
+    };
     Ok(Column {
         server: server.name,
         phases,
+        peak_resident_mib,
     })
 }
 
@@ -699,6 +708,11 @@ fn print_table(columns: &[Column], direct: &Phase) {
         "(CPU ms/req: utime + stime of the server's processes per request; for spin up \
          its processes plus the genreg process serving its S3 requests)"
     );
+    for column in columns {
+        if let Some(mib) = column.peak_resident_mib {
+            println!("{}: peak resident memory {mib:.1} MiB", column.server);
+        }
+    }
 }
 
 fn print_row(server: &str, name: &str, phase: &Phase) {
@@ -875,12 +889,15 @@ impl Drop for SpinProcess {
 }
 
 /// `spin` on `PATH`, else `../shared/bin/spin`; `Err` says where it was
-/// looked for.
+/// looked for, or that the bench was told to leave Spin out.
 fn find_spin() -> Result<PathBuf, String> {
+    if std::env::var_os("GENREG_BENCH_SPIN").is_some_and(|v| v == "off") {
+        return Err("GENREG_BENCH_SPIN=off".into());
+    }
     let shared = workspace().join(SHARED_SPIN);
     find_program("spin")
         .or_else(|| shared.is_file().then_some(shared.clone()))
-        .ok_or_else(|| format!("not on PATH, not at {}", shared.display()))
+        .ok_or_else(|| format!("spin not found (not on PATH, not at {})", shared.display()))
 }
 
 /// `name` on `PATH`.

@@ -85,7 +85,7 @@ mod genreg_up;
 mod proc_stats;
 
 use genreg_up::GenregUp;
-use proc_stats::{cpu_seconds, load_average};
+use proc_stats::{cpu_seconds, load_average, proc_status_kib};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -698,16 +698,6 @@ impl RssSampler {
             .load(Ordering::Relaxed)
             .max(proc_status_kib(self.pid, "VmRSS"))
     }
-}
-
-/// A `kB` field of /proc/<pid>/status (0 where there is none).
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
