@@ -178,13 +178,23 @@ pub fn update_then_read<K: KeyValue, T, E: From<KvError>>(
     Err(KvError::Store(format!("too many conflicting writes to {key}")).into())
 }
 
+/// How often a claimer waiting out the clock skew reads the key again: the
+/// previous epoch's claimer has usually written it already, and then it is
+/// changed rather than created.
+const SKEW_POLL_MS: u64 = 50;
+
 /// One caller's attempts to create a key inside [`update`].
 #[derive(Default)]
 struct Creation {
     /// The epoch whose claim this caller holds.
     held_epoch: Option<i64>,
+    /// An epoch whose claim this caller held and let end without writing.
+    lapsed_epoch: Option<i64>,
     /// The epoch whose claim another caller won.
     lost_epoch: Option<i64>,
+    /// When the held claim may write: not before the previous epoch's
+    /// claimer has stopped writing by every clock.
+    writable_from: i64,
     /// Milliseconds spent waiting for someone else's creation.
     waited_ms: u64,
 }
@@ -218,17 +228,28 @@ impl Creation {
             // The previous epoch's claimer may still be writing, until its
             // epoch ends by its own clock: within the skew allowed past our
             // epoch's start, let that moment pass on every clock if the
-            // previous epoch was claimed, then read again. Later in the
-            // epoch it has passed, so the claim is not even read.
-            let safe_from = (epoch * CLAIM_EPOCH_MS + CLOCK_SKEW_MS) - now;
-            if safe_from > 0 && previous_epoch_claimed(kv, key, epoch)? {
-                kv.pause(safe_from as u64);
-                return Ok(false);
-            }
+            // previous epoch was claimed, reading the key again meanwhile.
+            // Later in the epoch it has passed, so the claim is not even
+            // read; and a claimer that was itself the previous epoch's
+            // claimer knows nobody wrote in it.
+            let safe_from = epoch * CLAIM_EPOCH_MS + CLOCK_SKEW_MS;
+            let held_previous = self.lapsed_epoch == Some(epoch - 1);
+            self.writable_from =
+                if safe_from > now && !held_previous && previous_epoch_claimed(kv, key, epoch)? {
+                    safe_from
+                } else {
+                    now
+                };
+        }
+        let now = kv.now_millis();
+        if now < self.writable_from {
+            kv.pause(((self.writable_from - now) as u64).min(SKEW_POLL_MS));
+            return Ok(false);
         }
         // Our claim holds only until the epoch ends.
-        if kv.now_millis().div_euclid(CLAIM_EPOCH_MS) != epoch {
+        if now.div_euclid(CLAIM_EPOCH_MS) != epoch {
             self.held_epoch = None;
+            self.lapsed_epoch = Some(epoch);
             return Ok(false);
         }
         kv.set(key, value)?;

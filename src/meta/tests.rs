@@ -545,6 +545,63 @@ fn early_in_an_epoch_a_claim_of_the_previous_one_is_waited_out() {
     assert_eq!(kv.now_millis(), before);
 }
 
+/// A step that creates `key` with `mine` or keeps what is there.
+fn create_or_keep(current: Option<Vec<u8>>) -> kv::Step<Vec<u8>, KvError> {
+    match current {
+        Some(stored) => kv::Step::Keep(stored),
+        None => kv::Step::Write(b"mine".to_vec(), b"mine".to_vec()),
+    }
+}
+
+#[test]
+fn early_in_an_epoch_the_previous_claimers_write_is_taken_as_soon_as_it_lands() {
+    let kv = MemoryStore::default();
+    let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS + 1;
+    let epoch_start = epoch * kv::CLAIM_EPOCH_MS;
+    // The previous epoch's claimer, its clock behind, writes 1.2 s into
+    // this epoch.
+    kv.increment(&kv::creation_claim("k", epoch - 1), 1)
+        .unwrap();
+    kv.scheduled
+        .borrow_mut()
+        .push((epoch_start + 1_200, "k".into(), b"theirs".to_vec()));
+    kv.clock.set(epoch_start + 1_000);
+    let kept = kv::update(&kv, "k", create_or_keep).unwrap();
+    assert_eq!(kept, b"theirs");
+    assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"theirs"[..]));
+    // Seen within one poll of landing, not once the skew is over.
+    assert!(
+        kv.now_millis() <= epoch_start + 1_300,
+        "{}",
+        kv.now_millis() - epoch_start
+    );
+}
+
+#[test]
+fn a_claimer_whose_own_claim_lapsed_does_not_wait_for_itself() {
+    let kv = MemoryStore::default();
+    let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS + 1;
+    let epoch_start = epoch * kv::CLAIM_EPOCH_MS;
+    // Each store call takes 1 ms: the claim is won in the last millisecond
+    // of the previous epoch, which ends before the write.
+    kv.call_millis.set(1);
+    kv.clock.set(epoch_start - 2);
+    let created = kv::update(&kv, "k", create_or_keep).unwrap();
+    assert_eq!(created, b"mine");
+    assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"mine"[..]));
+    assert_eq!(
+        kv.increment(&kv::creation_claim("k", epoch - 1), 0)
+            .unwrap(),
+        1
+    );
+    // No claimer but itself in the previous epoch: nothing to wait out.
+    assert!(
+        kv.now_millis() < epoch_start + 100,
+        "{}",
+        kv.now_millis() - epoch_start
+    );
+}
+
 #[test]
 fn a_claim_left_by_the_old_protocol_blocks_nothing() {
     let kv = MemoryStore::default();

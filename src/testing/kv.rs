@@ -27,12 +27,16 @@ pub enum SwapReports {
 /// stores do (counters are 8 bytes little-endian). `conflicts` makes the
 /// next N swaps lose as if another writer had come first; `reports` picks
 /// how swaps answer; the clock starts at `clock` and `pause` moves it on
-/// instead of sleeping, so tests never depend on time.
+/// instead of sleeping, so tests never depend on time. Each call also moves
+/// it by `call_millis` (0 unless a test sets it), and `scheduled` holds
+/// writes of another caller that land once the clock reaches their time.
 pub struct MemoryStore {
     pub values: RefCell<BTreeMap<String, Vec<u8>>>,
     pub conflicts: RefCell<usize>,
     pub reports: Cell<SwapReports>,
     pub clock: Cell<i64>,
+    pub call_millis: Cell<i64>,
+    pub scheduled: RefCell<Vec<(i64, String, Vec<u8>)>>,
 }
 
 impl Default for MemoryStore {
@@ -43,7 +47,32 @@ impl Default for MemoryStore {
             reports: Cell::default(),
             // 2026-01-01, mid-epoch.
             clock: Cell::new(1_767_225_610_000),
+            call_millis: Cell::new(0),
+            scheduled: RefCell::default(),
         }
+    }
+}
+
+impl MemoryStore {
+    /// Moves the clock on by `millis` and lands the scheduled writes it
+    /// reaches.
+    fn advance(&self, millis: i64) {
+        let now = self.clock.get() + millis;
+        self.clock.set(now);
+        let mut scheduled = self.scheduled.borrow_mut();
+        let mut values = self.values.borrow_mut();
+        scheduled.retain(|(at, key, value)| {
+            let due = *at <= now;
+            if due {
+                values.insert(key.clone(), value.clone());
+            }
+            !due
+        });
+    }
+
+    /// One store call: it takes `call_millis`.
+    fn call(&self) {
+        self.advance(self.call_millis.get());
     }
 }
 
@@ -51,20 +80,24 @@ impl KeyValue for MemoryStore {
     type Cas = (String, Option<Vec<u8>>);
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.call();
         Ok(self.values.borrow().get(key).cloned())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.call();
         self.values.borrow_mut().insert(key.into(), value.to_vec());
         Ok(())
     }
 
     fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.call();
         self.values.borrow_mut().remove(key);
         Ok(())
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        self.call();
         let mut values = self.values.borrow_mut();
         let current = match values.get(key) {
             Some(bytes) => decode_counter(bytes)
@@ -82,6 +115,7 @@ impl KeyValue for MemoryStore {
     }
 
     fn swap(&self, (key, expected): Self::Cas, value: &[u8]) -> Result<Swap, KvError> {
+        self.call();
         let mut conflicts = self.conflicts.borrow_mut();
         let reports = self.reports.get();
         let written = if *conflicts > 0 {
@@ -108,7 +142,7 @@ impl KeyValue for MemoryStore {
     }
 
     fn pause(&self, millis: u64) {
-        self.clock.set(self.clock.get() + millis as i64);
+        self.advance(millis as i64);
     }
 }
 
