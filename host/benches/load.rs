@@ -103,7 +103,9 @@ mod proc_stats;
 mod spin_manifest;
 
 use genreg_up::GenregUp;
-use proc_stats::{cpu_seconds, load_average, proc_status_kib, stat_field, stat_fields};
+use proc_stats::{
+    cpu_seconds, load_average, proc_status_kib, reset_peak_resident, stat_field, stat_fields,
+};
 use spin_manifest::{workspace, write_spin_manifest};
 
 #[tokio::main]
@@ -249,9 +251,9 @@ impl Server {
 struct Column {
     server: &'static str,
     phases: Vec<(&'static str, Phase)>,
-    /// The server process's peak resident memory after its phases, when it
-    /// is one process.
-    peak_resident_mib: Option<f64>,
+    /// The server process's resident memory before its phases and its
+    /// peak during them, in MiB, when it is one process.
+    resident_mib: Option<(f64, f64)>,
 }
 
 /// One wrk run: its counts and latencies, the server CPU it cost, and why
@@ -296,6 +298,12 @@ async fn measure_server(
     let prepared = prepare(client, server).await?;
     let token = prepared.token.as_str();
     let mut phases = Vec::new();
+    // Memory from here on: compiling the component at start (when the
+    // compile cache has no copy) peaks far above what requests hold.
+    let resident_before = match server.pids {
+        Pids::One(pid) if reset_peak_resident(pid) => Some(proc_status_kib(pid, "VmRSS")),
+        _ => None,
+    };
 
     eprintln!("{}: health", server.name);
     let script = format!("wrk.method = \"GET\"\n{}", done_function());
@@ -335,14 +343,15 @@ async fn measure_server(
     check_stored(&mut new_versions, stored);
     phases.push(("publish a new version", new_versions));
 
-    let peak_resident_mib = match server.pids {
-        Pids::One(pid) => Some(proc_status_kib(pid, "VmHWM") as f64 / 1024.0),
-        Pids::Group(_) => None,
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let resident_mib = match (server.pids, resident_before) {
+        (Pids::One(pid), Some(before)) => Some((mib(before), mib(proc_status_kib(pid, "VmHWM")))),
+        _ => None,
     };
     Ok(Column {
         server: server.name,
         phases,
-        peak_resident_mib,
+        resident_mib,
     })
 }
 
@@ -709,8 +718,11 @@ fn print_table(columns: &[Column], direct: &Phase) {
          its processes plus the genreg process serving its S3 requests)"
     );
     for column in columns {
-        if let Some(mib) = column.peak_resident_mib {
-            println!("{}: peak resident memory {mib:.1} MiB", column.server);
+        if let Some((before, peak)) = column.resident_mib {
+            println!(
+                "{}: resident memory {before:.1} MiB before the phases, peak {peak:.1} MiB during them",
+                column.server
+            );
         }
     }
 }

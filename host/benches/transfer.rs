@@ -85,7 +85,7 @@ mod genreg_up;
 mod proc_stats;
 
 use genreg_up::GenregUp;
-use proc_stats::{cpu_seconds, load_average, proc_status_kib};
+use proc_stats::{cpu_seconds, load_average, proc_status_kib, reset_peak_resident};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -114,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
     let targets = Targets::prepare(&client, &genreg, distribution.as_ref(), &digest).await?;
 
     let baseline = proc_status_kib(genreg.pid, "VmRSS");
-    let hwm_reset = std::fs::write(format!("/proc/{}/clear_refs", genreg.pid), "5").is_ok();
+    let hwm_reset = reset_peak_resident(genreg.pid);
     let sampler = RssSampler::start(genreg.pid);
 
     let mut uploads: [Vec<Measured>; 3] = Default::default();

@@ -34,6 +34,12 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Resets the peak resident memory (`VmHWM`) of process `pid` to what it
+/// holds now; `false` where the kernel does not allow it.
+pub fn reset_peak_resident(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
 /// `getconf CLK_TCK`: the unit of /proc's CPU times (100 on Linux).
 fn clock_ticks_per_second() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
