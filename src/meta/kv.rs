@@ -59,6 +59,12 @@ pub trait KeyValue {
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         keys.iter().map(|key| self.get(key)).collect()
     }
+    /// The values at `keys` in one round trip, or an error where the store
+    /// cannot read them at once; never a read per key. For reads worth
+    /// making only at the cost of one round trip ([`KeyValue::read_ahead`]).
+    fn get_batch(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        self.get_many(keys)
+    }
     /// Reads `keys` now, in one round trip where the store can, so that the
     /// next [`KeyValue::get`] of each is answered without another. A hint:
     /// stores that keep nothing per request ignore it (see

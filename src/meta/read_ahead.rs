@@ -107,8 +107,13 @@ impl<K: KeyValue> KeyValue for ReadAhead<'_, K> {
         self.inner.get_many(keys)
     }
 
-    /// Keys already kept are not read again; a failed read is forgotten, so
-    /// each key is then read on its own (and its failure reported there).
+    fn get_batch(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        self.inner.get_batch(keys)
+    }
+
+    /// Keys already kept are not read again. Where the store cannot read
+    /// them in one round trip nothing is kept, so each key is read on its
+    /// own only if the request needs it (and its failure reported there).
     fn read_ahead(&self, keys: &[String]) {
         let mut wanted: Vec<String> = Vec::new();
         {
@@ -123,7 +128,7 @@ impl<K: KeyValue> KeyValue for ReadAhead<'_, K> {
         if wanted.len() < 2 {
             return;
         }
-        if let Ok(values) = self.inner.get_many(&wanted) {
+        if let Ok(values) = self.inner.get_batch(&wanted) {
             self.kept
                 .borrow_mut()
                 .extend(wanted.into_iter().zip(values));
@@ -254,6 +259,23 @@ mod tests {
         assert_eq!(kv.take_read_ahead("never"), None);
         let counts = counting.counts();
         assert_eq!((counts.get_many, counts.get), (1, 0));
+    }
+
+    #[test]
+    fn where_the_store_cannot_batch_nothing_is_read_ahead() {
+        let store = MemoryStore::default();
+        store.set("a", b"1").unwrap();
+        store.refuse_batches.set(true);
+        let counting = Counting::new(&store);
+        let kv = ReadAhead::new(&counting);
+        kv.read_ahead(&keys(&["a", "b"]));
+        // Nothing kept, and nothing read key by key: a key is read only
+        // when the request asks for it.
+        assert_eq!(kv.take_read_ahead("b"), None);
+        assert_eq!(counting.counts().get, 0);
+        assert_eq!(kv.get("a").unwrap().as_deref(), Some(&b"1"[..]));
+        let counts = counting.counts();
+        assert_eq!((counts.get_many, counts.get), (1, 1));
     }
 
     #[test]

@@ -163,6 +163,11 @@ impl<K: KeyValue> KeyValue for Counting<'_, K> {
         self.inner.get_many(keys)
     }
 
+    fn get_batch(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        self.count(|c| &mut c.get_many);
+        self.inner.get_batch(keys)
+    }
+
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
         self.count(|c| &mut c.set);
         self.inner.set(key, value)

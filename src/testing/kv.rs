@@ -30,6 +30,8 @@ pub enum SwapReports {
 /// instead of sleeping, so tests never depend on time. Each call also moves
 /// it by `call_millis` (0 unless a test sets it), and `scheduled` holds
 /// writes of another caller that land once the clock reaches their time.
+/// `refuse_batches` makes it refuse to read several keys in one round trip,
+/// as Spin 4.0.2's Redis store does.
 pub struct MemoryStore {
     pub values: RefCell<BTreeMap<String, Vec<u8>>>,
     pub conflicts: RefCell<usize>,
@@ -37,6 +39,7 @@ pub struct MemoryStore {
     pub clock: Cell<i64>,
     pub call_millis: Cell<i64>,
     pub scheduled: RefCell<Vec<(i64, String, Vec<u8>)>>,
+    pub refuse_batches: Cell<bool>,
 }
 
 impl Default for MemoryStore {
@@ -49,6 +52,7 @@ impl Default for MemoryStore {
             clock: Cell::new(1_767_225_610_000),
             call_millis: Cell::new(0),
             scheduled: RefCell::default(),
+            refuse_batches: Cell::new(false),
         }
     }
 }
@@ -107,6 +111,14 @@ impl KeyValue for MemoryStore {
         let next = current + delta;
         values.insert(key.into(), next.to_le_bytes().to_vec());
         Ok(next)
+    }
+
+    fn get_batch(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        if self.refuse_batches.get() {
+            self.call();
+            return Err(KvError::Store("get-many refused".into()));
+        }
+        self.get_many(keys)
     }
 
     fn read_for_swap(&self, key: &str) -> Result<(Self::Cas, Option<Vec<u8>>), KvError> {

@@ -1,6 +1,7 @@
 //! [`KeyValue`] over `wasi:keyvalue` (store, atomics and batch), as Spin
 //! provides it.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 
 use spin_sdk::wit::wasi::keyvalue::atomics::{self, Cas, CasError};
@@ -9,9 +10,13 @@ use spin_sdk::wit::wasi::keyvalue::store::{self, Bucket, Error};
 
 use crate::meta::kv::{KeyValue, KvError, Swap};
 
-/// The `default` store, which spin.toml grants the component.
+/// The `default` store, which spin.toml grants the component, for one
+/// request.
 pub struct WasiKv {
     bucket: Bucket,
+    /// Whether the store refused a `get-many` in this request: it is not
+    /// asked again, each key is read on its own.
+    batch_refused: Cell<bool>,
 }
 
 fn kv_error(e: Error) -> KvError {
@@ -26,6 +31,7 @@ impl WasiKv {
     pub fn open_default() -> Result<WasiKv, KvError> {
         Ok(WasiKv {
             bucket: store::open("default").map_err(kv_error)?,
+            batch_refused: Cell::new(false),
         })
     }
 }
@@ -37,22 +43,37 @@ impl KeyValue for WasiKv {
         self.bucket.get(key).map_err(kv_error)
     }
 
-    /// One `get-many`. Spin's SQLite store answers only the keys present,
-    /// in any order, so the answer is matched by key. Spin 4.0.2's Redis
-    /// store sends `KEYS` with the keys instead of `MGET`, which Redis
-    /// refuses for more than one key: when the batch fails, each key is
-    /// read on its own (and a real store failure shows there).
+    /// One `get-many`, or each key on its own where the store refuses it
+    /// (and a real store failure shows there).
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         if keys.len() > 1 {
-            if let Ok(found) = batch::get_many(&self.bucket, keys) {
-                let found: HashMap<String, Option<Vec<u8>>> = found.into_iter().collect();
-                return Ok(keys
-                    .iter()
-                    .map(|key| found.get(key).cloned().flatten())
-                    .collect());
+            if let Ok(values) = self.get_batch(keys) {
+                return Ok(values);
             }
         }
         keys.iter().map(|key| self.get(key)).collect()
+    }
+
+    /// One `get-many`. Spin's SQLite store answers only the keys present,
+    /// in any order, so the answer is matched by key. Spin 4.0.2's Redis
+    /// store sends `KEYS` with the keys instead of `MGET`, which Redis
+    /// refuses for more than one key: after one refusal the store is not
+    /// asked again in this request.
+    fn get_batch(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        if self.batch_refused.get() {
+            return Err(KvError::Store(
+                "the store refused get-many earlier in this request".into(),
+            ));
+        }
+        let found = batch::get_many(&self.bucket, keys).map_err(|e| {
+            self.batch_refused.set(true);
+            kv_error(e)
+        })?;
+        let found: HashMap<String, Option<Vec<u8>>> = found.into_iter().collect();
+        Ok(keys
+            .iter()
+            .map(|key| found.get(key).cloned().flatten())
+            .collect())
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {

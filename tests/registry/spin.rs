@@ -111,6 +111,48 @@ mod on_redis {
         a_revoked_token_is_refused,
     );
 
+    /// Spin 4.0.2's Redis store refuses `get-many` (it sends `KEYS` with the
+    /// keys, which Redis rejects): a request asks it once at most, then
+    /// reads key by key.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_spin_a_request_asks_for_get_many_at_most_once() {
+        use crate::common::Target as _;
+        let test = "spin::on_redis::on_spin_a_request_asks_for_get_many_at_most_once";
+        let Some(redis) = crate::redis_server::RedisServer::start_or_skip(test) else {
+            return;
+        };
+        let variables = crate::spin::VARIABLES;
+        let Some(r) = crate::spin::SpinRegistry::start_on_redis(variables, &redis.url(0)).await
+        else {
+            return;
+        };
+        let refused = || redis.command_stat("keys", "rejected_calls");
+        let id = super::new_project(&r, "acme", "private").await;
+        let url = |file: &str| r.generic_url(&id.to_string(), &format!("tool/1.0.0/{file}"));
+        let first = super::publish(&r, &url("a.bin"), super::data(10, 1)).await;
+        assert_eq!(first, super::StatusCode::CREATED);
+
+        // A publish into the package reads ahead before the body and reads
+        // back after its write: two batches, one refusal.
+        let before = refused();
+        let second = super::publish(&r, &url("b.bin"), super::data(10, 2)).await;
+        assert_eq!(second, super::StatusCode::CREATED);
+        assert_eq!(refused() - before, 1);
+
+        // A listing reads its index shards, then its page's packages.
+        let before = refused();
+        let packages = r.at(&format!("/api/v4/projects/{id}/packages"));
+        let list = r
+            .as_admin(super::Method::GET, &packages)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(list.status(), super::StatusCode::OK);
+        let listed: serde_json::Value = list.json().await.unwrap();
+        assert_eq!(listed.as_array().map(Vec::len), Some(1));
+        assert_eq!(refused() - before, 1);
+    }
+
     /// The registry kept its metadata in this Redis server (database 0),
     /// not in a store of its own.
     fn assert_metadata_in(redis: &crate::redis_server::RedisServer) {

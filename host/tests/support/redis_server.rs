@@ -100,6 +100,40 @@ impl RedisServer {
     pub fn address(&self) -> SocketAddr {
         self.address
     }
+
+    /// A field of one command's line in `INFO commandstats`, e.g.
+    /// `("keys", "rejected_calls")`; 0 for a command not called yet.
+    pub fn command_stat(&self, command: &str, field: &str) -> u64 {
+        let stats = info_commandstats(self.address);
+        let prefix = format!("cmdstat_{command}:");
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .into_iter()
+            .flat_map(|fields| fields.split(','))
+            .find_map(|pair| pair.strip_prefix(field)?.strip_prefix('='))
+            .map_or(0, |n| n.trim().parse().expect("a count"))
+    }
+}
+
+/// The bulk answer to `INFO commandstats` over a fresh connection.
+fn info_commandstats(address: SocketAddr) -> String {
+    use std::io::BufRead as _;
+    let mut stream = TcpStream::connect(address).expect("connecting to Redis");
+    stream
+        .write_all(b"INFO commandstats\r\n")
+        .expect("sending INFO");
+    let mut reader = std::io::BufReader::new(stream);
+    let mut head = String::new();
+    reader.read_line(&mut head).expect("reading INFO");
+    let length: usize = head
+        .trim_end()
+        .strip_prefix('$')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("INFO answered {head:?}"));
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("reading INFO");
+    String::from_utf8(body).expect("INFO is text")
 }
 
 impl Drop for RedisServer {
