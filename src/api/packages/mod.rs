@@ -353,6 +353,14 @@ pub fn list_group<K: KeyValue>(
     answer_page(ctx, request, &actor, page, &query, listed, true)
 }
 
+/// What a delete reads before its first write, past the token and the
+/// project: the package's lookup by id, and the protection rules.
+fn reading_before_a_delete(project_id: u64, package_id: NumericId) -> Vec<String> {
+    let mut keys = read_ahead::package_by_id(project_id, package_id);
+    keys.push(read_ahead::protection_rules(project_id));
+    keys
+}
+
 /// The live package `:package_id` of the project.
 fn find_package<K: KeyValue>(
     ctx: &Context<K>,
@@ -464,7 +472,9 @@ pub fn download_file<K: KeyValue>(
     package_id: NumericId,
     file_id: NumericId,
 ) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
+    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
+        read_ahead::package_by_id(id, package_id)
+    })?;
     let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
     let package = find_package(ctx, &project, package_id)?;
     let file = meta::package_files(ctx.kv, &package)?
@@ -480,7 +490,9 @@ pub fn delete<K: KeyValue>(
     project_id: &ProjectId,
     package_id: NumericId,
 ) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
+    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
+        reading_before_a_delete(id, package_id)
+    })?;
     let (project, _) = ctx.project_for(&actor, project_id, DELETE)?;
     let package = find_package(ctx, &project, package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;
@@ -497,7 +509,9 @@ pub fn delete_file<K: KeyValue>(
     package_id: NumericId,
     file_id: NumericId,
 ) -> ApiResult<Response> {
-    let actor = ctx.authenticate(request)?;
+    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
+        reading_before_a_delete(id, package_id)
+    })?;
     let (project, _) = ctx.project_for(&actor, project_id, DELETE)?;
     let package = find_package(ctx, &project, package_id)?;
     protection::check_delete(ctx, &actor, &project, &package.name)?;

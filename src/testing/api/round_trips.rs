@@ -317,7 +317,8 @@ const ROWS: &[Row] = &[
         },
         status: 204,
         pinned: Counts {
-            get: 8,
+            get: 3,
+            get_many: 1,
             read_for_swap: 1,
             swap: 1,
             s3_delete: 1,
