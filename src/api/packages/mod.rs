@@ -353,14 +353,6 @@ pub fn list_group<K: KeyValue>(
     answer_page(ctx, request, &actor, page, &query, listed, true)
 }
 
-/// What a delete reads before its first write, past the token and the
-/// project: the package's lookup by id, and the protection rules.
-fn reading_before_a_delete(project_id: u64, package_id: NumericId) -> Vec<String> {
-    let mut keys = read_ahead::package_by_id(project_id, package_id);
-    keys.push(read_ahead::protection_rules(project_id));
-    keys
-}
-
 /// The live package `:package_id` of the project.
 fn find_package<K: KeyValue>(
     ctx: &Context<K>,
@@ -484,18 +476,34 @@ pub fn download_file<K: KeyValue>(
     generic::serve_file(ctx, request, &project, &package, &file)
 }
 
+/// The package `:package_id` a caller may delete from, or deletes: the
+/// caller holds the delete right on the project and no protection rule
+/// keeps the package. Everything it checks is read in one round trip before
+/// the delete's first write.
+fn package_to_delete<K: KeyValue>(
+    ctx: &Context<K>,
+    request: &Request,
+    project_id: &ProjectId,
+    package_id: NumericId,
+) -> ApiResult<Package> {
+    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
+        let mut keys = read_ahead::package_by_id(id, package_id);
+        keys.push(read_ahead::protection_rules(id));
+        keys
+    })?;
+    let (project, _) = ctx.project_for(&actor, project_id, DELETE)?;
+    let package = find_package(ctx, &project, package_id)?;
+    protection::check_delete(ctx, &actor, &project, &package.name)?;
+    Ok(package)
+}
+
 pub fn delete<K: KeyValue>(
     ctx: &Context<K>,
     request: &Request,
     project_id: &ProjectId,
     package_id: NumericId,
 ) -> ApiResult<Response> {
-    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
-        reading_before_a_delete(id, package_id)
-    })?;
-    let (project, _) = ctx.project_for(&actor, project_id, DELETE)?;
-    let package = find_package(ctx, &project, package_id)?;
-    protection::check_delete(ctx, &actor, &project, &package.name)?;
+    let package = package_to_delete(ctx, request, project_id, package_id)?;
     let files = meta::remove_package(ctx.kv, &package, ctx.now_millis())?
         .ok_or(ApiError::NotFound("Not found"))?;
     ctx.discard_objects(&files);
@@ -509,12 +517,7 @@ pub fn delete_file<K: KeyValue>(
     package_id: NumericId,
     file_id: NumericId,
 ) -> ApiResult<Response> {
-    let actor = ctx.authenticate_reading_ahead(request, project_id, |id| {
-        reading_before_a_delete(id, package_id)
-    })?;
-    let (project, _) = ctx.project_for(&actor, project_id, DELETE)?;
-    let package = find_package(ctx, &project, package_id)?;
-    protection::check_delete(ctx, &actor, &project, &package.name)?;
+    let package = package_to_delete(ctx, request, project_id, package_id)?;
     let file = meta::remove_file(
         ctx.kv,
         &package,
