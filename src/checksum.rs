@@ -1,6 +1,9 @@
 //! The checksums of a file, computed in one pass while it streams through,
 //! or in steps over several requests ([`Checksums::save`],
-//! [`Checksums::resume`]: the hash state is kept between them).
+//! [`Checksums::resume`]: the hash state is kept between them). A large
+//! body's SHA-256 can also be handed off part-way to another instance
+//! ([`Checksums::sha256_state`], [`Sha256Resumed`]), so that two cores hash
+//! it.
 
 use md5::Md5;
 use sha1::Sha1;
@@ -43,6 +46,72 @@ impl Checksums {
             sha1: hex::encode(self.sha1.finalize()),
             sha256: hex::encode(self.sha256.finalize()),
         }
+    }
+}
+
+/// A file's checksums after its SHA-256 was handed off: md5, sha1 and the
+/// size go on here, and [`HandedOff::finish`] takes the SHA-256 computed
+/// elsewhere.
+pub struct HandedOff {
+    md5: Md5,
+    sha1: Sha1,
+    size: u64,
+}
+
+impl Checksums {
+    /// The SHA-256's state so far, for [`Sha256Resumed::resume`].
+    pub fn sha256_state(&self) -> String {
+        encode_state(&self.sha256)
+    }
+
+    /// Drops the SHA-256 (handed off from [`Self::sha256_state`]) and goes
+    /// on with the rest.
+    pub fn hand_off_sha256(self) -> HandedOff {
+        HandedOff {
+            md5: self.md5,
+            sha1: self.sha1,
+            size: self.size,
+        }
+    }
+}
+
+impl HandedOff {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.md5.update(bytes);
+        self.sha1.update(bytes);
+        self.size += bytes.len() as u64;
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The digests, with `sha256` (lowercase hex) as computed elsewhere.
+    pub fn finish(self, sha256: String) -> Digests {
+        Digests {
+            size: self.size,
+            md5: hex::encode(self.md5.finalize()),
+            sha1: hex::encode(self.sha1.finalize()),
+            sha256,
+        }
+    }
+}
+
+/// A SHA-256 continued from a state that [`Checksums::sha256_state`] gave: the helper instance's side.
+pub struct Sha256Resumed(Sha256);
+
+impl Sha256Resumed {
+    pub fn resume(state: &str) -> Result<Sha256Resumed, CorruptState> {
+        decode_state(state).map(Sha256Resumed)
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// Lowercase hex.
+    pub fn finish(self) -> String {
+        hex::encode(self.0.finalize())
     }
 }
 
@@ -130,6 +199,25 @@ mod tests {
             sums = Checksums::resume(&serde_json::from_str(&json).unwrap()).unwrap();
         }
         assert_eq!(sums.finish(), whole.finish());
+    }
+
+    #[test]
+    fn a_sha256_handed_off_part_way_gives_the_digests_of_one_pass() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 13 % 241) as u8).collect();
+        let mut whole = Checksums::default();
+        whole.update(&data);
+        let whole = whole.finish();
+        // Cut inside a block, as a hand-off after any chunk may.
+        let (head, tail) = data.split_at(4_321);
+        let mut sums = Checksums::default();
+        sums.update(head);
+        let mut elsewhere = Sha256Resumed::resume(&sums.sha256_state()).unwrap();
+        let mut here = sums.hand_off_sha256();
+        here.update(tail);
+        elsewhere.update(tail);
+        assert_eq!(here.size(), 10_000);
+        assert_eq!(here.finish(elsewhere.finish()), whole);
+        assert!(Sha256Resumed::resume("AAAA").is_err());
     }
 
     #[test]

@@ -163,6 +163,11 @@ impl From<UploadError> for ApiError {
             UploadError::LengthMismatch => ApiError::BadRequest(error.to_string()),
             UploadError::ClientGone(detail) => ApiError::body_cut_off(detail),
             UploadError::Storage(e) => e.into(),
+            // The helper runs on this host: busy or failing, worth a retry.
+            UploadError::Helper(detail) => {
+                eprintln!("error: the SHA-256 helper instance failed: {detail}");
+                ApiError::Unavailable(detail)
+            }
         }
     }
 }

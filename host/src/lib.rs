@@ -297,9 +297,11 @@ impl Registry {
         let store = config.kv.open(&data_dir).await?;
         let imports = Imports {
             keyvalue: WasiKeyValueCtx::new(store),
+            // What the repository's spin.toml allows: S3 and self requests.
             outbound: OutboundHttp::new(AllowedHosts::from_urls([
                 variables["s3_endpoint"].as_str()
-            ])),
+            ]))
+            .with_self_requests(local),
             variables: VariablesCtx::new(variables),
         };
 

@@ -5,6 +5,11 @@
 //! variable). A request to anything else fails with `http-request-denied`
 //! before any connection is made, the error Spin gives.
 //!
+//! Self requests (authority `self.alt`, or none), which the repository's
+//! `spin.toml` allows with `http://self`, go to the registry's own listener
+//! over loopback, as Spin sends them to its own address: another instance
+//! of the component answers.
+//!
 //! Plain `http` requests go through one pooled client shared by every
 //! instance ([`PlainHttpPool`]): a request reuses an idle keep-alive
 //! connection to its origin instead of opening (and closing) one of its
@@ -12,6 +17,7 @@
 //! use wasmtime-wasi-http's default sender, a connection each.
 
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -111,6 +117,8 @@ impl AllowedHosts {
 pub struct OutboundHttp {
     allowed: Arc<AllowedHosts>,
     plain: Arc<PlainHttpPool>,
+    /// Where self requests go: the registry's own listener.
+    own_address: Option<SocketAddr>,
 }
 
 impl OutboundHttp {
@@ -118,8 +126,42 @@ impl OutboundHttp {
         OutboundHttp {
             allowed: Arc::new(allowed),
             plain: Arc::default(),
+            own_address: None,
         }
     }
+
+    /// Allows self requests, sent to `listener` (the registry's address;
+    /// an unspecified one is reached over loopback).
+    pub fn with_self_requests(mut self, listener: SocketAddr) -> Self {
+        let ip = match listener.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        self.own_address = Some(SocketAddr::new(ip, listener.port()));
+        self
+    }
+}
+
+/// Whether a request is for the application itself: Spin's `self.alt`
+/// authority, or no authority at all.
+fn is_self_request(uri: &http::Uri) -> bool {
+    uri.authority().is_none_or(|a| a.host() == "self.alt")
+}
+
+/// `request` readdressed to `own_address`, its `Host` header dropped (as
+/// Spin does) so the client sets the one of the address.
+fn to_own_address<B>(
+    mut request: http::Request<B>,
+    own_address: SocketAddr,
+) -> Option<http::Request<B>> {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    *request.uri_mut() = format!("http://{own_address}{path}").parse().ok()?;
+    request.headers_mut().remove(http::header::HOST);
+    Some(request)
 }
 
 /// How long a pooled connection may stay idle before it is closed: shorter
@@ -278,9 +320,14 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         _body_result: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        if !self.allowed.allows(request.uri()) {
+        let request = match (is_self_request(request.uri()), self.own_address) {
+            (true, Some(own_address)) => to_own_address(request, own_address),
+            (true, None) => None,
+            (false, _) => Some(request).filter(|r| self.allowed.allows(r.uri())),
+        };
+        let Some(request) = request else {
             return Box::new(async { Err(Error::HttpRequestDenied) });
-        }
+        };
         if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
             let plain = self.plain.clone();
             return Box::new(async move {
@@ -423,6 +470,28 @@ mod tests {
         let mut other = OutboundHttp::new(allowed(&url));
         assert_eq!(get(&mut other, &format!("{url}/x")).await.unwrap(), "2");
         assert_eq!(get(&mut hooks, &format!("{url}/x")).await.unwrap(), "1");
+    }
+
+    #[tokio::test]
+    async fn self_requests_go_to_the_registrys_own_listener() {
+        let (url, connections) = counting_server().await;
+        let own: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+        // Bound to every address: reached over loopback.
+        let listener = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), own.port());
+        let mut hooks =
+            OutboundHttp::new(allowed("http://127.0.0.1:9")).with_self_requests(listener);
+        assert_eq!(get(&mut hooks, "http://self.alt/x").await.unwrap(), "1");
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Without them, denied like any host not allowed.
+        let mut without = OutboundHttp::new(allowed(&url));
+        let denied = get(&mut without, "http://self.alt/x").await;
+        assert!(
+            matches!(denied, Err(Error::HttpRequestDenied)),
+            "{denied:?}"
+        );
+        let relative = http::Uri::from_static("/x");
+        assert!(is_self_request(&relative));
+        assert!(!is_self_request(&uri("http://self.example/x")));
     }
 
     #[tokio::test]

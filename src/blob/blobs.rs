@@ -5,6 +5,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use url::Url;
 
+use super::sha256_helper::Sha256Helper;
 use super::signer::{SettingsError, Signer};
 use super::store::{ObjectBody, ObjectStore, StoreError};
 use super::upload::{Upload, UploadError};
@@ -26,6 +27,7 @@ pub struct Blobs<'a> {
     clock: &'a dyn Fn() -> Timestamp,
     part_size: u64,
     max_file_size: Option<u64>,
+    sha256_helper: Option<&'a dyn Sha256Helper>,
 }
 
 impl<'a> Blobs<'a> {
@@ -40,7 +42,14 @@ impl<'a> Blobs<'a> {
             clock,
             part_size: config.part_size,
             max_file_size: config.max_file_size,
+            sha256_helper: None,
         })
+    }
+
+    /// Lets large uploads hand their SHA-256 to `helper`.
+    pub fn with_sha256_helper(mut self, helper: &'a dyn Sha256Helper) -> Self {
+        self.sha256_helper = Some(helper);
+        self
     }
 
     /// The time to sign a request with: now.
@@ -65,6 +74,7 @@ impl<'a> Blobs<'a> {
             part_size: self.part_size,
             max_size: self.max_file_size,
             expected_sha256,
+            sha256_helper: self.sha256_helper,
         }
         .run(body, content_length)
     }

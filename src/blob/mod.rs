@@ -5,6 +5,8 @@
 //! - [`signer`]: SigV4-presigned URLs, pure (the time is an input).
 //! - [`upload`]: streaming a body into a single PUT or a multipart upload.
 //! - [`parts`]: how large multipart parts are, so every object fits S3's limits.
+//! - [`sha256_helper`]: a second instance that takes over a large upload's
+//!   SHA-256.
 //! - [`store`]: the few S3 calls as a trait; the component implements it
 //!   over `wasi:http` (`crate::wasi::object_store`), the unit tests over
 //!   memory (`crate::testing::MemoryS3`).
@@ -12,6 +14,7 @@
 mod blobs;
 pub mod parts;
 pub mod sessions;
+pub mod sha256_helper;
 pub mod signer;
 pub mod store;
 pub mod upload;

@@ -12,11 +12,14 @@
 //! - Any failure aborts the multipart upload (retried a few times) or
 //!   deletes the single object, so a failed publish leaves nothing behind;
 //!   what a crash or a dead S3 still leaves, `genreg gc` collects.
+//! - A body that proves large hands its SHA-256 to a helper instance when
+//!   one can be had ([`super::sha256_helper`]).
 
 use super::blobs::Blobs;
 use super::parts::{self, MAX_OBJECT_SIZE, MAX_PARTS};
+use super::sha256_helper::{Sha256Helper, Sha256Stream};
 use super::store::{ObjectStore, StoreError};
-use crate::checksum::{Checksums, Digests};
+use crate::checksum::{Checksums, Digests, HandedOff};
 use crate::http::ByteSource;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,9 @@ pub enum UploadError {
     ChecksumMismatch,
     #[error("object storage: {0}")]
     Storage(#[from] StoreError),
+    /// The helper instance hashing the body's SHA-256 failed.
+    #[error("the SHA-256 helper instance failed: {0}")]
+    Helper(String),
 }
 
 /// Where and how to upload.
@@ -43,6 +49,7 @@ pub(super) struct Upload<'a> {
     pub max_size: Option<u64>,
     /// Lowercase hex; when set, a body with another SHA-256 is not kept.
     pub expected_sha256: Option<&'a str>,
+    pub sha256_helper: Option<&'a dyn Sha256Helper>,
 }
 
 /// How a multipart upload's parts are cut.
@@ -78,6 +85,8 @@ impl Upload<'_> {
             return Err(UploadError::TooLarge);
         }
         let mut reader = BodyReader::new(body, self.limit());
+        reader.sha256_helper = self.sha256_helper;
+        reader.content_length = content_length;
         match content_length {
             Some(len) if len <= self.part_size => self.put_single(&mut reader, Part::Streamed(len)),
             Some(len) => {
@@ -127,7 +136,7 @@ impl Upload<'_> {
             self.discard_object();
             return Err(UploadError::LengthMismatch);
         }
-        let digests = reader.finish();
+        let digests = reader.finish().inspect_err(|_| self.discard_object())?;
         if !self.checksum_ok(&digests) {
             self.discard_object();
             return Err(UploadError::ChecksumMismatch);
@@ -172,7 +181,7 @@ impl Upload<'_> {
             let number = etags.len() as u64 + 1;
             let part = match &mut parts {
                 Parts::Streamed { size, total } => {
-                    let remaining = total.saturating_sub(reader.sums.size());
+                    let remaining = total.saturating_sub(reader.size());
                     if remaining == 0 {
                         break;
                     }
@@ -204,7 +213,7 @@ impl Upload<'_> {
         if !reader.at_end()? {
             return Err(UploadError::LengthMismatch);
         }
-        let digests = reader.finish();
+        let digests = reader.finish()?;
         if !self.checksum_ok(&digests) {
             return Err(UploadError::ChecksumMismatch);
         }
@@ -269,6 +278,37 @@ fn send_part(
     }
 }
 
+/// Where a body's checksums are being computed.
+enum Sums<'a> {
+    Here(Checksums),
+    /// The SHA-256 goes on in a helper instance, the rest here.
+    Split(HandedOff, Box<dyn Sha256Stream + 'a>),
+    /// Finished, or in the middle of a hand-off.
+    Taken,
+}
+
+impl Sums<'_> {
+    fn update(&mut self, bytes: &[u8]) -> Result<(), UploadError> {
+        match self {
+            Sums::Here(sums) => sums.update(bytes),
+            Sums::Split(sums, helper) => {
+                sums.update(bytes);
+                helper.write(bytes).map_err(UploadError::Helper)?;
+            }
+            Sums::Taken => unreachable!("checksums updated after they were taken"),
+        }
+        Ok(())
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Sums::Here(sums) => sums.size(),
+            Sums::Split(sums, _) => sums.size(),
+            Sums::Taken => 0,
+        }
+    }
+}
+
 /// Reads the client's body in pieces of a requested maximum size, counting,
 /// checksumming and enforcing the maximum file size as bytes pass. It holds
 /// at most one chunk of the source beyond what it has handed out.
@@ -278,8 +318,12 @@ struct BodyReader<'a> {
     pending: Vec<u8>,
     offset: usize,
     ended: bool,
-    sums: Checksums,
+    sums: Sums<'a>,
     max_size: u64,
+    /// Offered the SHA-256 once the body proves large; cleared once asked.
+    sha256_helper: Option<&'a dyn Sha256Helper>,
+    /// The body's announced length, if any.
+    content_length: Option<u64>,
 }
 
 impl<'a> BodyReader<'a> {
@@ -289,9 +333,45 @@ impl<'a> BodyReader<'a> {
             pending: Vec::new(),
             offset: 0,
             ended: false,
-            sums: Checksums::default(),
+            sums: Sums::Here(Checksums::default()),
             max_size,
+            sha256_helper: None,
+            content_length: None,
         }
+    }
+
+    /// Bytes handed out so far.
+    fn size(&self) -> u64 {
+        self.sums.size()
+    }
+
+    /// Hands the SHA-256 to the helper once [`Sha256Helper::hand_off_after`]
+    /// bytes are hashed here, unless a known length says that as much again
+    /// is not left. Asked once per body; without a helper, hashing goes on
+    /// here.
+    fn hand_off_when_due(&mut self) {
+        let Some(helper) = self.sha256_helper else {
+            return;
+        };
+        let after = helper.hand_off_after();
+        let hashed = self.size();
+        if hashed < after {
+            return;
+        }
+        self.sha256_helper = None;
+        if self
+            .content_length
+            .is_some_and(|length| length.saturating_sub(hashed) < after)
+        {
+            return;
+        }
+        let Sums::Here(sums) = std::mem::replace(&mut self.sums, Sums::Taken) else {
+            unreachable!("a hand-off is asked once, before any other")
+        };
+        self.sums = match helper.start(&sums.sha256_state()) {
+            Some(stream) => Sums::Split(sums.hand_off_sha256(), stream),
+            None => Sums::Here(sums),
+        };
     }
 
     /// Takes the next chunk from the source if everything pending is handed
@@ -318,8 +398,9 @@ impl<'a> BodyReader<'a> {
         let take = available.min(usize::try_from(max).unwrap_or(usize::MAX));
         let range = self.offset..self.offset + take;
         self.offset += take;
-        self.sums.update(&self.pending[range.clone()]);
-        if self.sums.size() > self.max_size {
+        self.hand_off_when_due();
+        self.sums.update(&self.pending[range.clone()])?;
+        if self.size() > self.max_size {
             return Err(UploadError::TooLarge);
         }
         Ok(Some(&self.pending[range]))
@@ -351,8 +432,17 @@ impl<'a> BodyReader<'a> {
         Ok(!self.refill()?)
     }
 
-    fn finish(&mut self) -> Digests {
-        std::mem::take(&mut self.sums).finish()
+    /// The digests of the body; waits for the helper's SHA-256 if it took
+    /// over.
+    fn finish(&mut self) -> Result<Digests, UploadError> {
+        match std::mem::replace(&mut self.sums, Sums::Taken) {
+            Sums::Here(sums) => Ok(sums.finish()),
+            Sums::Split(sums, helper) => {
+                let sha256 = helper.finish().map_err(UploadError::Helper)?;
+                Ok(sums.finish(sha256))
+            }
+            Sums::Taken => unreachable!("checksums taken twice"),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -313,4 +314,173 @@ fn the_part_buffer_holds_at_most_one_part() {
         read.extend_from_slice(&buffer);
     }
     assert_eq!(read, data);
+}
+
+/// A helper in memory: resumes the SHA-256 from the state it is given, as
+/// the helper instance does. `fail_after` makes its stream fail once it has
+/// been sent that many bytes; `available` false makes it unavailable.
+struct MemoryHelper {
+    after: u64,
+    available: bool,
+    fail_after: Option<u64>,
+    started: Cell<u32>,
+    /// Bytes its streams were sent.
+    sent: Rc<Cell<u64>>,
+}
+
+impl MemoryHelper {
+    fn new(after: u64) -> Self {
+        MemoryHelper {
+            after,
+            available: true,
+            fail_after: None,
+            started: Cell::new(0),
+            sent: Rc::default(),
+        }
+    }
+}
+
+struct MemoryHelperStream {
+    sha256: crate::checksum::Sha256Resumed,
+    fail_after: Option<u64>,
+    sent: Rc<Cell<u64>>,
+}
+
+impl Sha256Helper for MemoryHelper {
+    fn hand_off_after(&self) -> u64 {
+        self.after
+    }
+
+    fn start(&self, state: &str) -> Option<Box<dyn Sha256Stream + '_>> {
+        if !self.available {
+            return None;
+        }
+        self.started.set(self.started.get() + 1);
+        Some(Box::new(MemoryHelperStream {
+            sha256: crate::checksum::Sha256Resumed::resume(state).unwrap(),
+            fail_after: self.fail_after,
+            sent: self.sent.clone(),
+        }))
+    }
+}
+
+impl Sha256Stream for MemoryHelperStream {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.sent.set(self.sent.get() + bytes.len() as u64);
+        if self.fail_after.is_some_and(|n| self.sent.get() > n) {
+            return Err("helper connection reset".into());
+        }
+        self.sha256.update(bytes);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<String, String> {
+        if self.fail_after.is_some_and(|n| self.sent.get() >= n) {
+            return Err("helper answered no digest".into());
+        }
+        Ok(self.sha256.finish())
+    }
+}
+
+fn upload_with_helper(
+    s3: &MemoryS3,
+    data: &[u8],
+    chunk: usize,
+    content_length: Option<u64>,
+    helper: &MemoryHelper,
+) -> Result<Digests, UploadError> {
+    let clock = slow_clock();
+    let config = config(PART, None);
+    let blobs = Blobs::new(&config, s3, &clock)
+        .unwrap()
+        .with_sha256_helper(helper);
+    let mut body: VecDeque<Vec<u8>> = data.chunks(chunk).map(<[u8]>::to_vec).collect();
+    blobs.upload("files/k", &mut body, content_length, None)
+}
+
+fn one_pass(data: &[u8]) -> Digests {
+    let mut sums = Checksums::default();
+    sums.update(data);
+    sums.finish()
+}
+
+#[test]
+fn a_large_body_hands_its_sha256_to_the_helper_and_gets_the_digests_of_one_pass() {
+    let data: Vec<u8> = (0..=255u8).cycle().take(300).collect();
+    for length in [Some(data.len() as u64), None] {
+        for chunk in [1, 5, 7, 64, 300] {
+            let s3 = MemoryS3::default();
+            let helper = MemoryHelper::new(16);
+            let digests = upload_with_helper(&s3, &data, chunk, length, &helper).unwrap();
+            assert_eq!(digests, one_pass(&data), "chunk {chunk} length {length:?}");
+            assert_eq!(stored(&s3).unwrap(), data);
+            assert_eq!(helper.started.get(), 1);
+            // Handed off at the first piece read after 16 bytes were hashed
+            // here (pieces end at chunks and at parts).
+            let here = data.len() as u64 - helper.sent.get();
+            assert!((16..16 + chunk as u64).contains(&here), "{here}");
+        }
+    }
+}
+
+#[test]
+fn a_body_with_too_little_left_keeps_its_sha256_here() {
+    let data = vec![4u8; 30];
+    // 16 hashed, 14 left: not worth a helper.
+    let s3 = MemoryS3::default();
+    let helper = MemoryHelper::new(16);
+    let digests = upload_with_helper(&s3, &data, 4, Some(30), &helper).unwrap();
+    assert_eq!(digests, one_pass(&data));
+    assert_eq!(helper.started.get(), 0);
+    // Without a length the rest is unknown: handed off.
+    let s3 = MemoryS3::default();
+    let digests = upload_with_helper(&s3, &data, 4, None, &helper).unwrap();
+    assert_eq!(digests, one_pass(&data));
+    assert_eq!(helper.started.get(), 1);
+    // A body shorter than the threshold never asks.
+    let helper = MemoryHelper::new(64);
+    upload_with_helper(&MemoryS3::default(), &data, 4, None, &helper).unwrap();
+    assert_eq!(helper.started.get(), 0);
+}
+
+#[test]
+fn without_a_helper_to_be_had_the_sha256_goes_on_here() {
+    let data = vec![6u8; 100];
+    let s3 = MemoryS3::default();
+    let helper = MemoryHelper {
+        available: false,
+        ..MemoryHelper::new(16)
+    };
+    let digests = upload_with_helper(&s3, &data, 10, None, &helper).unwrap();
+    assert_eq!(digests, one_pass(&data));
+    assert_eq!(stored(&s3).unwrap(), data);
+}
+
+#[test]
+fn a_helper_that_fails_fails_the_upload_and_leaves_nothing() {
+    let data = [8u8; 100];
+    // Cut while streaming (multipart and single PUT), and at the answer.
+    for (fail_after, parts) in [(30, PART), (30, 1024), (80, PART), (80, 1024)] {
+        for length in [Some(100), None] {
+            let s3 = MemoryS3::default();
+            let helper = MemoryHelper {
+                fail_after: Some(fail_after),
+                ..MemoryHelper::new(20)
+            };
+            let clock = slow_clock();
+            let config = config(parts, None);
+            let blobs = Blobs::new(&config, &s3, &clock)
+                .unwrap()
+                .with_sha256_helper(&helper);
+            let mut body: VecDeque<Vec<u8>> = data.chunks(10).map(<[u8]>::to_vec).collect();
+            let err = blobs
+                .upload("files/k", &mut body, length, None)
+                .unwrap_err();
+            assert!(matches!(err, UploadError::Helper(_)), "{err}");
+            assert!(
+                nothing_left(&s3),
+                "fail after {fail_after}, parts {parts}, length {length:?}"
+            );
+        }
+    }
 }

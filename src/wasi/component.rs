@@ -13,6 +13,7 @@ use wasi::io::streams::OutputStream;
 use super::io::{describe, flush, write_all, IncomingBytes};
 use super::keyvalue::WasiKv;
 use super::object_store::{S3AnswerBody, WasiStore};
+use super::sha256_helper::{self, SelfRequestHelper};
 use crate::api::Context;
 use crate::blob::Blobs;
 use crate::config::Config;
@@ -28,6 +29,9 @@ pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
         &incoming.path_with_query().unwrap_or_else(|| "/".into()),
         incoming.headers().entries(),
     );
+    if sha256_helper::is_helper_request(&request) {
+        return sha256_helper::serve(&request, incoming, out, unix_now());
+    }
     let mut body = match incoming.consume() {
         Ok(body) => RequestBody::Open(body),
         Err(()) => RequestBody::Gone,
@@ -38,8 +42,16 @@ pub fn serve(incoming: IncomingRequest, out: ResponseOutparam) {
                 timeouts: config.s3_timeouts,
             };
             let clock = jiff::Timestamp::now;
+            let secrets = config.token_secrets.clone();
+            let helper = SelfRequestHelper { secrets: &secrets };
             match Blobs::new(&config, &store, &clock) {
                 Ok(blobs) => {
+                    // Hosted platforms cap a request's body, the helper's
+                    // too: there an upload hashes everything itself.
+                    let blobs = match config.host_limits.max_request_body {
+                        None => blobs.with_sha256_helper(&helper),
+                        Some(_) => blobs,
+                    };
                     let kv = ReadAhead::new(&kv);
                     let ctx = Context {
                         config,
@@ -69,6 +81,10 @@ fn context_parts(request: &Request) -> Result<(Config, WasiKv), ApiError> {
     config.fall_back_to_origin(request.header("spin-full-url"));
     let kv = WasiKv::open_default().map_err(ApiError::internal)?;
     Ok((config, kv))
+}
+
+fn unix_now() -> u64 {
+    u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0)
 }
 
 fn random_bytes() -> [u8; 16] {
@@ -162,7 +178,7 @@ impl ByteSource for RequestBody {
 /// Sends the answer. A `HEAD` answer carries the `Content-Length` of the
 /// body it does not send, so its body is left unfinished for the host to
 /// drop rather than finished short.
-fn respond(out: wasi_http::ResponseOutparam, response: Response, head: bool) {
+pub(super) fn respond(out: wasi_http::ResponseOutparam, response: Response, head: bool) {
     let headers: Vec<(String, Vec<u8>)> = response
         .headers
         .iter()

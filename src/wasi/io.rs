@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use spin_sdk::wit::wasi::http0_2_0::types::IncomingBody;
 use wasi::clocks::monotonic_clock;
-use wasi::io::poll;
+use wasi::io::poll::{self, Pollable};
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
 
 use crate::http::ByteSource;
@@ -24,6 +24,56 @@ pub const READ_CHUNK: u64 = 1024 * 1024;
 /// body) and what the input has at hand, so this only keeps the component
 /// from being the limit.
 pub const SPLICE_CHUNK: u64 = 16 * 1024 * 1024;
+
+pub fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Waits until `pollable` is ready, at most `limit`; false when time ran out.
+pub fn ready_within(pollable: &Pollable, limit: Duration) -> bool {
+    let timer = monotonic_clock::subscribe_duration(nanos(limit));
+    poll::poll(&[pollable, &timer]).contains(&0)
+}
+
+/// Why writing a body to a peer (S3, a helper instance) stopped.
+pub enum WriteError {
+    /// The peer accepted no byte for the allowed time.
+    Stalled,
+    Stream(StreamError),
+}
+
+/// Writes all of `bytes`, waiting while the peer is not ready for more, at
+/// most `stall` at a time.
+pub fn write_within(
+    stream: &OutputStream,
+    mut bytes: &[u8],
+    stall: Duration,
+) -> Result<(), WriteError> {
+    while !bytes.is_empty() {
+        let budget = stream.check_write().map_err(WriteError::Stream)?;
+        if budget == 0 {
+            if !ready_within(&stream.subscribe(), stall) {
+                return Err(WriteError::Stalled);
+            }
+            continue;
+        }
+        let n = bytes
+            .len()
+            .min(usize::try_from(budget).unwrap_or(usize::MAX));
+        stream.write(&bytes[..n]).map_err(WriteError::Stream)?;
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// Flushes, waiting at most `stall` for the peer to take what is buffered.
+pub fn flush_within(stream: &OutputStream, stall: Duration) -> Result<(), WriteError> {
+    stream.flush().map_err(WriteError::Stream)?;
+    if !ready_within(&stream.subscribe(), stall) {
+        return Err(WriteError::Stalled);
+    }
+    stream.check_write().map(drop).map_err(WriteError::Stream)
+}
 
 /// Writes all of `bytes`, waiting whenever the stream's buffer is full.
 pub fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamError> {

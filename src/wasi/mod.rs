@@ -8,8 +8,11 @@
 //! - [`keyvalue`]: [`crate::meta::kv::KeyValue`] over `wasi:keyvalue`.
 //! - [`object_store`]: [`crate::blob::ObjectStore`] over `wasi:http`
 //!   outgoing requests to S3.
+//! - [`sha256_helper`]: a large upload's SHA-256 in a second instance,
+//!   through a self request, both sides.
 
 pub mod component;
 pub mod io;
 pub mod keyvalue;
 pub mod object_store;
+pub mod sha256_helper;

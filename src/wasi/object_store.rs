@@ -19,10 +19,11 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
 };
 use url::Url;
 use wasi::clocks::monotonic_clock;
-use wasi::io::poll::{self, Pollable};
-use wasi::io::streams::{OutputStream, StreamError};
+use wasi::io::streams::OutputStream;
 
-use super::io::{describe, IncomingBytes};
+use super::io::{
+    describe, flush_within, nanos, ready_within, write_within, IncomingBytes, WriteError,
+};
 use crate::blob::store::{ObjectBody, ObjectStore, PutRequest, StoreError};
 use crate::config::S3Timeouts;
 use crate::http::ByteSource;
@@ -39,16 +40,6 @@ pub type S3AnswerBody = IncomingBytes<IncomingResponse>;
 /// request.
 pub struct WasiStore {
     pub timeouts: S3Timeouts,
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// Waits until `pollable` is ready, at most `limit`; false when time ran out.
-fn ready_within(pollable: &Pollable, limit: Duration) -> bool {
-    let timer = monotonic_clock::subscribe_duration(nanos(limit));
-    poll::poll(&[pollable, &timer]).contains(&0)
 }
 
 /// The request options every S3 request carries. Hosts that cannot apply
@@ -75,46 +66,6 @@ fn request_failed(error: ErrorCode) -> StoreError {
         | ErrorCode::DnsTimeout => StoreError::TimedOut(format!("S3 request: {error:?}")),
         other => StoreError::Failed(format!("S3 request failed: {other:?}")),
     }
-}
-
-/// Why writing a body to S3 stopped.
-enum WriteError {
-    /// S3 accepted no byte for the between-bytes timeout.
-    Stalled,
-    Stream(StreamError),
-}
-
-/// Writes all of `bytes`, waiting while S3 is not ready for more, at most
-/// `stall` at a time.
-fn write_within(
-    stream: &OutputStream,
-    mut bytes: &[u8],
-    stall: Duration,
-) -> Result<(), WriteError> {
-    while !bytes.is_empty() {
-        let budget = stream.check_write().map_err(WriteError::Stream)?;
-        if budget == 0 {
-            if !ready_within(&stream.subscribe(), stall) {
-                return Err(WriteError::Stalled);
-            }
-            continue;
-        }
-        let n = bytes
-            .len()
-            .min(usize::try_from(budget).unwrap_or(usize::MAX));
-        stream.write(&bytes[..n]).map_err(WriteError::Stream)?;
-        bytes = &bytes[n..];
-    }
-    Ok(())
-}
-
-/// Flushes, waiting at most `stall` for S3 to take what is buffered.
-fn flush_within(stream: &OutputStream, stall: Duration) -> Result<(), WriteError> {
-    stream.flush().map_err(WriteError::Stream)?;
-    if !ready_within(&stream.subscribe(), stall) {
-        return Err(WriteError::Stalled);
-    }
-    stream.check_write().map(drop).map_err(WriteError::Stream)
 }
 
 /// A request whose body may still be written, and its pending answer.

@@ -329,6 +329,12 @@ pub trait Target: Send + Sync {
     /// An administrator token.
     fn admin_token(&self) -> String;
 
+    /// What the host process printed so far (the component's stderr among
+    /// it), when the host runs as a process of its own.
+    fn host_output(&self) -> Option<String> {
+        None
+    }
+
     fn at(&self, path: &str) -> String {
         format!("{}{}", self.base_url(), path)
     }

@@ -63,6 +63,7 @@ on_both_hosts!(
     links_use_the_public_url with &[("public_url", "https://packages.example.com")],
     links_without_a_public_url_use_the_origin with &[("public_url", "")],
     parallel_project_creations_get_distinct_ids,
+    a_large_upload_hands_its_sha256_to_a_helper_instance,
 );
 
 /// The scenarios that lean on the key-value store's compare-and-swap and
@@ -278,19 +279,41 @@ async fn ranges_and_conditional_downloads<T: Target>(r: Arc<T>) {
     assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
 }
 
+/// Publishes `bytes` with `Content-Length` and returns the file record
+/// (`select=package_file`).
+async fn publish_for_record<T: Target>(r: &T, url: &str, bytes: &[u8]) -> Value {
+    let response = r
+        .as_admin(Method::PUT, &format!("{url}?select=package_file"))
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    json(response).await
+}
+
+/// Sends `bytes` as the body of `request`, chunked (no `Content-Length`),
+/// in pieces of `piece` bytes.
+async fn publish_chunked(
+    request: reqwest::RequestBuilder,
+    bytes: &[u8],
+    piece: usize,
+) -> reqwest::Response {
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(piece).map(|c| Ok(c.to_vec())).collect();
+    request
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn a_multipart_upload_round_trips<T: Target>(r: Arc<T>) {
     let id = new_project(&*r, "acme", "private").await;
     // Three 5 MiB parts, the last one short.
     let bytes = data(11 * 1024 * 1024 + 17, 3);
     let url = r.generic_url(&id.to_string(), "t/1.0/big.bin");
-    let response = r
-        .as_admin(Method::PUT, &format!("{url}?select=package_file"))
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let record = json(response).await;
+    let record = publish_for_record(&*r, &url, &bytes).await;
     assert_eq!(record["file_sha256"], sha256_hex(&bytes));
     assert_eq!(record["size"], bytes.len());
     assert_eq!(download(&*r, &url).await, bytes);
@@ -300,15 +323,8 @@ async fn a_chunked_upload_round_trips<T: Target>(r: Arc<T>) {
     let id = new_project(&*r, "acme", "private").await;
     for (name, len) in [("small.bin", 1000), ("large.bin", 12 * 1024 * 1024 + 3)] {
         let bytes = data(len, 4);
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-            bytes.chunks(70_000).map(|c| Ok(c.to_vec())).collect();
         let url = r.generic_url(&id.to_string(), &format!("t/1.0/{name}"));
-        let response = r
-            .as_admin(Method::PUT, &url)
-            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
-            .send()
-            .await
-            .unwrap();
+        let response = publish_chunked(r.as_admin(Method::PUT, &url), &bytes, 70_000).await;
         assert_eq!(response.status(), StatusCode::CREATED, "{name}");
         let back = r.as_admin(Method::GET, &url).send().await.unwrap();
         assert_eq!(
@@ -767,5 +783,63 @@ async fn parallel_project_creations_get_distinct_ids<T: Target + 'static>(r: Arc
             .unwrap();
         assert_eq!(project.status(), StatusCode::OK, "project {id}");
         assert_eq!(json(project).await["path"], format!("tool-{i}"));
+    }
+}
+
+/// The helper endpoint answers only the registry's own instances, and a
+/// large upload (past 8 MiB, with a length and chunked) gets its SHA-256
+/// from a helper instance: Spin allows the self request (no warning that
+/// the upload hashed on itself) and the digests are those of the bytes.
+async fn a_large_upload_hands_its_sha256_to_a_helper_instance<T: Target>(r: Arc<T>) {
+    use generic_registry::blob::sha256_helper::{self as helper, CREDENTIAL_HEADER, STATE_HEADER};
+    use generic_registry::checksum::Checksums;
+    use md5::Digest as _;
+
+    let helper_url = r.at(helper::PATH);
+    let refused = r
+        .http()
+        .post(&helper_url)
+        .body("world")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json(refused).await["message"], "401 Unauthorized");
+    let mut hello = Checksums::default();
+    hello.update(b"hello ");
+    let answer = r
+        .http()
+        .post(&helper_url)
+        .header(
+            CREDENTIAL_HEADER,
+            helper::credential(r.secrets(), now_secs()),
+        )
+        .header(STATE_HEADER, hello.sha256_state())
+        .body("world")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(
+        json(answer).await,
+        json!({ "sha256": sha256_hex(b"hello world"), "size": 5 })
+    );
+
+    let id = new_project(&*r, "acme", "private").await;
+    let bytes = data(20 * 1024 * 1024 + 5, 9);
+    let url = r.generic_url(&id.to_string(), "t/1.0/sized.bin");
+    let record = publish_for_record(&*r, &url, &bytes).await;
+    assert_eq!(record["file_sha256"], sha256_hex(&bytes));
+    assert_eq!(record["file_md5"], hex::encode(md5::Md5::digest(&bytes)));
+    assert_eq!(record["file_sha1"], hex::encode(sha1::Sha1::digest(&bytes)));
+    let url = r.generic_url(&id.to_string(), "t/1.0/chunked.bin");
+    let publish = r
+        .as_admin(Method::PUT, &url)
+        .header("X-Checksum-SHA256", sha256_hex(&bytes));
+    let response = publish_chunked(publish, &bytes, 100_000).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(download(&*r, &url).await, bytes);
+    if let Some(output) = r.host_output() {
+        assert!(!output.contains("SHA-256 helper"), "{output}");
     }
 }

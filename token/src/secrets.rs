@@ -43,6 +43,17 @@ impl Secrets {
         wire::open(&self.all, token, now)
     }
 
+    /// The MAC of `text` under the signing secret (base64url): a credential
+    /// between instances of the registry, which share the secrets.
+    pub fn mac(&self, text: &str) -> String {
+        wire::mac(self.signing().as_bytes(), text)
+    }
+
+    /// Whether `mac` is [`Self::mac`] of `text` under any of the secrets.
+    pub fn verifies_mac(&self, text: &str, mac: &str) -> bool {
+        wire::verifies_mac(&self.all, text, mac)
+    }
+
     /// How many secrets verify.
     pub fn count(&self) -> usize {
         self.all.len()

@@ -175,6 +175,27 @@ fn secrets_sign_and_verify_as_the_wire_format_does() {
 }
 
 #[test]
+fn macs_are_made_with_the_first_secret_and_checked_with_all() {
+    let rotated = Secrets::parse("new,old").unwrap();
+    let mac = rotated.mac("sha256-helper 1700000000");
+    assert!(rotated.verifies_mac("sha256-helper 1700000000", &mac));
+    assert!(Secrets::parse("new")
+        .unwrap()
+        .verifies_mac("sha256-helper 1700000000", &mac));
+    assert!(!Secrets::parse("old")
+        .unwrap()
+        .verifies_mac("sha256-helper 1700000000", &mac));
+    // Another text, another secret, or garbage: refused.
+    assert!(!rotated.verifies_mac("sha256-helper 1700000001", &mac));
+    let by_old = Secrets::parse("old").unwrap().mac("x");
+    assert!(rotated.verifies_mac("x", &by_old));
+    assert!(!Secrets::parse("other").unwrap().verifies_mac("x", &by_old));
+    for garbage in ["", "!!", "AAAA"] {
+        assert!(!rotated.verifies_mac("x", garbage), "{garbage:?}");
+    }
+}
+
+#[test]
 fn a_secret_text_without_a_secret_is_an_error() {
     for blank in ["", " ", ",", " , ,"] {
         assert_eq!(Secrets::parse(blank), Err(NoSecret), "{blank:?}");

@@ -78,6 +78,22 @@ pub(crate) fn open<S: AsRef<[u8]>>(
     Ok(claims)
 }
 
+/// The base64url HMAC-SHA256 of `text`.
+pub(crate) fn mac(secret: &[u8], text: &str) -> String {
+    URL_SAFE_NO_PAD.encode(mac_of(secret, text).finalize().into_bytes())
+}
+
+/// Whether `mac` is the HMAC of `text` under one of `secrets`, compared in
+/// constant time.
+pub(crate) fn verifies_mac<S: AsRef<[u8]>>(secrets: &[S], text: &str, mac: &str) -> bool {
+    let Ok(mac) = URL_SAFE_NO_PAD.decode(mac) else {
+        return false;
+    };
+    secrets
+        .iter()
+        .any(|secret| mac_of(secret.as_ref(), text).verify_slice(&mac).is_ok())
+}
+
 fn mac_of(secret: &[u8], signed: &str) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(signed.as_bytes());

@@ -259,6 +259,10 @@ impl Target for SpinRegistry {
     fn admin_token(&self) -> String {
         self.admin.clone()
     }
+
+    fn host_output(&self) -> Option<String> {
+        Some(self.process.output())
+    }
 }
 
 /// The component's variables: the S3 access and the token secret, then the
