@@ -50,8 +50,7 @@ impl Checksums {
 }
 
 /// A file's checksums after its SHA-256 was handed off: md5, sha1 and the
-/// size go on here, and [`HandedOff::finish`] takes the SHA-256 computed
-/// elsewhere.
+/// size go on here, and [`Checksums::rejoin`] takes the SHA-256 back.
 pub struct HandedOff {
     md5: Md5,
     sha1: Sha1,
@@ -73,6 +72,17 @@ impl Checksums {
             size: self.size,
         }
     }
+
+    /// The checksums again whole: `rest`, and the SHA-256 from the state its
+    /// helper reached over the same bytes.
+    pub fn rejoin(rest: HandedOff, sha256_state: &str) -> Result<Checksums, CorruptState> {
+        Ok(Checksums {
+            md5: rest.md5,
+            sha1: rest.sha1,
+            sha256: decode_state(sha256_state)?,
+            size: rest.size,
+        })
+    }
 }
 
 impl HandedOff {
@@ -84,16 +94,6 @@ impl HandedOff {
 
     pub fn size(&self) -> u64 {
         self.size
-    }
-
-    /// The digests, with `sha256` (lowercase hex) as computed elsewhere.
-    pub fn finish(self, sha256: String) -> Digests {
-        Digests {
-            size: self.size,
-            md5: hex::encode(self.md5.finalize()),
-            sha1: hex::encode(self.sha1.finalize()),
-            sha256,
-        }
     }
 }
 
@@ -109,9 +109,9 @@ impl Sha256Resumed {
         self.0.update(bytes);
     }
 
-    /// Lowercase hex.
-    pub fn finish(self) -> String {
-        hex::encode(self.0.finalize())
+    /// The state reached, for [`Checksums::rejoin`].
+    pub fn state(&self) -> String {
+        encode_state(&self.0)
     }
 }
 
@@ -216,7 +216,8 @@ mod tests {
         here.update(tail);
         elsewhere.update(tail);
         assert_eq!(here.size(), 10_000);
-        assert_eq!(here.finish(elsewhere.finish()), whole);
+        let rejoined = Checksums::rejoin(here, &elsewhere.state()).unwrap();
+        assert_eq!(rejoined.finish(), whole);
         assert!(Sha256Resumed::resume("AAAA").is_err());
     }
 

@@ -46,10 +46,15 @@ impl<'a> Blobs<'a> {
         })
     }
 
-    /// Lets large uploads hand their SHA-256 to `helper`.
+    /// Lets large uploads (and reads of large objects for their checksums)
+    /// hand their SHA-256 to `helper`.
     pub fn with_sha256_helper(mut self, helper: &'a dyn Sha256Helper) -> Self {
         self.sha256_helper = Some(helper);
         self
+    }
+
+    pub fn sha256_helper(&self) -> Option<&'a dyn Sha256Helper> {
+        self.sha256_helper
     }
 
     /// The time to sign a request with: now.

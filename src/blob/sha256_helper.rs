@@ -1,22 +1,23 @@
 //! Handing a large upload's SHA-256 to a second instance of the component.
 //!
 //! An upload computes md5, sha1 and sha256 of every byte, on the one core
-//! its instance runs on, and those digests are what limit its speed. Once a
-//! body proves large, the upload hands the SHA-256 (the costliest of the
-//! three) to a helper: another instance of this component, reached through
-//! the host's self request (`http://self.alt/-/sha256` on Spin, whose
-//! instances run in parallel). The helper resumes the hash from the state so
-//! far, hashes the rest of the body as this instance streams it over, and
-//! answers the digest at the end; md5, sha1 and the S3 upload go on here.
+//! its instance runs on, and those digests are what limit its speed (and
+//! that of an upload session's verification, which reads the object back).
+//! Once a body proves large, the SHA-256 (the costliest of the three) goes
+//! to a helper: another instance of this component, reached through the
+//! host's self request (`http://self.alt/-/sha256` on Spin, whose instances
+//! run in parallel). The helper resumes the hash from the state so far,
+//! hashes the rest of the bytes as this instance streams them over, and
+//! answers the state it reached; md5, sha1 (and the S3 upload) go on here.
 //!
 //! A helper that cannot be had (self requests not allowed, a busy host) is
-//! no failure: the upload keeps hashing here. One that fails after taking
-//! over fails the upload, which then leaves nothing behind, like any other.
+//! no failure: the hashing goes on here. One that fails after taking over
+//! fails the request, which then leaves nothing behind, like any other.
 
 use genreg_token::Secrets;
 use serde::{Deserialize, Serialize};
 
-use crate::checksum::Sha256Resumed;
+use crate::checksum::{Checksums, HandedOff, Sha256Resumed};
 use crate::error::ApiError;
 use crate::http::Request;
 
@@ -32,12 +33,69 @@ pub trait Sha256Helper {
     fn start(&self, state: &str) -> Option<Box<dyn Sha256Stream + '_>>;
 }
 
-/// A helper that took over: it is sent the rest of the body.
+/// A helper that took over: it is sent the rest of the bytes.
 pub trait Sha256Stream {
     fn write(&mut self, bytes: &[u8]) -> Result<(), String>;
-    /// Ends the body and returns the SHA-256 of the whole of it, lowercase
-    /// hex.
+    /// Ends the bytes and returns the SHA-256 state reached after all of
+    /// them (for [`Checksums::rejoin`]).
     fn finish(self: Box<Self>) -> Result<String, String>;
+}
+
+/// Checksums being computed, here or (the SHA-256) in a helper.
+pub enum Hashing<'a> {
+    Here(Checksums),
+    Split(HandedOff, Box<dyn Sha256Stream + 'a>),
+    /// In the middle of a hand-off, or finished.
+    Taken,
+}
+
+impl<'a> Hashing<'a> {
+    pub fn update(&mut self, bytes: &[u8]) -> Result<(), String> {
+        match self {
+            Hashing::Here(sums) => sums.update(bytes),
+            Hashing::Split(sums, helper) => {
+                sums.update(bytes);
+                helper.write(bytes)?;
+            }
+            Hashing::Taken => unreachable!("checksums updated after they were taken"),
+        }
+        Ok(())
+    }
+
+    /// Bytes hashed so far.
+    pub fn size(&self) -> u64 {
+        match self {
+            Hashing::Here(sums) => sums.size(),
+            Hashing::Split(sums, _) => sums.size(),
+            Hashing::Taken => unreachable!("checksums measured after they were taken"),
+        }
+    }
+
+    /// Hands the SHA-256 to `helper` if one can be had; hashing goes on
+    /// here otherwise (or when it was handed off already).
+    pub fn hand_off(&mut self, helper: &'a dyn Sha256Helper) {
+        let Hashing::Here(sums) = std::mem::replace(self, Hashing::Taken) else {
+            unreachable!("handed off twice");
+        };
+        *self = match helper.start(&sums.sha256_state()) {
+            Some(stream) => Hashing::Split(sums.hand_off_sha256(), stream),
+            None => Hashing::Here(sums),
+        };
+    }
+
+    /// The checksums, whole again: waits for the helper's state if it took
+    /// over.
+    pub fn finish(&mut self) -> Result<Checksums, String> {
+        match std::mem::replace(self, Hashing::Taken) {
+            Hashing::Here(sums) => Ok(sums),
+            Hashing::Split(rest, helper) => {
+                let state = helper.finish()?;
+                Checksums::rejoin(rest, &state)
+                    .map_err(|_| "the helper answered no SHA-256 state".to_string())
+            }
+            Hashing::Taken => unreachable!("checksums taken twice"),
+        }
+    }
 }
 
 /// The helper's path, on the component's own origin.
@@ -54,11 +112,11 @@ const CREDENTIAL_LIFETIME: u64 = 600;
 
 /// The helper's answer, at the end of the body.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HelperDigest {
-    /// Of the whole body, lowercase hex.
-    pub sha256: String,
+pub struct HelperAnswer {
+    /// The SHA-256 state after the body (base64, as [`STATE_HEADER`]).
+    pub state: String,
     /// Bytes of body the helper hashed (beyond the state it resumed), so
-    /// the uploader knows it hashed what was sent.
+    /// the sender knows it hashed what was sent.
     pub size: u64,
 }
 
@@ -99,7 +157,6 @@ fn credential_ok(secrets: &Secrets, credential: Option<&str>, now: u64) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checksum::Checksums;
     use crate::http::Method;
 
     const NOW: u64 = 1_700_000_000;
@@ -126,8 +183,11 @@ mod tests {
         )
         .unwrap();
         sha256.update(b"world");
+        let mut rest = sums.hand_off_sha256();
+        rest.update(b"world");
+        let whole = Checksums::rejoin(rest, &sha256.state()).unwrap().finish();
         assert_eq!(
-            sha256.finish(),
+            whole.sha256,
             "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
         );
         // Still good within its lifetime, under a rotated secret too.

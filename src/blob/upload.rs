@@ -17,9 +17,9 @@
 
 use super::blobs::Blobs;
 use super::parts::{self, MAX_OBJECT_SIZE, MAX_PARTS};
-use super::sha256_helper::{Sha256Helper, Sha256Stream};
+use super::sha256_helper::{Hashing, Sha256Helper};
 use super::store::{ObjectStore, StoreError};
-use crate::checksum::{Checksums, Digests, HandedOff};
+use crate::checksum::{Checksums, Digests};
 use crate::http::ByteSource;
 
 #[derive(Debug, thiserror::Error)]
@@ -278,37 +278,6 @@ fn send_part(
     }
 }
 
-/// Where a body's checksums are being computed.
-enum Sums<'a> {
-    Here(Checksums),
-    /// The SHA-256 goes on in a helper instance, the rest here.
-    Split(HandedOff, Box<dyn Sha256Stream + 'a>),
-    /// Finished, or in the middle of a hand-off.
-    Taken,
-}
-
-impl Sums<'_> {
-    fn update(&mut self, bytes: &[u8]) -> Result<(), UploadError> {
-        match self {
-            Sums::Here(sums) => sums.update(bytes),
-            Sums::Split(sums, helper) => {
-                sums.update(bytes);
-                helper.write(bytes).map_err(UploadError::Helper)?;
-            }
-            Sums::Taken => unreachable!("checksums updated after they were taken"),
-        }
-        Ok(())
-    }
-
-    fn size(&self) -> u64 {
-        match self {
-            Sums::Here(sums) => sums.size(),
-            Sums::Split(sums, _) => sums.size(),
-            Sums::Taken => 0,
-        }
-    }
-}
-
 /// Reads the client's body in pieces of a requested maximum size, counting,
 /// checksumming and enforcing the maximum file size as bytes pass. It holds
 /// at most one chunk of the source beyond what it has handed out.
@@ -318,7 +287,7 @@ struct BodyReader<'a> {
     pending: Vec<u8>,
     offset: usize,
     ended: bool,
-    sums: Sums<'a>,
+    sums: Hashing<'a>,
     max_size: u64,
     /// Offered the SHA-256 once the body proves large; cleared once asked.
     sha256_helper: Option<&'a dyn Sha256Helper>,
@@ -333,7 +302,7 @@ impl<'a> BodyReader<'a> {
             pending: Vec::new(),
             offset: 0,
             ended: false,
-            sums: Sums::Here(Checksums::default()),
+            sums: Hashing::Here(Checksums::default()),
             max_size,
             sha256_helper: None,
             content_length: None,
@@ -359,19 +328,12 @@ impl<'a> BodyReader<'a> {
             return;
         }
         self.sha256_helper = None;
-        if self
+        let worth_it = self
             .content_length
-            .is_some_and(|length| length.saturating_sub(hashed) < after)
-        {
-            return;
+            .is_none_or(|length| length.saturating_sub(hashed) >= after);
+        if worth_it {
+            self.sums.hand_off(helper);
         }
-        let Sums::Here(sums) = std::mem::replace(&mut self.sums, Sums::Taken) else {
-            unreachable!("a hand-off is asked once, before any other")
-        };
-        self.sums = match helper.start(&sums.sha256_state()) {
-            Some(stream) => Sums::Split(sums.hand_off_sha256(), stream),
-            None => Sums::Here(sums),
-        };
     }
 
     /// Takes the next chunk from the source if everything pending is handed
@@ -399,7 +361,9 @@ impl<'a> BodyReader<'a> {
         let range = self.offset..self.offset + take;
         self.offset += take;
         self.hand_off_when_due();
-        self.sums.update(&self.pending[range.clone()])?;
+        self.sums
+            .update(&self.pending[range.clone()])
+            .map_err(UploadError::Helper)?;
         if self.size() > self.max_size {
             return Err(UploadError::TooLarge);
         }
@@ -435,14 +399,8 @@ impl<'a> BodyReader<'a> {
     /// The digests of the body; waits for the helper's SHA-256 if it took
     /// over.
     fn finish(&mut self) -> Result<Digests, UploadError> {
-        match std::mem::replace(&mut self.sums, Sums::Taken) {
-            Sums::Here(sums) => Ok(sums.finish()),
-            Sums::Split(sums, helper) => {
-                let sha256 = helper.finish().map_err(UploadError::Helper)?;
-                Ok(sums.finish(sha256))
-            }
-            Sums::Taken => unreachable!("checksums taken twice"),
-        }
+        let sums = self.sums.finish().map_err(UploadError::Helper)?;
+        Ok(sums.finish())
     }
 }
 

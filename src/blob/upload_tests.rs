@@ -3,7 +3,6 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::rc::Rc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -11,7 +10,7 @@ use jiff::Timestamp;
 use super::*;
 use crate::blob::Blobs;
 use crate::config::Config;
-use crate::testing::MemoryS3;
+use crate::testing::{MemoryHelper, MemoryS3};
 
 const PART: u64 = 8;
 
@@ -314,72 +313,6 @@ fn the_part_buffer_holds_at_most_one_part() {
         read.extend_from_slice(&buffer);
     }
     assert_eq!(read, data);
-}
-
-/// A helper in memory: resumes the SHA-256 from the state it is given, as
-/// the helper instance does. `fail_after` makes its stream fail once it has
-/// been sent that many bytes; `available` false makes it unavailable.
-struct MemoryHelper {
-    after: u64,
-    available: bool,
-    fail_after: Option<u64>,
-    started: Cell<u32>,
-    /// Bytes its streams were sent.
-    sent: Rc<Cell<u64>>,
-}
-
-impl MemoryHelper {
-    fn new(after: u64) -> Self {
-        MemoryHelper {
-            after,
-            available: true,
-            fail_after: None,
-            started: Cell::new(0),
-            sent: Rc::default(),
-        }
-    }
-}
-
-struct MemoryHelperStream {
-    sha256: crate::checksum::Sha256Resumed,
-    fail_after: Option<u64>,
-    sent: Rc<Cell<u64>>,
-}
-
-impl Sha256Helper for MemoryHelper {
-    fn hand_off_after(&self) -> u64 {
-        self.after
-    }
-
-    fn start(&self, state: &str) -> Option<Box<dyn Sha256Stream + '_>> {
-        if !self.available {
-            return None;
-        }
-        self.started.set(self.started.get() + 1);
-        Some(Box::new(MemoryHelperStream {
-            sha256: crate::checksum::Sha256Resumed::resume(state).unwrap(),
-            fail_after: self.fail_after,
-            sent: self.sent.clone(),
-        }))
-    }
-}
-
-impl Sha256Stream for MemoryHelperStream {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.sent.set(self.sent.get() + bytes.len() as u64);
-        if self.fail_after.is_some_and(|n| self.sent.get() > n) {
-            return Err("helper connection reset".into());
-        }
-        self.sha256.update(bytes);
-        Ok(())
-    }
-
-    fn finish(self: Box<Self>) -> Result<String, String> {
-        if self.fail_after.is_some_and(|n| self.sent.get() >= n) {
-            return Err("helper answered no digest".into());
-        }
-        Ok(self.sha256.finish())
-    }
 }
 
 fn upload_with_helper(

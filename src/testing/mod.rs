@@ -4,6 +4,7 @@
 //!   as Spin's stores behave (byte for byte, with their swap reports) and
 //!   one that dies after N writes.
 //! - [`MemoryS3`]: an S3 bucket, multipart uploads included.
+//! - [`MemoryHelper`]: a SHA-256 helper instance.
 //! - [`TestRegistry`]: the router over both, with a fixed clock and
 //!   deterministic randomness; [`Credential`] and the token helpers mint
 //!   every kind of token with the test secret.
@@ -18,6 +19,7 @@ mod counting;
 mod kv;
 mod registry;
 mod s3;
+mod sha256_helper;
 mod tokens;
 
 mod api;
@@ -26,6 +28,7 @@ pub use counting::{Counting, Counts};
 pub use kv::{CrashAfter, MemoryStore, SwapReports};
 pub use registry::{Reply, Snapshot, TestRegistry, NOW};
 pub use s3::MemoryS3;
+pub use sha256_helper::MemoryHelper;
 pub use tokens::{
     administrator, deploy, expired, job, personal, Credential, TokenSpec, TEST_SECRET,
 };

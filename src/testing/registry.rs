@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::counting::{Counting, Counts};
 use super::kv::MemoryStore;
 use super::s3::MemoryS3;
+use super::sha256_helper::MemoryHelper;
 use super::tokens::{Credential, TEST_SECRET};
 use crate::api::Context;
 use crate::blob::Blobs;
@@ -54,6 +55,8 @@ pub struct TestRegistry {
     pub kv: MemoryStore,
     pub s3: MemoryS3,
     pub config: Config,
+    /// Large uploads and verifications hand their SHA-256 to it, when set.
+    pub sha256_helper: Option<MemoryHelper>,
     /// How many random values were handed out; the next one is derived
     /// from it, so runs repeat exactly.
     randoms: Cell<u64>,
@@ -97,6 +100,7 @@ impl TestRegistry {
             kv,
             s3: MemoryS3::default(),
             config,
+            sha256_helper: None,
             randoms: Cell::new(0),
         }
     }
@@ -115,7 +119,10 @@ impl TestRegistry {
         let now = Timestamp::from_second(NOW as i64).expect("a valid time");
         let clock = move || now;
         let random = || self.next_random();
-        let blobs = Blobs::new(&self.config, &self.s3, &clock).expect("valid S3 settings");
+        let mut blobs = Blobs::new(&self.config, &self.s3, &clock).expect("valid S3 settings");
+        if let Some(helper) = &self.sha256_helper {
+            blobs = blobs.with_sha256_helper(helper);
+        }
         let counting = Counting::new(&self.kv);
         let kv = ReadAhead::new(&counting);
         let s3_requests_before = self.s3.requests.borrow().len();

@@ -1,14 +1,14 @@
 //! The SHA-256 helper over the host's self requests, both sides (see
 //! [`crate::blob::sha256_helper`] for why).
 //!
-//! The uploading instance sends `POST http://self.alt/-/sha256` (a self
+//! The hashing instance sends `POST http://self.alt/-/sha256` (a self
 //! request: Spin sends it to its own listener, where another instance takes
 //! it) with the hash state so far and a credential made with the token
 //! secret, and waits for the answer's head before sending any of the body:
 //! the helper answers `200` at once, then hashes the body as it streams and
-//! ends its answer with `{"sha256": ..., "size": ...}`. Without a `200` head
-//! in time (self requests not allowed, a busy or buffering host), the
-//! uploader hashes on itself.
+//! ends its answer with `{"state": ..., "size": ...}`: the hash state after
+//! the body. Without a `200` head in time (self requests not allowed, a busy
+//! or buffering host), the sender hashes on itself.
 
 use std::time::Duration;
 
@@ -27,10 +27,10 @@ use super::io::{
     describe, flush_within, nanos, ready_within, write_all, write_within, IncomingBytes, WriteError,
 };
 use crate::blob::sha256_helper::{
-    self as protocol, HelperDigest, Sha256Helper, Sha256Stream, CREDENTIAL_HEADER, PATH,
+    self as protocol, HelperAnswer, Sha256Helper, Sha256Stream, CREDENTIAL_HEADER, PATH,
     STATE_HEADER,
 };
-use crate::checksum::{parse_sha256_header, Sha256Resumed};
+use crate::checksum::Sha256Resumed;
 use crate::http::{ByteSource, Method as HttpMethod, Request};
 
 /// The self request's authority (Spin's name for "this application").
@@ -41,9 +41,9 @@ const HEAD_WAIT: Duration = Duration::from_secs(5);
 /// How long the helper may take no byte of the body.
 const STALL: Duration = Duration::from_secs(30);
 /// How long the helper may take, once the body is sent, to answer the
-/// digest (what it still has buffered to hash).
+/// hash state (what it still has buffered to hash).
 const ANSWER_WAIT: Duration = Duration::from_secs(60);
-/// The host's wait for the answer's body: the digest comes after the whole
+/// The host's wait for the answer's body: the state comes after the whole
 /// upload, which the component times itself.
 const HOST_BETWEEN_BYTES: Duration = Duration::from_secs(24 * 3600);
 
@@ -176,16 +176,15 @@ impl Sha256Stream for HelperStream {
         let text = read_within(&stream, 4096, ANSWER_WAIT)?;
         drop(stream);
         IncomingBody::finish(body);
-        let digest: HelperDigest = serde_json::from_slice(&text)
-            .map_err(|e| format!("the helper's answer is not a digest: {e}"))?;
-        if digest.size != self.sent {
+        let answer: HelperAnswer = serde_json::from_slice(&text)
+            .map_err(|e| format!("the helper's answer is not a hash state: {e}"))?;
+        if answer.size != self.sent {
             return Err(format!(
                 "the helper hashed {} bytes of the {} sent",
-                digest.size, self.sent
+                answer.size, self.sent
             ));
         }
-        parse_sha256_header(&digest.sha256)
-            .ok_or_else(|| format!("the helper's digest is no SHA-256: {:?}", digest.sha256))
+        Ok(answer.state)
     }
 }
 
@@ -198,7 +197,7 @@ fn read_within(stream: &InputStream, max: usize, limit: Duration) -> Result<Vec<
         match stream.read(4096) {
             Ok(bytes) if bytes.is_empty() => {
                 if !poll::poll(&[&readable, &timer]).contains(&0) {
-                    return Err(format!("the helper gave no digest within {limit:?}"));
+                    return Err(format!("the helper gave no answer within {limit:?}"));
                 }
             }
             Ok(bytes) => {
@@ -224,7 +223,7 @@ pub fn is_helper_request(request: &Request) -> bool {
 }
 
 /// The helper's side: checks the credential and the state, answers `200`
-/// at once, then hashes the body and ends the answer with the digest. A
+/// at once, then hashes the body and ends the answer with the state. A
 /// body that breaks off breaks the answer off.
 pub fn serve(request: &Request, incoming: IncomingRequest, out: ResponseOutparam, now: u64) {
     let accepted =
@@ -239,11 +238,11 @@ pub fn serve(request: &Request, incoming: IncomingRequest, out: ResponseOutparam
     let headers = Fields::from_list(&[("content-type".to_string(), b"application/json".to_vec())])
         .unwrap_or_else(|_| Fields::new());
     let outgoing = OutgoingResponse::new(headers);
-    let answer = outgoing.body().expect("a new response has a body");
+    let body = outgoing.body().expect("a new response has a body");
     wasi_http::ResponseOutparam::set(out.into_inner(), Ok(outgoing));
-    let written = hash_body(incoming, sha256).and_then(|digest| {
-        let json = serde_json::to_vec(&digest).expect("a digest serializes");
-        let stream = answer
+    let written = hash_body(incoming, sha256).and_then(|answer| {
+        let json = serde_json::to_vec(&answer).expect("an answer serializes");
+        let stream = body
             .write()
             .map_err(|()| "answer stream taken".to_string())?;
         write_all(&stream, &json).map_err(describe)?;
@@ -251,7 +250,7 @@ pub fn serve(request: &Request, incoming: IncomingRequest, out: ResponseOutparam
     });
     match written {
         Ok(()) => {
-            if let Err(e) = OutgoingBody::finish(answer, None) {
+            if let Err(e) = OutgoingBody::finish(body, None) {
                 eprintln!("warning: SHA-256 helper answer not finished: {e:?}");
             }
         }
@@ -260,7 +259,7 @@ pub fn serve(request: &Request, incoming: IncomingRequest, out: ResponseOutparam
     }
 }
 
-fn hash_body(incoming: IncomingRequest, mut sha256: Sha256Resumed) -> Result<HelperDigest, String> {
+fn hash_body(incoming: IncomingRequest, mut sha256: Sha256Resumed) -> Result<HelperAnswer, String> {
     let body = incoming
         .consume()
         .map_err(|()| "body already taken".to_string())?;
@@ -270,8 +269,8 @@ fn hash_body(incoming: IncomingRequest, mut sha256: Sha256Resumed) -> Result<Hel
         sha256.update(&chunk);
         size += chunk.len() as u64;
     }
-    Ok(HelperDigest {
-        sha256: sha256.finish(),
+    Ok(HelperAnswer {
+        state: sha256.state(),
         size,
     })
 }

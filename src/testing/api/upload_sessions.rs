@@ -15,7 +15,7 @@ use crate::blob::ObjectStore;
 use crate::http::{Method, Request};
 use crate::meta::kv::{KeyValue, CLAIM_EPOCH_MS, CLOCK_SKEW_MS};
 use crate::router;
-use crate::testing::{deploy, personal, CrashAfter, Credential, TestRegistry, NOW};
+use crate::testing::{deploy, personal, CrashAfter, Credential, MemoryHelper, TestRegistry, NOW};
 
 const MIB: usize = 1 << 20;
 const PART: usize = 5 * MIB;
@@ -169,6 +169,48 @@ fn a_file_sent_in_parts_is_verified_in_steps_and_committed_like_a_publish() {
     // The session is gone.
     assert_eq!(s.r.get(&s.session_url(&session), &s.developer).status, 404);
     assert_eq!(s.r.get(&s.sessions_url(), &s.developer).json(), json!([]));
+}
+
+#[test]
+fn verification_hands_each_step_s_sha256_to_a_helper_and_records_the_same_digests() {
+    let mut s = setup();
+    s.r.sha256_helper = Some(MemoryHelper::new(MIB as u64));
+    // Steps of 4 MiB, 4 MiB and 123 bytes: the last is too small for a helper.
+    let data = file_of(8 * MIB + 123);
+    let session = s.create_for("tool/1.0/tool.bin", &data);
+    s.send_all_parts(&session, &data);
+    let (done, _) = s.complete(&session);
+    assert_eq!(done.status, 201, "{:?}", done.json());
+    let record = done.json();
+    assert_eq!(record["file_sha256"], sha256_hex(&data));
+    assert_eq!(record["file_md5"], hex::encode(md5::Md5::digest(&data)));
+    assert_eq!(record["file_sha1"], hex::encode(sha1::Sha1::digest(&data)));
+    let helper = s.r.sha256_helper.as_ref().unwrap();
+    assert_eq!(helper.started.get(), 2);
+    assert_eq!(helper.sent.get(), (data.len() - 123) as u64);
+}
+
+#[test]
+fn a_helper_failing_mid_step_answers_503_and_the_next_complete_goes_on() {
+    let mut s = setup();
+    s.r.sha256_helper = Some(MemoryHelper {
+        fail_after: Some(MIB as u64),
+        ..MemoryHelper::new(MIB as u64)
+    });
+    let data = file_of(PART + 7);
+    let session = s.create_for("tool/1.0/tool.bin", &data);
+    s.send_all_parts(&session, &data);
+    assert_eq!(s.complete_once(&session).status, 202, "parts joined");
+    let failed = s.complete_once(&session);
+    assert_eq!(failed.status, 503, "{:?}", failed.json());
+    assert_eq!(failed.header("retry-after"), Some("1"));
+    // Nothing of the failed step was kept: with a working helper (or none)
+    // the verification goes on from where it stood and gets it right.
+    s.r.sha256_helper = Some(MemoryHelper::new(MIB as u64));
+    let (done, _) = s.complete(&session);
+    assert_eq!(done.status, 201, "{:?}", done.json());
+    assert_eq!(done.json()["file_sha256"], sha256_hex(&data));
+    assert_eq!(s.download("tool/1.0/tool.bin").body, data);
 }
 
 #[test]

@@ -7,8 +7,9 @@
 //! 1. uploading: every part must be in S3 at its size; S3 joins them into
 //!    the object, and the session turns to verifying (202);
 //! 2. verifying: the object is read back, [`VERIFY_STEP`] bytes per
-//!    request, through md5, sha1 and sha256, whose states are kept in the
-//!    session record between requests (202);
+//!    request, through md5, sha1 and sha256 (in a helper instance when one
+//!    can be had, see [`crate::blob::sha256_helper`]), whose states are
+//!    kept in the session record between requests (202);
 //! 3. once all is read, a sha256 other than the announced one turns the session
 //!    to failed: the object is deleted, the session forgotten, 400. A match
 //!    gets a file id, stored in the session once, and the file is committed
@@ -30,7 +31,9 @@ use super::{expected_part_size, load, parts_count, publisher, session_json};
 use crate::api::packages::generic::{commit_stored_file, package_file_record};
 use crate::api::Context;
 use crate::blob::sessions::StoredPart;
+use crate::blob::sha256_helper::Hashing;
 use crate::blob::store::StoreError;
+use crate::blob::upload::UploadError;
 use crate::checksum::Checksums;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
@@ -203,7 +206,7 @@ fn verify_step<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiRes
         .hashed
         .clone()
         .unwrap_or_else(|| Checksums::default().save());
-    let mut sums = Checksums::resume(&saved).map_err(ApiError::internal)?;
+    let mut sums = Hashing::Here(Checksums::resume(&saved).map_err(ApiError::internal)?);
     let from = sums.size();
     let to = (from + VERIFY_STEP).min(session.size);
     let mut object = match ctx.blobs.open(&session.object_key, Some((from, to - 1))) {
@@ -211,13 +214,20 @@ fn verify_step<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiRes
         Err(e) if is_no_such_key(&e) => return Ok(Progress::Vanished),
         Err(e) => return Err(e.into()),
     };
+    if let Some(helper) = ctx.blobs.sha256_helper() {
+        if to - from >= helper.hand_off_after() {
+            sums.hand_off(helper);
+        }
+    }
+    let helper_failed = |e: String| ApiError::from(UploadError::Helper(e));
     while let Some(chunk) = object
         .source
         .next_chunk()
         .map_err(|e| ApiError::Upstream(format!("reading {}: {e}", session.object_key)))?
     {
-        sums.update(&chunk);
+        sums.update(&chunk).map_err(helper_failed)?;
     }
+    let sums = sums.finish().map_err(helper_failed)?;
     if sums.size() != to {
         return Err(ApiError::Upstream(format!(
             "object {} gave {} bytes up to {to}",
