@@ -22,6 +22,7 @@
 //! ```text
 //! cargo bench -p genreg --bench push                            # 1 GiB, 3 runs
 //! GENREG_BENCH_SIZE=268435456 GENREG_BENCH_RUNS=1 cargo bench -p genreg --bench push
+//! GENREG_BENCH_COMPONENT=other.wasm cargo bench -p genreg --bench push  # another component
 //! ```
 
 use std::io::Write as _;
@@ -48,6 +49,10 @@ async fn main() -> anyhow::Result<()> {
     let mut config = genreg::Config::new(data.path().join("registry"));
     config.listen = "127.0.0.1:0".parse()?;
     config.variables.insert("max_file_size".into(), "0".into());
+    // Not GENREG_COMPONENT: cargo sets that for every bench it runs.
+    if let Some(component) = std::env::var_os("GENREG_BENCH_COMPONENT") {
+        config.component = component.into();
+    }
     let registry = genreg::Registry::start(config).await?;
     let client = reqwest::Client::new();
     let token = registry.admin_token().to_string();

@@ -43,7 +43,7 @@
 //! cargo bench -p genreg --bench transfer                       # 1 GiB, 3 runs
 //! GENREG_BENCH_SIZE=4294967296 GENREG_BENCH_RUNS=1 cargo bench -p genreg --bench transfer
 //! GENREG_BENCH_DOWNLOAD_MODE=redirect cargo bench -p genreg --bench transfer
-//! GENREG_COMPONENT=other.wasm cargo bench -p genreg --bench transfer  # another component
+//! GENREG_BENCH_COMPONENT=other.wasm cargo bench -p genreg --bench transfer  # another component
 //! GENREG_BIN=other/genreg cargo bench -p genreg --bench transfer       # another genreg binary
 //! ```
 

@@ -13,6 +13,11 @@ use tokio::process::{Child, Command};
 /// the component).
 const START_AT_MOST: Duration = Duration::from_secs(300);
 
+/// Names another component for the benches to serve. Not `GENREG_COMPONENT`,
+/// `genreg`'s own variable: cargo sets that one for every bench it runs (to
+/// the component `build.rs` built), over the caller's value.
+pub const COMPONENT_OVERRIDE: &str = "GENREG_BENCH_COMPONENT";
+
 /// A running `genreg up`, killed when dropped.
 pub struct GenregUp {
     _child: Child,
@@ -35,11 +40,16 @@ impl GenregUp {
     /// Starts `program up` on `data` with its embedded S3 server and waits
     /// for the URLs and the administrator token it prints. Its log goes to
     /// `<data>.log`. It runs without `RUST_BACKTRACE`, as users run it: with
-    /// it, every error value wasmtime makes captures a backtrace.
+    /// it, every error value wasmtime makes captures a backtrace. It serves
+    /// the component [`COMPONENT_OVERRIDE`] names, if set.
     pub async fn start(program: &Path, data: &Path, download_mode: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data)?;
         let log = data.with_extension("log");
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        if let Some(component) = std::env::var_os(COMPONENT_OVERRIDE) {
+            command.env("GENREG_COMPONENT", component);
+        }
+        let mut child = command
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE")
             .arg("up")
