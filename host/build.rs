@@ -26,6 +26,7 @@ fn main() {
         "layout/src",
         "Cargo.toml",
         "Cargo.lock",
+        ".cargo/config.toml",
         "token/Cargo.toml",
         "layout/Cargo.toml",
     ] {
