@@ -83,7 +83,7 @@ fn context_parts(request: &Request) -> Result<(Config, WasiKv), ApiError> {
     Ok((config, kv))
 }
 
-fn unix_now() -> u64 {
+pub(super) fn unix_now() -> u64 {
     u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0)
 }
 

@@ -82,12 +82,50 @@ fn start(
     url: &Url,
     headers: &[(&str, String)],
 ) -> Result<InFlight, StoreError> {
+    let options = request_options(timeouts, &method);
+    let sent = send(method, url, headers, options).map_err(|e| match e {
+        SendError::Build(what) => StoreError::Failed(what),
+        SendError::Host(code) => request_failed(code),
+    })?;
+    Ok(InFlight {
+        stream: Some(sent.stream),
+        body: Some(sent.body),
+        response: sent.response,
+        timeouts: *timeouts,
+    })
+}
+
+/// A request handed to the host: its body open for writing, its answer
+/// pending. The fields drop in this order, the body's stream before the
+/// body (dropping a body whose stream is alive traps), so keep it whole
+/// until its parts are moved out.
+pub(super) struct Sent {
+    pub stream: OutputStream,
+    pub body: OutgoingBody,
+    pub response: FutureIncomingResponse,
+}
+
+pub(super) enum SendError {
+    /// The request could not be built.
+    Build(String),
+    /// The host refused to send it.
+    Host(ErrorCode),
+}
+
+/// Builds a request to `url` with `headers` and hands it to the host with
+/// `options`; the caller writes the body.
+pub(super) fn send(
+    method: Method,
+    url: &Url,
+    headers: &[(&str, String)],
+    options: RequestOptions,
+) -> Result<Sent, SendError> {
     let fields: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
         .collect();
     let fields =
-        Fields::from_list(&fields).map_err(|e| StoreError::Failed(format!("headers: {e:?}")))?;
+        Fields::from_list(&fields).map_err(|e| SendError::Build(format!("headers: {e:?}")))?;
     let request = OutgoingRequest::new(fields);
     let scheme = match url.scheme() {
         "https" => Scheme::Https,
@@ -101,7 +139,7 @@ fn start(
         Some(q) => format!("{}?{q}", url.path()),
         None => url.path().to_string(),
     };
-    let refused = |what: &str| StoreError::Failed(format!("could not set {what}"));
+    let refused = |what: &str| SendError::Build(format!("could not set {what}"));
     request
         .set_method(&method)
         .map_err(|()| refused("method"))?;
@@ -116,13 +154,11 @@ fn start(
         .map_err(|()| refused("path"))?;
     let body = request.body().map_err(|()| refused("body"))?;
     let stream = body.write().map_err(|()| refused("body stream"))?;
-    let options = request_options(timeouts, &method);
-    let response = outgoing_handler::handle(request, Some(options)).map_err(request_failed)?;
-    Ok(InFlight {
-        stream: Some(stream),
-        body: Some(body),
+    let response = outgoing_handler::handle(request, Some(options)).map_err(SendError::Host)?;
+    Ok(Sent {
+        stream,
+        body,
         response,
-        timeouts: *timeouts,
     })
 }
 

@@ -14,11 +14,11 @@ use std::time::Duration;
 
 use genreg_token::Secrets;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
     self as wasi_http, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method,
-    OutgoingBody, OutgoingRequest, OutgoingResponse, RequestOptions, Scheme,
+    OutgoingBody, OutgoingResponse, RequestOptions,
 };
+use url::Url;
 use wasi::clocks::monotonic_clock;
 use wasi::io::poll;
 use wasi::io::streams::{InputStream, OutputStream, StreamError};
@@ -26,6 +26,7 @@ use wasi::io::streams::{InputStream, OutputStream, StreamError};
 use super::io::{
     describe, flush_within, nanos, ready_within, write_all, write_within, IncomingBytes, WriteError,
 };
+use super::object_store::{send, SendError};
 use crate::blob::sha256_helper::{
     self as protocol, HelperAnswer, Sha256Helper, Sha256Stream, CREDENTIAL_HEADER, PATH,
     STATE_HEADER,
@@ -60,8 +61,7 @@ impl Sha256Helper for SelfRequestHelper<'_> {
     fn start(&self, state: &str) -> Option<Box<dyn Sha256Stream + '_>> {
         // Made when the helper is asked: a slow body may take long to
         // reach the hand-off.
-        let now = u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0);
-        let credential = protocol::credential(self.secrets, now);
+        let credential = protocol::credential(self.secrets, super::component::unix_now());
         match HelperStream::start(state, &credential) {
             Ok(stream) => Some(Box::new(stream)),
             Err(why) => {
@@ -82,47 +82,28 @@ struct HelperStream {
 
 impl HelperStream {
     fn start(state: &str, credential: &str) -> Result<HelperStream, String> {
+        let url = Url::parse(&format!("http://{SELF_AUTHORITY}{PATH}")).expect("a valid URL");
         let headers = [
-            (STATE_HEADER.to_string(), state.as_bytes().to_vec()),
-            (
-                CREDENTIAL_HEADER.to_string(),
-                credential.as_bytes().to_vec(),
-            ),
-            (
-                "content-type".to_string(),
-                b"application/octet-stream".to_vec(),
-            ),
+            (STATE_HEADER, state.to_string()),
+            (CREDENTIAL_HEADER, credential.to_string()),
+            ("content-type", "application/octet-stream".to_string()),
         ];
-        let fields = Fields::from_list(&headers).map_err(|e| format!("headers: {e:?}"))?;
-        let request = OutgoingRequest::new(fields);
-        let refused = |what: &str| format!("could not set {what}");
-        request
-            .set_method(&Method::Post)
-            .map_err(|()| refused("method"))?;
-        request
-            .set_scheme(Some(&Scheme::Http))
-            .map_err(|()| refused("scheme"))?;
-        request
-            .set_authority(Some(SELF_AUTHORITY))
-            .map_err(|()| refused("authority"))?;
-        request
-            .set_path_with_query(Some(PATH))
-            .map_err(|()| refused("path"))?;
-        let body = request.body().map_err(|()| refused("body"))?;
-        let stream = body.write().map_err(|()| refused("body stream"))?;
         let options = RequestOptions::new();
         let _ = options.set_connect_timeout(Some(nanos(HEAD_WAIT)));
         let _ = options.set_first_byte_timeout(Some(nanos(HEAD_WAIT)));
         let _ = options.set_between_bytes_timeout(Some(nanos(HOST_BETWEEN_BYTES)));
-        let pending = outgoing_handler::handle(request, Some(options))
-            .map_err(|e| format!("self request refused: {e:?}"))?;
-        let response = head_within(&pending, HEAD_WAIT)?;
+        let sent = send(Method::Post, &url, &headers, options).map_err(|e| match e {
+            SendError::Build(what) => what,
+            SendError::Host(code) => format!("self request refused: {code:?}"),
+        })?;
+        // On an early return `sent` drops whole, its stream before its body.
+        let response = head_within(&sent.response, HEAD_WAIT)?;
         if response.status() != 200 {
             return Err(format!("the helper answered {}", response.status()));
         }
         Ok(HelperStream {
-            stream: Some(stream),
-            body: Some(body),
+            stream: Some(sent.stream),
+            body: Some(sent.body),
             response,
             sent: 0,
         })
