@@ -1307,6 +1307,7 @@ mod tests {
             segments: Vec::new(),
             deleted_at: None,
             index_shard: None,
+            file_ids: None,
         }
     }
 

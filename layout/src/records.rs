@@ -115,6 +115,18 @@ pub struct Package {
     /// created before records carried it are found through `pkg-id/<id>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_shard: Option<u64>,
+    /// The file ids this package hands out next, a block drawn from the
+    /// file sequence, so that most publishes into it draw no id of their
+    /// own. Records written before blocks have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_ids: Option<IdBlock>,
+}
+
+/// File ids `next..end`, drawn from the file sequence for one package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdBlock {
+    pub next: u64,
+    pub end: u64,
 }
 
 impl Package {
@@ -131,6 +143,12 @@ impl Package {
     /// Whether the record itself holds the file with this id.
     pub fn has_file(&self, file_id: u64) -> bool {
         self.files.iter().any(|f| f.id == file_id)
+    }
+
+    /// How many files the package holds, sealed ones included.
+    pub fn file_count(&self) -> u64 {
+        let sealed: u64 = self.segments.iter().map(|s| u64::from(s.files)).sum();
+        sealed + self.files.len() as u64
     }
 
     /// The key of one of this package's segments.
@@ -366,6 +384,7 @@ mod tests {
             segments: vec![],
             deleted_at: None,
             index_shard: None,
+            file_ids: None,
         };
         let segment = SegmentRef {
             digest: "abc".into(),

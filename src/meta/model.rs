@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use genreg_layout::records::{
-    Millis, Package, PackageFile, PackageStatus, Project, Segment, SegmentRef, Visibility,
+    IdBlock, Millis, Package, PackageFile, PackageStatus, Project, Segment, SegmentRef, Visibility,
 };
 
 /// Package settings of one namespace (GitLab's namespace package settings).

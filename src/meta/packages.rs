@@ -24,11 +24,16 @@
 //! tells the truth. Entries of creations that never wrote their record are
 //! dropped by the shard's next write once [`ABANDONED_AFTER_MS`] passed.
 //!
-//! Package ids come from the file sequence: a package created by a publish
-//! takes the id just drawn for its first file, so creating it costs no
-//! counter of its own. That sequence moved at least once for every package
-//! id ever drawn from the older package sequence, so the ids are new to
-//! packages too.
+//! File ids come from one sequence, in blocks: a package holds the block
+//! it hands out next (`file_ids` in its record), and a publish takes the
+//! next id from it in the same write that records the file, so two files
+//! never share an id and most publishes draw nothing from the sequence. A
+//! block drawn for a write that was lost (a crash, a lost swap) is never
+//! used: ids may skip, never repeat. A package created by a publish takes
+//! the first id of its first block, which its first file takes too, so
+//! creating it costs no counter of its own. That sequence moved at least
+//! once for every package id ever drawn from the older package sequence,
+//! so the ids are new to packages too.
 //!
 //! A package's files form a log: the newest ones sit in the record, and
 //! when the record holds [`TAIL_FILES`] of them they are sealed into an
@@ -42,11 +47,11 @@ use sha2::{Digest, Sha256};
 
 use super::kv::{decode_counter, KeyValue, KvError, Step};
 use super::model::{
-    Millis, Package, PackageFile, PackageLocation, PackageStatus, PackageSummary, Project, Segment,
-    SegmentRef,
+    IdBlock, Millis, Package, PackageFile, PackageLocation, PackageStatus, PackageSummary, Project,
+    Segment, SegmentRef,
 };
 use super::{
-    decode, encode, keys, namespace_settings, next_id, read, read_counter, update_record,
+    decode, encode, keys, namespace_settings, read, read_counter, update_record,
     update_record_then_read, MetaError, MAX_VALUE_BYTES,
 };
 
@@ -255,40 +260,39 @@ pub struct Commit<'a> {
 /// is entered in the index (creating) before its record exists; a status
 /// change marks the entry pending before the record changes. A retry finds
 /// the file already there when a write landed unconfirmed.
+///
+/// The file's id comes from the package's block of ids (see
+/// [`next_file_id`]), so most publishes into an existing package write
+/// nothing but its record.
 pub fn commit_file<K: KeyValue>(
     kv: &K,
     commit: &Commit,
     file: NewFile,
 ) -> Result<(Package, PackageFile), MetaError> {
-    let file_id = next_id(kv, "file")?;
-    commit_file_as(kv, commit, file, file_id, Some(file_id))
+    commit_file_as(kv, commit, file, None)
 }
 
-/// [`commit_file`] with a file id allocated beforehand: committing the same
-/// id again, even concurrently, records the file once.
+/// [`commit_file`] with a file id drawn from the file sequence beforehand:
+/// committing the same id again, even concurrently, records the file once.
 pub fn commit_file_with_id<K: KeyValue>(
     kv: &K,
     commit: &Commit,
     file: NewFile,
     file_id: u64,
 ) -> Result<(Package, PackageFile), MetaError> {
-    // The id was drawn earlier, possibly before package ids came from the
-    // file sequence: a new package draws one of its own.
-    commit_file_as(kv, commit, file, file_id, None)
+    commit_file_as(kv, commit, file, Some(file_id))
 }
 
-/// [`commit_file`] with the ids decided: `new_package_id` names the package
-/// if this commit creates it (drawn when needed if `None`).
+/// [`commit_file`], with the file's id given or taken from the package.
 fn commit_file_as<K: KeyValue>(
     kv: &K,
     commit: &Commit,
     file: NewFile,
-    file_id: u64,
-    mut new_package_id: Option<u64>,
+    given_id: Option<u64>,
 ) -> Result<(Package, PackageFile), MetaError> {
     let key = keys::package(commit.project.id, commit.name, commit.version);
-    let file = PackageFile {
-        id: file_id,
+    let mut file = PackageFile {
+        id: given_id.unwrap_or(0),
         file_name: file.file_name,
         size: file.size,
         md5: file.md5,
@@ -297,6 +301,11 @@ fn commit_file_as<K: KeyValue>(
         object_key: file.object_key,
         created_at: commit.now,
     };
+    // The id the file had in the last attempt: a retry looks for it.
+    let mut tried_id = given_id;
+    // A new package's id and first block, kept across attempts: its index
+    // entry carries the id.
+    let mut creating: Option<IdBlock> = None;
     // The namespace's settings matter only when the package already holds
     // a file of this name: they are read then, and once.
     let mut duplicates_allowed: Option<bool> = None;
@@ -310,25 +319,31 @@ fn commit_file_as<K: KeyValue>(
         update_record_then_read(kv, &key, commit.read_after, |stored: Option<Package>| {
             let (mut package, is_new) = match stored.filter(|p| !p.is_deleted()) {
                 // A retry after a write that landed but was not confirmed.
-                Some(package) if holds_file(kv, &package, file.id)? => {
+                Some(package) if holds_file(kv, &package, tried_id, &file.object_key)? => {
                     return Ok(Step::Keep(package));
                 }
                 Some(package) => (package, false),
                 None => {
-                    let id = match new_package_id {
-                        Some(id) => id,
-                        None => *new_package_id.insert(next_id(kv, "file")?),
+                    let block = match creating {
+                        Some(block) => block,
+                        None => *creating.insert(draw_ids(kv, FIRST_BLOCK)?),
                     };
+                    let id = block.next;
                     let reservation = match reserved.take() {
                         Some(r) if kv.now_millis() - r.at < RESERVATION_REFRESH_MS => r,
                         Some(r) => refresh(kv, commit, id, r.shard)?,
                         None => reserve(kv, commit, id)?,
                     };
-                    let package = new_package(id, reservation.shard, commit);
+                    let mut package = new_package(id, reservation.shard, commit);
+                    package.file_ids = Some(block);
                     reserved = Some(reservation);
                     (package, true)
                 }
             };
+            if given_id.is_none() {
+                file.id = next_file_id(kv, &mut package)?;
+                tried_id = Some(file.id);
+            }
             if is_refused_duplicate(
                 kv,
                 commit,
@@ -356,11 +371,11 @@ fn commit_file_as<K: KeyValue>(
             Ok(Step::Write(bytes, package))
         })?;
 
-    if let (Some(reservation), Some(id)) = (&reserved, new_package_id) {
-        if package.id != id {
+    if let (Some(reservation), Some(block)) = (&reserved, creating) {
+        if package.id != block.next {
             // Another publish created the package first: ours was never
             // real, and its entry goes.
-            remove_entry(kv, commit.project.id, reservation.shard, id)?;
+            remove_entry(kv, commit.project.id, reservation.shard, block.next)?;
         }
     }
     if marked {
@@ -421,6 +436,7 @@ fn new_package(id: u64, index_shard: u64, commit: &Commit) -> Package {
         segments: Vec::new(),
         deleted_at: None,
         index_shard: Some(index_shard),
+        file_ids: None,
     }
 }
 
@@ -827,23 +843,70 @@ fn without_files<K: KeyValue>(
     Ok(())
 }
 
-/// Whether the package already holds the file with this id: a retry after
-/// a write that landed unconfirmed, whose file another publish may since
-/// have sealed into a segment. Reads only segments whose id range covers it.
-fn holds_file<K: KeyValue>(kv: &K, package: &Package, file_id: u64) -> Result<bool, MetaError> {
-    if package.has_file(file_id) {
+/// Whether the package already holds this file, as the id it was given in
+/// an earlier attempt and its object: a retry after a write that landed
+/// unconfirmed, whose file another publish may since have sealed into a
+/// segment. Reads only segments whose id range covers it.
+fn holds_file<K: KeyValue>(
+    kv: &K,
+    package: &Package,
+    file_id: Option<u64>,
+    object_key: &str,
+) -> Result<bool, MetaError> {
+    let Some(file_id) = file_id else {
+        return Ok(false);
+    };
+    let is_it = |f: &PackageFile| f.id == file_id && f.object_key == object_key;
+    if package.files.iter().any(is_it) {
         return Ok(true);
     }
     for segment in package.segments.iter().rev() {
         if (segment.min_id..=segment.max_id).contains(&file_id)
-            && read_segment(kv, package.id, segment)?
-                .iter()
-                .any(|f| f.id == file_id)
+            && read_segment(kv, package.id, segment)?.iter().any(is_it)
         {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// The size of a new package's first block of file ids. Later blocks are
+/// as large as the package (at most [`MAX_BLOCK`]), so a package of `n`
+/// files draws about `log2(n)` blocks and leaves fewer than `n` ids unused.
+pub const FIRST_BLOCK: u64 = 8;
+
+/// The largest block of file ids a package draws at once.
+pub const MAX_BLOCK: u64 = 1024;
+
+/// The next id from the package's block, which the record's write claims
+/// (so two publishes into one package never take the same id). When the
+/// block is used up, a new one is drawn from the file sequence: one
+/// increment per block instead of one per file. A block drawn in an
+/// attempt whose write is lost is never used again.
+fn next_file_id<K: KeyValue>(kv: &K, package: &mut Package) -> Result<u64, MetaError> {
+    let block = match package.file_ids.filter(|b| b.next < b.end) {
+        Some(block) => block,
+        None => draw_ids(kv, package.file_count().clamp(FIRST_BLOCK, MAX_BLOCK))?,
+    };
+    package.file_ids = Some(IdBlock {
+        next: block.next + 1,
+        end: block.end,
+    });
+    Ok(block.next)
+}
+
+/// Draws `count` consecutive ids from the file sequence.
+fn draw_ids<K: KeyValue>(kv: &K, count: u64) -> Result<IdBlock, MetaError> {
+    let key = keys::sequence("file");
+    let end = kv.increment(&key, count as i64)?;
+    let end = u64::try_from(end).map_err(|_| MetaError::Corrupt {
+        key,
+        reason: format!("counter is {end}"),
+    })?;
+    Ok(IdBlock {
+        next: end + 1 - count,
+        end: end + 1,
+    })
 }
 
 /// Seals the record's files into a segment once there are [`TAIL_FILES`].

@@ -244,6 +244,7 @@ fn packages_of_the_older_layout_are_still_found_changed_and_deleted() {
     let old = Package {
         id: 1,
         index_shard: None,
+        file_ids: None,
         ..created.clone()
     };
     kv.set(&keys::package(project.id, "tool", "1.0"), &encode(&old))
@@ -393,14 +394,68 @@ fn commit_retries_after_a_conflicting_write() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
     *kv.conflicts.borrow_mut() = 3;
-    let (package, _) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
+    let (package, stored) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     assert_eq!(package.files.len(), 1);
-    // One id was drawn despite the retries: the file's, which the package
-    // took.
+    // One block of ids was drawn despite the retries: the package took its
+    // first id, and so did its first file.
     assert_eq!(
         kv.increment(&keys::sequence("file"), 0).unwrap(),
-        package.id as i64
+        packages::FIRST_BLOCK as i64
     );
+    assert_eq!((package.id, stored.id), (1, 1));
+}
+
+#[test]
+fn a_package_hands_out_its_file_ids_in_growing_blocks() {
+    use crate::testing::{Counting, Counts};
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let (_, first) = commit_file(&kv, &commit(&project), file("f0", "x")).unwrap();
+    let counting = Counting::new(&kv);
+    let mut ids = vec![first.id];
+    for i in 1..100 {
+        let (_, stored) =
+            commit_file(&counting, &commit(&project), file(&format!("f{i}"), "x")).unwrap();
+        ids.push(stored.id);
+    }
+    // Ids rise within the package, and after the new package's block of 8
+    // the sequence moved once per block: 8, 16, 32 and 64 ids.
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(ids[..10], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    let Counts { increment, .. } = counting.counts();
+    assert_eq!(increment, 4);
+    assert_eq!(kv.increment(&keys::sequence("file"), 0).unwrap(), 128);
+    // Another package's ids come after every block drawn so far.
+    let mut other = commit(&project);
+    other.version = "2.0.0";
+    let (package, stored) = commit_file(&kv, &other, file("a.bin", "y")).unwrap();
+    assert_eq!((package.id, stored.id), (129, 129));
+}
+
+#[test]
+fn file_ids_stay_unique_whatever_swaps_report() {
+    for reports in [
+        crate::testing::SwapReports::Truthful,
+        crate::testing::SwapReports::AlwaysFailed,
+        crate::testing::SwapReports::Inverted,
+    ] {
+        let kv = MemoryStore::default();
+        kv.reports.set(reports);
+        let project = new_project(&kv, "tools");
+        for i in 0..40 {
+            *kv.conflicts.borrow_mut() = i % 3;
+            commit_file(&kv, &commit(&project), file(&format!("f{i}"), "x")).unwrap();
+        }
+        let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+        let mut ids: Vec<u64> = package_files(&kv, &package)
+            .unwrap()
+            .iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(ids.len(), 40, "{reports:?}");
+        ids.dedup();
+        assert_eq!(ids.len(), 40, "{reports:?}: {ids:?}");
+    }
 }
 
 #[test]

@@ -35,6 +35,11 @@ const SEVERAL_FILES: Setup = Setup {
     visibility: "private",
     files: 5,
 };
+/// The package's first block of file ids is used up.
+const FULL_BLOCK: Setup = Setup {
+    visibility: "private",
+    files: crate::meta::packages::FIRST_BLOCK as usize,
+};
 const NO_PACKAGE: Setup = Setup {
     visibility: "private",
     files: 0,
@@ -219,6 +224,22 @@ const ROWS: &[Row] = &[
     Row {
         operation: "publish a new file into an existing package",
         setup: ONE_FILE,
+        request: |f| {
+            f.r.put_bytes(&f.generic("tool/1.0/new.bin"), &f.developer, b"new")
+        },
+        status: 201,
+        pinned: Counts {
+            get_many: 2,
+            read_for_swap: 1,
+            swap: 1,
+            s3_put: 1,
+            ..Counts::NONE
+        },
+        target: PUBLISH_INTO_PACKAGE,
+    },
+    Row {
+        operation: "the same, when the package's block of file ids is used up",
+        setup: FULL_BLOCK,
         request: |f| {
             f.r.put_bytes(&f.generic("tool/1.0/new.bin"), &f.developer, b"new")
         },
