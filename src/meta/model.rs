@@ -70,6 +70,55 @@ pub struct PackageSummary {
     pub creating: Option<Millis>,
 }
 
+/// One shard of a project's package index: its entries, and the file ids
+/// its next new packages take their first blocks from (see
+/// `meta::packages`). Stored as a bare list of entries while it holds no
+/// ids, as every shard was before blocks, else as an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredShard", into = "StoredShard")]
+pub struct IndexShard {
+    pub entries: Vec<PackageSummary>,
+    pub file_ids: Option<IdBlock>,
+}
+
+/// How an [`IndexShard`] is stored.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredShard {
+    Entries(Vec<PackageSummary>),
+    WithIds {
+        entries: Vec<PackageSummary>,
+        file_ids: IdBlock,
+    },
+}
+
+impl From<StoredShard> for IndexShard {
+    fn from(stored: StoredShard) -> Self {
+        match stored {
+            StoredShard::Entries(entries) => IndexShard {
+                entries,
+                file_ids: None,
+            },
+            StoredShard::WithIds { entries, file_ids } => IndexShard {
+                entries,
+                file_ids: Some(file_ids),
+            },
+        }
+    }
+}
+
+impl From<IndexShard> for StoredShard {
+    fn from(shard: IndexShard) -> Self {
+        match shard.file_ids {
+            None => StoredShard::Entries(shard.entries),
+            Some(file_ids) => StoredShard::WithIds {
+                entries: shard.entries,
+                file_ids,
+            },
+        }
+    }
+}
+
 impl PackageSummary {
     /// The entry a live package's record calls for.
     pub fn of(package: &Package) -> PackageSummary {

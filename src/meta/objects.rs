@@ -16,7 +16,7 @@
 //! before the first page.
 
 use super::kv::KeyValue;
-use super::model::{Package, PackageSummary, Segment};
+use super::model::{IndexShard, Package, PackageSummary, Segment};
 use super::project_index::{self, ProjectEntry, PROJECT_INDEX_SHARD_SIZE};
 use super::{keys, read, MetaError, INDEX_SHARD_SIZE};
 
@@ -192,7 +192,8 @@ impl<K: KeyValue> Walk<'_, K> {
                 }));
             }
             let mut entries: Vec<PackageSummary> = self
-                .read(&keys::package_index(at.project_id, shard))?
+                .read::<IndexShard>(&keys::package_index(at.project_id, shard))?
+                .map(|s| s.entries)
                 .unwrap_or_default();
             entries.sort_unstable_by_key(|e| e.id);
             let first_id = if shard == at.package_shard {

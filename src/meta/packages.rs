@@ -30,8 +30,10 @@
 //! never share an id and most publishes draw nothing from the sequence. A
 //! block drawn for a write that was lost (a crash, a lost swap) is never
 //! used: ids may skip, never repeat. A package created by a publish takes
-//! the first id of its first block, which its first file takes too, so
-//! creating it costs no counter of its own. That sequence moved at least
+//! its first block from its index shard's block, in the compare-and-swap
+//! that enters it there, and takes the first id of it as its own, which its
+//! first file takes too, so creating it draws from the sequence only once
+//! per [`SHARD_BLOCK`] ids. That sequence moved at least
 //! once for every package id ever drawn from the older package sequence,
 //! so the ids are new to packages too.
 //!
@@ -47,8 +49,8 @@ use sha2::{Digest, Sha256};
 
 use super::kv::{decode_counter, KeyValue, KvError, Step};
 use super::model::{
-    IdBlock, Millis, Package, PackageFile, PackageLocation, PackageStatus, PackageSummary, Project,
-    Segment, SegmentRef,
+    IdBlock, IndexShard, Millis, Package, PackageFile, PackageLocation, PackageStatus,
+    PackageSummary, Project, Segment, SegmentRef,
 };
 use super::{
     decode, encode, keys, namespace_settings, read, read_counter, update_record,
@@ -182,8 +184,8 @@ pub fn listed_packages<K: KeyValue>(
     kv.read_ahead(&shards);
     let mut all = Vec::new();
     for shard in &shards {
-        let entries: Option<Vec<PackageSummary>> = read(kv, shard)?;
-        all.extend(entries.unwrap_or_default());
+        let stored: Option<IndexShard> = read(kv, shard)?;
+        all.extend(stored.map(|s| s.entries).unwrap_or_default());
     }
     Ok(all)
 }
@@ -303,9 +305,6 @@ fn commit_file_as<K: KeyValue>(
     };
     // The id the file had in the last attempt: a retry looks for it.
     let mut tried_id = given_id;
-    // A new package's id and first block, kept across attempts: its index
-    // entry carries the id.
-    let mut creating: Option<IdBlock> = None;
     // The namespace's settings matter only when the package already holds
     // a file of this name: they are read then, and once.
     let mut duplicates_allowed: Option<bool> = None;
@@ -324,18 +323,16 @@ fn commit_file_as<K: KeyValue>(
                 }
                 Some(package) => (package, false),
                 None => {
-                    let block = match creating {
-                        Some(block) => block,
-                        None => *creating.insert(draw_ids(kv, FIRST_BLOCK)?),
-                    };
-                    let id = block.next;
                     let reservation = match reserved.take() {
                         Some(r) if kv.now_millis() - r.at < RESERVATION_REFRESH_MS => r,
-                        Some(r) => refresh(kv, commit, id, r.shard)?,
-                        None => reserve(kv, commit, id)?,
+                        Some(r) => Reservation {
+                            at: refresh(kv, commit, r.ids.next, r.shard)?,
+                            ..r
+                        },
+                        None => reserve(kv, commit)?,
                     };
-                    let mut package = new_package(id, reservation.shard, commit);
-                    package.file_ids = Some(block);
+                    let mut package = new_package(reservation.ids.next, reservation.shard, commit);
+                    package.file_ids = Some(reservation.ids);
                     reserved = Some(reservation);
                     (package, true)
                 }
@@ -371,11 +368,16 @@ fn commit_file_as<K: KeyValue>(
             Ok(Step::Write(bytes, package))
         })?;
 
-    if let (Some(reservation), Some(block)) = (&reserved, creating) {
-        if package.id != block.next {
+    if let Some(reservation) = &reserved {
+        if package.id != reservation.ids.next {
             // Another publish created the package first: ours was never
             // real, and its entry goes.
-            remove_entry(kv, commit.project.id, reservation.shard, block.next)?;
+            remove_entry(
+                kv,
+                commit.project.id,
+                reservation.shard,
+                reservation.ids.next,
+            )?;
         }
     }
     if marked {
@@ -458,7 +460,14 @@ pub(super) struct Reservation {
     shard: u64,
     /// When the entry was written (the creator's clock).
     at: Millis,
+    /// The package's first block of file ids, taken from the shard's; the
+    /// package's id is its first.
+    ids: IdBlock,
 }
+
+/// How many file ids a shard draws from the file sequence at once: the
+/// first blocks of 32 new packages, so most creations draw none.
+pub const SHARD_BLOCK: u64 = 32 * FIRST_BLOCK;
 
 /// The index entry of a package this commit creates, entered at `at`.
 fn creating_entry(commit: &Commit, id: u64, at: Millis) -> PackageSummary {
@@ -475,18 +484,21 @@ fn creating_entry(commit: &Commit, id: u64, at: Millis) -> PackageSummary {
 
 /// Enters a new package in the newest shard of its project's index as
 /// *creating*, opening a new shard when that one is full. The same write
-/// settles the shard's earlier creations when [`settling_due`] (see
-/// [`settle_creations`]), so creating a package writes the index once.
-/// Repeated with the same id, it finds its entry there.
-fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation, MetaError> {
+/// takes the package's first block of file ids from the shard's (drawing
+/// the shard a new one when it runs out), and settles the shard's earlier
+/// creations when [`settling_due`] (see [`settle_creations`]), so creating
+/// a package writes the index once and, mostly, nothing else. A retry
+/// after a write that landed unconfirmed finds its entry there.
+fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<Reservation, MetaError> {
     let project_id = commit.project.id;
     let counter = keys::package_ordinal(project_id);
     let at = kv.now_millis();
-    let entry = creating_entry(commit, id, at);
     let mut shards = match commit.index_shards {
         Some(shards) => shards,
         None => index_shards(kv, project_id)?,
     };
+    // The block the last attempt took, whose entry may have landed.
+    let mut tried: Option<IdBlock> = None;
     // Each turn enters the entry or opens a shard: only creators filling
     // the new shard first make it take more than two.
     for _ in 0..MAX_SHARD_TURNS {
@@ -496,23 +508,32 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation,
             let entered = update_record(
                 kv,
                 &key,
-                |entries: Option<Vec<PackageSummary>>| -> Result<_, MetaError> {
-                    let mut entries = entries.unwrap_or_default();
-                    if entries.iter().any(|e| e.id == id) {
-                        return Ok(Step::Keep(true));
+                |stored: Option<IndexShard>| -> Result<_, MetaError> {
+                    let mut stored = stored.unwrap_or_default();
+                    // An entry equal to the one the last attempt wrote is
+                    // that one, or one a creator of the same package wrote
+                    // at the same moment from the same block, which names
+                    // the same package: either way the package is entered.
+                    if let Some(ids) = tried {
+                        let mine = creating_entry(commit, ids.next, at);
+                        if stored.entries.contains(&mine) {
+                            return Ok(Step::Keep(Some(ids)));
+                        }
                     }
-                    if settling_due(&entries, at) {
-                        settle_creations(kv, project_id, &mut entries, at)?;
+                    if settling_due(&stored.entries, at) {
+                        settle_creations(kv, project_id, &mut stored.entries, at)?;
                     }
-                    if entries.len() >= INDEX_SHARD_SIZE as usize {
-                        return Ok(Step::Keep(false));
+                    if stored.entries.len() >= INDEX_SHARD_SIZE as usize {
+                        return Ok(Step::Keep(None));
                     }
-                    entries.push(entry.clone());
-                    Ok(Step::Write(encode(&entries), true))
+                    let ids = take_first_block(kv, &mut stored)?;
+                    stored.entries.push(creating_entry(commit, ids.next, at));
+                    tried = Some(ids);
+                    Ok(Step::Write(encode(&stored), Some(ids)))
                 },
             )?;
-            if entered {
-                return Ok(Reservation { shard, at });
+            if let Some(ids) = entered {
+                return Ok(Reservation { shard, at, ids });
             }
         }
         shards = open_shard(kv, &counter, shards)?;
@@ -522,14 +543,34 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit, id: u64) -> Result<Reservation,
     ))))
 }
 
+/// A new package's first [`FIRST_BLOCK`] file ids, from the shard's block,
+/// which the shard's write claims; when that runs out the shard draws
+/// [`SHARD_BLOCK`] more from the file sequence. A block drawn for a write
+/// that is lost is never used again.
+fn take_first_block<K: KeyValue>(kv: &K, shard: &mut IndexShard) -> Result<IdBlock, MetaError> {
+    let block = match shard.file_ids.filter(|b| b.end - b.next >= FIRST_BLOCK) {
+        Some(block) => block,
+        None => draw_ids(kv, SHARD_BLOCK)?,
+    };
+    shard.file_ids = Some(IdBlock {
+        next: block.next + FIRST_BLOCK,
+        end: block.end,
+    });
+    Ok(IdBlock {
+        next: block.next,
+        end: block.next + FIRST_BLOCK,
+    })
+}
+
 /// Renews the time on a creator's entry in `shard` (entering it again if a
-/// shard write dropped it), so it is not taken for abandoned.
+/// shard write dropped it), so it is not taken for abandoned; answers the
+/// new time.
 pub(super) fn refresh<K: KeyValue>(
     kv: &K,
     commit: &Commit,
     id: u64,
     shard: u64,
-) -> Result<Reservation, MetaError> {
+) -> Result<Millis, MetaError> {
     let at = kv.now_millis();
     let entry = creating_entry(commit, id, at);
     change_index(kv, commit.project.id, shard, |entries| {
@@ -540,7 +581,7 @@ pub(super) fn refresh<K: KeyValue>(
         }
         true
     })?;
-    Ok(Reservation { shard, at })
+    Ok(at)
 }
 
 /// Raises the shard counter so that the index has at least `shards + 1`
@@ -654,25 +695,25 @@ fn confirm_entry<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError
     };
     let record_key = keys::package(package.project_id, &package.name, &package.version);
     let index_key = keys::package_index(package.project_id, shard);
-    update_record(kv, &index_key, |entries: Option<Vec<PackageSummary>>| {
-        let Some(mut entries) = entries else {
+    update_record(kv, &index_key, |stored: Option<IndexShard>| {
+        let Some(mut shard) = stored else {
             return Ok(Step::Keep(()));
         };
         // Read inside the step, so a retry copies the newest record.
         let record = read::<K, Package>(kv, &record_key)?;
-        let before = entries.clone();
+        let before = shard.clone();
         match record.filter(|p| p.id == package.id && !p.is_deleted()) {
             Some(record) => {
-                for entry in entries.iter_mut().filter(|e| e.id == package.id) {
+                for entry in shard.entries.iter_mut().filter(|e| e.id == package.id) {
                     *entry = PackageSummary::of(&record);
                 }
             }
-            None => entries.retain(|e| e.id != package.id),
+            None => shard.entries.retain(|e| e.id != package.id),
         }
-        Ok(if entries == before {
+        Ok(if shard == before {
             Step::Keep(())
         } else {
-            Step::Write(encode(&entries), ())
+            Step::Write(encode(&shard), ())
         })
     })
 }
@@ -698,7 +739,15 @@ fn change_index<K: KeyValue>(
     shard: u64,
     change: impl Fn(&mut Vec<PackageSummary>) -> bool,
 ) -> Result<(), MetaError> {
-    super::change_list(kv, &keys::package_index(project_id, shard), change)
+    let key = keys::package_index(project_id, shard);
+    update_record(kv, &key, |stored: Option<IndexShard>| {
+        let mut shard = stored.unwrap_or_default();
+        Ok(if change(&mut shard.entries) {
+            Step::Write(encode(&shard), ())
+        } else {
+            Step::Keep(())
+        })
+    })
 }
 
 /// Marks a package deleted and takes it out of its project's index. Returns

@@ -26,7 +26,9 @@ fn index_of(kv: &MemoryStore, project_id: u64) -> Vec<PackageSummary> {
         .get(&keys::package_index(project_id, 0))
         .unwrap()
         .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
+    serde_json::from_slice::<IndexShard>(&bytes)
+        .unwrap()
+        .entries
 }
 
 fn file(name: &str, sha256: &str) -> NewFile {
@@ -396,11 +398,11 @@ fn commit_retries_after_a_conflicting_write() {
     *kv.conflicts.borrow_mut() = 3;
     let (package, stored) = commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
     assert_eq!(package.files.len(), 1);
-    // One block of ids was drawn despite the retries: the package took its
-    // first id, and so did its first file.
+    // One block of ids was drawn for the shard despite the retries: the
+    // package took its first id, and so did its first file.
     assert_eq!(
         kv.increment(&keys::sequence("file"), 0).unwrap(),
-        packages::FIRST_BLOCK as i64
+        packages::SHARD_BLOCK as i64
     );
     assert_eq!((package.id, stored.id), (1, 1));
 }
@@ -418,18 +420,59 @@ fn a_package_hands_out_its_file_ids_in_growing_blocks() {
             commit_file(&counting, &commit(&project), file(&format!("f{i}"), "x")).unwrap();
         ids.push(stored.id);
     }
-    // Ids rise within the package, and after the new package's block of 8
-    // the sequence moved once per block: 8, 16, 32 and 64 ids.
+    // Ids rise within the package. The new package took its first 8 from
+    // the shard's block of 256; after that the sequence moved once per
+    // block: 8, 16, 32 and 64 ids.
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-    assert_eq!(ids[..10], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(ids[..10], [1, 2, 3, 4, 5, 6, 7, 8, 257, 258]);
     let Counts { increment, .. } = counting.counts();
     assert_eq!(increment, 4);
-    assert_eq!(kv.increment(&keys::sequence("file"), 0).unwrap(), 128);
-    // Another package's ids come after every block drawn so far.
+    assert_eq!(
+        kv.increment(&keys::sequence("file"), 0).unwrap(),
+        256 + 8 + 16 + 32 + 64
+    );
+    // The next new package takes the shard's next 8, drawing nothing.
     let mut other = commit(&project);
     other.version = "2.0.0";
-    let (package, stored) = commit_file(&kv, &other, file("a.bin", "y")).unwrap();
-    assert_eq!((package.id, stored.id), (129, 129));
+    let counting = Counting::new(&kv);
+    let (package, stored) = commit_file(&counting, &other, file("a.bin", "y")).unwrap();
+    assert_eq!((package.id, stored.id), (9, 9));
+    let Counts { increment, .. } = counting.counts();
+    assert_eq!(increment, 1, "the record's creation claim only");
+}
+
+#[test]
+fn new_packages_take_distinct_ids_from_their_shard_whatever_swaps_report() {
+    for reports in [
+        crate::testing::SwapReports::Truthful,
+        crate::testing::SwapReports::AlwaysFailed,
+        crate::testing::SwapReports::Inverted,
+    ] {
+        let kv = MemoryStore::default();
+        kv.reports.set(reports);
+        let project = new_project(&kv, "tools");
+        let mut ids = Vec::new();
+        // More versions than one shard block holds first blocks for.
+        for i in 0..40 {
+            *kv.conflicts.borrow_mut() = i % 3;
+            let mut c = commit(&project);
+            let version = format!("1.{i}");
+            c.version = &version;
+            let (package, stored) = commit_file(&kv, &c, file("a.bin", "x")).unwrap();
+            assert_eq!(package.id, stored.id, "{reports:?}");
+            ids.push(package.id);
+        }
+        let listed: Vec<u64> = package_summaries(&kv, project.id)
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(listed, ids, "{reports:?}");
+        let mut distinct = ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 40, "{reports:?}: {ids:?}");
+    }
 }
 
 #[test]

@@ -4,16 +4,15 @@
 
 use crate::meta::keys;
 use crate::meta::kv::KeyValue;
-use crate::meta::model::{PackageStatus, PackageSummary};
+use crate::meta::model::{IndexShard, PackageStatus, PackageSummary};
 use crate::testing::TestRegistry;
 
 /// Enters a package in shard 0 as a creator that died before writing its
 /// record would have left it.
 fn plant_cut_short_creation(r: &TestRegistry, project: u64, name: &str) {
     let key = keys::package_index(project, 0);
-    let mut entries: Vec<PackageSummary> =
-        serde_json::from_slice(&r.kv.get(&key).unwrap().unwrap()).unwrap();
-    entries.push(PackageSummary {
+    let mut shard: IndexShard = serde_json::from_slice(&r.kv.get(&key).unwrap().unwrap()).unwrap();
+    shard.entries.push(PackageSummary {
         id: 9_999,
         name: name.into(),
         version: "1.0".into(),
@@ -22,7 +21,7 @@ fn plant_cut_short_creation(r: &TestRegistry, project: u64, name: &str) {
         pending: false,
         creating: Some(r.kv.now_millis()),
     });
-    r.kv.set(&key, &serde_json::to_vec(&entries).unwrap())
+    r.kv.set(&key, &serde_json::to_vec(&shard).unwrap())
         .unwrap();
 }
 

@@ -266,7 +266,7 @@ const ROWS: &[Row] = &[
             get_many: 2,
             read_for_swap: 2,
             set: 1,
-            increment: 2,
+            increment: 1,
             swap: 1,
             s3_put: 1,
             ..Counts::NONE
