@@ -499,6 +499,10 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<Reservation, MetaErro
     };
     // The block the last attempt took, whose entry may have landed.
     let mut tried: Option<IdBlock> = None;
+    // A block drawn for a shard that did not exist yet: nothing recorded
+    // it while the shard is still absent, so the next attempt (after
+    // waiting for the shard's creation) uses it again.
+    let mut for_new_shard: Option<IdBlock> = None;
     // Each turn enters the entry or opens a shard: only creators filling
     // the new shard first make it take more than two.
     for _ in 0..MAX_SHARD_TURNS {
@@ -509,7 +513,11 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<Reservation, MetaErro
                 kv,
                 &key,
                 |stored: Option<IndexShard>| -> Result<_, MetaError> {
-                    let mut stored = stored.unwrap_or_default();
+                    let absent = stored.is_none();
+                    let mut stored = stored.unwrap_or(IndexShard {
+                        entries: Vec::new(),
+                        file_ids: for_new_shard,
+                    });
                     // An entry equal to the one the last attempt wrote is
                     // that one, or one a creator of the same package wrote
                     // at the same moment from the same block, which names
@@ -527,6 +535,12 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<Reservation, MetaErro
                         return Ok(Step::Keep(None));
                     }
                     let ids = take_first_block(kv, &mut stored)?;
+                    if absent {
+                        for_new_shard = stored.file_ids.map(|rest| IdBlock {
+                            next: ids.next,
+                            end: rest.end,
+                        });
+                    }
                     stored.entries.push(creating_entry(commit, ids.next, at));
                     tried = Some(ids);
                     Ok(Step::Write(encode(&stored), Some(ids)))

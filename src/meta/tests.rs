@@ -476,6 +476,29 @@ fn new_packages_take_distinct_ids_from_their_shard_whatever_swaps_report() {
 }
 
 #[test]
+fn waiting_for_another_request_to_create_a_shard_draws_ids_once() {
+    use crate::meta::kv::{creation_claim, CLAIM_EPOCH_MS};
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    // Another request holds the creation claim of the project's first
+    // shard, and writes it (as shards were written before blocks) 2 s on.
+    let shard = keys::package_index(project.id, 0);
+    let epoch = kv.now_millis().div_euclid(CLAIM_EPOCH_MS);
+    kv.increment(&creation_claim(&shard, epoch), 1).unwrap();
+    kv.scheduled
+        .borrow_mut()
+        .push((kv.now_millis() + 2_000, shard, b"[]".to_vec()));
+    let (package, _) = commit_file(&kv, &commit(&project), file("a.bin", "x")).unwrap();
+    // One block drawn while the shard was absent, used by every attempt
+    // meanwhile, and one for the shard the other request wrote.
+    assert_eq!(
+        kv.increment(&keys::sequence("file"), 0).unwrap(),
+        2 * packages::SHARD_BLOCK as i64
+    );
+    assert_eq!(package.id, packages::SHARD_BLOCK + 1);
+}
+
+#[test]
 fn file_ids_stay_unique_whatever_swaps_report() {
     for reports in [
         crate::testing::SwapReports::Truthful,
