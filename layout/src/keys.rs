@@ -94,7 +94,8 @@ pub fn parse_package(key: &str) -> Option<PackageKey<'_>> {
     })
 }
 
-/// A sealed segment of a package's files, named by a digest of its file ids.
+/// A sealed segment of a package's files, named by a digest of its files
+/// (their ids and objects).
 pub fn package_segment(package_id: u64, digest: &str) -> String {
     format!("{V}/pkg-files/{package_id}/{digest}")
 }

@@ -40,7 +40,7 @@
 //! A package's files form a log: the newest ones sit in the record, and
 //! when the record holds [`TAIL_FILES`] of them they are sealed into an
 //! immutable segment, `pkg-files/<id>/<digest>`, named by a digest of the
-//! file ids it holds. A segment is written before the record points to it
+//! files it holds (their ids and objects). A segment is written before the record points to it
 //! and never changed (removing a file writes a new segment), so a crash
 //! leaves at most a segment that nothing points to, and a write repeated by
 //! a retry writes the same bytes again.
@@ -983,10 +983,17 @@ fn seal_if_full<K: KeyValue>(kv: &K, package: &mut Package) -> Result<(), MetaEr
     Ok(())
 }
 
+/// The name of the segment holding exactly these files: a digest of their
+/// ids and objects. Two publishes racing to seal the same tail give their
+/// own files the same id (only one of their writes lands), so the ids alone
+/// would name both segments alike and the second would overwrite the
+/// first; each upload's object is its own.
 fn segment_digest(files: &[PackageFile]) -> String {
     let mut hasher = Sha256::new();
     for file in files {
         hasher.update(file.id.to_le_bytes());
+        hasher.update((file.object_key.len() as u64).to_le_bytes());
+        hasher.update(file.object_key.as_bytes());
     }
     hex::encode(&hasher.finalize()[..16])
 }
@@ -1070,4 +1077,34 @@ pub fn mark_downloaded<K: KeyValue>(
     package.last_downloaded_at = Some(now);
     kv.swap(cas, &encode(&package))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(id: u64, object_key: &str) -> PackageFile {
+        PackageFile {
+            id,
+            file_name: "a.bin".into(),
+            size: 1,
+            md5: String::new(),
+            sha1: String::new(),
+            sha256: String::new(),
+            object_key: object_key.into(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn racing_seals_of_one_tail_name_different_segments() {
+        // Both publishes read the same tail and gave their own file the
+        // block's next id: only one record write lands, and the segment it
+        // points to must still hold its own file.
+        let tail = [file(1, "files/aa"), file(2, "files/bb")];
+        let mine = [&tail[..], &[file(3, "files/mine")]].concat();
+        let theirs = [&tail[..], &[file(3, "files/theirs")]].concat();
+        assert_ne!(segment_digest(&mine), segment_digest(&theirs));
+        assert_eq!(segment_digest(&mine), segment_digest(&mine.clone()));
+    }
 }
