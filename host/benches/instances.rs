@@ -27,12 +27,16 @@
 //! `GENREG_BENCH_BASELINE=<component.wasm>` adds 1 `spin up` on SQLite and
 //! on Redis serving that component (an earlier build), so a change is
 //! measured against what it replaces in the same run.
+//! `GENREG_BENCH_DIR=<dir>` keeps the data directories, Spin's state and
+//! the S3 objects under `<dir>` (e.g. `/dev/shm`).
 //!
 //! ```text
 //! cargo bench -p genreg --bench instances 2>/dev/null
 //! GENREG_BENCH_REQUESTS=500 cargo bench -p genreg --bench instances 2>/dev/null
 //! ```
 
+#[path = "support/bench_dir.rs"]
+mod bench_dir;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 #[path = "support/spin_manifest.rs"]
@@ -107,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let requests: usize = env_or("GENREG_BENCH_REQUESTS", 2000).max(1);
     let redis = RedisServer::start_or_skip("instances benchmark");
     let spin = find_spin();
-    let s3_dir = tempfile::tempdir()?;
+    let s3_dir = bench_dir::temp_dir()?;
     let s3 = genreg::EmbeddedS3Server::start(s3_dir.path()).await?;
     let token_secret = genreg::data_dir::random_hex(32);
     let secrets = genreg::genreg_token::Secrets::parse(&token_secret).context("token secret")?;
@@ -190,45 +194,20 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What one write costs Spin's default store on this disk, and the floor
-/// that puts under a new version's latency: Spin's SQLite store runs every
-/// write as a transaction of its own (rollback journal, synchronous FULL,
-/// SQLite's defaults), one at a time on one connection, so with 16
+/// What one write costs Spin's default store where the bench keeps its
+/// files, and the floor that puts under a new version's latency: with 16
 /// publishes in flight each waits for the others' writes.
 fn print_write_floor() -> anyhow::Result<()> {
-    const WRITES: usize = 300;
-    let dir = tempfile::tempdir()?;
-    let db = rusqlite::Connection::open(dir.path().join("floor.db"))?;
-    db.execute(
-        "CREATE TABLE kv (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, \
-         PRIMARY KEY (store, key))",
-        [],
-    )?;
-    let value = vec![b'x'; 1024];
-    let mut each = Vec::with_capacity(WRITES);
-    let started = Instant::now();
-    for i in 0..WRITES {
-        let one = Instant::now();
-        db.execute(
-            "INSERT INTO kv VALUES ('default', ?1, ?2) \
-             ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
-            rusqlite::params![format!("k{}", i % 50), value],
-        )?;
-        each.push(one.elapsed());
-    }
-    // Most commits return at once and a few wait for the disk, so the mean,
-    // not the median, is what a stream of writes costs.
-    let mean = started.elapsed() / WRITES as u32;
-    each.sort();
+    let (mean, p50, p99) = bench_dir::sqlite_write_cost()?;
     let writes_per_new_version = 4.0;
     let floor = mean.as_secs_f64() * writes_per_new_version * IN_FLIGHT as f64;
     println!(
-        "SQLite write transaction on this disk (as Spin's default store runs them): mean \
+        "SQLite write transaction here (as Spin's default store runs them): mean \
          {:.2} ms (p50 {:.2}, p99 {:.2}), so at most {:.0} writes/s; a new version's \
          {writes_per_new_version} writes with {IN_FLIGHT} in flight wait about {:.0} ms",
         ms(mean),
-        ms(quantile(&each, 0.5)),
-        ms(quantile(&each, 0.99)),
+        ms(p50),
+        ms(p99),
         1.0 / mean.as_secs_f64(),
         floor * 1000.0
     );
@@ -479,7 +458,7 @@ struct GenregInstance {
 /// A `genreg` on the shared Redis database and bucket, with the shared
 /// token secret in its data directory.
 async fn start_genreg(shared: &Shared<'_>) -> anyhow::Result<GenregInstance> {
-    let data = tempfile::tempdir()?;
+    let data = bench_dir::temp_dir()?;
     std::fs::write(
         data.path().join(genreg::data_dir::TOKEN_SECRET_FILE),
         shared.token_secret,
@@ -513,7 +492,7 @@ struct SpinProcess {
 
 impl SpinProcess {
     async fn start(spin: &Path, shared: &Shared<'_>) -> anyhow::Result<SpinProcess> {
-        let dir = tempfile::tempdir()?;
+        let dir = bench_dir::temp_dir()?;
         let manifest = write_spin_manifest(dir.path(), &shared.component)?;
         let listen = free_loopback_address()?;
         let mut command = Command::new(spin);

@@ -48,6 +48,10 @@
 //! `GENREG_BENCH_BINARY` runs another `genreg` binary instead of the one
 //! built with the bench (an older build, to compare before and after).
 //! `GENREG_BENCH_SPIN=off` measures `genreg` alone.
+//! `GENREG_BENCH_DIR=<dir>` keeps the data directories, Spin's state and
+//! the S3 objects under `<dir>` (e.g. `/dev/shm`, to see what the disk's
+//! flushes cost); the bench prints what one SQLite write transaction costs
+//! there.
 //!
 //! Without `wrk` on `PATH` (Debian: `apt-get install wrk`) the bench says
 //! so and measures nothing.
@@ -95,6 +99,8 @@ const SEEDED: &str = "seeded";
 const FILLED: &str = "filled";
 const VERSIONED: &str = "versioned";
 
+#[path = "support/bench_dir.rs"]
+mod bench_dir;
 #[path = "support/genreg_up.rs"]
 mod genreg_up;
 #[path = "support/proc_stats.rs"]
@@ -119,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let load_before = load_average();
-    let temp = tempfile::tempdir()?;
+    let temp = bench_dir::temp_dir()?;
     let scripts = temp.path().join("scripts");
     std::fs::create_dir_all(&scripts)?;
     let wrk = Wrk {
@@ -181,6 +187,19 @@ async fn main() -> anyhow::Result<()> {
         println!("{line}");
     }
     print_targets(&columns[0]);
+    let (mean, p50, p99) = bench_dir::sqlite_write_cost()?;
+    println!(
+        "SQLite write transaction where the bench keeps its files ({}; as Spin's \
+         default store runs them, one at a time): mean {:.2} ms (p50 {:.2}, p99 {:.2}), \
+         so at most {:.0} writes/s",
+        temp.path()
+            .parent()
+            .map_or("?".into(), |p| p.display().to_string()),
+        ms(mean),
+        ms(p50),
+        ms(p99),
+        1.0 / mean.as_secs_f64()
+    );
     let failures: Vec<String> = columns
         .iter()
         .flat_map(|column| {

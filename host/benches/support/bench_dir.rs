@@ -1,0 +1,52 @@
+//! Where the benches keep their files (data directories, Spin's state, the
+//! embedded S3 server's objects), and what a write costs there.
+//!
+//! `GENREG_BENCH_DIR=<dir>` puts them under `<dir>`, e.g. `/dev/shm` to
+//! take the disk's flushes out of a run; otherwise they go to the system's
+//! temporary directory.
+
+use std::time::{Duration, Instant};
+
+/// The variable that moves the benches' files.
+pub const BENCH_DIR: &str = "GENREG_BENCH_DIR";
+
+/// A new temporary directory under [`BENCH_DIR`], or the system's.
+pub fn temp_dir() -> std::io::Result<tempfile::TempDir> {
+    match std::env::var_os(BENCH_DIR) {
+        Some(dir) => tempfile::tempdir_in(dir),
+        None => tempfile::tempdir(),
+    }
+}
+
+/// What one write costs Spin's default store where the benches keep their
+/// files: Spin's SQLite store runs every write as a transaction of its own
+/// (rollback journal, synchronous FULL, SQLite's defaults), one at a time
+/// on one connection. Returns the mean (most commits return at once and a
+/// few wait for the disk, so the mean is what a stream of writes costs),
+/// the median and the 99th percentile.
+pub fn sqlite_write_cost() -> anyhow::Result<(Duration, Duration, Duration)> {
+    const WRITES: usize = 300;
+    let dir = temp_dir()?;
+    let db = rusqlite::Connection::open(dir.path().join("floor.db"))?;
+    db.execute(
+        "CREATE TABLE kv (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, \
+         PRIMARY KEY (store, key))",
+        [],
+    )?;
+    let value = vec![b'x'; 1024];
+    let mut each = Vec::with_capacity(WRITES);
+    let started = Instant::now();
+    for i in 0..WRITES {
+        let one = Instant::now();
+        db.execute(
+            "INSERT INTO kv VALUES ('default', ?1, ?2) \
+             ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
+            rusqlite::params![format!("k{}", i % 50), value],
+        )?;
+        each.push(one.elapsed());
+    }
+    let mean = started.elapsed() / WRITES as u32;
+    each.sort();
+    let at = |p: f64| each[((each.len() - 1) as f64 * p).round() as usize];
+    Ok((mean, at(0.5), at(0.99)))
+}
