@@ -31,6 +31,21 @@ fn index_of(kv: &MemoryStore, project_id: u64) -> Vec<PackageSummary> {
         .entries
 }
 
+/// Runs `check` on a fresh store with a project, once per way a store may
+/// report swaps (see [`crate::testing::SwapReports`]).
+fn with_every_swap_report(check: impl Fn(&MemoryStore, &Project, crate::testing::SwapReports)) {
+    for reports in [
+        crate::testing::SwapReports::Truthful,
+        crate::testing::SwapReports::AlwaysFailed,
+        crate::testing::SwapReports::Inverted,
+    ] {
+        let kv = MemoryStore::default();
+        kv.reports.set(reports);
+        let project = new_project(&kv, "tools");
+        check(&kv, &project, reports);
+    }
+}
+
 fn file(name: &str, sha256: &str) -> NewFile {
     NewFile {
         file_name: name.into(),
@@ -443,26 +458,19 @@ fn a_package_hands_out_its_file_ids_in_growing_blocks() {
 
 #[test]
 fn new_packages_take_distinct_ids_from_their_shard_whatever_swaps_report() {
-    for reports in [
-        crate::testing::SwapReports::Truthful,
-        crate::testing::SwapReports::AlwaysFailed,
-        crate::testing::SwapReports::Inverted,
-    ] {
-        let kv = MemoryStore::default();
-        kv.reports.set(reports);
-        let project = new_project(&kv, "tools");
+    with_every_swap_report(|kv, project, reports| {
         let mut ids = Vec::new();
         // More versions than one shard block holds first blocks for.
         for i in 0..40 {
             *kv.conflicts.borrow_mut() = i % 3;
-            let mut c = commit(&project);
+            let mut c = commit(project);
             let version = format!("1.{i}");
             c.version = &version;
-            let (package, stored) = commit_file(&kv, &c, file("a.bin", "x")).unwrap();
+            let (package, stored) = commit_file(kv, &c, file("a.bin", "x")).unwrap();
             assert_eq!(package.id, stored.id, "{reports:?}");
             ids.push(package.id);
         }
-        let listed: Vec<u64> = package_summaries(&kv, project.id)
+        let listed: Vec<u64> = package_summaries(kv, project.id)
             .unwrap()
             .iter()
             .map(|s| s.id)
@@ -472,7 +480,7 @@ fn new_packages_take_distinct_ids_from_their_shard_whatever_swaps_report() {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), 40, "{reports:?}: {ids:?}");
-    }
+    });
 }
 
 #[test]
@@ -500,28 +508,22 @@ fn waiting_for_another_request_to_create_a_shard_draws_ids_once() {
 
 #[test]
 fn file_ids_stay_unique_whatever_swaps_report() {
-    for reports in [
-        crate::testing::SwapReports::Truthful,
-        crate::testing::SwapReports::AlwaysFailed,
-        crate::testing::SwapReports::Inverted,
-    ] {
-        let kv = MemoryStore::default();
-        kv.reports.set(reports);
-        let project = new_project(&kv, "tools");
+    with_every_swap_report(|kv, project, reports| {
         for i in 0..40 {
             *kv.conflicts.borrow_mut() = i % 3;
-            commit_file(&kv, &commit(&project), file(&format!("f{i}"), "x")).unwrap();
+            commit_file(kv, &commit(project), file(&format!("f{i}"), "x")).unwrap();
         }
-        let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
-        let mut ids: Vec<u64> = package_files(&kv, &package)
+        let package = package(kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+        let mut ids: Vec<u64> = package_files(kv, &package)
             .unwrap()
             .iter()
             .map(|f| f.id)
             .collect();
         assert_eq!(ids.len(), 40, "{reports:?}");
+        ids.sort_unstable();
         ids.dedup();
         assert_eq!(ids.len(), 40, "{reports:?}: {ids:?}");
-    }
+    });
 }
 
 #[test]
@@ -813,32 +815,25 @@ fn duplicates_are_found_in_segments_too() {
 
 #[test]
 fn every_publish_lands_exactly_once_whatever_swaps_report() {
-    for reports in [
-        crate::testing::SwapReports::Truthful,
-        crate::testing::SwapReports::AlwaysFailed,
-        crate::testing::SwapReports::Inverted,
-    ] {
-        let kv = MemoryStore::default();
-        kv.reports.set(reports);
-        let project = new_project(&kv, "tools");
+    with_every_swap_report(|kv, project, reports| {
         for i in 0..5 {
             *kv.conflicts.borrow_mut() = i % 3;
-            let mut c = commit(&project);
+            let mut c = commit(project);
             let version = format!("1.{}", i % 2);
             c.version = &version;
-            commit_file(&kv, &c, file(&format!("f{i}.bin"), "x")).unwrap();
+            commit_file(kv, &c, file(&format!("f{i}.bin"), "x")).unwrap();
         }
-        let listed = package_summaries(&kv, project.id).unwrap();
+        let listed = package_summaries(kv, project.id).unwrap();
         assert_eq!(listed.len(), 2, "{reports:?}");
         let files: usize = listed
             .iter()
             .map(|s| {
-                let p = package_by_id(&kv, project.id, s.id).unwrap().unwrap();
-                package_files(&kv, &p).unwrap().len()
+                let p = package_by_id(kv, project.id, s.id).unwrap().unwrap();
+                package_files(kv, &p).unwrap().len()
             })
             .sum();
         assert_eq!(files, 5, "{reports:?}");
-    }
+    });
 }
 
 #[test]
