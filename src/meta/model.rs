@@ -73,49 +73,65 @@ pub struct PackageSummary {
 /// One shard of a project's package index: its entries, and the file ids
 /// its next new packages take their first blocks from (see
 /// `meta::packages`). Stored as a bare list of entries while it holds no
-/// ids, as every shard was before blocks, else as an object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "StoredShard", into = "StoredShard")]
+/// ids, as every shard was before blocks, else as an object. Both forms
+/// are read and written in place: a listing decodes every shard of its
+/// project, and a new package writes one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexShard {
     pub entries: Vec<PackageSummary>,
     pub file_ids: Option<IdBlock>,
 }
 
-/// How an [`IndexShard`] is stored.
+/// The object form of an [`IndexShard`].
 #[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum StoredShard {
-    Entries(Vec<PackageSummary>),
-    WithIds {
-        entries: Vec<PackageSummary>,
-        file_ids: IdBlock,
-    },
+struct ShardWithIds<E> {
+    entries: E,
+    file_ids: IdBlock,
 }
 
-impl From<StoredShard> for IndexShard {
-    fn from(stored: StoredShard) -> Self {
-        match stored {
-            StoredShard::Entries(entries) => IndexShard {
-                entries,
-                file_ids: None,
-            },
-            StoredShard::WithIds { entries, file_ids } => IndexShard {
-                entries,
-                file_ids: Some(file_ids),
-            },
+impl Serialize for IndexShard {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.file_ids {
+            None => self.entries.serialize(serializer),
+            Some(file_ids) => ShardWithIds {
+                entries: &self.entries,
+                file_ids,
+            }
+            .serialize(serializer),
         }
     }
 }
 
-impl From<IndexShard> for StoredShard {
-    fn from(shard: IndexShard) -> Self {
-        match shard.file_ids {
-            None => StoredShard::Entries(shard.entries),
-            Some(file_ids) => StoredShard::WithIds {
-                entries: shard.entries,
-                file_ids,
-            },
+impl<'de> Deserialize<'de> for IndexShard {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+
+        struct Shard;
+        impl<'de> Visitor<'de> for Shard {
+            type Value = IndexShard;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of index entries, or an object with entries and file_ids")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<IndexShard, A::Error> {
+                Ok(IndexShard {
+                    entries: Vec::deserialize(SeqAccessDeserializer::new(seq))?,
+                    file_ids: None,
+                })
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<IndexShard, A::Error> {
+                let stored: ShardWithIds<Vec<PackageSummary>> =
+                    ShardWithIds::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(IndexShard {
+                    entries: stored.entries,
+                    file_ids: Some(stored.file_ids),
+                })
+            }
         }
+        deserializer.deserialize_any(Shard)
     }
 }
 

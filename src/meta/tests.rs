@@ -1080,3 +1080,31 @@ fn sealed_files_are_read_for_duplicates_only_when_the_namespace_refuses_them() {
     assert!(matches!(err, MetaError::Duplicate));
     commit_file(&kv, &commit(&project), file("new.bin", "x")).unwrap();
 }
+
+#[test]
+fn an_index_shard_is_a_bare_list_until_it_holds_ids() {
+    let entry = PackageSummary {
+        id: 3,
+        name: "tool".into(),
+        version: "1.0".into(),
+        status: PackageStatus::Default,
+        created_at: 0,
+        pending: false,
+        creating: None,
+    };
+    let bare = IndexShard {
+        entries: vec![entry.clone()],
+        file_ids: None,
+    };
+    let with_ids = IndexShard {
+        entries: vec![entry],
+        file_ids: Some(IdBlock { next: 9, end: 256 }),
+    };
+    assert!(encode(&bare).starts_with(b"["));
+    assert!(encode(&with_ids).starts_with(b"{"));
+    for shard in [bare, with_ids] {
+        let read: IndexShard = decode("shard", &encode(&shard)).unwrap();
+        assert_eq!(read, shard);
+    }
+    assert!(decode::<IndexShard>("shard", b"\"neither\"").is_err());
+}
