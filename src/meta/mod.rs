@@ -149,10 +149,16 @@ where
 
 /// A fresh numeric id of the given kind (`project`, `package`, `file`).
 pub fn next_id<K: KeyValue>(kv: &K, kind: &str) -> Result<u64, MetaError> {
-    let id = kv.increment(&keys::sequence(kind), 1)?;
-    u64::try_from(id).map_err(|_| MetaError::Corrupt {
+    raise_sequence(kv, kind, 1)
+}
+
+/// Draws `count` ids of the given kind at once and answers the last of
+/// them.
+fn raise_sequence<K: KeyValue>(kv: &K, kind: &str, count: u64) -> Result<u64, MetaError> {
+    let last = kv.increment(&keys::sequence(kind), count as i64)?;
+    u64::try_from(last).map_err(|_| MetaError::Corrupt {
         key: keys::sequence(kind),
-        reason: format!("counter is {id}"),
+        reason: format!("counter is {last}"),
     })
 }
 

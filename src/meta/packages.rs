@@ -53,7 +53,7 @@ use super::model::{
     PackageSummary, Project, Segment, SegmentRef,
 };
 use super::{
-    decode, encode, keys, namespace_settings, read, read_counter, update_record,
+    decode, encode, keys, namespace_settings, raise_sequence, read, read_counter, update_record,
     update_record_then_read, MetaError, MAX_VALUE_BYTES,
 };
 
@@ -960,15 +960,10 @@ fn next_file_id<K: KeyValue>(kv: &K, package: &mut Package) -> Result<u64, MetaE
 
 /// Draws `count` consecutive ids from the file sequence.
 fn draw_ids<K: KeyValue>(kv: &K, count: u64) -> Result<IdBlock, MetaError> {
-    let key = keys::sequence("file");
-    let end = kv.increment(&key, count as i64)?;
-    let end = u64::try_from(end).map_err(|_| MetaError::Corrupt {
-        key,
-        reason: format!("counter is {end}"),
-    })?;
+    let last = raise_sequence(kv, "file", count)?;
     Ok(IdBlock {
-        next: end + 1 - count,
-        end: end + 1,
+        next: last + 1 - count,
+        end: last + 1,
     })
 }
 
