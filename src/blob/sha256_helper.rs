@@ -71,9 +71,13 @@ impl<'a> Hashing<'a> {
         }
     }
 
-    /// Hands the SHA-256 to `helper` if one can be had; hashing goes on
-    /// here otherwise (or when it was handed off already).
-    pub fn hand_off(&mut self, helper: &'a dyn Sha256Helper) {
+    /// Hands the SHA-256 to `helper` if one can be had and it is worth it:
+    /// `left` bytes still to hash (unknown: `None`) are at least
+    /// [`Sha256Helper::hand_off_after`]. Hashing goes on here otherwise.
+    pub fn hand_off(&mut self, helper: &'a dyn Sha256Helper, left: Option<u64>) {
+        if left.is_some_and(|left| left < helper.hand_off_after()) {
+            return;
+        }
         let Hashing::Here(sums) = std::mem::replace(self, Hashing::Taken) else {
             unreachable!("handed off twice");
         };

@@ -322,18 +322,15 @@ impl<'a> BodyReader<'a> {
         let Some(helper) = self.sha256_helper else {
             return;
         };
-        let after = helper.hand_off_after();
         let hashed = self.size();
-        if hashed < after {
+        if hashed < helper.hand_off_after() {
             return;
         }
         self.sha256_helper = None;
-        let worth_it = self
+        let left = self
             .content_length
-            .is_none_or(|length| length.saturating_sub(hashed) >= after);
-        if worth_it {
-            self.sums.hand_off(helper);
-        }
+            .map(|length| length.saturating_sub(hashed));
+        self.sums.hand_off(helper, left);
     }
 
     /// Takes the next chunk from the source if everything pending is handed

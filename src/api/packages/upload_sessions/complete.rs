@@ -215,9 +215,7 @@ fn verify_step<K: KeyValue>(ctx: &Context<K>, session: &UploadSession) -> ApiRes
         Err(e) => return Err(e.into()),
     };
     if let Some(helper) = ctx.blobs.sha256_helper() {
-        if to - from >= helper.hand_off_after() {
-            sums.hand_off(helper);
-        }
+        sums.hand_off(helper, Some(to - from));
     }
     let helper_failed = |e: String| ApiError::from(UploadError::Helper(e));
     while let Some(chunk) = object
