@@ -156,26 +156,34 @@ impl<P> IncomingBytes<P> {
         let Some(stream) = &self.stream else {
             return true;
         };
-        match discard(stream, max_bytes, max_time) {
-            Discarded::Ended => {
+        match read_bounded(stream, max_bytes, max_time, |_| {}) {
+            ReadStop::Ended => {
                 self.end();
                 true
             }
-            Discarded::Stopped => false,
+            _ => false,
         }
     }
 }
 
-enum Discarded {
+/// Why [`read_bounded`] stopped.
+pub enum ReadStop {
     Ended,
-    Stopped,
+    /// `max_bytes` were read and the stream had not ended.
+    TooLong,
+    TimedOut,
+    Failed(String),
 }
 
-/// Reads and drops `stream` until it ends, `max_bytes` were read, `max_time`
-/// passed or it failed.
-fn discard(stream: &InputStream, max_bytes: u64, max_time: Duration) -> Discarded {
-    let nanos = u64::try_from(max_time.as_nanos()).unwrap_or(u64::MAX);
-    let timer = monotonic_clock::subscribe_duration(nanos);
+/// Reads `stream` until it ends, handing each piece to `each`; stops once
+/// `max_bytes` were read, `max_time` passed or the stream failed.
+pub fn read_bounded(
+    stream: &InputStream,
+    max_bytes: u64,
+    max_time: Duration,
+    mut each: impl FnMut(&[u8]),
+) -> ReadStop {
+    let timer = monotonic_clock::subscribe_duration(nanos(max_time));
     let readable = stream.subscribe();
     let mut left = max_bytes;
     while left > 0 {
@@ -183,15 +191,20 @@ fn discard(stream: &InputStream, max_bytes: u64, max_time: Duration) -> Discarde
             Ok(bytes) if bytes.is_empty() => {
                 // Wait for bytes or the end of the time, whichever is first.
                 if !poll::poll(&[&readable, &timer]).contains(&0) {
-                    return Discarded::Stopped;
+                    return ReadStop::TimedOut;
                 }
             }
-            Ok(bytes) => left = left.saturating_sub(bytes.len() as u64),
-            Err(StreamError::Closed) => return Discarded::Ended,
-            Err(StreamError::LastOperationFailed(_)) => return Discarded::Stopped,
+            Ok(bytes) => {
+                left = left.saturating_sub(bytes.len() as u64);
+                each(&bytes);
+            }
+            Err(StreamError::Closed) => return ReadStop::Ended,
+            Err(StreamError::LastOperationFailed(e)) => {
+                return ReadStop::Failed(e.to_debug_string())
+            }
         }
     }
-    Discarded::Stopped
+    ReadStop::TooLong
 }
 
 impl<P: 'static> ByteSource for IncomingBytes<P> {

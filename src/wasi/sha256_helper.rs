@@ -19,12 +19,11 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
     OutgoingBody, OutgoingResponse, RequestOptions,
 };
 use url::Url;
-use wasi::clocks::monotonic_clock;
-use wasi::io::poll;
-use wasi::io::streams::{InputStream, OutputStream, StreamError};
+use wasi::io::streams::{InputStream, OutputStream};
 
 use super::io::{
-    describe, flush_within, nanos, ready_within, write_all, write_within, IncomingBytes, WriteError,
+    describe, flush_within, nanos, read_bounded, ready_within, write_all, write_within,
+    IncomingBytes, ReadStop, WriteError,
 };
 use super::object_store::{send, SendError};
 use crate::blob::sha256_helper::{
@@ -171,30 +170,16 @@ impl Sha256Stream for HelperStream {
 
 /// Reads `stream` to its end, at most `max` bytes and for at most `limit`.
 fn read_within(stream: &InputStream, max: usize, limit: Duration) -> Result<Vec<u8>, String> {
-    let timer = monotonic_clock::subscribe_duration(nanos(limit));
-    let readable = stream.subscribe();
     let mut text = Vec::new();
-    loop {
-        match stream.read(4096) {
-            Ok(bytes) if bytes.is_empty() => {
-                if !poll::poll(&[&readable, &timer]).contains(&0) {
-                    return Err(format!("the helper gave no answer within {limit:?}"));
-                }
-            }
-            Ok(bytes) => {
-                text.extend_from_slice(&bytes);
-                if text.len() > max {
-                    return Err("the helper's answer is too long".into());
-                }
-            }
-            Err(StreamError::Closed) => return Ok(text),
-            Err(StreamError::LastOperationFailed(e)) => {
-                return Err(format!(
-                    "reading the helper's answer: {}",
-                    e.to_debug_string()
-                ))
-            }
-        }
+    // One byte more than `max` tells an answer that is too long.
+    let stop = read_bounded(stream, max as u64 + 1, limit, |bytes| {
+        text.extend_from_slice(bytes)
+    });
+    match stop {
+        ReadStop::Ended => Ok(text),
+        ReadStop::TooLong => Err("the helper's answer is too long".into()),
+        ReadStop::TimedOut => Err(format!("the helper gave no answer within {limit:?}")),
+        ReadStop::Failed(e) => Err(format!("reading the helper's answer: {e}")),
     }
 }
 
