@@ -2,10 +2,15 @@
 //! `<data>/s3/<bucket>/`), SigV4 with one access key kept in the data
 //! directory, served on loopback.
 //!
-//! [`FastFs`] wraps s3s-fs to stream object downloads in large blocks read on
-//! the blocking pool (s3s-fs reads 4 KiB at a time); everything else is
-//! s3s-fs unchanged. [`cors::Cors`] answers the browser's cross-origin
-//! requests from the registry's own pages (`s3_cors.rs`).
+//! [`FastFs`] wraps s3s-fs where it is slow or incomplete: plain objects
+//! stored and read in one pass on the blocking pool (`s3_plain.rs`), other
+//! object downloads streamed in large blocks (s3s-fs reads 4 KiB at a
+//! time), parts checked against their sha256, multipart uploads joined
+//! without reading the parts again (`s3_complete.rs`), listed and aborted
+//! (`s3_uploads.rs`); everything else is s3s-fs unchanged, over the files
+//! where s3s-fs keeps them (`s3_files.rs`). [`cors::Cors`] answers the
+//! browser's cross-origin requests from the registry's own pages
+//! (`s3_cors.rs`).
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -32,8 +37,15 @@ use crate::serve::{self, ServerHandle};
 mod complete;
 #[path = "s3_cors.rs"]
 mod cors;
+#[path = "s3_files.rs"]
+mod files;
 #[path = "s3_part_etags.rs"]
 mod part_etags;
+#[path = "s3_plain.rs"]
+mod plain;
+#[cfg(test)]
+#[path = "s3_test_support.rs"]
+mod test_support;
 #[path = "s3_uploads.rs"]
 mod uploads;
 
@@ -208,8 +220,8 @@ impl std::fmt::Debug for FastFs {
 }
 
 /// Implements [`S3`] for [`FastFs`]: the listed operations go to s3s-fs
-/// unchanged, `get_object` to [`FastFs::get_object_fast`]. (A macro writes
-/// the whole impl so `async_trait` sees the generated methods.)
+/// unchanged, the others as the module says. (A macro writes the whole impl
+/// so `async_trait` sees the generated methods.)
 macro_rules! s3_impl {
     ($($op:ident($input:ty) -> $output:ty;)*) => {
         #[async_trait::async_trait]
@@ -221,7 +233,17 @@ macro_rules! s3_impl {
             )*
 
             async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+                if let Some(answer) = plain::get(&self.root, &req.input).await? {
+                    return Ok(answer);
+                }
                 self.get_object_fast(req).await
+            }
+
+            async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+                if plain::is_plain_put(&req) {
+                    return plain::put(&self.root, req).await;
+                }
+                self.inner.put_object(req).await
             }
 
             async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
@@ -274,7 +296,6 @@ s3_impl! {
     list_buckets(ListBucketsInput) -> ListBucketsOutput;
     list_objects(ListObjectsInput) -> ListObjectsOutput;
     list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
-    put_object(PutObjectInput) -> PutObjectOutput;
     create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
     upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
 }

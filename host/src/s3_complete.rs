@@ -25,12 +25,11 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use md5::{Digest as _, Md5};
 use s3s::dto::{CompleteMultipartUploadInput, CompleteMultipartUploadOutput, ETag};
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use super::files;
 use super::part_etags::{part_path, PartEtags};
 
 /// S3's smallest part but the last.
@@ -101,7 +100,7 @@ pub async fn complete(
         ));
     };
     let parts = check_parts(root, etags, &input).await?;
-    let object = object_path(root, &input.bucket, &input.key)?;
+    let object = files::object_path(root, &input.bucket, &input.key)?;
     let e_tag = multipart_etag(&parts);
     let (root_owned, upload) = (root.to_path_buf(), upload_id.to_string());
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
@@ -130,11 +129,6 @@ pub async fn complete(
     }))
 }
 
-/// Where s3s-fs keeps the upload's own file (the access key that created it).
-fn upload_info(root: &Path, upload_id: &str) -> PathBuf {
-    root.join(format!(".upload-{upload_id}.json"))
-}
-
 /// NoSuchUpload unless the upload is open; AccessDenied when another access
 /// key created it (s3s-fs's rule).
 fn ensure_owner(root: &Path, upload_id: &str, access_key: Option<&str>) -> S3Result<()> {
@@ -144,7 +138,7 @@ fn ensure_owner(root: &Path, upload_id: &str, access_key: Option<&str>) -> S3Res
     if !well_formed {
         return Err(s3_error!(NoSuchUpload));
     }
-    let content = match std::fs::read(upload_info(root, upload_id)) {
+    let content = match std::fs::read(files::upload_info_path(root, upload_id)) {
         Ok(content) => content,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(s3_error!(NoSuchUpload)),
         Err(e) => return Err(s3_error!(e, InternalError)),
@@ -156,19 +150,6 @@ fn ensure_owner(root: &Path, upload_id: &str, access_key: Option<&str>) -> S3Res
     } else {
         Err(s3_error!(AccessDenied))
     }
-}
-
-/// The object's file, refusing keys that would leave the bucket.
-fn object_path(root: &Path, bucket: &str, key: &str) -> S3Result<PathBuf> {
-    let escapes = |s: &str| {
-        Path::new(s)
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    };
-    if bucket.is_empty() || key.is_empty() || escapes(bucket) || escapes(key) {
-        return Err(s3_error!(InvalidArgument, "invalid bucket or key"));
-    }
-    Ok(root.join(bucket).join(key))
 }
 
 /// The request's parts, ascending, each stored, large enough and with the
@@ -236,51 +217,21 @@ fn multipart_etag(parts: &[CheckedPart]) -> String {
     format!("{}-{}", hex::encode(hasher.finalize()), parts.len())
 }
 
-/// A temporary file name s3s-fs removes when it starts (its own pattern).
-fn temporary_path(root: &Path) -> PathBuf {
-    let mut random = [0u8; 8];
-    getrandom::fill(&mut random).expect("the system's random source works");
-    root.join(format!(".tmp.join-{}.internal.part", hex::encode(random)))
-}
-
 /// Appends the parts into a temporary file and renames it to `object`.
 fn join_parts(root: &Path, parts: &[PathBuf], object: &Path) -> std::io::Result<()> {
-    let temporary = temporary_path(root);
+    let temporary = files::temporary_path(root, "join");
     let result = (|| {
         let mut joined = std::fs::File::create_new(&temporary)?;
         for part in parts {
             let mut source = std::fs::File::open(part)?;
             std::io::copy(&mut source, &mut joined)?;
         }
-        if let Some(dir) = object.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::rename(&temporary, object)
+        files::rename_creating_dir(&temporary, object)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
     result
-}
-
-/// Where s3s-fs keeps an object's metadata (or an upload's, with its id).
-fn metadata_path(root: &Path, bucket: &str, key: &str, upload_id: Option<&str>) -> PathBuf {
-    let upload = upload_id
-        .map(|id| format!(".upload-{id}"))
-        .unwrap_or_default();
-    root.join(format!(
-        ".bucket-{}.object-{}{upload}.metadata.json",
-        URL_SAFE_NO_PAD.encode(bucket),
-        URL_SAFE_NO_PAD.encode(key)
-    ))
-}
-
-fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
-    root.join(format!(
-        ".bucket-{}.object-{}.internal.json",
-        URL_SAFE_NO_PAD.encode(bucket),
-        URL_SAFE_NO_PAD.encode(key)
-    ))
 }
 
 /// Gives the object the upload's metadata and its ETag, as s3s-fs does.
@@ -291,27 +242,26 @@ fn finish_object(
     upload_id: &str,
     e_tag: &str,
 ) -> std::io::Result<()> {
-    let upload_metadata = metadata_path(root, bucket, key, Some(upload_id));
-    match std::fs::rename(&upload_metadata, metadata_path(root, bucket, key, None)) {
+    let upload_metadata = files::metadata_path(root, bucket, key, Some(upload_id));
+    match std::fs::rename(
+        &upload_metadata,
+        files::metadata_path(root, bucket, key, None),
+    ) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let info_path = internal_info_path(root, bucket, key);
+    let info_path = files::internal_info_path(root, bucket, key);
     let mut info: serde_json::Map<String, serde_json::Value> = match std::fs::read(&info_path) {
         Ok(content) => serde_json::from_slice(&content).unwrap_or_default(),
         Err(_) => Default::default(),
     };
     info.insert("e_tag".into(), serde_json::Value::String(e_tag.into()));
-    let temporary = temporary_path(root);
-    std::fs::write(&temporary, serde_json::to_vec(&info)?)?;
-    std::fs::rename(&temporary, &info_path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&temporary);
-    })
+    files::write_replacing(root, &info_path, "info", &serde_json::to_vec(&info)?)
 }
 
 /// Removes the upload's own file, then its parts: the upload is done.
 fn remove_upload(root: &Path, upload_id: &str, parts: &[PathBuf]) {
-    if let Err(e) = std::fs::remove_file(upload_info(root, upload_id)) {
+    if let Err(e) = std::fs::remove_file(files::upload_info_path(root, upload_id)) {
         eprintln!("warning: completed upload {upload_id}: {e}");
     }
     for part in parts {

@@ -1,40 +1,9 @@
 use bytes::Bytes;
-use s3s::auth::{Credentials, SecretKey};
 use s3s::dto::*;
-use s3s::{S3Request, S3};
+use s3s::S3;
 
+use super::super::test_support::{head, pattern, request, server, MIB};
 use super::super::FastFs;
-
-const ACCESS_KEY: &str = "test-key";
-const MIB: usize = 1 << 20;
-
-fn request<T>(input: T) -> S3Request<T> {
-    S3Request {
-        input,
-        method: http::Method::POST,
-        uri: http::Uri::from_static("/"),
-        headers: Default::default(),
-        extensions: Default::default(),
-        credentials: Some(Credentials {
-            access_key: ACCESS_KEY.into(),
-            secret_key: SecretKey::from("secret"),
-        }),
-        region: None,
-        service: None,
-        trailing_headers: None,
-    }
-}
-
-fn server(root: &std::path::Path) -> FastFs {
-    std::fs::create_dir_all(root.join("genreg")).unwrap();
-    FastFs {
-        inner: s3s_fs::FileSystem::new(root).unwrap(),
-        root: root.canonicalize().unwrap(),
-        uploads_root: root.canonicalize().unwrap(),
-        part_etags: Default::default(),
-        completing: Default::default(),
-    }
-}
 
 async fn create_upload(fs: &FastFs, key: &str) -> String {
     let input = CreateMultipartUploadInput {
@@ -78,22 +47,6 @@ fn completion(key: &str, upload_id: &str, etags: &[ETag]) -> CompleteMultipartUp
         multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
         ..Default::default()
     }
-}
-
-async fn head(fs: &FastFs, key: &str) -> (Option<i64>, Option<ETag>) {
-    let input = HeadObjectInput {
-        bucket: "genreg".into(),
-        key: key.into(),
-        ..Default::default()
-    };
-    let output = fs.head_object(request(input)).await.unwrap().output;
-    (output.content_length, output.e_tag)
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
-        .collect()
 }
 
 /// Two parts (5 MiB and a short last one) of an upload to `key`.

@@ -17,6 +17,8 @@ use base64::Engine as _;
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use super::files;
+
 /// One open upload of a bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct OpenUpload {
@@ -48,7 +50,7 @@ fn open_uploads(root: &Path, bucket: &str) -> std::io::Result<Vec<OpenUpload>> {
             continue;
         };
         // Completed or aborted: the upload's own file is gone.
-        let Ok(info) = std::fs::metadata(upload_info(root, upload_id)) else {
+        let Ok(info) = std::fs::metadata(files::upload_info_path(root, upload_id)) else {
             continue;
         };
         uploads.push(OpenUpload {
@@ -59,10 +61,6 @@ fn open_uploads(root: &Path, bucket: &str) -> std::io::Result<Vec<OpenUpload>> {
     }
     uploads.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
     Ok(uploads)
-}
-
-fn upload_info(root: &Path, upload_id: &str) -> std::path::PathBuf {
-    root.join(format!(".upload-{upload_id}.json"))
 }
 
 /// Whether `upload` comes after the markers of a listing request.
@@ -127,7 +125,7 @@ pub fn list(
 /// ListParts of an upload completed or aborted (s3s-fs lists no parts).
 pub fn ensure_open(root: &Path, id: &str) -> S3Result<()> {
     let well_formed = !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    if well_formed && upload_info(root, id).is_file() {
+    if well_formed && files::upload_info_path(root, id).is_file() {
         Ok(())
     } else {
         Err(s3_error!(NoSuchUpload))
@@ -146,15 +144,11 @@ pub fn abort(
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         return Err(s3_error!(NoSuchUpload));
     }
-    let info = upload_info(root, id);
+    let info = files::upload_info_path(root, id);
     if !info.is_file() {
         return Err(s3_error!(NoSuchUpload));
     }
-    let metadata = root.join(format!(
-        ".bucket-{}.object-{}.upload-{id}.metadata.json",
-        URL_SAFE_NO_PAD.encode(&input.bucket),
-        URL_SAFE_NO_PAD.encode(&input.key)
-    ));
+    let metadata = files::metadata_path(root, &input.bucket, &input.key, Some(id));
     let parts = format!(".upload_id-{id}.part-");
     let remove = |path: &Path| match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(s3_error!(e, InternalError)),

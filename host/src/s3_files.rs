@@ -1,0 +1,104 @@
+//! Where s3s-fs keeps an object's files, for the operations the embedded S3
+//! server does without it (joining parts, small objects): the same names,
+//! so s3s-fs, `genreg gc` and these operations read what the others wrote.
+//!
+//! - the object: `<root>/<bucket>/<key>`;
+//! - its attributes (content type, user metadata, ...):
+//!   `<root>/.bucket-<b64 bucket>.object-<b64 key>.metadata.json`, absent
+//!   when it has none;
+//! - its internal info (ETag, checksums), a JSON object:
+//!   `<root>/.bucket-<b64 bucket>.object-<b64 key>.internal.json`;
+//! - a multipart upload's own file (the access key that created it):
+//!   `<root>/.upload-<id>.json`, its attributes as above with
+//!   `.upload-<id>` before `.metadata.json`;
+//! - files being written: `<root>/.tmp.<anything>.internal.part`, which
+//!   s3s-fs removes when it starts.
+
+use std::path::{Component, Path, PathBuf};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use s3s::{s3_error, S3Result};
+
+/// The object's file, refusing keys that would leave the bucket.
+pub fn object_path(root: &Path, bucket: &str, key: &str) -> S3Result<PathBuf> {
+    let escapes = |s: &str| {
+        Path::new(s)
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+    };
+    if bucket.is_empty() || key.is_empty() || escapes(bucket) || escapes(key) {
+        return Err(s3_error!(InvalidArgument, "invalid bucket or key"));
+    }
+    Ok(root.join(bucket).join(key))
+}
+
+/// An object's attributes (or an upload's, with its id).
+pub fn metadata_path(root: &Path, bucket: &str, key: &str, upload_id: Option<&str>) -> PathBuf {
+    let upload = upload_id
+        .map(|id| format!(".upload-{id}"))
+        .unwrap_or_default();
+    root.join(format!(
+        ".bucket-{}.object-{}{upload}.metadata.json",
+        URL_SAFE_NO_PAD.encode(bucket),
+        URL_SAFE_NO_PAD.encode(key)
+    ))
+}
+
+/// A multipart upload's own file.
+pub fn upload_info_path(root: &Path, upload_id: &str) -> PathBuf {
+    root.join(format!(".upload-{upload_id}.json"))
+}
+
+/// An object's internal info.
+pub fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
+    root.join(format!(
+        ".bucket-{}.object-{}.internal.json",
+        URL_SAFE_NO_PAD.encode(bucket),
+        URL_SAFE_NO_PAD.encode(key)
+    ))
+}
+
+/// A new temporary file name in `root`, one s3s-fs removes when it starts.
+pub fn temporary_path(root: &Path, purpose: &str) -> PathBuf {
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).expect("the system's random source works");
+    root.join(format!(
+        ".tmp.{purpose}-{}.internal.part",
+        hex::encode(random)
+    ))
+}
+
+/// Writes `bytes` to a temporary file in `root` and renames it to `path`,
+/// creating `path`'s directory when it is missing: readers see the old
+/// file or the new one, never part of one.
+pub fn write_replacing(
+    root: &Path,
+    path: &Path,
+    purpose: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let temporary = temporary_path(root, purpose);
+    let result = (|| {
+        std::fs::write(&temporary, bytes)?;
+        rename_creating_dir(&temporary, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// Renames `from` to `to`, creating `to`'s directory when the rename finds
+/// it missing (objects share few directories, so that is rare).
+pub fn rename_creating_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && from.exists() => {
+            if let Some(dir) = to.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::rename(from, to)
+        }
+        other => other,
+    }
+}
