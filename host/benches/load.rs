@@ -11,7 +11,7 @@
 //!
 //! On each server: one project, a deploy token with `write_package_registry`
 //! (what CI uses to publish), a package `seeded/1.0.0` holding one 1 KiB
-//! `seed.bin`, then five phases of `wrk -t2 -c16 -d<GENREG_BENCH_SECONDS>s`
+//! `seed.bin`, then these phases of `wrk -t2 -c16 -d<GENREG_BENCH_SECONDS>s`
 //! (default 10; 1 under `cargo test --benches`), each a Lua script written
 //! to a temporary directory:
 //!
@@ -22,8 +22,10 @@
 //!   `filled/1.0.0` (the package grows through the phase);
 //! - `publish a new version`: `PUT` of one 1 KiB file into a new version of
 //!   `versioned` each time;
-//! - `direct S3 GET` (once, for reference): a presigned `GET` of a 1 KiB
-//!   object straight from the embedded S3 server.
+//! - `direct S3 GET` and `direct S3 PUT` (once, for reference): presigned
+//!   `GET`s of one 1 KiB object and `PUT`s of 1 KiB objects under new keys,
+//!   straight to the embedded S3 server: the floor under a download and a
+//!   publish.
 //!
 //! Every phase must answer only 2xx with no socket error (a request may
 //! take up to 30 s; wrk's `Non-2xx or 3xx responses` count and its error
@@ -83,6 +85,8 @@ const START_AT_MOST: Duration = Duration::from_secs(300);
 const SHARED_SPIN: &str = "../shared/bin/spin";
 /// The object the direct S3 phase reads.
 const DIRECT_KEY: &str = "bench/direct-1k.bin";
+/// Presigned keys for the direct `PUT` phase, per second it runs.
+const DIRECT_PUTS_PER_SECOND: u64 = 8_000;
 /// A request wrk waits for longer than this counts as a socket error (its
 /// default of 2 s would count slow publishes that succeed).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -149,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
     };
     columns.push(measure_server(&client, &wrk, &server).await?);
 
-    let direct = direct_s3_phase(&client, &wrk, &genreg).await?;
+    let direct = direct_s3_phases(&client, &wrk, &genreg).await?;
 
     let mut spin_components = vec![("spin up", genreg::component_path())];
     if let Some(baseline) = std::env::var_os("GENREG_BENCH_BASELINE") {
@@ -210,7 +214,11 @@ async fn main() -> anyhow::Result<()> {
                     .map(|f| format!("{} {name}: {f}", column.server))
             })
         })
-        .chain(direct.failure.iter().map(|f| format!("direct S3 GET: {f}")))
+        .chain(
+            direct
+                .iter()
+                .filter_map(|(name, phase)| phase.failure.as_ref().map(|f| format!("{name}: {f}"))),
+        )
         .collect();
     if !failures.is_empty() {
         println!();
@@ -578,12 +586,15 @@ async fn x_total(client: &reqwest::Client, url: &str, token: &str) -> anyhow::Re
 
 /// A presigned `GET` of a 1 KiB object from the embedded S3 server, with
 /// the `genreg` process's CPU (it is the S3 server).
-async fn direct_s3_phase(
+/// The reference phases straight against the S3 server: `GET` of one 1 KiB
+/// object, and `PUT`s of 1 KiB objects under new keys (presigned
+/// beforehand, [`DIRECT_PUTS_PER_SECOND`] per second of the phase; a phase
+/// that outruns them overwrites from the first key on).
+async fn direct_s3_phases(
     client: &reqwest::Client,
     wrk: &Wrk,
     genreg: &GenregUp,
-) -> anyhow::Result<Phase> {
-    eprintln!("direct S3 GET");
+) -> anyhow::Result<Vec<(&'static str, Phase)>> {
     let credentials = genreg::data_dir::s3_credentials(&genreg.data)?;
     let bucket = Bucket::new(
         genreg.s3_endpoint.parse()?,
@@ -613,8 +624,52 @@ async fn direct_s3_phase(
         pids: Pids::One(genreg.pid),
         s3_pid: None,
     };
+    eprintln!("direct S3 GET");
     let script = format!("wrk.method = \"GET\"\n{}", done_function());
-    run_phase(wrk, &server, "direct", &script, get.as_str()).await
+    let get = run_phase(wrk, &server, "direct", &script, get.as_str()).await?;
+
+    eprintln!("direct S3 PUT");
+    let count = DIRECT_PUTS_PER_SECOND * wrk.seconds;
+    let paths: Vec<String> = (0..count)
+        .map(|i| {
+            let url = bucket
+                .put_object(Some(&credentials), &format!("bench/direct-put/{i}.bin"))
+                .sign(signed_for);
+            lua_string(&format!(
+                "{}?{}",
+                url.path(),
+                url.query().unwrap_or_default()
+            ))
+        })
+        .collect();
+    let script = format!(
+        r#"wrk.method = "PUT"
+wrk.body = string.rep("x", {FILE_SIZE})
+paths = {{ {paths} }}
+local threads = 0
+function setup(thread)
+  thread:set("first", threads)
+  threads = threads + 1
+end
+local n = 0
+function request()
+  local i = (n * {THREADS} + first) % #paths + 1
+  n = n + 1
+  return wrk.format(nil, paths[i])
+end
+{done}"#,
+        paths = paths.join(",\n"),
+        done = done_function(),
+    );
+    let server = Server {
+        url: genreg.s3_endpoint.clone(),
+        ..server
+    };
+    let put = run_phase(wrk, &server, "direct-put", &script, "/").await?;
+    Ok(vec![
+        ("direct S3 GET (reference)", get),
+        ("direct S3 PUT (reference)", put),
+    ])
 }
 
 // ---------------------------------------------------------------------------
@@ -721,7 +776,7 @@ impl WrkReport {
 // The report.
 // ---------------------------------------------------------------------------
 
-fn print_table(columns: &[Column], direct: &Phase) {
+fn print_table(columns: &[Column], direct: &[(&str, Phase)]) {
     println!(
         "{:<19}{:<26}{:>11}{:>9}{:>9}{:>14}",
         "server", "phase", "requests/s", "p50 ms", "p99 ms", "CPU ms/req"
@@ -731,7 +786,9 @@ fn print_table(columns: &[Column], direct: &Phase) {
             print_row(column.server, name, phase);
         }
     }
-    print_row("S3", "direct S3 GET (reference)", direct);
+    for (name, phase) in direct {
+        print_row("S3", name, phase);
+    }
     println!(
         "(CPU ms/req: utime + stime of the server's processes per request; for spin up \
          its processes plus the genreg process serving its S3 requests)"
