@@ -8,14 +8,17 @@
 //!
 //! - a PutObject of at most [`GATHERED_PUT`] bytes with nothing but a body
 //!   (no attributes, conditions or checksums asked for: what the registry
-//!   sends) is gathered in memory, then stored in one blocking task: the
-//!   object and its internal info (its md5 ETag), each through a temporary
-//!   file renamed into place, and any attributes an earlier object under
-//!   the key had removed, since the new one has none;
+//!   sends) is gathered in memory, then stored in one blocking task as one
+//!   file, written as a temporary file and renamed into place (the
+//!   attributes and internal info of an earlier object under the key are
+//!   removed; the ETag, the md5 of at most 64 KiB, is taken from the
+//!   bytes when read, as s3s-fs does for an object without internal info);
 //! - a GetObject of an object without attributes (whoever stored it) is
 //!   answered from one blocking task that opens the file, reads its
 //!   internal info and, up to [`READ_AT_ONCE`] bytes, the body; a longer
-//!   body streams from the same open file in large blocks.
+//!   body streams from the same open file in large blocks. An object
+//!   without a stored ETag is answered here only when its whole body is
+//!   read at once, which gives it.
 //!
 //! Everything else goes to s3s-fs. Both keep the files where s3s-fs does
 //! (`s3_files.rs`), so each reads what the other wrote.
@@ -97,9 +100,8 @@ pub async fn put(
     }
     let stored = {
         let root = root.to_path_buf();
-        let (bucket, key, md5) = (input.bucket.clone(), input.key.clone(), md5.clone());
-        tokio::task::spawn_blocking(move || store(&root, &bucket, &key, &object, &bytes, &md5))
-            .await
+        let (bucket, key) = (input.bucket.clone(), input.key.clone());
+        tokio::task::spawn_blocking(move || store(&root, &bucket, &key, &object, &bytes)).await
     };
     match stored {
         Ok(Ok(())) => {}
@@ -135,27 +137,23 @@ async fn gather(mut body: StreamingBlob, length: usize) -> S3Result<Bytes> {
     Ok(gathered.freeze())
 }
 
-/// Writes the object, then its internal info, then drops the attributes
-/// of an earlier object under the key. A crash in between leaves the new
-/// object with the old info (GetObject then reports the old ETag, as it
-/// would with s3s-fs, which writes in the same order).
-fn store(
-    root: &Path,
-    bucket: &str,
-    key: &str,
-    object: &Path,
-    bytes: &[u8],
-    md5: &str,
-) -> std::io::Result<()> {
-    files::write_replacing(root, object, "put", bytes)?;
-    let mut info = serde_json::Map::new();
-    info.insert("e_tag".into(), serde_json::Value::String(md5.into()));
-    let info_path = files::internal_info_path(root, bucket, key);
-    files::write_replacing(root, &info_path, "info", &serde_json::to_vec(&info)?)?;
-    match std::fs::remove_file(files::metadata_path(root, bucket, key, None)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+/// Drops the attributes and internal info of an earlier object under the
+/// key, then writes the object. Its ETag is the md5 of so few bytes that
+/// readers take it from the object itself (s3s-fs does the same for an
+/// object without internal info), which saves a file per object. A crash
+/// in between leaves the earlier object without attributes, its ETag then
+/// taken from its bytes: never one object's ETag on another.
+fn store(root: &Path, bucket: &str, key: &str, object: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    for earlier in [
+        files::metadata_path(root, bucket, key, None),
+        files::internal_info_path(root, bucket, key),
+    ] {
+        match std::fs::remove_file(earlier) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    files::write_replacing(root, object, "put", bytes)
 }
 
 /// What one blocking task found for a GetObject.
@@ -196,14 +194,13 @@ fn read(object: &Path, info: &Path, attributes: &Path, range: Option<Range>) -> 
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Ok(Found::AskS3sFs),
         _ => {}
     }
-    let Some(info) = std::fs::read(info)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<serde_json::Map<_, _>>(&bytes).ok())
-    else {
-        return Ok(Found::AskS3sFs);
-    };
-    let Some(e_tag) = info.get("e_tag").and_then(|v| v.as_str()) else {
-        return Ok(Found::AskS3sFs);
+    let info = match std::fs::read(info) {
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Map<_, _>>(&bytes) {
+            Ok(info) => info,
+            Err(_) => return Ok(Found::AskS3sFs),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+        Err(_) => return Ok(Found::AskS3sFs),
     };
     let metadata = file.metadata().map_err(|e| s3_error!(e, InternalError))?;
     let file_len = metadata.len();
@@ -215,18 +212,32 @@ fn read(object: &Path, info: &Path, attributes: &Path, range: Option<Range>) -> 
             (r.start, r.end - r.start, Some(content_range))
         }
     };
-    let body = if length <= READ_AT_ONCE {
+    let whole = length == file_len;
+    let stored_e_tag = info
+        .get("e_tag")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    // Without a stored ETag, only a whole body read here gives it.
+    if stored_e_tag.is_none() && !(whole && length <= READ_AT_ONCE) {
+        return Ok(Found::AskS3sFs);
+    }
+    let (body, e_tag) = if length <= READ_AT_ONCE {
         let mut bytes = vec![0; length as usize];
         file.seek(SeekFrom::Start(start))
             .and_then(|_| file.read_exact(&mut bytes))
             .map_err(|e| s3_error!(e, InternalError))?;
-        StreamingBlob::from(s3s::Body::from(Bytes::from(bytes)))
+        let e_tag = stored_e_tag.unwrap_or_else(|| hex::encode(Md5::digest(&bytes)));
+        (
+            StreamingBlob::from(s3s::Body::from(Bytes::from(bytes))),
+            e_tag,
+        )
     } else {
-        StreamingBlob::wrap(super::FileBlocks::spawn(file, start, length))
+        let body = StreamingBlob::wrap(super::FileBlocks::spawn(file, start, length));
+        (body, stored_e_tag.expect("checked above"))
     };
     // S3 leaves the checksums out of an answer with part of the object.
     let checksum = |name: &str| {
-        (length == file_len)
+        whole
             .then(|| info.get(name).and_then(|v| v.as_str()).map(str::to_owned))
             .flatten()
     };
@@ -235,7 +246,7 @@ fn read(object: &Path, info: &Path, attributes: &Path, range: Option<Range>) -> 
         content_length: Some(length as i64),
         content_range,
         last_modified: metadata.modified().ok().map(Timestamp::from),
-        e_tag: Some(ETag::Strong(e_tag.to_owned())),
+        e_tag: Some(ETag::Strong(e_tag)),
         checksum_crc32: checksum("checksum_crc32"),
         checksum_crc32c: checksum("checksum_crc32c"),
         checksum_sha1: checksum("checksum_sha1"),
