@@ -161,7 +161,8 @@ enum Found {
     /// The answer, its body read or streaming.
     Object(Box<GetObjectOutput>),
     /// Something only s3s-fs answers as it should: the object has
-    /// attributes, no internal info, or is not there at all.
+    /// attributes, is not there at all, or has no stored ETag and is not
+    /// read whole here (a range, or more than [`READ_AT_ONCE`] bytes).
     AskS3sFs,
 }
 
