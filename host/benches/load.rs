@@ -54,6 +54,9 @@
 //! the S3 objects under `<dir>` (e.g. `/dev/shm`, to see what the disk's
 //! flushes cost); the bench prints what one SQLite write transaction costs
 //! there.
+//! `GENREG_BENCH_GENREG_DIR=<dir>` moves only `genreg`'s data directory
+//! (its store and the embedded S3 server's objects, which Spin's publishes
+//! write too), e.g. to `/dev/shm` while Spin's store stays on the disk.
 //!
 //! Without `wrk` on `PATH` (Debian: `apt-get install wrk`) the bench says
 //! so and measures nothing.
@@ -85,6 +88,8 @@ const START_AT_MOST: Duration = Duration::from_secs(300);
 const SHARED_SPIN: &str = "../shared/bin/spin";
 /// The object the direct S3 phase reads.
 const DIRECT_KEY: &str = "bench/direct-1k.bin";
+/// Where `genreg`'s data directory goes, apart from the other files.
+const GENREG_DIR: &str = "GENREG_BENCH_GENREG_DIR";
 /// Presigned keys for the direct `PUT` phase, per second it runs.
 const DIRECT_PUTS_PER_SECOND: u64 = 8_000;
 /// A request wrk waits for longer than this counts as a socket error (its
@@ -139,7 +144,14 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let program = GenregUp::program("GENREG_BENCH_BINARY");
-    let genreg = GenregUp::start(&program, &temp.path().join("genreg"), "proxy").await?;
+    // `genreg`'s data directory holds its store and the S3 objects Spin
+    // writes too; it may live apart from Spin's state.
+    let genreg_temp = match std::env::var_os(GENREG_DIR) {
+        Some(dir) => Some(tempfile::tempdir_in(dir)?),
+        None => None,
+    };
+    let genreg_data = genreg_temp.as_ref().map_or(temp.path(), |t| t.path());
+    let genreg = GenregUp::start(&program, &genreg_data.join("genreg"), "proxy").await?;
     let client = reqwest::Client::new();
     let mut columns = Vec::new();
 
