@@ -156,17 +156,10 @@ fn store(root: &Path, bucket: &str, key: &str, object: &Path, bytes: &[u8]) -> s
     files::write_replacing(root, object, "put", bytes)
 }
 
-/// What one blocking task found for a GetObject.
-enum Found {
-    /// The answer, its body read or streaming.
-    Object(Box<GetObjectOutput>),
-    /// Something only s3s-fs answers as it should: the object has
-    /// attributes, is not there at all, or has no stored ETag and is not
-    /// read whole here (a range, or more than [`READ_AT_ONCE`] bytes).
-    AskS3sFs,
-}
-
-/// Answers a GetObject, or `None` when s3s-fs must (see [`Found`]).
+/// Answers a GetObject, or `None` when only s3s-fs answers it as it
+/// should: the object has attributes, is not there at all, or has no
+/// stored ETag and is not read whole here (a range, or more than
+/// [`READ_AT_ONCE`] bytes).
 pub async fn get(
     root: &Path,
     input: &GetObjectInput,
@@ -178,30 +171,33 @@ pub async fn get(
     let found = tokio::task::spawn_blocking(move || read(&object, &info, &attributes, range))
         .await
         .map_err(|e| s3_error!(InternalError, "reading the object failed: {e}"))??;
-    Ok(match found {
-        Found::Object(output) => Some(S3Response::new(*output)),
-        Found::AskS3sFs => None,
-    })
+    Ok(found.map(|output| S3Response::new(*output)))
 }
 
-/// Opens the object and reads what its answer needs.
-fn read(object: &Path, info: &Path, attributes: &Path, range: Option<Range>) -> S3Result<Found> {
+/// Opens the object and reads what its answer needs, in one blocking task
+/// (`None`: see [`get`]).
+fn read(
+    object: &Path,
+    info: &Path,
+    attributes: &Path,
+    range: Option<Range>,
+) -> S3Result<Option<Box<GetObjectOutput>>> {
     let Ok(mut file) = std::fs::File::open(object) else {
-        return Ok(Found::AskS3sFs);
+        return Ok(None);
     };
     // s3s-fs writes `{}` for an object without attributes.
     match std::fs::read(attributes) {
-        Ok(bytes) if bytes.trim_ascii() != b"{}" => return Ok(Found::AskS3sFs),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Ok(Found::AskS3sFs),
+        Ok(bytes) if bytes.trim_ascii() != b"{}" => return Ok(None),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Ok(None),
         _ => {}
     }
     let info = match std::fs::read(info) {
         Ok(bytes) => match serde_json::from_slice::<serde_json::Map<_, _>>(&bytes) {
             Ok(info) => info,
-            Err(_) => return Ok(Found::AskS3sFs),
+            Err(_) => return Ok(None),
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
-        Err(_) => return Ok(Found::AskS3sFs),
+        Err(_) => return Ok(None),
     };
     let metadata = file.metadata().map_err(|e| s3_error!(e, InternalError))?;
     let file_len = metadata.len();
@@ -220,7 +216,7 @@ fn read(object: &Path, info: &Path, attributes: &Path, range: Option<Range>) -> 
         .map(str::to_owned);
     // Without a stored ETag, only a whole body read here gives it.
     if stored_e_tag.is_none() && !(whole && length <= READ_AT_ONCE) {
-        return Ok(Found::AskS3sFs);
+        return Ok(None);
     }
     let (body, e_tag) = if length <= READ_AT_ONCE {
         let mut bytes = vec![0; length as usize];
@@ -242,7 +238,7 @@ fn read(object: &Path, info: &Path, attributes: &Path, range: Option<Range>) -> 
             .then(|| info.get(name).and_then(|v| v.as_str()).map(str::to_owned))
             .flatten()
     };
-    Ok(Found::Object(Box::new(GetObjectOutput {
+    Ok(Some(Box::new(GetObjectOutput {
         body: Some(body),
         content_length: Some(length as i64),
         content_range,
