@@ -198,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
 /// files, and the floor that puts under a new version's latency: with 16
 /// publishes in flight each waits for the others' writes.
 fn print_write_floor() -> anyhow::Result<()> {
-    let (mean, p50, p99) = bench_dir::sqlite_write_cost()?;
+    let (mean, p50, p99) = bench_dir::sqlite_write_cost(bench_dir::Journal::Rollback)?;
     let writes_per_new_version = 4.0;
     let floor = mean.as_secs_f64() * writes_per_new_version * IN_FLIGHT as f64;
     println!(

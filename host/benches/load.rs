@@ -47,13 +47,15 @@
 //! `GENREG_BENCH_BASELINE=<component.wasm>` adds a `spin up` serving that
 //! component (an earlier build), so a change is measured against what it
 //! replaces in the same run.
+//! `GENREG_BENCH_SPIN_WAL=1` adds a `spin up` of the same component whose
+//! store file was put in WAL mode first (`genreg spin-store`).
 //! `GENREG_BENCH_BINARY` runs another `genreg` binary instead of the one
 //! built with the bench (an older build, to compare before and after).
 //! `GENREG_BENCH_SPIN=off` measures `genreg` alone.
 //! `GENREG_BENCH_DIR=<dir>` keeps the data directories, Spin's state and
 //! the S3 objects under `<dir>` (e.g. `/dev/shm`, to see what the disk's
 //! flushes cost); the bench prints what one SQLite write transaction costs
-//! there.
+//! there, with the rollback journal and in WAL mode.
 //! `GENREG_BENCH_GENREG_DIR=<dir>` moves only `genreg`'s data directory
 //! (its store and the embedded S3 server's objects, which Spin's publishes
 //! write too), e.g. to `/dev/shm` while Spin's store stays on the disk.
@@ -90,6 +92,17 @@ const SHARED_SPIN: &str = "../shared/bin/spin";
 const DIRECT_KEY: &str = "bench/direct-1k.bin";
 /// Where `genreg`'s data directory goes, apart from the other files.
 const GENREG_DIR: &str = "GENREG_BENCH_GENREG_DIR";
+/// Adds a `spin up` whose store file `genreg spin-store` put in WAL mode.
+const SPIN_WAL: &str = "GENREG_BENCH_SPIN_WAL";
+
+/// How Spin's store file starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SpinStore {
+    /// Spin creates it (rollback journal).
+    AsSpinMakesIt,
+    /// Put in WAL mode beforehand (`genreg spin-store`).
+    Wal,
+}
 /// Presigned keys for the direct `PUT` phase, per second it runs.
 const DIRECT_PUTS_PER_SECOND: u64 = 8_000;
 /// A request wrk waits for longer than this counts as a socket error (its
@@ -167,16 +180,31 @@ async fn main() -> anyhow::Result<()> {
 
     let direct = direct_s3_phases(&client, &wrk, &genreg).await?;
 
-    let mut spin_components = vec![("spin up", genreg::component_path())];
+    let mut spin_components = vec![(
+        "spin up",
+        genreg::component_path(),
+        SpinStore::AsSpinMakesIt,
+    )];
+    if std::env::var_os(SPIN_WAL).is_some() {
+        spin_components.push((
+            "spin up, WAL store",
+            genreg::component_path(),
+            SpinStore::Wal,
+        ));
+    }
     if let Some(baseline) = std::env::var_os("GENREG_BENCH_BASELINE") {
-        spin_components.push(("spin up, baseline", PathBuf::from(baseline)));
+        spin_components.push((
+            "spin up, baseline",
+            PathBuf::from(baseline),
+            SpinStore::AsSpinMakesIt,
+        ));
     }
     let spin_skipped = match find_spin() {
         Ok(spin) => {
-            for (name, component) in spin_components {
+            for (name, component, store) in spin_components {
                 eprintln!("{name}: starting");
                 let dir = temp.path().join(name.replace([' ', ','], "-"));
-                let spin = SpinProcess::start(&spin, &genreg, &dir, &component).await?;
+                let spin = SpinProcess::start(&spin, &genreg, &dir, &component, store).await?;
                 let server = Server {
                     name,
                     url: spin.url.clone(),
@@ -203,19 +231,29 @@ async fn main() -> anyhow::Result<()> {
         println!("{line}");
     }
     print_targets(&columns[0]);
-    let (mean, p50, p99) = bench_dir::sqlite_write_cost()?;
-    println!(
-        "SQLite write transaction where the bench keeps its files ({}; as Spin's \
-         default store runs them, one at a time): mean {:.2} ms (p50 {:.2}, p99 {:.2}), \
-         so at most {:.0} writes/s",
-        temp.path()
-            .parent()
-            .map_or("?".into(), |p| p.display().to_string()),
-        ms(mean),
-        ms(p50),
-        ms(p99),
-        1.0 / mean.as_secs_f64()
-    );
+    for (journal, how) in [
+        (
+            bench_dir::Journal::Rollback,
+            "as Spin's default store runs them",
+        ),
+        (
+            bench_dir::Journal::Wal,
+            "the same in WAL mode, after genreg spin-store",
+        ),
+    ] {
+        let (mean, p50, p99) = bench_dir::sqlite_write_cost(journal)?;
+        println!(
+            "SQLite write transaction where the bench keeps its files ({}; {how}, one \
+             at a time): mean {:.2} ms (p50 {:.2}, p99 {:.2}), so at most {:.0} writes/s",
+            temp.path()
+                .parent()
+                .map_or("?".into(), |p| p.display().to_string()),
+            ms(mean),
+            ms(p50),
+            ms(p99),
+            1.0 / mean.as_secs_f64()
+        );
+    }
     let failures: Vec<String> = columns
         .iter()
         .flat_map(|column| {
@@ -898,8 +936,12 @@ impl SpinProcess {
         genreg: &GenregUp,
         dir: &Path,
         component: &Path,
+        store: SpinStore,
     ) -> anyhow::Result<SpinProcess> {
         std::fs::create_dir_all(dir)?;
+        if store == SpinStore::Wal {
+            genreg::spin_store::use_wal(&genreg::spin_store::store_file(&dir.join("state")))?;
+        }
         let manifest = write_spin_manifest(dir, component)?;
         let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         let mut command = std::process::Command::new(spin);

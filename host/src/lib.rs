@@ -30,6 +30,7 @@ pub mod outbound;
 mod runtime;
 mod s3;
 mod serve;
+pub mod spin_store;
 mod state;
 pub mod variables;
 

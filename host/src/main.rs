@@ -47,6 +47,22 @@ enum Command {
     /// Download a file from a generic package URL: follows redirects,
     /// resumes FILE.part with Range, verifies X-Checksum-SHA256.
     Pull(Pull),
+    /// Put the SQLite file of Spin's default key-value store in WAL mode
+    /// (creating it if absent), so each of Spin's writes syncs once; run it
+    /// before `spin up`. Its keys are kept.
+    SpinStore(SpinStore),
+}
+
+#[derive(Args)]
+struct SpinStore {
+    /// Spin's state directory, as given to `spin up --state-dir`; without
+    /// it Spin uses `.spin` beside spin.toml (run this there).
+    #[arg(long, default_value = genreg::spin_store::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+    /// The store's file itself, when a runtime config gives Spin's
+    /// `default` store a `path` (instead of --state-dir).
+    #[arg(long, conflicts_with = "state_dir")]
+    file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -420,6 +436,7 @@ fn main() -> ExitCode {
         Command::Gc(gc) => run_gc(gc),
         Command::Push(push) => run_push(push),
         Command::Pull(pull) => run_pull(pull),
+        Command::SpinStore(store) => run_spin_store(store),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -428,6 +445,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_spin_store(store: SpinStore) -> anyhow::Result<()> {
+    let file = store
+        .file
+        .unwrap_or_else(|| genreg::spin_store::store_file(&store.state_dir));
+    let before = genreg::spin_store::use_wal(&file)?;
+    println!("{}: journal mode wal (was {before})", file.display());
+    Ok(())
 }
 
 fn run_up(up: Up) -> anyhow::Result<()> {

@@ -66,6 +66,26 @@ on_both_hosts!(
     a_large_upload_hands_its_sha256_to_a_helper_instance,
 );
 
+/// Spin's SQLite store after `genreg spin-store`: Spin keeps the file in WAL
+/// mode (its writes land in the `-wal` log) and the publishes that lean on
+/// its swaps and counters all land.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_spin_a_store_in_wal_mode_takes_parallel_publishes() {
+    let Some(r) = SpinRegistry::start_on_wal_store(VARIABLES).await else {
+        return;
+    };
+    let r = Arc::new(r);
+    parallel_publishes_into_one_new_version_all_land(r.clone()).await;
+    let mut log = r.store_file().into_os_string();
+    log.push("-wal");
+    let written = std::fs::metadata(&log).map_or(0, |m| m.len());
+    assert!(
+        written > 0,
+        "{} holds nothing: Spin did not write in WAL mode",
+        std::path::Path::new(&log).display()
+    );
+}
+
 /// The scenarios that lean on the key-value store's compare-and-swap and
 /// counters, with the store on Redis: under `spin up` with
 /// `[key_value_store.default] type = "redis"` (Spin 4.0.2's Redis store

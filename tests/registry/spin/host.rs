@@ -4,7 +4,9 @@
 //! default key-value store (SQLite) in a temporary state directory.
 //!
 //! [`SpinRegistry::start_on_redis`] puts the store on a Redis database
-//! instead (`--runtime-config-file`), and [`SpinRegistry::start_shared`]
+//! instead (`--runtime-config-file`), [`SpinRegistry::start_on_wal_store`]
+//! keeps it in SQLite after `genreg spin-store` put the file in WAL mode,
+//! and [`SpinRegistry::start_shared`]
 //! starts one of several instances sharing S3, secret and Redis.
 //!
 //! One `spin up` per test: Spin caches the compiled component, so a start
@@ -27,6 +29,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// Where the tests look for Spin besides `PATH`, relative to the workspace.
 const SHARED_SPIN: &str = "../shared/bin/spin";
 
+/// Spin's state directory (its SQLite store, logs) in a test's directory.
+const STATE_DIR: &str = "state";
+
 /// The `source` line of the repository's spin.toml, replaced in the copy.
 const MANIFEST_SOURCE: &str = "source = \"target/wasm32-wasip2/release/generic_registry.wasm\"";
 
@@ -41,7 +46,7 @@ pub struct SpinRegistry {
     _s3: S3Server,
     /// The manifest copy, Spin's state (key-value database, logs) and the
     /// S3 server's files; removed after the process is killed.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// The `spin` binary: on `PATH`, else `../shared/bin/spin`; `Err` says
@@ -82,6 +87,16 @@ pub struct Shared<'a> {
     pub redis_url: &'a str,
 }
 
+/// Where one `spin up` keeps its `default` key-value store.
+enum Store<'a> {
+    /// In the SQLite file Spin creates in its state directory.
+    AsSpinMakesIt,
+    /// In that file, put in WAL mode before Spin opens it.
+    Wal,
+    /// On this Redis database.
+    Redis(&'a str),
+}
+
 /// Where the S3 server of one `spin up` comes from.
 enum S3Server {
     /// Its own, kept running for as long as Spin is.
@@ -103,7 +118,13 @@ impl SpinRegistry {
     /// Starts `spin up` with these variables on top of the S3 access and a
     /// fresh token secret; `None` (after saying so) when Spin is missing.
     pub async fn start(variables: &[(&str, &str)]) -> Option<SpinRegistry> {
-        Self::start_with_store(variables, None).await
+        Self::start_with_store(variables, Store::AsSpinMakesIt).await
+    }
+
+    /// Like [`SpinRegistry::start`], with Spin's store file put in WAL mode
+    /// beforehand, as `genreg spin-store` does.
+    pub async fn start_on_wal_store(variables: &[(&str, &str)]) -> Option<SpinRegistry> {
+        Self::start_with_store(variables, Store::Wal).await
     }
 
     /// Like [`SpinRegistry::start`], with Spin's `default` key-value store
@@ -113,7 +134,7 @@ impl SpinRegistry {
         variables: &[(&str, &str)],
         redis_url: &str,
     ) -> Option<SpinRegistry> {
-        Self::start_with_store(variables, Some(redis_url)).await
+        Self::start_with_store(variables, Store::Redis(redis_url)).await
     }
 
     /// One of several instances: the S3 bucket, token secret and Redis
@@ -139,10 +160,19 @@ impl SpinRegistry {
 
     async fn start_with_store(
         variables: &[(&str, &str)],
-        redis_url: Option<&str>,
+        store: Store<'_>,
     ) -> Option<SpinRegistry> {
         let spin = spin_or_skip()?;
         let dir = tempfile::tempdir().expect("temporary directory");
+        let redis_url = match store {
+            Store::AsSpinMakesIt => None,
+            Store::Wal => {
+                let file = genreg::spin_store::store_file(&dir.path().join(STATE_DIR));
+                genreg::spin_store::use_wal(&file).expect("the store file in WAL mode");
+                None
+            }
+            Store::Redis(url) => Some(url),
+        };
         let s3 = genreg::EmbeddedS3Server::start(&dir.path().join("s3-data"))
             .await
             .expect("embedded S3 server starts");
@@ -183,7 +213,7 @@ impl SpinRegistry {
             .arg("--from")
             .arg(&manifest)
             .arg("--state-dir")
-            .arg(dir.path().join("state"))
+            .arg(dir.path().join(STATE_DIR))
             .arg("--listen")
             .arg(&listen)
             .current_dir(dir.path());
@@ -211,8 +241,13 @@ impl SpinRegistry {
             admin: admin.token,
             process,
             _s3: s3,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// The SQLite file of Spin's `default` store (unless it is on Redis).
+    pub fn store_file(&self) -> PathBuf {
+        genreg::spin_store::store_file(&self.dir.path().join(STATE_DIR))
     }
 
     /// Polls until Spin answers any HTTP request; panics with its output if
