@@ -50,7 +50,7 @@ pub use genreg_token;
 
 use crate::handler::{GuestHandler, GuestLimits};
 use crate::keyvalue::{SqliteStore, WasiKeyValueCtx};
-use crate::outbound::{AllowedHosts, OutboundHttp};
+use crate::outbound::{AllowedHosts, InProcessS3, OutboundHttp};
 use crate::serve::{ConnectionLimits, ServerHandle};
 use crate::state::Imports;
 use crate::variables::VariablesCtx;
@@ -258,7 +258,7 @@ impl Registry {
         let local = listener.local_addr()?;
         let url = format!("http://{local}");
 
-        let (s3, s3_root, embedded_s3) = match config.s3 {
+        let (s3, s3_root, embedded_s3, in_process_s3) = match config.s3 {
             S3Config::Embedded { listen } => {
                 // The web interface sends upload parts to it from its pages.
                 let public_url = config.variables.get("public_url").map(String::as_str);
@@ -271,7 +271,13 @@ impl Registry {
                     access_key_id: embedded.credentials.access_key_id.clone(),
                     secret_access_key: embedded.credentials.secret_access_key.clone(),
                 };
-                (access, Some(embedded.root), Some(embedded.server))
+                let in_process = InProcessS3::new(&access.endpoint, embedded.service);
+                (
+                    access,
+                    Some(embedded.root),
+                    Some(embedded.server),
+                    in_process,
+                )
             }
             S3Config::External {
                 endpoint,
@@ -287,7 +293,7 @@ impl Registry {
                     access_key_id,
                     secret_access_key,
                 };
-                (access, None, None)
+                (access, None, None, None)
             }
         };
 
@@ -296,13 +302,16 @@ impl Registry {
             .chain(config.variables)
             .collect::<BTreeMap<_, _>>();
         let store = config.kv.open(&data_dir).await?;
+        // What the repository's spin.toml allows: S3 and self requests.
+        let mut outbound =
+            OutboundHttp::new(AllowedHosts::from_urls([variables["s3_endpoint"].as_str()]))
+                .with_self_requests(local);
+        if let Some(s3) = in_process_s3 {
+            outbound = outbound.with_in_process_s3(s3);
+        }
         let imports = Imports {
             keyvalue: WasiKeyValueCtx::new(store),
-            // What the repository's spin.toml allows: S3 and self requests.
-            outbound: OutboundHttp::new(AllowedHosts::from_urls([
-                variables["s3_endpoint"].as_str()
-            ]))
-            .with_self_requests(local),
+            outbound,
             variables: VariablesCtx::new(variables),
         };
 

@@ -14,7 +14,8 @@
 //! instance ([`PlainHttpPool`]): a request reuses an idle keep-alive
 //! connection to its origin instead of opening (and closing) one of its
 //! own, which costs more than a small S3 request itself. `https` requests
-//! use wasmtime-wasi-http's default sender, a connection each.
+//! use wasmtime-wasi-http's default sender, a connection each. Requests to
+//! the embedded S3 server are answered in process ([`InProcessS3`]).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -30,6 +31,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+#[path = "outbound_in_process.rs"]
+mod in_process;
+
+pub use in_process::InProcessS3;
 
 /// One allowed origin. Hosts compare case-insensitively; a missing port is
 /// the scheme's default.
@@ -119,6 +125,8 @@ pub struct OutboundHttp {
     plain: Arc<PlainHttpPool>,
     /// Where self requests go: the registry's own listener.
     own_address: Option<SocketAddr>,
+    /// The embedded S3 server, answered in process.
+    in_process: Option<InProcessS3>,
 }
 
 impl OutboundHttp {
@@ -127,7 +135,15 @@ impl OutboundHttp {
             allowed: Arc::new(allowed),
             plain: Arc::default(),
             own_address: None,
+            in_process: None,
         }
+    }
+
+    /// Answers the requests `s3` serves (the embedded S3 server's) in
+    /// process instead of over TCP.
+    pub fn with_in_process_s3(mut self, s3: InProcessS3) -> Self {
+        self.in_process = Some(s3);
+        self
     }
 
     /// Allows self requests, sent to `listener` (the registry's address;
@@ -208,21 +224,39 @@ impl PlainHttpPool {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
     ) -> Result<http::Response<WasiBody>, Error> {
-        let options = options.unwrap_or_default();
-        let or_default = |timeout: Option<Duration>| timeout.unwrap_or(DEFAULT_TIMEOUT);
-        let connect_timeout = or_default(options.connect_timeout);
-        let first_byte_timeout = or_default(options.first_byte_timeout);
-        let between_bytes_timeout = or_default(options.between_bytes_timeout);
-        let client = self.client(connect_timeout);
+        let timeouts = Timeouts::of(options);
+        let client = self.client(timeouts.connect);
         let response = tokio::time::timeout(
-            connect_timeout.saturating_add(first_byte_timeout),
+            timeouts.connect.saturating_add(timeouts.first_byte),
             client.request(request),
         )
         .await
         .map_err(|_| Error::ConnectionReadTimeout)?
         .map_err(send_error)?;
-        Ok(response
-            .map(|body| BetweenBytesTimeout::new(body, between_bytes_timeout).boxed_unsync()))
+        Ok(response.map(|body| {
+            let body = body.map_err(body_error).boxed_unsync();
+            BetweenBytesTimeout::new(body, timeouts.between_bytes).boxed_unsync()
+        }))
+    }
+}
+
+/// The timeouts a guest set for a request, wasmtime-wasi-http's default
+/// for each it left unset.
+struct Timeouts {
+    connect: Duration,
+    first_byte: Duration,
+    between_bytes: Duration,
+}
+
+impl Timeouts {
+    fn of(options: Option<RequestOptions>) -> Timeouts {
+        let options = options.unwrap_or_default();
+        let or_default = |timeout: Option<Duration>| timeout.unwrap_or(DEFAULT_TIMEOUT);
+        Timeouts {
+            connect: or_default(options.connect_timeout),
+            first_byte: or_default(options.first_byte_timeout),
+            between_bytes: or_default(options.between_bytes_timeout),
+        }
     }
 }
 
@@ -256,15 +290,24 @@ fn causes(
     std::iter::successors(error.source(), next)
 }
 
+/// The wasi:http error for a failed read of a response body.
+fn body_error(error: hyper::Error) -> Error {
+    if error.is_timeout() {
+        Error::HttpResponseTimeout
+    } else {
+        Error::from(error)
+    }
+}
+
 /// A response body that fails when no frame arrives for its timeout.
 struct BetweenBytesTimeout {
-    inner: hyper::body::Incoming,
+    inner: WasiBody,
     timeout: Duration,
     stall: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl BetweenBytesTimeout {
-    fn new(inner: hyper::body::Incoming, timeout: Duration) -> Self {
+    fn new(inner: WasiBody, timeout: Duration) -> Self {
         BetweenBytesTimeout {
             inner,
             timeout,
@@ -287,15 +330,11 @@ impl Body for BetweenBytesTimeout {
                 self.stall.as_mut().reset(deadline);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) if e.is_timeout() => {
-                Poll::Ready(Some(Err(Error::HttpResponseTimeout)))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::from(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match self.stall.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
                 Poll::Pending => Poll::Pending,
             },
+            end_or_error => end_or_error,
         }
     }
 
@@ -328,6 +367,24 @@ impl WasiHttpHooks for OutboundHttp {
         let Some(request) = request else {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         };
+        if let Some(s3) = self
+            .in_process
+            .clone()
+            .filter(|s3| s3.serves(request.uri()))
+        {
+            return Box::new(async move {
+                let timeouts = Timeouts::of(options);
+                let response = s3
+                    .send(request, timeouts.first_byte, timeouts.between_bytes)
+                    .await?;
+                // Nothing runs beside the answer: its body reads the files.
+                let io = async { Ok(()) };
+                Ok((
+                    response,
+                    Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                ))
+            });
+        }
         if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
             let plain = self.plain.clone();
             return Box::new(async move {

@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use s3s::auth::SimpleAuth;
 use s3s::dto::*;
-use s3s::service::S3ServiceBuilder;
+use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Request, S3Response, S3Result, S3};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
@@ -57,10 +57,14 @@ pub const BUCKET: &str = "genreg";
 pub const REGION: &str = "us-east-1";
 /// Size of the blocks object downloads are streamed in.
 const READ_BLOCK: usize = 1 << 20;
+/// How many blocks a download reads ahead of what was sent.
+const BLOCKS_AHEAD: usize = 4;
 
 /// A running embedded S3 server.
 pub struct EmbeddedS3 {
     pub server: ServerHandle,
+    /// The S3 service the server runs, for answering requests in process.
+    pub service: S3Service,
     pub credentials: S3Credentials,
     pub root: PathBuf,
 }
@@ -83,9 +87,11 @@ pub async fn start(
     std::fs::create_dir_all(root.join(BUCKET))
         .with_context(|| format!("creating {}", root.display()))?;
     let credentials = data_dir::s3_credentials(data_dir).context("reading S3 credentials")?;
-    let (server, root) = serve_fs(root.clone(), root, &credentials, listen, origins).await?;
+    let (server, service, root) =
+        serve_fs(root.clone(), root, &credentials, listen, origins).await?;
     Ok(EmbeddedS3 {
         server,
+        service,
         credentials,
         root,
     })
@@ -141,9 +147,10 @@ pub async fn start_view(data_dir: &Path) -> anyhow::Result<EmbeddedS3View> {
     };
     let started = serve_fs(fs_root, root, &credentials, None, BrowserOrigins::none()).await;
     match started {
-        Ok((server, root)) => Ok(EmbeddedS3View {
+        Ok((server, service, root)) => Ok(EmbeddedS3View {
             server: EmbeddedS3 {
                 server,
+                service,
                 credentials,
                 root,
             },
@@ -169,14 +176,14 @@ fn link_bucket(_bucket_dir: &Path, _link: &Path) -> std::io::Result<()> {
 
 /// Serves s3s-fs over `root` with one access key, answering CORS for
 /// `origins`; multipart uploads are listed and aborted in `uploads_root`,
-/// where s3s-fs keeps them.
+/// where s3s-fs keeps them. Answers the server, its S3 service and `root`.
 async fn serve_fs(
     root: PathBuf,
     uploads_root: PathBuf,
     credentials: &S3Credentials,
     listen: Option<SocketAddr>,
     origins: BrowserOrigins,
-) -> anyhow::Result<(ServerHandle, PathBuf)> {
+) -> anyhow::Result<(ServerHandle, S3Service, PathBuf)> {
     let fs = s3s_fs::FileSystem::new(&root)
         .map_err(|e| anyhow::anyhow!("opening {}: {e:?}", root.display()))?;
     let mut builder = S3ServiceBuilder::new(FastFs {
@@ -190,14 +197,15 @@ async fn serve_fs(
         credentials.access_key_id.clone(),
         credentials.secret_access_key.clone(),
     ));
-    let service = cors::Cors::new(builder.build(), origins);
+    let s3_service = builder.build();
+    let service = cors::Cors::new(s3_service.clone(), origins);
 
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding the embedded S3 server to {listen}"))?;
     let server = serve::spawn(listener, move |_peer| service.clone())?;
-    Ok((server, root))
+    Ok((server, s3_service, root))
 }
 
 /// s3s-fs with faster object reads, and multipart uploads listed.
@@ -367,14 +375,14 @@ impl FastFs {
 }
 
 /// `length` bytes of a file from `start`, read on a blocking thread and
-/// handed over in [`READ_BLOCK`]-sized chunks (two in flight).
+/// handed over in [`READ_BLOCK`]-sized chunks ([`BLOCKS_AHEAD`] read ahead).
 struct FileBlocks {
     rx: mpsc::Receiver<std::io::Result<Bytes>>,
 }
 
 impl FileBlocks {
     fn spawn(mut file: std::fs::File, start: u64, length: u64) -> Self {
-        let (tx, rx) = mpsc::channel(2);
+        let (tx, rx) = mpsc::channel(BLOCKS_AHEAD);
         tokio::task::spawn_blocking(move || {
             use std::io::{Seek, SeekFrom};
             if let Err(e) = file.seek(SeekFrom::Start(start)) {
@@ -383,21 +391,29 @@ impl FileBlocks {
             }
             let mut remaining = length;
             while remaining > 0 {
-                let want = remaining.min(READ_BLOCK as u64) as usize;
-                let mut buf = vec![0u8; want];
-                let chunk = match file.read_exact(&mut buf) {
-                    Ok(()) => Ok(Bytes::from(buf)),
-                    Err(e) => Err(e),
-                };
+                let want = remaining.min(READ_BLOCK as u64);
+                let chunk = read_block(&mut file, want);
                 let failed = chunk.is_err();
                 if tx.blocking_send(chunk).is_err() || failed {
                     return;
                 }
-                remaining -= want as u64;
+                remaining -= want;
             }
         });
         FileBlocks { rx }
     }
+}
+
+/// The next `want` bytes of `file`, read into memory no one zeroed first
+/// (`read_to_end` fills a vector's spare capacity); an error when the file
+/// ends sooner.
+fn read_block(file: &mut std::fs::File, want: u64) -> std::io::Result<Bytes> {
+    let mut block = Vec::with_capacity(want as usize);
+    file.take(want).read_to_end(&mut block)?;
+    if (block.len() as u64) < want {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(Bytes::from(block))
 }
 
 /// A part's body, hashed as it passes; at its end, an error instead of the
@@ -449,5 +465,41 @@ impl futures_core::Stream for FileBlocks {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt as _;
+
+    #[tokio::test]
+    async fn file_blocks_hand_over_the_range_in_blocks_and_fail_on_a_short_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("object");
+        let data = test_support::pattern(2 * READ_BLOCK + 1000, 7);
+        std::fs::write(&path, &data).unwrap();
+
+        let start = 500;
+        let length = (data.len() - start - 10) as u64;
+        let file = std::fs::File::open(&path).unwrap();
+        let blocks: Vec<Bytes> = FileBlocks::spawn(file, start as u64, length)
+            .map(|block| block.unwrap())
+            .collect()
+            .await;
+        let sizes: Vec<usize> = blocks.iter().map(Bytes::len).collect();
+        assert_eq!(sizes, [READ_BLOCK, READ_BLOCK, 490]);
+        assert!(blocks.concat() == data[start..start + length as usize]);
+
+        // The file is shorter than the range asked for: the last block is
+        // an error, not fewer bytes.
+        let file = std::fs::File::open(&path).unwrap();
+        let answers: Vec<std::io::Result<Bytes>> =
+            FileBlocks::spawn(file, 0, data.len() as u64 + 1)
+                .collect()
+                .await;
+        assert_eq!(answers.len(), 3);
+        let error = answers[2].as_ref().unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 }

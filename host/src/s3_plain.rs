@@ -23,7 +23,7 @@
 //! Everything else goes to s3s-fs. Both keep the files where s3s-fs does
 //! (`s3_files.rs`), so each reads what the other wrote.
 
-use std::io::{Read as _, Seek as _, SeekFrom};
+use std::io::{Seek as _, SeekFrom};
 use std::path::Path;
 use std::pin::Pin;
 
@@ -35,8 +35,9 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 use super::files;
 
 /// The largest PutObject gathered in memory before it is written: with the
-/// server's 512 connections at most 32 MiB held at once. Larger bodies
-/// stream to disk through s3s-fs.
+/// server's 512 connections, and the registry's instances (at most 64 by
+/// default, one S3 request each at a time) answered in process, at most
+/// 36 MiB held at once. Larger bodies stream to disk through s3s-fs.
 pub const GATHERED_PUT: i64 = 64 * 1024;
 /// The largest GetObject body read in the same task that opens the file
 /// (one block of a streamed one).
@@ -219,15 +220,12 @@ fn read(
         return Ok(None);
     }
     let (body, e_tag) = if length <= READ_AT_ONCE {
-        let mut bytes = vec![0; length as usize];
-        file.seek(SeekFrom::Start(start))
-            .and_then(|_| file.read_exact(&mut bytes))
+        let bytes = file
+            .seek(SeekFrom::Start(start))
+            .and_then(|_| super::read_block(&mut file, length))
             .map_err(|e| s3_error!(e, InternalError))?;
         let e_tag = stored_e_tag.unwrap_or_else(|| hex::encode(Md5::digest(&bytes)));
-        (
-            StreamingBlob::from(s3s::Body::from(Bytes::from(bytes))),
-            e_tag,
-        )
+        (StreamingBlob::from(s3s::Body::from(bytes)), e_tag)
     } else {
         let body = StreamingBlob::wrap(super::FileBlocks::spawn(file, start, length));
         (body, stored_e_tag.expect("checked above"))
