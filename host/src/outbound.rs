@@ -347,10 +347,15 @@ impl Body for BetweenBytesTimeout {
     }
 }
 
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<WasiBody>,
-    Box<dyn Future<Output = Result<(), Error>> + Send>,
-)>;
+/// What drives a response's connection beside it.
+type ConnectionWork = Box<dyn Future<Output = Result<(), Error>> + Send>;
+
+type SendResult = wasmtime_wasi_http::Result<(http::Response<WasiBody>, ConnectionWork)>;
+
+/// The connection work of a response nothing else needs to drive.
+fn nothing_to_drive() -> ConnectionWork {
+    Box::new(async { Ok(()) })
+}
 
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
@@ -378,11 +383,7 @@ impl WasiHttpHooks for OutboundHttp {
                     .send(request, timeouts.first_byte, timeouts.between_bytes)
                     .await?;
                 // Nothing runs beside the answer: its body reads the files.
-                let io = async { Ok(()) };
-                Ok((
-                    response,
-                    Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
-                ))
+                Ok((response, nothing_to_drive()))
             });
         }
         if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
@@ -390,18 +391,14 @@ impl WasiHttpHooks for OutboundHttp {
             return Box::new(async move {
                 let response = plain.send(request, options).await?;
                 // The client drives its connections itself.
-                let io = async { Ok(()) };
-                Ok((
-                    response,
-                    Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
-                ))
+                Ok((response, nothing_to_drive()))
             });
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
                 response.map(http_body_util::BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                Box::new(io) as ConnectionWork,
             ))
         })
     }
