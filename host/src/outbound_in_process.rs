@@ -60,7 +60,9 @@ impl InProcessS3 {
             .map_err(|e| Error::InternalError(Some(format!("embedded S3 server: {e:?}"))))?;
         let (mut parts, body) = response.into_parts();
         // What hyper's server adds on the wire for a body of known size.
-        if !is_head && !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
+        if gets_content_length(is_head, parts.status)
+            && !parts.headers.contains_key(http::header::CONTENT_LENGTH)
+        {
             if let Some(length) = body.size_hint().exact() {
                 parts
                     .headers
@@ -75,6 +77,18 @@ impl InProcessS3 {
             BetweenBytesTimeout::new(body, between_bytes_timeout).boxed_unsync(),
         ))
     }
+}
+
+/// Whether hyper's server would send a `Content-Length` for an answer's
+/// body of known size: not for a `HEAD` (the service gives the object's),
+/// nor for a status that has no body (1xx, 204, 304).
+fn gets_content_length(is_head: bool, status: http::StatusCode) -> bool {
+    !is_head
+        && !status.is_informational()
+        && !matches!(
+            status,
+            http::StatusCode::NO_CONTENT | http::StatusCode::NOT_MODIFIED
+        )
 }
 
 /// `request` as the server would have read it from a connection: its URI in
@@ -283,6 +297,26 @@ mod tests {
 
     #[async_trait::async_trait]
     impl s3s::S3 for NoObjects {}
+
+    #[test]
+    fn only_answers_that_carry_a_body_get_a_content_length() {
+        use http::StatusCode;
+        for status in [
+            StatusCode::OK,
+            StatusCode::PARTIAL_CONTENT,
+            StatusCode::FORBIDDEN,
+        ] {
+            assert!(gets_content_length(false, status), "{status}");
+            assert!(!gets_content_length(true, status), "HEAD {status}");
+        }
+        for status in [
+            StatusCode::CONTINUE,
+            StatusCode::NO_CONTENT,
+            StatusCode::NOT_MODIFIED,
+        ] {
+            assert!(!gets_content_length(false, status), "{status}");
+        }
+    }
 
     #[test]
     fn a_request_reaches_the_service_as_a_connection_would_carry_it() {
