@@ -95,14 +95,6 @@ const GENREG_DIR: &str = "GENREG_BENCH_GENREG_DIR";
 /// Adds a `spin up` whose store file `genreg spin-store` put in WAL mode.
 const SPIN_WAL: &str = "GENREG_BENCH_SPIN_WAL";
 
-/// How Spin's store file starts.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum SpinStore {
-    /// Spin creates it (rollback journal).
-    AsSpinMakesIt,
-    /// Put in WAL mode beforehand (`genreg spin-store`).
-    Wal,
-}
 /// Presigned keys for the direct `PUT` phase, per second it runs.
 const DIRECT_PUTS_PER_SECOND: u64 = 8_000;
 /// A request wrk waits for longer than this counts as a socket error (its
@@ -130,6 +122,7 @@ mod proc_stats;
 #[path = "support/spin_manifest.rs"]
 mod spin_manifest;
 
+use bench_dir::Journal;
 use genreg_up::GenregUp;
 use proc_stats::{
     cpu_seconds, load_average, proc_status_kib, reset_peak_resident, stat_field, stat_fields,
@@ -180,31 +173,23 @@ async fn main() -> anyhow::Result<()> {
 
     let direct = direct_s3_phases(&client, &wrk, &genreg).await?;
 
-    let mut spin_components = vec![(
-        "spin up",
-        genreg::component_path(),
-        SpinStore::AsSpinMakesIt,
-    )];
+    let mut spin_components = vec![("spin up", genreg::component_path(), Journal::Rollback)];
     if std::env::var_os(SPIN_WAL).is_some() {
-        spin_components.push((
-            "spin up, WAL store",
-            genreg::component_path(),
-            SpinStore::Wal,
-        ));
+        spin_components.push(("spin up, WAL store", genreg::component_path(), Journal::Wal));
     }
     if let Some(baseline) = std::env::var_os("GENREG_BENCH_BASELINE") {
         spin_components.push((
             "spin up, baseline",
             PathBuf::from(baseline),
-            SpinStore::AsSpinMakesIt,
+            Journal::Rollback,
         ));
     }
     let spin_skipped = match find_spin() {
         Ok(spin) => {
-            for (name, component, store) in spin_components {
+            for (name, component, journal) in spin_components {
                 eprintln!("{name}: starting");
                 let dir = temp.path().join(name.replace([' ', ','], "-"));
-                let spin = SpinProcess::start(&spin, &genreg, &dir, &component, store).await?;
+                let spin = SpinProcess::start(&spin, &genreg, &dir, &component, journal).await?;
                 let server = Server {
                     name,
                     url: spin.url.clone(),
@@ -232,12 +217,9 @@ async fn main() -> anyhow::Result<()> {
     }
     print_targets(&columns[0]);
     for (journal, how) in [
+        (Journal::Rollback, "as Spin's default store runs them"),
         (
-            bench_dir::Journal::Rollback,
-            "as Spin's default store runs them",
-        ),
-        (
-            bench_dir::Journal::Wal,
+            Journal::Wal,
             "the same in WAL mode, after genreg spin-store",
         ),
     ] {
@@ -936,10 +918,10 @@ impl SpinProcess {
         genreg: &GenregUp,
         dir: &Path,
         component: &Path,
-        store: SpinStore,
+        journal: Journal,
     ) -> anyhow::Result<SpinProcess> {
         std::fs::create_dir_all(dir)?;
-        if store == SpinStore::Wal {
+        if journal == Journal::Wal {
             genreg::spin_store::use_wal(&genreg::spin_store::store_file(&dir.join("state")))?;
         }
         let manifest = write_spin_manifest(dir, component)?;

@@ -346,7 +346,7 @@ impl FastFs {
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        let path = self.root.join(&req.input.bucket).join(&req.input.key);
+        let path = files::object_path(&self.root, &req.input.bucket, &req.input.key)?;
         let range = req.input.range;
         let mut response = self.inner.get_object(req).await?;
         let Some(length) = response

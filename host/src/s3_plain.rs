@@ -25,7 +25,6 @@
 
 use std::io::{Seek as _, SeekFrom};
 use std::path::Path;
-use std::pin::Pin;
 
 use bytes::{Bytes, BytesMut};
 use md5::{Digest as _, Md5};
@@ -117,9 +116,9 @@ pub async fn put(
 
 /// The body, which must be exactly `length` bytes.
 async fn gather(mut body: StreamingBlob, length: usize) -> S3Result<Bytes> {
-    use futures_core::Stream as _;
+    use futures_util::StreamExt as _;
     let mut gathered = BytesMut::with_capacity(length);
-    while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_next(cx)).await {
+    while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| s3_error!(IncompleteBody, "reading the body: {e}"))?;
         if gathered.len() + chunk.len() > length {
             return Err(s3_error!(

@@ -40,11 +40,11 @@ pub enum Journal {
 pub fn sqlite_write_cost(journal: Journal) -> anyhow::Result<(Duration, Duration, Duration)> {
     const WRITES: usize = 600;
     let dir = temp_dir()?;
-    let db = rusqlite::Connection::open(dir.path().join("floor.db"))?;
+    let file = dir.path().join("floor.db");
     if journal == Journal::Wal {
-        let mode: String = db.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
-        anyhow::ensure!(mode == "wal", "SQLite kept journal mode {mode}");
+        genreg::spin_store::use_wal(&file)?;
     }
+    let db = rusqlite::Connection::open(&file)?;
     db.execute(
         "CREATE TABLE kv (store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, \
          PRIMARY KEY (store, key))",
