@@ -5,7 +5,9 @@
 //! [`FastFs`] wraps s3s-fs where it is slow or incomplete: plain objects
 //! stored and read in one pass on the blocking pool (`s3_plain.rs`), other
 //! object downloads streamed in large blocks (s3s-fs reads 4 KiB at a
-//! time), parts checked against their sha256, multipart uploads joined
+//! time), parts stored with one digest, their sha256, which is also their
+//! ETag and checks the sha256 a part was sent with (`s3_parts.rs`),
+//! multipart uploads joined
 //! without reading the parts again (`s3_complete.rs`), listed and aborted
 //! (`s3_uploads.rs`); everything else is s3s-fs unchanged, over the files
 //! where s3s-fs keeps them (`s3_files.rs`). [`cors::Cors`] answers the
@@ -16,8 +18,6 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use anyhow::Context as _;
@@ -26,7 +26,6 @@ use s3s::auth::SimpleAuth;
 use s3s::dto::*;
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3Request, S3Response, S3Result, S3};
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -41,6 +40,8 @@ mod cors;
 mod files;
 #[path = "s3_part_etags.rs"]
 mod part_etags;
+#[path = "s3_parts.rs"]
+mod parts;
 #[path = "s3_plain.rs"]
 mod plain;
 #[cfg(test)]
@@ -214,8 +215,8 @@ struct FastFs {
     root: PathBuf,
     /// The data directory's S3 root, where open multipart uploads live.
     uploads_root: PathBuf,
-    /// ListParts pages with ETags (s3s-fs leaves them out); the parts' md5s
-    /// CompleteMultipartUpload joins without reading them again.
+    /// ListParts pages with ETags (s3s-fs leaves them out); the parts' ETags
+    /// CompleteMultipartUpload checks without reading the parts again.
     part_etags: part_etags::PartEtags,
     /// Multipart uploads being completed now.
     completing: complete::Completing,
@@ -256,7 +257,7 @@ macro_rules! s3_impl {
 
             async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
                 let (upload_id, number) = (req.input.upload_id.clone(), req.input.part_number);
-                let answer = self.upload_part_checked(req).await?;
+                let answer = parts::upload(&self.root, req).await?;
                 if let Some(etag) = &answer.output.e_tag {
                     self.part_etags.remember(&self.root, &upload_id, number, etag);
                 }
@@ -309,37 +310,6 @@ s3_impl! {
 }
 
 impl FastFs {
-    /// UploadPart that refuses a part whose bytes do not match its
-    /// `x-amz-checksum-sha256` with 400 BadDigest, as AWS does (s3s parses
-    /// the header; s3s-fs checks it on PutObject only). The check runs as
-    /// the body streams in: at its end a mismatch fails the stream, so
-    /// s3s-fs never keeps the part.
-    async fn upload_part_checked(
-        &self,
-        mut req: S3Request<UploadPartInput>,
-    ) -> S3Result<S3Response<UploadPartOutput>> {
-        let Some(expected) = req.input.checksum_sha256.clone() else {
-            return self.inner.upload_part(req).await;
-        };
-        let Some(body) = req.input.body.take() else {
-            return self.inner.upload_part(req).await;
-        };
-        let mismatch = Arc::new(AtomicBool::new(false));
-        req.input.body = Some(StreamingBlob::wrap(Sha256Checked {
-            inner: body,
-            hasher: Some(Sha256::new()),
-            expected,
-            mismatch: mismatch.clone(),
-        }));
-        match self.inner.upload_part(req).await {
-            Err(_) if mismatch.load(Ordering::SeqCst) => Err(s3s::s3_error!(
-                BadDigest,
-                "The x-amz-checksum-sha256 you specified did not match the calculated checksum."
-            )),
-            answer => answer,
-        }
-    }
-
     /// s3s-fs answers (headers, range checks, metadata); the body is then
     /// re-read from the same file in large blocks.
     async fn get_object_fast(
@@ -414,50 +384,6 @@ fn read_block(file: &mut std::fs::File, want: u64) -> std::io::Result<Bytes> {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     Ok(Bytes::from(block))
-}
-
-/// A part's body, hashed as it passes; at its end, an error instead of the
-/// end when its sha256 (base64) is not `expected`.
-struct Sha256Checked {
-    inner: StreamingBlob,
-    /// `None` once the end was checked.
-    hasher: Option<Sha256>,
-    expected: String,
-    mismatch: Arc<AtomicBool>,
-}
-
-impl futures_core::Stream for Sha256Checked {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        use base64::Engine;
-        let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => {
-                if let Some(hasher) = this.hasher.as_mut() {
-                    hasher.update(&bytes);
-                }
-                Poll::Ready(Some(Ok(bytes)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                Poll::Ready(Some(Err(std::io::Error::other(e.to_string()))))
-            }
-            Poll::Ready(None) => match this.hasher.take() {
-                None => Poll::Ready(None),
-                Some(hasher) => {
-                    let actual =
-                        base64::engine::general_purpose::STANDARD.encode(hasher.finalize());
-                    if actual == this.expected.trim() {
-                        Poll::Ready(None)
-                    } else {
-                        this.mismatch.store(true, Ordering::SeqCst);
-                        Poll::Ready(Some(Err(std::io::Error::other("checksum_sha256 mismatch"))))
-                    }
-                }
-            },
-            Poll::Pending => Poll::Pending,
-        }
-    }
 }
 
 impl futures_core::Stream for FileBlocks {

@@ -3,7 +3,7 @@
 //! s3s-fs reads every part back through 64 KiB async reads, hashes it with
 //! md5 and writes it out again: for a 1 GiB upload that is a second pass
 //! over the bytes costing more CPU than storing them did. Here the parts'
-//! md5s are the ETags UploadPart already answered ([`PartEtags`]), and the
+//! ETags are the ones UploadPart already answered ([`PartEtags`]), and the
 //! parts are appended to the object with `std::io::copy`, which moves file
 //! to file inside the kernel (`copy_file_range` on Linux) on the blocking
 //! pool. The files are the ones s3s-fs keeps, so everything else (GetObject,
@@ -13,7 +13,7 @@
 //! - the object at `<root>/<bucket>/<key>`, written to a temporary file
 //!   s3s-fs removes when it starts, then renamed into place;
 //! - the upload's metadata moved to the object's, its ETag
-//!   (md5 of the parts' md5s, `-<count>`) in the object's internal info;
+//!   (md5 of the parts' ETags, `-<count>`) in the object's internal info;
 //! - the upload's own file and its parts removed, last.
 //!
 //! Unlike s3s-fs, nothing of the upload is removed before the object is in
@@ -31,6 +31,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::files;
 use super::part_etags::{part_path, PartEtags};
+use super::uploads;
 
 /// S3's smallest part but the last.
 const MIN_PART_SIZE: u64 = 5 << 20;
@@ -76,7 +77,8 @@ pub fn needs_s3s_fs(input: &CompleteMultipartUploadInput) -> bool {
 /// One part to join, checked.
 struct CheckedPart {
     path: PathBuf,
-    md5: [u8; 16],
+    /// The part's ETag, as bytes.
+    etag: [u8; 16],
 }
 
 /// CompleteMultipartUpload over s3s-fs's files under `root`.
@@ -88,7 +90,7 @@ pub async fn complete(
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
     let upload_id = input.upload_id.as_str();
-    ensure_owner(
+    uploads::ensure_owner(
         root,
         upload_id,
         req.credentials.as_ref().map(|c| c.access_key.as_str()),
@@ -129,29 +131,6 @@ pub async fn complete(
     }))
 }
 
-/// NoSuchUpload unless the upload is open; AccessDenied when another access
-/// key created it (s3s-fs's rule).
-fn ensure_owner(root: &Path, upload_id: &str, access_key: Option<&str>) -> S3Result<()> {
-    // Upload ids are s3s-fs's UUIDs: never a path.
-    let well_formed =
-        !upload_id.is_empty() && upload_id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    if !well_formed {
-        return Err(s3_error!(NoSuchUpload));
-    }
-    let content = match std::fs::read(files::upload_info_path(root, upload_id)) {
-        Ok(content) => content,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(s3_error!(NoSuchUpload)),
-        Err(e) => return Err(s3_error!(e, InternalError)),
-    };
-    let owner: Option<String> =
-        serde_json::from_slice(&content).map_err(|e| s3_error!(e, InternalError))?;
-    if owner.as_deref() == access_key {
-        Ok(())
-    } else {
-        Err(s3_error!(AccessDenied))
-    }
-}
-
 /// The request's parts, ascending, each stored, large enough and with the
 /// ETag UploadPart answered for it.
 async fn check_parts(
@@ -185,10 +164,10 @@ async fn check_parts(
         let stored = etags
             .etag_of(root, &input.upload_id, number)
             .await
-            .and_then(|hex_md5| md5_bytes(&hex_md5))
+            .and_then(|etag| etag_bytes(&etag))
             .ok_or_else(|| s3_error!(InvalidPart, "part {number} cannot be read"))?;
         let given = part.e_tag.as_ref().and_then(|e| match e {
-            ETag::Strong(v) | ETag::Weak(v) => md5_bytes(v),
+            ETag::Strong(v) | ETag::Weak(v) => etag_bytes(v),
         });
         if given != Some(stored) {
             return Err(s3_error!(
@@ -196,23 +175,24 @@ async fn check_parts(
                 "the ETag of part {number} does not match the stored part"
             ));
         }
-        checked.push(CheckedPart { path, md5: stored });
+        checked.push(CheckedPart { path, etag: stored });
     }
     Ok(checked)
 }
 
-fn md5_bytes(hex_md5: &str) -> Option<[u8; 16]> {
+/// The 16 bytes a part's ETag spells in hex (`s3_parts.rs`).
+fn etag_bytes(etag: &str) -> Option<[u8; 16]> {
     let mut bytes = [0u8; 16];
-    hex::decode_to_slice(hex_md5.trim_matches('"'), &mut bytes).ok()?;
+    hex::decode_to_slice(etag.trim_matches('"'), &mut bytes).ok()?;
     Some(bytes)
 }
 
-/// S3's ETag of a multipart object: the md5 of the parts' md5s, a dash and
-/// the number of parts.
+/// A multipart object's ETag in S3's form: the md5 of the parts' ETags
+/// (AWS's are the parts' md5s), a dash and the number of parts.
 fn multipart_etag(parts: &[CheckedPart]) -> String {
     let mut hasher = Md5::new();
     for part in parts {
-        hasher.update(part.md5);
+        hasher.update(part.etag);
     }
     format!("{}-{}", hex::encode(hasher.finalize()), parts.len())
 }

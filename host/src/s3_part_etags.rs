@@ -5,17 +5,15 @@
 //! [`PartEtags::page`] sorts the parts, keeps the asked-for page, says
 //! whether more follow and gives every part its ETag.
 //!
-//! A part's ETag is the hex md5 of its bytes (what UploadPart answered). It
-//! is remembered when the part is stored, and computed from the part's file
+//! A part's ETag is what UploadPart answered (`s3_parts.rs`). It is
+//! remembered when the part is stored, and computed from the part's file
 //! when it is not known (parts stored before a restart). Entries go when
 //! their part file does (the upload was completed or aborted).
 
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use md5::{Digest as _, Md5};
 use s3s::dto::{ETag, ListPartsInput, ListPartsOutput};
 
 /// Parts in one answer when the request does not say (S3's default).
@@ -75,7 +73,7 @@ impl PartEtags {
                 None => {
                     let hashed = tokio::task::spawn_blocking({
                         let path = path.clone();
-                        move || md5_hex(&path)
+                        move || super::parts::etag_of_file(&path)
                     })
                     .await
                     .ok()
@@ -92,7 +90,7 @@ impl PartEtags {
         self.forget_gone_parts();
     }
 
-    /// The ETag (hex md5) of a stored part: remembered, or hashed from its
+    /// The ETag of a stored part: remembered, or hashed from its
     /// file on the blocking pool; `None` when the part cannot be read.
     pub async fn etag_of(&self, root: &Path, upload_id: &str, number: i32) -> Option<String> {
         let path = part_path(root, upload_id, number);
@@ -101,7 +99,7 @@ impl PartEtags {
         }
         let hashed = tokio::task::spawn_blocking({
             let path = path.clone();
-            move || md5_hex(&path)
+            move || super::parts::etag_of_file(&path)
         })
         .await
         .ok()
@@ -131,24 +129,11 @@ impl PartEtags {
     }
 }
 
-fn md5_hex(path: &Path) -> Option<String> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut hasher = Md5::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file.read(&mut buffer).ok()?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Some(hex::encode(hasher.finalize()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use s3s::dto::Part;
+    use sha2::{Digest as _, Sha256};
 
     fn listing(numbers: &[i32]) -> ListPartsOutput {
         let parts = numbers
@@ -193,8 +178,9 @@ mod tests {
             (Some(true), Some(2))
         );
         assert_eq!(parts[0].e_tag, Some(ETag::Strong("remembered".into())));
-        let md5_of_part = hex::encode(Md5::digest(b"part"));
-        assert_eq!(parts[1].e_tag, Some(ETag::Strong(md5_of_part)));
+        // Not remembered: hashed from the file, as UploadPart would have.
+        let hashed = hex::encode(&Sha256::digest(b"part")[..16]);
+        assert_eq!(parts[1].e_tag, Some(ETag::Strong(hashed)));
 
         let mut rest = listing(&[3, 1, 2]);
         etags.page(root.path(), &input(2, Some(2)), &mut rest).await;

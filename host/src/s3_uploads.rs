@@ -124,12 +124,36 @@ pub fn list(
 /// NoSuchUpload unless `id` names an open upload, as AWS answers a
 /// ListParts of an upload completed or aborted (s3s-fs lists no parts).
 pub fn ensure_open(root: &Path, id: &str) -> S3Result<()> {
-    let well_formed = !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
-    if well_formed && files::upload_info_path(root, id).is_file() {
+    if well_formed(id) && files::upload_info_path(root, id).is_file() {
         Ok(())
     } else {
         Err(s3_error!(NoSuchUpload))
     }
+}
+
+/// NoSuchUpload unless the upload is open; AccessDenied when another access
+/// key created it (s3s-fs's rule).
+pub fn ensure_owner(root: &Path, id: &str, access_key: Option<&str>) -> S3Result<()> {
+    if !well_formed(id) {
+        return Err(s3_error!(NoSuchUpload));
+    }
+    let content = match std::fs::read(files::upload_info_path(root, id)) {
+        Ok(content) => content,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(s3_error!(NoSuchUpload)),
+        Err(e) => return Err(s3_error!(e, InternalError)),
+    };
+    let owner: Option<String> =
+        serde_json::from_slice(&content).map_err(|e| s3_error!(e, InternalError))?;
+    if owner.as_deref() == access_key {
+        Ok(())
+    } else {
+        Err(s3_error!(AccessDenied))
+    }
+}
+
+/// Upload ids are s3s-fs's UUIDs: never a path.
+fn well_formed(id: &str) -> bool {
+    !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
 /// AbortMultipartUpload: removes the upload's parts, its metadata and the

@@ -1,0 +1,210 @@
+//! UploadPart: the part's body written to a temporary file and hashed once,
+//! on one blocking task, then renamed into place when it checks out.
+//!
+//! A part's ETag is the first 128 bits of its SHA-256, in hex, where s3s-fs
+//! (like AWS) answers the part's md5. S3 documents an ETag as an opaque tag
+//! of the stored bytes, not as a digest its clients may recompute; they
+//! send it back in CompleteMultipartUpload, which checks it against the
+//! stored part (`s3_complete.rs`). With the CPU's SHA instructions one
+//! SHA-256 costs about a third of an md5 of the same bytes, and it is also
+//! the digest that checks an `x-amz-checksum-sha256` sent with the part: a
+//! part is hashed once, where s3s-fs hashed it for its md5 and the check
+//! hashed it again. A `Content-MD5` sent with the part is still checked.
+
+use std::io::{Read as _, Write as _};
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use md5::Md5;
+use s3s::dto::{ETag, UploadPartInput, UploadPartOutput};
+use s3s::{s3_error, S3Request, S3Response, S3Result};
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+
+use super::files;
+use super::part_etags::part_path;
+use super::uploads;
+
+/// The highest part number S3 accepts.
+const MAX_PART_NUMBER: i32 = 10_000;
+/// Chunks of the body queued for the writer before the sender waits.
+const CHUNKS_AHEAD: usize = 8;
+/// The writer's buffer: the file is written in pieces of about this size.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// What the writer is handed: the body's chunks, then its end. A queue
+/// closed before the end means the body broke off: the part is not kept.
+enum Piece {
+    Chunk(Bytes),
+    End,
+}
+
+/// What the part must match, from the request's headers.
+struct Expected {
+    length: Option<u64>,
+    /// Base64, as `x-amz-checksum-sha256` carries it.
+    sha256: Option<String>,
+    /// Base64, as `Content-MD5` carries it.
+    md5: Option<String>,
+}
+
+/// Stores part `part_number` of an open upload under `root`.
+pub async fn upload(
+    root: &Path,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
+    let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
+    let input = req.input;
+    if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
+        return Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        ));
+    }
+    uploads::ensure_owner(root, &input.upload_id, access_key.as_deref())?;
+    let mut body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
+    let expected = Expected {
+        length: input.content_length.and_then(|l| u64::try_from(l).ok()),
+        sha256: input.checksum_sha256,
+        md5: input.content_md5,
+    };
+    let path = part_path(root, &input.upload_id, input.part_number);
+    let temporary = files::temporary_path(root, "part");
+
+    let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
+    let writer = tokio::task::spawn_blocking(move || store(rx, &temporary, &path, &expected));
+    let mut broke_off = None;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => {
+                if tx.send(Piece::Chunk(chunk)).await.is_err() {
+                    break; // The writer failed; it says why.
+                }
+            }
+            Err(e) => {
+                broke_off = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    if broke_off.is_none() {
+        let _ = tx.send(Piece::End).await;
+    }
+    drop(tx);
+    let stored = writer
+        .await
+        .map_err(|e| s3_error!(InternalError, "storing the part failed: {e}"))?;
+    if let Some(e) = broke_off {
+        return Err(s3_error!(IncompleteBody, "reading the body: {e}"));
+    }
+    let etag = stored?;
+    Ok(S3Response::new(UploadPartOutput {
+        e_tag: Some(ETag::Strong(etag)),
+        ..Default::default()
+    }))
+}
+
+/// Writes the pieces to `temporary`, hashing them; at the end checks them
+/// against `expected` and renames the file to `path`. Answers the part's
+/// ETag; on any failure the temporary file is removed.
+fn store(
+    mut rx: mpsc::Receiver<Piece>,
+    temporary: &Path,
+    path: &Path,
+    expected: &Expected,
+) -> S3Result<String> {
+    let result = write_checked(&mut rx, temporary, expected).and_then(|etag| {
+        files::rename_creating_dir(temporary, path).map_err(|e| s3_error!(e, InternalError))?;
+        Ok(etag)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(temporary);
+    }
+    result
+}
+
+fn write_checked(
+    rx: &mut mpsc::Receiver<Piece>,
+    temporary: &Path,
+    expected: &Expected,
+) -> S3Result<String> {
+    let file = std::fs::File::create(temporary).map_err(|e| s3_error!(e, InternalError))?;
+    let mut file = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut sha256 = Sha256::new();
+    let mut md5 = expected.md5.as_ref().map(|_| Md5::default());
+    let mut length = 0u64;
+    loop {
+        match rx.blocking_recv() {
+            Some(Piece::Chunk(chunk)) => {
+                sha256.update(&chunk);
+                if let Some(md5) = md5.as_mut() {
+                    md5::Digest::update(md5, &chunk);
+                }
+                length += chunk.len() as u64;
+                file.write_all(&chunk)
+                    .map_err(|e| s3_error!(e, InternalError))?;
+            }
+            Some(Piece::End) => break,
+            None => return Err(s3_error!(IncompleteBody, "the body broke off")),
+        }
+    }
+    file.flush().map_err(|e| s3_error!(e, InternalError))?;
+    if expected.length.is_some_and(|l| l != length) {
+        return Err(s3_error!(
+            IncompleteBody,
+            "the body does not match Content-Length"
+        ));
+    }
+    if let (Some(given), Some(md5)) = (&expected.md5, md5) {
+        if !matches_base64(given, &md5::Digest::finalize(md5)) {
+            return Err(s3_error!(
+                BadDigest,
+                "The Content-MD5 you specified did not match what was received."
+            ));
+        }
+    }
+    let sha256 = sha256.finalize();
+    if let Some(given) = &expected.sha256 {
+        if !matches_base64(given, &sha256) {
+            return Err(s3_error!(
+                BadDigest,
+                "The x-amz-checksum-sha256 you specified did not match the calculated checksum."
+            ));
+        }
+    }
+    Ok(etag_of(&sha256.into()))
+}
+
+fn matches_base64(given: &str, digest: &[u8]) -> bool {
+    STANDARD
+        .decode(given.trim())
+        .is_ok_and(|given| given == digest)
+}
+
+/// A part's ETag from its SHA-256.
+fn etag_of(sha256: &[u8; 32]) -> String {
+    hex::encode(&sha256[..16])
+}
+
+/// The ETag of the part stored at `path`, hashed from the file; `None` when
+/// it cannot be read.
+pub fn etag_of_file(path: &Path) -> Option<String> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; WRITE_BUFFER];
+    loop {
+        let read = file.read(&mut buffer).ok()?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Some(etag_of(&hasher.finalize().into()))
+}
+
+#[cfg(test)]
+#[path = "s3_parts_tests.rs"]
+mod tests;

@@ -1,0 +1,193 @@
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use s3s::dto::*;
+use s3s::{S3ErrorCode, S3};
+use sha2::{Digest as _, Sha256};
+
+use super::super::test_support::{pattern, request, server, MIB};
+use super::super::FastFs;
+use super::*;
+
+const KEY: &str = "part/object";
+
+async fn create_upload(fs: &FastFs) -> String {
+    let input = CreateMultipartUploadInput {
+        bucket: "genreg".into(),
+        key: KEY.into(),
+        ..Default::default()
+    };
+    let answer = fs.create_multipart_upload(request(input)).await.unwrap();
+    answer.output.upload_id.unwrap()
+}
+
+/// An UploadPart of `chunks` as the body's pieces, with `Content-Length`
+/// their total.
+fn part_input(
+    upload_id: &str,
+    number: i32,
+    chunks: Vec<std::io::Result<Bytes>>,
+) -> UploadPartInput {
+    let length = chunks
+        .iter()
+        .map(|c| c.as_ref().map_or(0, Bytes::len))
+        .sum::<usize>();
+    UploadPartInput {
+        bucket: "genreg".into(),
+        key: KEY.into(),
+        upload_id: upload_id.into(),
+        part_number: number,
+        content_length: Some(length as i64),
+        body: Some(StreamingBlob::wrap(futures::stream::iter(chunks))),
+        ..Default::default()
+    }
+}
+
+/// `data` in pieces of `size` bytes.
+fn chunks_of(data: &[u8], size: usize) -> Vec<std::io::Result<Bytes>> {
+    data.chunks(size)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect()
+}
+
+async fn upload(fs: &FastFs, input: UploadPartInput) -> S3Result<String> {
+    let answer = fs.upload_part(request(input)).await?;
+    match answer.output.e_tag.unwrap() {
+        ETag::Strong(value) | ETag::Weak(value) => Ok(value),
+    }
+}
+
+/// The names of the files in the server's root: parts and temporary files.
+fn root_files(fs: &FastFs) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(&fs.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".part"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_part_is_stored_whole_with_the_head_of_its_sha256_as_etag() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let upload_id = create_upload(&fs).await;
+    // More pieces than the writer's queue holds.
+    let data = pattern(3 * MIB + 123, 5);
+    let etag = upload(&fs, part_input(&upload_id, 1, chunks_of(&data, 64 * 1024)))
+        .await
+        .unwrap();
+
+    assert_eq!(etag, hex::encode(&Sha256::digest(&data)[..16]));
+    let path = part_path(&fs.root, &upload_id, 1);
+    assert!(std::fs::read(&path).unwrap() == data);
+    // The same ETag is found again from the file, as after a restart.
+    assert_eq!(etag_of_file(&path), Some(etag));
+    assert_eq!(root_files(&fs), [format!(".upload_id-{upload_id}.part-1")]);
+}
+
+#[tokio::test]
+async fn a_part_sent_again_replaces_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let upload_id = create_upload(&fs).await;
+    let first = upload(&fs, part_input(&upload_id, 2, chunks_of(b"first", 2)))
+        .await
+        .unwrap();
+    let second = upload(&fs, part_input(&upload_id, 2, chunks_of(b"second", 4)))
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    let path = part_path(&fs.root, &upload_id, 2);
+    assert_eq!(std::fs::read(path).unwrap(), b"second");
+}
+
+#[tokio::test]
+async fn sent_digests_are_checked_and_a_mismatch_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let upload_id = create_upload(&fs).await;
+    let data = pattern(100_000, 9);
+    let sha256 = STANDARD.encode(Sha256::digest(&data));
+    let md5 = STANDARD.encode(<Md5 as md5::Digest>::digest(&data));
+    let other = pattern(100_000, 10);
+    let wrong_sha256 = STANDARD.encode(Sha256::digest(&other));
+    let wrong_md5 = STANDARD.encode(<Md5 as md5::Digest>::digest(&other));
+
+    for (sha256, md5) in [
+        (Some(&wrong_sha256), None),
+        (None, Some(&wrong_md5)),
+        (Some(&sha256), Some(&wrong_md5)),
+        (Some(&wrong_sha256), Some(&md5)),
+    ] {
+        let mut input = part_input(&upload_id, 1, chunks_of(&data, 7_000));
+        input.checksum_sha256 = sha256.cloned();
+        input.content_md5 = md5.cloned();
+        let refused = upload(&fs, input).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            &S3ErrorCode::BadDigest,
+            "{sha256:?} {md5:?}"
+        );
+        assert!(root_files(&fs).is_empty(), "{:?}", root_files(&fs));
+    }
+
+    let mut input = part_input(&upload_id, 1, chunks_of(&data, 7_000));
+    input.checksum_sha256 = Some(sha256);
+    input.content_md5 = Some(md5);
+    let etag = upload(&fs, input).await.unwrap();
+    assert_eq!(etag, hex::encode(&Sha256::digest(&data)[..16]));
+    let path = part_path(&fs.root, &upload_id, 1);
+    assert!(std::fs::read(path).unwrap() == data);
+}
+
+#[tokio::test]
+async fn a_body_that_breaks_off_or_misses_its_length_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let upload_id = create_upload(&fs).await;
+
+    let mut chunks = chunks_of(&pattern(MIB, 1), 64 * 1024);
+    chunks.push(Err(std::io::Error::other("connection reset")));
+    let refused = upload(&fs, part_input(&upload_id, 1, chunks))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), &S3ErrorCode::IncompleteBody);
+    assert!(root_files(&fs).is_empty(), "{:?}", root_files(&fs));
+
+    for announced in [999, 1_001] {
+        let mut input = part_input(&upload_id, 1, chunks_of(&pattern(1_000, 2), 300));
+        input.content_length = Some(announced);
+        let refused = upload(&fs, input).await.unwrap_err();
+        assert_eq!(refused.code(), &S3ErrorCode::IncompleteBody, "{announced}");
+        assert!(root_files(&fs).is_empty(), "{:?}", root_files(&fs));
+    }
+}
+
+#[tokio::test]
+async fn a_part_of_no_open_upload_or_out_of_range_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let upload_id = create_upload(&fs).await;
+    let body = || chunks_of(b"bytes", 5);
+
+    for number in [0, 10_001] {
+        let refused = upload(&fs, part_input(&upload_id, number, body()))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), &S3ErrorCode::InvalidArgument, "{number}");
+    }
+    for unknown in ["6e8bd2a4-0b5c-4cbd-9a53-3d0ef1c5c9a1", "../../etc", ""] {
+        let refused = upload(&fs, part_input(unknown, 1, body()))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), &S3ErrorCode::NoSuchUpload, "{unknown}");
+    }
+
+    let mut other_key = request(part_input(&upload_id, 1, body()));
+    other_key.credentials.as_mut().unwrap().access_key = "someone-else".into();
+    let refused = fs.upload_part(other_key).await.unwrap_err();
+    assert_eq!(refused.code(), &S3ErrorCode::AccessDenied);
+    assert!(root_files(&fs).is_empty(), "{:?}", root_files(&fs));
+}
