@@ -3,18 +3,8 @@ use md5::{Digest as _, Md5};
 use s3s::dto::*;
 use s3s::S3;
 
-use super::super::test_support::{head, pattern, request, server, MIB};
+use super::super::test_support::{create_upload, head, pattern, request, server, MIB};
 use super::super::FastFs;
-
-async fn create_upload(fs: &FastFs, key: &str) -> String {
-    let input = CreateMultipartUploadInput {
-        bucket: "genreg".into(),
-        key: key.into(),
-        ..Default::default()
-    };
-    let answer = fs.create_multipart_upload(request(input)).await.unwrap();
-    answer.output.upload_id.unwrap()
-}
 
 /// Uploads `data` as part `number`; returns the ETag UploadPart answered.
 async fn upload_part(fs: &FastFs, key: &str, upload_id: &str, number: i32, data: Vec<u8>) -> ETag {

@@ -5,21 +5,11 @@ use s3s::dto::*;
 use s3s::{S3ErrorCode, S3};
 use sha2::{Digest as _, Sha256};
 
-use super::super::test_support::{pattern, request, server, MIB};
+use super::super::test_support::{create_upload, pattern, request, server, MIB};
 use super::super::FastFs;
 use super::*;
 
 const KEY: &str = "part/object";
-
-async fn create_upload(fs: &FastFs) -> String {
-    let input = CreateMultipartUploadInput {
-        bucket: "genreg".into(),
-        key: KEY.into(),
-        ..Default::default()
-    };
-    let answer = fs.create_multipart_upload(request(input)).await.unwrap();
-    answer.output.upload_id.unwrap()
-}
 
 /// An UploadPart of `chunks` as the body's pieces, with `Content-Length`
 /// their total.
@@ -72,7 +62,7 @@ fn root_files(fs: &FastFs) -> Vec<String> {
 async fn a_part_is_stored_whole_with_the_head_of_its_sha256_as_etag() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
-    let upload_id = create_upload(&fs).await;
+    let upload_id = create_upload(&fs, KEY).await;
     // More pieces than the writer's queue holds.
     let data = pattern(3 * MIB + 123, 5);
     let etag = upload(&fs, part_input(&upload_id, 1, chunks_of(&data, 64 * 1024)))
@@ -91,7 +81,7 @@ async fn a_part_is_stored_whole_with_the_head_of_its_sha256_as_etag() {
 async fn a_part_sent_again_replaces_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
-    let upload_id = create_upload(&fs).await;
+    let upload_id = create_upload(&fs, KEY).await;
     let first = upload(&fs, part_input(&upload_id, 2, chunks_of(b"first", 2)))
         .await
         .unwrap();
@@ -107,7 +97,7 @@ async fn a_part_sent_again_replaces_the_first() {
 async fn sent_digests_are_checked_and_a_mismatch_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
-    let upload_id = create_upload(&fs).await;
+    let upload_id = create_upload(&fs, KEY).await;
     let data = pattern(100_000, 9);
     let sha256 = STANDARD.encode(Sha256::digest(&data));
     let md5 = STANDARD.encode(<Md5 as md5::Digest>::digest(&data));
@@ -146,7 +136,7 @@ async fn sent_digests_are_checked_and_a_mismatch_keeps_nothing() {
 async fn a_body_that_breaks_off_or_misses_its_length_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
-    let upload_id = create_upload(&fs).await;
+    let upload_id = create_upload(&fs, KEY).await;
 
     let mut chunks = chunks_of(&pattern(MIB, 1), 64 * 1024);
     chunks.push(Err(std::io::Error::other("connection reset")));
@@ -169,7 +159,7 @@ async fn a_body_that_breaks_off_or_misses_its_length_keeps_nothing() {
 async fn a_part_of_no_open_upload_or_out_of_range_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
-    let upload_id = create_upload(&fs).await;
+    let upload_id = create_upload(&fs, KEY).await;
     let body = || chunks_of(b"bytes", 5);
 
     for number in [0, 10_001] {

@@ -38,6 +38,17 @@ pub fn server(root: &std::path::Path) -> FastFs {
     }
 }
 
+/// Starts a multipart upload of `key`; answers its id.
+pub async fn create_upload(fs: &FastFs, key: &str) -> String {
+    let input = CreateMultipartUploadInput {
+        bucket: "genreg".into(),
+        key: key.into(),
+        ..Default::default()
+    };
+    let answer = fs.create_multipart_upload(request(input)).await.unwrap();
+    answer.output.upload_id.unwrap()
+}
+
 pub async fn head(fs: &FastFs, key: &str) -> (Option<i64>, Option<ETag>) {
     let input = HeadObjectInput {
         bucket: "genreg".into(),
