@@ -144,6 +144,9 @@ fn write_checked(
                     md5::Digest::update(md5, &chunk);
                 }
                 length += chunk.len() as u64;
+                if expected.length.is_some_and(|l| length > l) {
+                    return Err(too_long_or_short());
+                }
                 file.write_all(&chunk)
                     .map_err(|e| s3_error!(e, InternalError))?;
             }
@@ -153,10 +156,7 @@ fn write_checked(
     }
     file.flush().map_err(|e| s3_error!(e, InternalError))?;
     if expected.length.is_some_and(|l| l != length) {
-        return Err(s3_error!(
-            IncompleteBody,
-            "the body does not match Content-Length"
-        ));
+        return Err(too_long_or_short());
     }
     if let (Some(given), Some(md5)) = (&expected.md5, md5) {
         if !matches_base64(given, &md5::Digest::finalize(md5)) {
@@ -176,6 +176,10 @@ fn write_checked(
         }
     }
     Ok(etag_of(&sha256.into()))
+}
+
+fn too_long_or_short() -> s3s::S3Error {
+    s3_error!(IncompleteBody, "the body does not match Content-Length")
 }
 
 fn matches_base64(given: &str, digest: &[u8]) -> bool {
