@@ -30,10 +30,14 @@ use super::uploads;
 
 /// The highest part number S3 accepts.
 const MAX_PART_NUMBER: i32 = 10_000;
-/// Chunks of the body queued for the writer before the sender waits.
-const CHUNKS_AHEAD: usize = 8;
-/// The writer's buffer: the file is written in pieces of about this size.
-const WRITE_BUFFER: usize = 1 << 20;
+/// Chunks of the body queued for the writer before the sender waits. A
+/// part in flight holds these, the chunk being written, the one being
+/// received and the writer's buffer: with the component's chunks of at
+/// most 1 MiB (wasmtime's outgoing body budget), under 4.5 MiB.
+const CHUNKS_AHEAD: usize = 2;
+/// The writer's buffer, so that a client's small chunks reach the file in
+/// fewer writes.
+const WRITE_BUFFER: usize = 256 << 10;
 
 /// What the writer is handed: the body's chunks, then its end. A queue
 /// closed before the end means the body broke off: the part is not kept.
@@ -198,7 +202,7 @@ fn etag_of(sha256: &[u8; 32]) -> String {
 pub fn etag_of_file(path: &Path) -> Option<String> {
     let mut file = std::fs::File::open(path).ok()?;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; WRITE_BUFFER];
+    let mut buffer = vec![0u8; super::READ_BLOCK];
     loop {
         let read = file.read(&mut buffer).ok()?;
         if read == 0 {
