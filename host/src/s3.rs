@@ -6,9 +6,9 @@
 //! stored and read in one pass on the blocking pool (`s3_plain.rs`), other
 //! object downloads streamed in large blocks (s3s-fs reads 4 KiB at a
 //! time), parts stored with one digest, their sha256, which is also their
-//! ETag and checks the sha256 a part was sent with (`s3_parts.rs`),
-//! multipart uploads joined
-//! without reading the parts again (`s3_complete.rs`), listed and aborted
+//! ETag and checks the sha256 a part was sent with (`s3_parts.rs`; parts
+//! copied from objects get the same ETag), multipart uploads joined without
+//! reading the parts again (`s3_complete.rs`), listed and aborted
 //! (`s3_uploads.rs`); everything else is s3s-fs unchanged, over the files
 //! where s3s-fs keeps them (`s3_files.rs`). [`cors::Cors`] answers the
 //! browser's cross-origin requests from the registry's own pages
@@ -264,6 +264,17 @@ macro_rules! s3_impl {
                 Ok(answer)
             }
 
+            async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
+                let (upload_id, number) = (req.input.upload_id.clone(), req.input.part_number);
+                let mut answer = self.inner.upload_part_copy(req).await?;
+                let etag = parts::etag_of_stored(&self.root, &upload_id, number).await?;
+                self.part_etags.remember(&self.root, &upload_id, number, &etag);
+                if let Some(result) = answer.output.copy_part_result.as_mut() {
+                    result.e_tag = Some(etag);
+                }
+                Ok(answer)
+            }
+
             async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
                 let input = req.input.clone();
                 uploads::ensure_open(&self.uploads_root, &input.upload_id)?;
@@ -306,7 +317,6 @@ s3_impl! {
     list_objects(ListObjectsInput) -> ListObjectsOutput;
     list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
     create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
-    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
 }
 
 impl FastFs {

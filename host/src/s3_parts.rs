@@ -197,6 +197,22 @@ fn etag_of(sha256: &[u8; 32]) -> String {
     hex::encode(&sha256[..16])
 }
 
+/// The ETag of part `number` of `upload_id` as stored, hashed from its file
+/// on the blocking pool (a part UploadPartCopy stored: s3s-fs answers its
+/// md5).
+pub async fn etag_of_stored(root: &Path, upload_id: &str, number: i32) -> S3Result<ETag> {
+    let path = part_path(root, upload_id, number);
+    let hashed = tokio::task::spawn_blocking(move || etag_of_file(&path)).await;
+    match hashed {
+        Ok(Some(etag)) => Ok(ETag::Strong(etag)),
+        Ok(None) => Err(s3_error!(InternalError, "the copied part cannot be read")),
+        Err(e) => Err(s3_error!(
+            InternalError,
+            "hashing the copied part failed: {e}"
+        )),
+    }
+}
+
 /// The ETag of the part stored at `path`, hashed from the file; `None` when
 /// it cannot be read.
 pub fn etag_of_file(path: &Path) -> Option<String> {
