@@ -49,10 +49,37 @@ enum Piece {
 /// What the part must match, from the request's headers.
 struct Expected {
     length: Option<u64>,
-    /// Base64, as `x-amz-checksum-sha256` carries it.
-    sha256: Option<String>,
-    /// Base64, as `Content-MD5` carries it.
-    md5: Option<String>,
+    /// From `x-amz-checksum-sha256`.
+    sha256: Option<Vec<u8>>,
+    /// From `Content-MD5`.
+    md5: Option<Vec<u8>>,
+}
+
+impl Expected {
+    /// Decodes the digests' base64 before any byte is stored: AWS refuses
+    /// a `Content-MD5` that is no base64 with InvalidDigest, such an
+    /// `x-amz-checksum-sha256` with InvalidRequest.
+    fn of(input: &UploadPartInput) -> S3Result<Self> {
+        let decode = |value: &Option<String>| {
+            value
+                .as_ref()
+                .map(|v| STANDARD.decode(v.trim()).map_err(|_| ()))
+                .transpose()
+        };
+        let md5 = decode(&input.content_md5)
+            .map_err(|()| s3_error!(InvalidDigest, "The Content-MD5 you specified was invalid."))?;
+        let sha256 = decode(&input.checksum_sha256).map_err(|()| {
+            s3_error!(
+                InvalidRequest,
+                "Value for x-amz-checksum-sha256 header is invalid."
+            )
+        })?;
+        Ok(Expected {
+            length: input.content_length.and_then(|l| u64::try_from(l).ok()),
+            sha256,
+            md5,
+        })
+    }
 }
 
 /// Stores part `part_number` of an open upload under `root`.
@@ -69,12 +96,8 @@ pub async fn upload(
         ));
     }
     uploads::ensure_owner(root, &input.upload_id, access_key.as_deref())?;
+    let expected = Expected::of(&input)?;
     let mut body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
-    let expected = Expected {
-        length: input.content_length.and_then(|l| u64::try_from(l).ok()),
-        sha256: input.checksum_sha256,
-        md5: input.content_md5,
-    };
     let path = part_path(root, &input.upload_id, input.part_number);
     let temporary = files::temporary_path(root, "part");
 
@@ -163,7 +186,7 @@ fn write_checked(
         return Err(too_long_or_short());
     }
     if let (Some(given), Some(md5)) = (&expected.md5, md5) {
-        if !matches_base64(given, &md5::Digest::finalize(md5)) {
+        if md5::Digest::finalize(md5)[..] != given[..] {
             return Err(s3_error!(
                 BadDigest,
                 "The Content-MD5 you specified did not match what was received."
@@ -172,7 +195,7 @@ fn write_checked(
     }
     let sha256 = sha256.finalize();
     if let Some(given) = &expected.sha256 {
-        if !matches_base64(given, &sha256) {
+        if sha256[..] != given[..] {
             return Err(s3_error!(
                 BadDigest,
                 "The x-amz-checksum-sha256 you specified did not match the calculated checksum."
@@ -184,12 +207,6 @@ fn write_checked(
 
 fn too_long_or_short() -> s3s::S3Error {
     s3_error!(IncompleteBody, "the body does not match Content-Length")
-}
-
-fn matches_base64(given: &str, digest: &[u8]) -> bool {
-    STANDARD
-        .decode(given.trim())
-        .is_ok_and(|given| given == digest)
 }
 
 /// A part's ETag from its SHA-256.

@@ -123,6 +123,17 @@ async fn sent_digests_are_checked_and_a_mismatch_keeps_nothing() {
         assert!(root_files(&fs).is_empty(), "{:?}", root_files(&fs));
     }
 
+    // Digests that are no base64 are refused before the body is read.
+    let mut input = part_input(&upload_id, 1, chunks_of(&data, 7_000));
+    input.content_md5 = Some("not base64!".into());
+    let refused = upload(&fs, input).await.unwrap_err();
+    assert_eq!(refused.code(), &S3ErrorCode::InvalidDigest);
+    let mut input = part_input(&upload_id, 1, chunks_of(&data, 7_000));
+    input.checksum_sha256 = Some("not base64!".into());
+    let refused = upload(&fs, input).await.unwrap_err();
+    assert_eq!(refused.code(), &S3ErrorCode::InvalidRequest);
+    assert!(root_files(&fs).is_empty(), "{:?}", root_files(&fs));
+
     let mut input = part_input(&upload_id, 1, chunks_of(&data, 7_000));
     input.checksum_sha256 = Some(sha256);
     input.content_md5 = Some(md5);
