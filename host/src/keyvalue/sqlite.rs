@@ -1,5 +1,6 @@
 //! The SQLite key-value backend: one `kv(key, value)` table in the data
-//! directory, the registry's default store.
+//! directory, the registry's default store (a rowid table: see
+//! [`KV_COLUMNS`]).
 //!
 //! Values are opaque bytes. Counters use the encoding Spin's own SQLite store
 //! uses (an `i64`, 8 bytes little-endian), so data written by `increment`
@@ -39,6 +40,14 @@ use super::backend::{Backend, KeyPage, KeyValues, StoreError};
 /// bound-parameter limit any SQLite build has had (newer builds allow
 /// 32,766), so a longer list becomes several queries.
 pub const KEYS_PER_QUERY: usize = 999;
+
+/// The `kv` table's columns. It is a rowid table: its key index holds only
+/// the keys, and a value is read once, when it is asked for. (A `WITHOUT
+/// ROWID` table keeps each value in its key's B-tree cell, so every seek
+/// read in full the values too large for their page that it compared its
+/// key with: a lookup of a short key read some 300 KiB in a store holding
+/// packages of many files.)
+const KV_COLUMNS: &str = "(key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)";
 
 /// The most keys a read may ask for and still run in place (see above);
 /// larger batches, which copy more, go to the blocking pool.
@@ -96,14 +105,10 @@ impl SqliteStore {
         Self::init(Connection::open_in_memory()?)
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS kv (
-                 key   TEXT PRIMARY KEY NOT NULL,
-                 value BLOB NOT NULL
-             ) WITHOUT ROWID;",
-        )?;
+        conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS kv {KV_COLUMNS};"))?;
+        move_to_rowid_table(&mut conn)?;
         Ok(SqliteStore::over(conn))
     }
 
@@ -249,6 +254,35 @@ impl SqliteStore {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Moves a store whose `kv` table is `WITHOUT ROWID` (as stores were made
+/// before) into a rowid table, in one transaction: a crash leaves the old
+/// table whole, and the next start moves it again.
+fn move_to_rowid_table(conn: &mut Connection) -> Result<(), StoreError> {
+    let without_rowid = |conn: &Connection| -> rusqlite::Result<bool> {
+        let sql: String = conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'kv'",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(sql.to_ascii_uppercase().contains("WITHOUT ROWID"))
+    };
+    if !without_rowid(conn)? {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Another process may have moved it while this one waited.
+    if without_rowid(&tx)? {
+        tx.execute_batch(&format!(
+            "CREATE TABLE kv_rowid {KV_COLUMNS};
+             INSERT INTO kv_rowid (key, value) SELECT key, value FROM kv;
+             DROP TABLE kv;
+             ALTER TABLE kv_rowid RENAME TO kv;"
+        ))?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// [`SqliteStore::get_many`] on a connection already locked.
@@ -418,6 +452,63 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(s.increment("n", 0).unwrap(), 800);
+    }
+
+    fn table_sql(path: &Path) -> String {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'kv'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_store_made_without_rowid_moves_to_a_rowid_table_with_its_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.sqlite3");
+        let large = vec![9u8; 100_000];
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE kv (
+                     key   TEXT PRIMARY KEY NOT NULL,
+                     value BLOB NOT NULL
+                 ) WITHOUT ROWID;",
+            )
+            .unwrap();
+            let mut insert = old.prepare("INSERT INTO kv VALUES (?1, ?2)").unwrap();
+            insert
+                .execute(rusqlite::params!["a", b"one".to_vec()])
+                .unwrap();
+            insert
+                .execute(rusqlite::params!["b", large.clone()])
+                .unwrap();
+            insert
+                .execute(rusqlite::params!["n", 41i64.to_le_bytes().to_vec()])
+                .unwrap();
+        }
+        assert!(table_sql(&path).contains("WITHOUT ROWID"));
+
+        let store = SqliteStore::open(&path).unwrap();
+        assert!(
+            !table_sql(&path).contains("WITHOUT ROWID"),
+            "{}",
+            table_sql(&path)
+        );
+        assert_eq!(store.get("a").unwrap().as_deref(), Some(&b"one"[..]));
+        assert!(store.get("b").unwrap() == Some(large.clone()));
+        assert_eq!(store.increment("n", 1).unwrap(), 42);
+        store.set("c", b"three").unwrap();
+        drop(store);
+
+        // Opening it again changes nothing.
+        let store = SqliteStore::open(&path).unwrap();
+        let page = store.list_keys(None, 10).unwrap();
+        assert_eq!(page.keys, ["a", "b", "c", "n"]);
+        assert!(store.get("b").unwrap() == Some(large));
     }
 
     #[test]
