@@ -108,21 +108,33 @@ fn name_of<K: KeyValue>(
         .map(|e| (e.name, e.version)))
 }
 
-/// Every file of a package, oldest first.
+/// The most segments read in one round trip (at most about 1 MiB of
+/// records).
+pub const SEGMENTS_PER_READ: usize = 16;
+
+/// Every file of a package, oldest first. Reads the segments
+/// [`SEGMENTS_PER_READ`] at a time.
 pub fn package_files<K: KeyValue>(
     kv: &K,
     package: &Package,
 ) -> Result<Vec<PackageFile>, MetaError> {
     let mut files = Vec::new();
-    for segment in &package.segments {
-        files.extend(read_segment(kv, package.id, segment)?);
+    for batch in package.segments.chunks(SEGMENTS_PER_READ) {
+        let refs: Vec<&SegmentRef> = batch.iter().collect();
+        for segment in read_segments(kv, package.id, &refs)? {
+            files.extend(segment?);
+        }
     }
     files.extend(package.files.iter().cloned());
     Ok(files)
 }
 
 /// The newest file stored under this name: the record's own files first,
-/// then the segments from the newest.
+/// then the segments from the newest. The segments are read in batches
+/// that double from one up to [`SEGMENTS_PER_READ`]: a recent name costs
+/// one read of one segment, the oldest of `n` segments about `log2(n)`
+/// round trips instead of `n`, and no more than twice the segments it
+/// passes are read.
 pub fn newest_file<K: KeyValue>(
     kv: &K,
     package: &Package,
@@ -131,11 +143,19 @@ pub fn newest_file<K: KeyValue>(
     if let Some(file) = package.newest_file(stored_name) {
         return Ok(Some(file.clone()));
     }
-    for segment in package.segments.iter().rev() {
-        let files = read_segment(kv, package.id, segment)?;
-        if let Some(file) = files.into_iter().rev().find(|f| f.file_name == stored_name) {
-            return Ok(Some(file));
+    let newest_first: Vec<&SegmentRef> = package.segments.iter().rev().collect();
+    let mut rest = &newest_first[..];
+    let mut batch = 1;
+    while !rest.is_empty() {
+        let (now, later) = rest.split_at(batch.min(rest.len()));
+        for segment in read_segments(kv, package.id, now)? {
+            let files = segment?;
+            if let Some(file) = files.into_iter().rev().find(|f| f.file_name == stored_name) {
+                return Ok(Some(file));
+            }
         }
+        rest = later;
+        batch = (batch * 2).min(SEGMENTS_PER_READ);
     }
     Ok(None)
 }
@@ -1012,6 +1032,30 @@ fn write_segment<K: KeyValue>(
         min_id: files.iter().map(|f| f.id).min().unwrap_or(0),
         max_id: files.iter().map(|f| f.id).max().unwrap_or(0),
     })
+}
+
+/// The files of `segments`, read in one round trip and decoded one by one
+/// as the caller takes them (it may stop at the first).
+fn read_segments<K: KeyValue>(
+    kv: &K,
+    package_id: u64,
+    segments: &[&SegmentRef],
+) -> Result<impl Iterator<Item = Result<Vec<PackageFile>, MetaError>>, MetaError> {
+    let keys: Vec<String> = segments
+        .iter()
+        .map(|segment| keys::package_segment(package_id, &segment.digest))
+        .collect();
+    let values = kv.get_many(&keys)?;
+    Ok(keys
+        .into_iter()
+        .zip(values)
+        .map(|(key, value)| match value {
+            Some(bytes) => decode::<Segment>(&key, &bytes).map(|segment| segment.files),
+            None => Err(MetaError::Corrupt {
+                key,
+                reason: "the package points to a missing segment".into(),
+            }),
+        }))
 }
 
 fn read_segment<K: KeyValue>(

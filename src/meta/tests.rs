@@ -738,6 +738,46 @@ fn a_claim_left_by_the_old_protocol_blocks_nothing() {
 }
 
 #[test]
+fn segments_are_read_in_batches_and_an_old_name_in_few_round_trips() {
+    use crate::testing::Counting;
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let count = 5 * packages::TAIL_FILES + 1;
+    for i in 0..count {
+        let name = match i {
+            0 => "oldest.bin".to_string(),
+            _ => format!("f{i}.bin"),
+        };
+        commit_file(&kv, &commit(&project), file(&name, &i.to_string())).unwrap();
+    }
+    let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+    assert_eq!(package.segments.len(), 5);
+
+    // The oldest name: batches of one, two and two segments.
+    let counting = Counting::new(&kv);
+    let oldest = newest_file(&counting, &package, "oldest.bin")
+        .unwrap()
+        .unwrap();
+    assert_eq!(oldest.sha256, "0");
+    assert_eq!(counting.counts().reads(), 3, "{}", counting.counts());
+    // A name in the newest segment: one read of one segment.
+    let counting = Counting::new(&kv);
+    let last_sealed = format!("f{}.bin", 5 * packages::TAIL_FILES - 1);
+    assert!(newest_file(&counting, &package, &last_sealed)
+        .unwrap()
+        .is_some());
+    assert_eq!(counting.counts().reads(), 1, "{}", counting.counts());
+    // A name in none: every segment, still in three reads.
+    let counting = Counting::new(&kv);
+    assert_eq!(newest_file(&counting, &package, "never.bin").unwrap(), None);
+    assert_eq!(counting.counts().reads(), 3, "{}", counting.counts());
+    // Every file: the five segments in one read.
+    let counting = Counting::new(&kv);
+    assert_eq!(package_files(&counting, &package).unwrap().len(), count);
+    assert_eq!(counting.counts().reads(), 1, "{}", counting.counts());
+}
+
+#[test]
 fn a_package_holds_files_far_beyond_one_value_in_segments() {
     let kv = MemoryStore::default();
     let project = new_project(&kv, "tools");
