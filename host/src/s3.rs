@@ -267,10 +267,11 @@ macro_rules! s3_impl {
             async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
                 let (upload_id, number) = (req.input.upload_id.clone(), req.input.part_number);
                 let mut answer = self.inner.upload_part_copy(req).await?;
-                let etag = parts::etag_of_stored(&self.root, &upload_id, number).await?;
-                self.part_etags.remember(&self.root, &upload_id, number, &etag);
+                // s3s-fs answered the part's md5: give it the ETag UploadPart would.
+                let etag = self.part_etags.hash_stored(&self.root, &upload_id, number).await
+                    .ok_or_else(|| s3s::s3_error!(InternalError, "the copied part cannot be read"))?;
                 if let Some(result) = answer.output.copy_part_result.as_mut() {
-                    result.e_tag = Some(etag);
+                    result.e_tag = Some(ETag::Strong(etag));
                 }
                 Ok(answer)
             }

@@ -66,25 +66,7 @@ impl PartEtags {
             let Some(number) = part.part_number else {
                 continue;
             };
-            let path = part_path(root, upload_id, number);
-            let remembered = self.lookup(&path);
-            let etag = match remembered {
-                Some(etag) => Some(etag),
-                None => {
-                    let hashed = tokio::task::spawn_blocking({
-                        let path = path.clone();
-                        move || super::parts::etag_of_file(&path)
-                    })
-                    .await
-                    .ok()
-                    .flatten();
-                    if let Some(etag) = &hashed {
-                        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-                        known.insert(path, etag.clone());
-                    }
-                    hashed
-                }
-            };
+            let etag = self.etag_of(root, upload_id, number).await;
             part.e_tag = etag.map(ETag::Strong);
         }
         self.forget_gone_parts();
@@ -93,10 +75,17 @@ impl PartEtags {
     /// The ETag of a stored part: remembered, or hashed from its
     /// file on the blocking pool; `None` when the part cannot be read.
     pub async fn etag_of(&self, root: &Path, upload_id: &str, number: i32) -> Option<String> {
-        let path = part_path(root, upload_id, number);
-        if let Some(etag) = self.lookup(&path) {
-            return Some(etag);
+        match self.lookup(&part_path(root, upload_id, number)) {
+            Some(etag) => Some(etag),
+            None => self.hash_stored(root, upload_id, number).await,
         }
+    }
+
+    /// Hashes a stored part's file on the blocking pool and remembers its
+    /// ETag (for a part s3s-fs stored, which answered another); `None` when
+    /// the part cannot be read.
+    pub async fn hash_stored(&self, root: &Path, upload_id: &str, number: i32) -> Option<String> {
+        let path = part_path(root, upload_id, number);
         let hashed = tokio::task::spawn_blocking({
             let path = path.clone();
             move || super::parts::etag_of_file(&path)

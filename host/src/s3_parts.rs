@@ -11,7 +11,7 @@
 //! part is hashed once, where s3s-fs hashed it for its md5 and the check
 //! hashed it again. A `Content-MD5` sent with the part is still checked.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD;
@@ -214,35 +214,12 @@ fn etag_of(sha256: &[u8; 32]) -> String {
     hex::encode(&sha256[..16])
 }
 
-/// The ETag of part `number` of `upload_id` as stored, hashed from its file
-/// on the blocking pool (a part UploadPartCopy stored: s3s-fs answers its
-/// md5).
-pub async fn etag_of_stored(root: &Path, upload_id: &str, number: i32) -> S3Result<ETag> {
-    let path = part_path(root, upload_id, number);
-    let hashed = tokio::task::spawn_blocking(move || etag_of_file(&path)).await;
-    match hashed {
-        Ok(Some(etag)) => Ok(ETag::Strong(etag)),
-        Ok(None) => Err(s3_error!(InternalError, "the copied part cannot be read")),
-        Err(e) => Err(s3_error!(
-            InternalError,
-            "hashing the copied part failed: {e}"
-        )),
-    }
-}
-
 /// The ETag of the part stored at `path`, hashed from the file; `None` when
 /// it cannot be read.
 pub fn etag_of_file(path: &Path) -> Option<String> {
     let mut file = std::fs::File::open(path).ok()?;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; super::READ_BLOCK];
-    loop {
-        let read = file.read(&mut buffer).ok()?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
+    std::io::copy(&mut file, &mut hasher).ok()?;
     Some(etag_of(&hasher.finalize().into()))
 }
 

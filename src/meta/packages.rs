@@ -120,8 +120,7 @@ pub fn package_files<K: KeyValue>(
 ) -> Result<Vec<PackageFile>, MetaError> {
     let mut files = Vec::new();
     for batch in package.segments.chunks(SEGMENTS_PER_READ) {
-        let refs: Vec<&SegmentRef> = batch.iter().collect();
-        for segment in read_segments(kv, package.id, &refs)? {
+        for segment in read_segments(kv, package.id, batch)? {
             files.extend(segment?);
         }
     }
@@ -148,7 +147,7 @@ pub fn newest_file<K: KeyValue>(
     let mut batch = 1;
     while !rest.is_empty() {
         let (now, later) = rest.split_at(batch.min(rest.len()));
-        for segment in read_segments(kv, package.id, now)? {
+        for segment in read_segments(kv, package.id, now.iter().copied())? {
             let files = segment?;
             if let Some(file) = files.into_iter().rev().find(|f| f.file_name == stored_name) {
                 return Ok(Some(file));
@@ -1036,26 +1035,20 @@ fn write_segment<K: KeyValue>(
 
 /// The files of `segments`, read in one round trip and decoded one by one
 /// as the caller takes them (it may stop at the first).
-fn read_segments<K: KeyValue>(
+fn read_segments<'a, K: KeyValue>(
     kv: &K,
     package_id: u64,
-    segments: &[&SegmentRef],
+    segments: impl IntoIterator<Item = &'a SegmentRef>,
 ) -> Result<impl Iterator<Item = Result<Vec<PackageFile>, MetaError>>, MetaError> {
     let keys: Vec<String> = segments
-        .iter()
+        .into_iter()
         .map(|segment| keys::package_segment(package_id, &segment.digest))
         .collect();
     let values = kv.get_many(&keys)?;
     Ok(keys
         .into_iter()
         .zip(values)
-        .map(|(key, value)| match value {
-            Some(bytes) => decode::<Segment>(&key, &bytes).map(|segment| segment.files),
-            None => Err(MetaError::Corrupt {
-                key,
-                reason: "the package points to a missing segment".into(),
-            }),
-        }))
+        .map(|(key, value)| segment_files(key, value)))
 }
 
 fn read_segment<K: KeyValue>(
@@ -1064,8 +1057,15 @@ fn read_segment<K: KeyValue>(
     segment: &SegmentRef,
 ) -> Result<Vec<PackageFile>, MetaError> {
     let key = keys::package_segment(package_id, &segment.digest);
-    match read::<K, Segment>(kv, &key)? {
-        Some(segment) => Ok(segment.files),
+    let value = kv.get(&key)?;
+    segment_files(key, value)
+}
+
+/// The files of the segment stored at `key`; a segment a package points to
+/// is never missing.
+fn segment_files(key: String, value: Option<Vec<u8>>) -> Result<Vec<PackageFile>, MetaError> {
+    match value {
+        Some(bytes) => decode::<Segment>(&key, &bytes).map(|segment| segment.files),
         None => Err(MetaError::Corrupt {
             key,
             reason: "the package points to a missing segment".into(),
