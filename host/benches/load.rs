@@ -52,6 +52,9 @@
 //! `GENREG_BENCH_BINARY` runs another `genreg` binary instead of the one
 //! built with the bench (an older build, to compare before and after).
 //! `GENREG_BENCH_SPIN=off` measures `genreg` alone.
+//! `GENREG_BENCH_PROJECT=path` names the project by its URL-encoded path
+//! (`bench%2Fload`) in the download and publish phases, as README's
+//! examples do, instead of by its number.
 //! `GENREG_BENCH_DIR=<dir>` keeps the data directories, Spin's state and
 //! the S3 objects under `<dir>` (e.g. `/dev/shm`, to see what the disk's
 //! flushes cost); the bench prints what one SQLite write transaction costs
@@ -94,6 +97,10 @@ const DIRECT_KEY: &str = "bench/direct-1k.bin";
 const GENREG_DIR: &str = "GENREG_BENCH_GENREG_DIR";
 /// Adds a `spin up` whose store file `genreg spin-store` put in WAL mode.
 const SPIN_WAL: &str = "GENREG_BENCH_SPIN_WAL";
+/// `path` names the project by its path in the phases' URLs.
+const PROJECT_BY: &str = "GENREG_BENCH_PROJECT";
+/// The path of the project [`prepare`] creates.
+const PROJECT_PATH: &str = "bench/load";
 
 /// Presigned keys for the direct `PUT` phase, per second it runs.
 const DIRECT_PUTS_PER_SECOND: u64 = 8_000;
@@ -343,8 +350,18 @@ impl Prepared {
     fn generic_path(&self, package: &str, version: &str, file: &str) -> String {
         format!(
             "/api/v4/projects/{}/packages/generic/{package}/{version}/{file}",
-            self.project
+            self.project_ref()
         )
+    }
+
+    /// `:id` in the phases' URLs: the project's number, or with
+    /// `GENREG_BENCH_PROJECT=path` its URL-encoded path, as README's
+    /// examples name it.
+    fn project_ref(&self) -> String {
+        match std::env::var(PROJECT_BY).as_deref() {
+            Ok("path") => PROJECT_PATH.replace('/', "%2F"),
+            _ => self.project.to_string(),
+        }
     }
 }
 
@@ -394,7 +411,7 @@ async fn measure_server(
     let prefix = prepared.generic_path(VERSIONED, "2.", "");
     let versioned = format!(
         "/api/v4/projects/{}/packages/generic/{VERSIONED}/2.\" .. thread_id .. \".\" .. n .. \"/f.bin",
-        prepared.project
+        prepared.project_ref()
     );
     let script = publish_script(token, &versioned);
     let mut new_versions = run_phase(wrk, server, "publish-version", &script, &prefix).await?;
@@ -416,10 +433,13 @@ async fn measure_server(
 
 /// A project, a deploy token that may publish into it, and `seed.bin`.
 async fn prepare(client: &reqwest::Client, server: &Server) -> anyhow::Result<Prepared> {
+    let (namespace, path) = PROJECT_PATH
+        .split_once('/')
+        .expect("a namespace and a path");
     let project: serde_json::Value = client
         .post(format!("{}/api/v4/projects", server.url))
         .header("PRIVATE-TOKEN", &server.admin_token)
-        .json(&serde_json::json!({ "path": "load", "namespace_path": "bench" }))
+        .json(&serde_json::json!({ "path": path, "namespace_path": namespace }))
         .send()
         .await?
         .error_for_status()

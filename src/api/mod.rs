@@ -75,10 +75,12 @@ impl<K: KeyValue> Context<'_, K> {
     }
 
     /// [`Context::authenticate`] for a request about the project
-    /// `project_id`, reading ahead in the same store round trip what it
-    /// reads next (see `meta::read_ahead`): the project and, when `:id` is
-    /// the project's number, `under(id)`, the keys of its records the
-    /// handler reads after it.
+    /// `project_id`, reading ahead what it reads next (see
+    /// `meta::read_ahead`): the project and `under(id)`, the keys of its
+    /// records the handler reads after it. When `:id` is the project's
+    /// number that is one store round trip with the token's revocation;
+    /// when it is the project's path, the first round trip reads the
+    /// path's claim, which gives the id, and a second the rest.
     pub fn authenticate_reading_ahead(
         &self,
         request: &Request,
@@ -90,10 +92,15 @@ impl<K: KeyValue> Context<'_, K> {
             .iter()
             .map(|claims| read_ahead::token_revocation(&claims.id))
             .collect();
-        if let Some(reference) = project_id {
+        if let Some(reference @ ProjectRef::Path(_)) = project_id {
             keys.push(read_ahead::project(reference));
-            if let ProjectRef::Id(id) = reference {
-                keys.extend(under(*id));
+            self.kv.read_ahead(&keys);
+            keys.clear();
+        }
+        if let Some(reference) = project_id {
+            if let Some(id) = read_ahead::project_id(self.kv, reference)? {
+                keys.push(read_ahead::project(&ProjectRef::Id(id)));
+                keys.extend(under(id));
             }
         }
         self.kv.read_ahead(&keys);

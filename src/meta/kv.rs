@@ -75,6 +75,14 @@ pub trait KeyValue {
     fn take_read_ahead(&self, _key: &str) -> Option<Option<Vec<u8>>> {
         None
     }
+    /// The value at `key`, as the request's next [`KeyValue::get`] of it
+    /// will answer: read now (or found among what was read ahead) and kept
+    /// for that `get`, so a key looked at early, to learn which keys to
+    /// read ahead next, costs no second round trip. Stores that keep
+    /// nothing per request just read it.
+    fn look_ahead(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.get(key)
+    }
     /// Reads `key` and remembers what was read.
     fn read_for_swap(&self, key: &str) -> Result<(Self::Cas, Option<Vec<u8>>), KvError>;
     /// Writes `value` only if `key` still holds what `cas` read. When `cas`

@@ -17,9 +17,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use super::keys;
 use super::kv::{KeyValue, KvError, Swap};
 use super::projects::ProjectRef;
+use super::{decode, keys, MetaError};
 
 /// The key [`super::is_token_revoked`] reads.
 pub fn token_revocation(token_id: &str) -> String {
@@ -32,6 +32,23 @@ pub fn project(reference: &ProjectRef) -> String {
     match reference {
         ProjectRef::Id(id) => keys::project(*id),
         ProjectRef::Path(path) => keys::project_path(path),
+    }
+}
+
+/// The id of the project `reference` names: a project's path names the
+/// id its claim holds (`None` when nothing claims it). The claim is read
+/// with [`KeyValue::look_ahead`], so [`super::project`] finds it without a
+/// second round trip; an id costs no read.
+pub fn project_id<K: KeyValue>(kv: &K, reference: &ProjectRef) -> Result<Option<u64>, MetaError> {
+    match reference {
+        ProjectRef::Id(id) => Ok(Some(*id)),
+        ProjectRef::Path(path) => {
+            let key = keys::project_path(path);
+            match kv.look_ahead(&key)? {
+                None => Ok(None),
+                Some(bytes) => decode(&key, &bytes).map(Some),
+            }
+        }
     }
 }
 
@@ -137,6 +154,17 @@ impl<K: KeyValue> KeyValue for ReadAhead<'_, K> {
 
     fn take_read_ahead(&self, key: &str) -> Option<Option<Vec<u8>>> {
         self.kept.borrow_mut().remove(key)
+    }
+
+    fn look_ahead(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        if let Some(value) = self.kept.borrow().get(key) {
+            return Ok(value.clone());
+        }
+        let value = self.inner.get(key)?;
+        self.kept
+            .borrow_mut()
+            .insert(key.to_string(), value.clone());
+        Ok(value)
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
@@ -259,6 +287,48 @@ mod tests {
         assert_eq!(kv.take_read_ahead("never"), None);
         let counts = counting.counts();
         assert_eq!((counts.get_many, counts.get), (1, 0));
+    }
+
+    #[test]
+    fn a_key_looked_at_early_answers_its_first_get_without_another_read() {
+        let store = MemoryStore::default();
+        store.set("kept", b"1").unwrap();
+        store.set("alone", b"2").unwrap();
+        let counting = Counting::new(&store);
+        let kv = ReadAhead::new(&counting);
+        kv.read_ahead(&keys(&["kept", "other"]));
+        // Looked at among what was read ahead, and read on its own.
+        assert_eq!(kv.look_ahead("kept").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(kv.look_ahead("alone").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(kv.look_ahead("alone").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(kv.get("kept").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(kv.get("alone").unwrap().as_deref(), Some(&b"2"[..]));
+        let counts = counting.counts();
+        assert_eq!((counts.get_many, counts.get), (1, 1));
+        // Its first get used it up, as a value read ahead.
+        store.set("alone", b"3").unwrap();
+        assert_eq!(kv.get("alone").unwrap().as_deref(), Some(&b"3"[..]));
+    }
+
+    #[test]
+    fn a_project_path_gives_its_id_and_the_project_reads_no_more_for_it() {
+        let store = MemoryStore::default();
+        let project = ProjectRef::Path("acme/tools".into());
+        store.set(&keys::project_path("acme/tools"), b"7").unwrap();
+        let counting = Counting::new(&store);
+        let kv = ReadAhead::new(&counting);
+        assert_eq!(project_id(&kv, &ProjectRef::Id(9)).unwrap(), Some(9));
+        assert_eq!(counting.counts().get, 0);
+        assert_eq!(project_id(&kv, &project).unwrap(), Some(7));
+        assert_eq!(
+            kv.get(&keys::project_path("acme/tools"))
+                .unwrap()
+                .as_deref(),
+            Some(&b"7"[..])
+        );
+        assert_eq!(counting.counts().get, 1);
+        let unclaimed = ProjectRef::Path("acme/none".into());
+        assert_eq!(project_id(&kv, &unclaimed).unwrap(), None);
     }
 
     #[test]

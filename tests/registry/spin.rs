@@ -160,6 +160,14 @@ mod on_redis {
         assert_eq!(second, super::StatusCode::CREATED);
         assert_eq!(refused() - before, 1);
 
+        // By the project's path: the path's claim, which names the keys
+        // to read ahead next, is read on its own after the refusal.
+        let before = refused();
+        let by_path = r.generic_url("acme%2Ftools", "tool/1.0.0/c.bin");
+        let third = super::publish(&r, &by_path, super::data(10, 3)).await;
+        assert_eq!(third, super::StatusCode::CREATED);
+        assert_eq!(refused() - before, 1);
+
         // A listing reads its index shards, then its page's packages.
         let before = refused();
         let packages = r.at(&format!("/api/v4/projects/{id}/packages"));

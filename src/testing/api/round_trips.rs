@@ -94,6 +94,15 @@ impl Fixture {
         self.r.generic(self.project, rest)
     }
 
+    /// [`Fixture::generic`] with the project named by its URL-encoded
+    /// path, as README's examples name it.
+    fn generic_by_path(&self, rest: &str) -> String {
+        format!(
+            "/api/v4/projects/{}/packages/generic/{rest}",
+            PROJECT.replace('/', "%2F")
+        )
+    }
+
     fn packages(&self) -> String {
         format!("/api/v4/projects/{}/packages", self.project)
     }
@@ -407,6 +416,75 @@ const ROWS: &[Row] = &[
             ..Counts::NONE
         },
         target: DOWNLOAD,
+    },
+    Row {
+        operation: "download by name, project named by its path",
+        setup: ONE_FILE,
+        request: |f| f.r.get(&f.generic_by_path("tool/1.0/f0.bin"), &f.developer),
+        status: 200,
+        pinned: Counts {
+            get_many: 2,
+            read_for_swap: 1,
+            swap: 1,
+            s3_get: 1,
+            ..Counts::NONE
+        },
+        target: DOWNLOAD,
+    },
+    Row {
+        operation: "download by name, anonymous, project named by its path",
+        setup: PUBLIC_ONE_FILE,
+        request: |f| {
+            let url = f.generic_by_path("tool/1.0/f0.bin");
+            f.r.get(&url, &Credential::anonymous())
+        },
+        status: 200,
+        pinned: Counts {
+            get: 1,
+            get_many: 1,
+            read_for_swap: 1,
+            swap: 1,
+            s3_get: 1,
+            ..Counts::NONE
+        },
+        target: DOWNLOAD,
+    },
+    Row {
+        operation: "publish a new file into an existing package, project named by its path",
+        setup: ONE_FILE,
+        request: |f| {
+            let url = f.generic_by_path("tool/1.0/new.bin");
+            f.r.put_bytes(&url, &f.developer, b"new")
+        },
+        status: 201,
+        pinned: Counts {
+            get_many: 3,
+            read_for_swap: 1,
+            swap: 1,
+            s3_put: 1,
+            ..Counts::NONE
+        },
+        target: PUBLISH_INTO_PACKAGE,
+    },
+    Row {
+        operation: "publish a new version, project named by its path",
+        setup: ONE_FILE,
+        request: |f| {
+            let url = f.generic_by_path("tool/2.0/f0.bin");
+            f.r.put_bytes(&url, &f.developer, b"new")
+        },
+        status: 201,
+        pinned: Counts {
+            get: 1,
+            get_many: 3,
+            read_for_swap: 2,
+            set: 1,
+            increment: 1,
+            swap: 1,
+            s3_put: 1,
+            ..Counts::NONE
+        },
+        target: NEW_VERSION,
     },
 ];
 
