@@ -12,10 +12,10 @@
 //! (`increment`, `swap`) run inside an immediate transaction, so they stay
 //! atomic even against another process that opens the same file.
 //!
-//! Batches: `get_many` is one `SELECT ... WHERE key IN (?, ?, ...)` (one
-//! per [`KEYS_PER_QUERY`] distinct keys, SQLite's limit on bound
-//! parameters); `set_many` and `delete_many` are one immediate transaction
-//! each, so a batch takes the lock and commits once.
+//! Batches: `get_many` looks its keys up one by one while it holds the
+//! connection (as `wasi:keyvalue/batch` says, a batch is not atomic);
+//! `set_many` and `delete_many` are one immediate transaction each, so a
+//! batch takes the lock and commits once.
 //!
 //! The inherent methods are synchronous, for offline tools (`genreg gc`,
 //! `genreg token revoke`); the [`Backend`] implementation runs the same
@@ -27,7 +27,6 @@
 //! way). A read that finds the connection busy goes to the pool like the
 //! rest.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
@@ -36,10 +35,11 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::backend::{Backend, KeyPage, KeyValues, StoreError};
 
-/// Distinct keys one `get_many` query binds at most: 999 is the smallest
-/// bound-parameter limit any SQLite build has had (newer builds allow
-/// 32,766), so a longer list becomes several queries.
-pub const KEYS_PER_QUERY: usize = 999;
+/// The one query every read runs, a `get_many` once per key: a lookup in
+/// the key index with a cached statement costs less than one
+/// `WHERE key IN (...)` query, for which SQLite first builds a temporary
+/// index of the keys asked.
+const SELECT_VALUE: &str = "SELECT value FROM kv WHERE key = ?1";
 
 /// The `kv` table's columns. It is a rowid table: its key index holds only
 /// the keys, and a value is read once, when it is asked for. (A `WITHOUT
@@ -210,8 +210,7 @@ impl SqliteStore {
     }
 
     /// The values at `keys`, one pair per key in the order asked (`None`
-    /// when absent), read with one query per [`KEYS_PER_QUERY`] distinct
-    /// keys.
+    /// when absent).
     pub fn get_many(&self, keys: Vec<String>) -> Result<KeyValues, StoreError> {
         get_many_on(&self.conn(), &keys)
     }
@@ -287,20 +286,13 @@ fn move_to_rowid_table(conn: &mut Connection) -> Result<(), StoreError> {
 
 /// [`SqliteStore::get_many`] on a connection already locked.
 fn get_many_on(conn: &Connection, keys: &[String]) -> Result<KeyValues, StoreError> {
-    let mut distinct: Vec<&str> = keys.iter().map(String::as_str).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let mut found = HashMap::new();
-    for chunk in distinct.chunks(KEYS_PER_QUERY) {
-        read_present(conn, chunk, &mut found)?;
-    }
-    Ok(keys
-        .iter()
+    let mut select = conn.prepare_cached(SELECT_VALUE)?;
+    keys.iter()
         .map(|key| {
-            let value = found.get(key.as_str()).cloned();
-            (key.clone(), value)
+            let value = select.query_row([key], |row| row.get(0)).optional()?;
+            Ok((key.clone(), value))
         })
-        .collect())
+        .collect()
 }
 
 /// Runs a database call of a clone of `store` on the blocking pool.
@@ -380,34 +372,9 @@ impl Backend for SqliteStore {
 }
 
 fn read(conn: &Connection, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+    conn.prepare_cached(SELECT_VALUE)?
         .query_row([key], |row| row.get(0))
         .optional()
-}
-
-/// Adds to `found` the keys of `keys` that are present, with their values,
-/// in one query.
-fn read_present(
-    conn: &Connection,
-    keys: &[&str],
-    found: &mut HashMap<String, Vec<u8>>,
-) -> rusqlite::Result<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let placeholders = vec!["?"; keys.len()].join(", ");
-    let sql = format!("SELECT key, value FROM kv WHERE key IN ({placeholders})");
-    // Batches of one size repeat (the component asks for the same few keys
-    // per request), so the statement cache pays off.
-    let mut select = conn.prepare_cached(&sql)?;
-    let rows = select.query_map(rusqlite::params_from_iter(keys), |row| {
-        Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
-    })?;
-    for row in rows {
-        let (key, value) = row?;
-        found.insert(key, value);
-    }
-    Ok(())
 }
 
 fn write(conn: &Connection, key: &str, value: &[u8]) -> rusqlite::Result<()> {
