@@ -20,10 +20,10 @@ pub mod users;
 use kv::{update_then_read, KeyValue, KvError, Step};
 use model::*;
 pub use packages::{
-    commit_file, commit_file_with_id, delete_file, delete_package, index_shards_read_ahead,
-    listed_packages, mark_downloaded, newest_file, package, package_by_id, package_files,
-    package_location, package_summaries, prune_files, records_at, remove_file, remove_package,
-    settled, Commit, NewFile, INDEX_SHARD_SIZE,
+    commit_file, commit_file_with_id, delete_file, delete_package, file_by_id,
+    index_shards_read_ahead, listed_packages, mark_downloaded, newest_file, package, package_by_id,
+    package_files, package_location, package_summaries, prune_files, records_at, remove_file,
+    remove_package, settled, Commit, NewFile, INDEX_SHARD_SIZE,
 };
 pub use projects::{
     create_project, delete_project, forget_if_project_deleted, project, NewProject, ProjectRef,

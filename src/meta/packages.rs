@@ -128,6 +128,33 @@ pub fn package_files<K: KeyValue>(
     Ok(files)
 }
 
+/// The file with this id: among the record's own files, or in the
+/// segments whose id range holds it (usually one), read in one round trip,
+/// instead of every file of the package.
+pub fn file_by_id<K: KeyValue>(
+    kv: &K,
+    package: &Package,
+    file_id: u64,
+) -> Result<Option<PackageFile>, MetaError> {
+    if let Some(file) = package.files.iter().find(|f| f.id == file_id) {
+        return Ok(Some(file.clone()));
+    }
+    let holding: Vec<&SegmentRef> = package
+        .segments
+        .iter()
+        .rev()
+        .filter(|segment| (segment.min_id..=segment.max_id).contains(&file_id))
+        .collect();
+    for batch in holding.chunks(SEGMENTS_PER_READ) {
+        for segment in read_segments(kv, package.id, batch.iter().copied())? {
+            if let Some(file) = segment?.into_iter().find(|f| f.id == file_id) {
+                return Ok(Some(file));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The newest file stored under this name: the record's own files first,
 /// then the segments from the newest. The segments are read in batches
 /// that double from one up to [`SEGMENTS_PER_READ`]: a recent name costs
@@ -899,16 +926,36 @@ fn change_files<K: KeyValue>(
     })
 }
 
-/// Takes the files with these ids out of the record and its segments.
+/// Takes the files with these ids out of the record and its segments. Only
+/// the segments whose id range holds one of them are read, in batches.
 fn without_files<K: KeyValue>(
     kv: &K,
     package: &mut Package,
     gone: &[u64],
 ) -> Result<(), MetaError> {
     package.files.retain(|f| !gone.contains(&f.id));
-    let mut kept = Vec::with_capacity(package.segments.len());
-    for segment in std::mem::take(&mut package.segments) {
-        let files = read_segment(kv, package.id, &segment)?;
+    let segments = std::mem::take(&mut package.segments);
+    let may_hold = |segment: &SegmentRef| {
+        gone.iter()
+            .any(|id| (segment.min_id..=segment.max_id).contains(id))
+    };
+    let mut read = Vec::new();
+    let to_read: Vec<&SegmentRef> = segments.iter().filter(|s| may_hold(s)).collect();
+    for batch in to_read.chunks(SEGMENTS_PER_READ) {
+        for files in read_segments(kv, package.id, batch.iter().copied())? {
+            read.push(files?);
+        }
+    }
+    let mut read = read.into_iter();
+    let mut kept = Vec::with_capacity(segments.len());
+    for segment in segments {
+        if !may_hold(&segment) {
+            kept.push(segment);
+            continue;
+        }
+        let files = read
+            .next()
+            .expect("each segment that may hold one was read");
         if !files.iter().any(|f| gone.contains(&f.id)) {
             kept.push(segment);
             continue;
@@ -928,7 +975,7 @@ fn without_files<K: KeyValue>(
 /// Whether the package already holds this file, as the id it was given in
 /// an earlier attempt and its object: a retry after a write that landed
 /// unconfirmed, whose file another publish may since have sealed into a
-/// segment. Reads only segments whose id range covers it.
+/// segment.
 fn holds_file<K: KeyValue>(
     kv: &K,
     package: &Package,
@@ -938,18 +985,7 @@ fn holds_file<K: KeyValue>(
     let Some(file_id) = file_id else {
         return Ok(false);
     };
-    let is_it = |f: &PackageFile| f.id == file_id && f.object_key == object_key;
-    if package.files.iter().any(is_it) {
-        return Ok(true);
-    }
-    for segment in package.segments.iter().rev() {
-        if (segment.min_id..=segment.max_id).contains(&file_id)
-            && read_segment(kv, package.id, segment)?.iter().any(is_it)
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    Ok(file_by_id(kv, package, file_id)?.is_some_and(|f| f.object_key == object_key))
 }
 
 /// The size of a new package's first block of file ids. Later blocks are
@@ -1049,16 +1085,6 @@ fn read_segments<'a, K: KeyValue>(
         .into_iter()
         .zip(values)
         .map(|(key, value)| segment_files(key, value)))
-}
-
-fn read_segment<K: KeyValue>(
-    kv: &K,
-    package_id: u64,
-    segment: &SegmentRef,
-) -> Result<Vec<PackageFile>, MetaError> {
-    let key = keys::package_segment(package_id, &segment.digest);
-    let value = kv.get(&key)?;
-    segment_files(key, value)
 }
 
 /// The files of the segment stored at `key`; a segment a package points to

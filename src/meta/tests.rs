@@ -775,6 +775,55 @@ fn segments_are_read_in_batches_and_an_old_name_in_few_round_trips() {
     let counting = Counting::new(&kv);
     assert_eq!(package_files(&counting, &package).unwrap().len(), count);
     assert_eq!(counting.counts().reads(), 1, "{}", counting.counts());
+
+    // By id: the newest file from the record, an id no segment's range
+    // holds without a read, the oldest from its segment alone.
+    let counting = Counting::new(&kv);
+    let newest = package.files.last().unwrap();
+    assert_eq!(
+        file_by_id(&counting, &package, newest.id).unwrap().as_ref(),
+        Some(newest)
+    );
+    assert_eq!(file_by_id(&counting, &package, u64::MAX).unwrap(), None);
+    assert_eq!(counting.counts().reads(), 0, "{}", counting.counts());
+    for later in &package.segments[1..] {
+        kv.delete(&keys::package_segment(package.id, &later.digest))
+            .unwrap();
+    }
+    assert_eq!(
+        file_by_id(&counting, &package, oldest.id).unwrap(),
+        Some(oldest)
+    );
+    assert_eq!(counting.counts().reads(), 1, "{}", counting.counts());
+    assert!(package_files(&kv, &package).is_err());
+}
+
+#[test]
+fn removing_a_file_reads_only_the_segment_that_holds_it() {
+    use crate::testing::Counting;
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    let count = 5 * packages::TAIL_FILES + 1;
+    for i in 0..count {
+        commit_file(&kv, &commit(&project), file(&format!("f{i}.bin"), "x")).unwrap();
+    }
+    let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+    let victim = file_by_id(&kv, &package, package.segments[2].min_id)
+        .unwrap()
+        .unwrap();
+
+    // The record for the swap, every file (one batch) to find it, the one
+    // segment that holds it, and the record read back after the swap.
+    let counting = Counting::new(&kv);
+    let removed = remove_file(&counting, &package, victim.id, 9).unwrap();
+    assert_eq!(removed, Some(victim.clone()));
+    assert_eq!(counting.counts().reads(), 4, "{}", counting.counts());
+    assert_eq!(counting.counts().set, 1, "{}", counting.counts());
+
+    let package = package_by_id(&kv, project.id, package.id).unwrap().unwrap();
+    let left = package_files(&kv, &package).unwrap();
+    assert_eq!(left.len(), count - 1);
+    assert!(!left.iter().any(|f| f.id == victim.id));
 }
 
 #[test]

@@ -469,9 +469,10 @@ pub fn download_file<K: KeyValue>(
     })?;
     let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
     let package = find_package(ctx, &project, package_id)?;
-    let file = meta::package_files(ctx.kv, &package)?
-        .into_iter()
-        .find(|f| Some(f.id) == file_id)
+    let file = file_id
+        .map(|id| meta::file_by_id(ctx.kv, &package, id))
+        .transpose()?
+        .flatten()
         .ok_or(ApiError::NotFound("Not found"))?;
     generic::serve_file(ctx, request, &project, &package, &file)
 }
