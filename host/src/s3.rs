@@ -252,7 +252,17 @@ macro_rules! s3_impl {
                 if plain::is_plain_put(&req) {
                     return plain::put(&self.root, req).await;
                 }
-                self.inner.put_object(req).await
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let answer = self.inner.put_object(req).await?;
+                self.sync_stored(&bucket, &key).await?;
+                Ok(answer)
+            }
+
+            async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let answer = self.inner.copy_object(req).await?;
+                self.sync_stored(&bucket, &key).await?;
+                Ok(answer)
             }
 
             async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
@@ -286,7 +296,10 @@ macro_rules! s3_impl {
 
             async fn complete_multipart_upload(&self, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
                 if complete::needs_s3s_fs(&req.input) {
-                    return self.inner.complete_multipart_upload(req).await;
+                    let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                    let answer = self.inner.complete_multipart_upload(req).await?;
+                    self.sync_stored(&bucket, &key).await?;
+                    return Ok(answer);
                 }
                 complete::complete(&self.root, &self.part_etags, &self.completing, req).await
             }
@@ -307,7 +320,6 @@ macro_rules! s3_impl {
 
 s3_impl! {
     create_bucket(CreateBucketInput) -> CreateBucketOutput;
-    copy_object(CopyObjectInput) -> CopyObjectOutput;
     delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
     delete_object(DeleteObjectInput) -> DeleteObjectOutput;
     delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
@@ -321,6 +333,16 @@ s3_impl! {
 }
 
 impl FastFs {
+    /// Syncs the object s3s-fs stored at `bucket`/`key` before the answer
+    /// (see [`files::sync_stored`]).
+    async fn sync_stored(&self, bucket: &str, key: &str) -> S3Result<()> {
+        let path = files::object_path(&self.root, bucket, key)?;
+        tokio::task::spawn_blocking(move || files::sync_stored(&path))
+            .await
+            .map_err(|e| s3s::s3_error!(InternalError, "syncing the object failed: {e}"))?
+            .map_err(|e| s3s::s3_error!(e, InternalError))
+    }
+
     /// s3s-fs answers (headers, range checks, metadata); the body is then
     /// re-read from the same file in large blocks.
     async fn get_object_fast(

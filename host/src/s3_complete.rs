@@ -206,7 +206,8 @@ fn join_parts(root: &Path, parts: &[PathBuf], object: &Path) -> std::io::Result<
             let mut source = std::fs::File::open(part)?;
             std::io::copy(&mut source, &mut joined)?;
         }
-        files::rename_creating_dir(&temporary, object)
+        joined.sync_data()?;
+        files::rename_durably(&temporary, object)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);

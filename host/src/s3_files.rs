@@ -81,7 +81,23 @@ pub fn write_replacing(
     let temporary = temporary_path(root, purpose);
     let result = (|| {
         std::fs::write(&temporary, bytes)?;
-        rename_creating_dir(&temporary, path)
+        rename_creating_dir(&temporary, path).map(drop)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
+}
+
+/// [`write_replacing`] for an object: its bytes reach the disk before the
+/// rename, and the rename before the answer (see [`rename_durably`]).
+pub fn write_durably(root: &Path, path: &Path, purpose: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = temporary_path(root, purpose);
+    let result = (|| {
+        let mut file = std::fs::File::create_new(&temporary)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_data()?;
+        rename_durably(&temporary, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
@@ -90,15 +106,48 @@ pub fn write_replacing(
 }
 
 /// Renames `from` to `to`, creating `to`'s directory when the rename finds
-/// it missing (objects share few directories, so that is rare).
-pub fn rename_creating_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+/// it missing (objects share few directories, so that is rare). Answers
+/// the directory it created, if any.
+pub fn rename_creating_dir(from: &Path, to: &Path) -> std::io::Result<Option<PathBuf>> {
     match std::fs::rename(from, to) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && from.exists() => {
-            if let Some(dir) = to.parent() {
+            let dir = to.parent().map(Path::to_path_buf);
+            if let Some(dir) = &dir {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::rename(from, to)
+            std::fs::rename(from, to)?;
+            Ok(dir)
         }
-        other => other,
+        other => other.map(|()| None),
     }
+}
+
+/// Renames a file whose bytes were synced into place, so that the object
+/// survives a crash of the machine once this returns: the rename is synced
+/// too (its directory, and that directory's parent when the rename created
+/// it). The registry records a file only after S3 answered its `PUT`, so a
+/// record never outlives its object.
+pub fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
+    let created = rename_creating_dir(from, to)?;
+    if let Some(dir) = to.parent() {
+        sync_dir(dir)?;
+    }
+    if let Some(parent) = created.as_deref().and_then(Path::parent) {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Makes an object that s3s-fs stored survive a crash of the machine: its
+/// bytes and its name (s3s-fs writes and renames without syncing).
+pub fn sync_stored(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_data()?;
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }

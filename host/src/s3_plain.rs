@@ -153,7 +153,7 @@ fn store(root: &Path, bucket: &str, key: &str, object: &Path, bytes: &[u8]) -> s
             _ => {}
         }
     }
-    files::write_replacing(root, object, "put", bytes)
+    files::write_durably(root, object, "put", bytes)
 }
 
 /// Answers a GetObject, or `None` when only s3s-fs answers it as it
