@@ -371,7 +371,8 @@ async fn database_references(config: &GcConfig) -> anyhow::Result<(References, S
         tokio::task::spawn_blocking(move || {
             // The database exists: it was just read.
             let store = SqliteStore::open(&db_path)?;
-            remove_expired_sessions(&store, &expired, now)
+            remove_expired_sessions(&store, &expired, now)?;
+            anyhow::Ok(store.sync()?)
         })
         .await?
         .context("removing expired upload sessions")?;

@@ -227,6 +227,7 @@ impl GuestHandler {
         let memory_limit = self.limits.instance_memory;
         let (memory, out_of_memory) = InstanceMemory::new(memory_limit);
         let state = State::new(self.imports.clone(), memory);
+        let wrote_to_store = state.wrote_to_store();
         let mut store = Store::new(runtime::engine(), state);
         store.limiter(State::limiter);
         runtime::yield_every_tick(&mut store);
@@ -278,6 +279,14 @@ impl GuestHandler {
 
         match receiver.await {
             Ok(Ok(response)) => {
+                // An answer acknowledges what the request wrote: it goes
+                // out once the store has it on the disk.
+                if wrote_to_store.load(Ordering::Relaxed) {
+                    if let Err(e) = self.imports.keyvalue.sync().await {
+                        abort.abort();
+                        return Err(anyhow::anyhow!("the key-value store did not sync: {e}").into());
+                    }
+                }
                 // The guest may keep running (streaming the body); report a
                 // failure after the headers went out, as Spin does.
                 tokio::spawn(async move {

@@ -39,6 +39,7 @@ mod redis;
 mod sqlite;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
@@ -146,6 +147,13 @@ impl WasiKeyValueCtx {
     fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
     }
+
+    /// Makes the writes so far survive a crash of the machine (see
+    /// [`Backend::sync`]); a request that wrote waits for it before its
+    /// answer goes out.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        self.backend.sync().await
+    }
 }
 
 /// A backend's answer as the guest sees it.
@@ -153,10 +161,12 @@ fn to_guest<R>(result: Result<R, StoreError>) -> Result<R, store::Error> {
     result.map_err(|e| store::Error::Other(e.0))
 }
 
-/// What the bindings see: the configuration and the instance's resource table.
+/// What the bindings see: the configuration, the instance's resource
+/// table, and whether the request has written to the store.
 pub struct WasiKeyValue<'a> {
     pub ctx: &'a WasiKeyValueCtx,
     pub table: &'a mut ResourceTable,
+    pub wrote: &'a AtomicBool,
 }
 
 /// Adds `wasi:keyvalue/store`, `wasi:keyvalue/atomics` and
@@ -178,6 +188,13 @@ impl HasData for HasKeyValue {
 }
 
 impl WasiKeyValue<'_> {
+    /// The backend, for a write: the request's answer then waits for the
+    /// store to sync.
+    fn backend_to_write(&self) -> &dyn Backend {
+        self.wrote.store(true, Ordering::Relaxed);
+        self.ctx.backend()
+    }
+
     fn check_bucket<T: 'static>(&self, bucket: &Resource<T>) -> wasmtime::Result<()> {
         // Buckets carry no state; this only checks that the handle is live.
         let _ = self
@@ -227,7 +244,7 @@ impl store::HostBucket for WasiKeyValue<'_> {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(to_guest(self.ctx.backend().set(key, value).await))
+        Ok(to_guest(self.backend_to_write().set(key, value).await))
     }
 
     async fn delete(
@@ -236,7 +253,7 @@ impl store::HostBucket for WasiKeyValue<'_> {
         key: String,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(to_guest(self.ctx.backend().delete(key).await))
+        Ok(to_guest(self.backend_to_write().delete(key).await))
     }
 
     async fn exists(
@@ -275,7 +292,9 @@ impl atomics::Host for WasiKeyValue<'_> {
         delta: i64,
     ) -> wasmtime::Result<Result<i64, store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(to_guest(self.ctx.backend().increment(key, delta).await))
+        Ok(to_guest(
+            self.backend_to_write().increment(key, delta).await,
+        ))
     }
 
     async fn swap(
@@ -284,7 +303,10 @@ impl atomics::Host for WasiKeyValue<'_> {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let Cas { key, snapshot } = self.table.delete(cas)?;
-        let swapped = self.ctx.backend().swap(key.clone(), snapshot, value).await;
+        let swapped = self
+            .backend_to_write()
+            .swap(key.clone(), snapshot, value)
+            .await;
         match to_guest(swapped) {
             Ok(true) => Ok(Ok(())),
             Ok(false) => match self.new_cas(key).await? {
@@ -341,7 +363,7 @@ impl batch::Host for WasiKeyValue<'_> {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(to_guest(self.ctx.backend().set_many(key_values).await))
+        Ok(to_guest(self.backend_to_write().set_many(key_values).await))
     }
 
     async fn delete_many(
@@ -350,7 +372,7 @@ impl batch::Host for WasiKeyValue<'_> {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(to_guest(self.ctx.backend().delete_many(keys).await))
+        Ok(to_guest(self.backend_to_write().delete_many(keys).await))
     }
 }
 
@@ -374,9 +396,11 @@ mod tests {
     #[tokio::test]
     async fn only_the_default_label_opens() {
         let (ctx, mut table) = guest();
+        let wrote = AtomicBool::new(false);
         let mut kv = WasiKeyValue {
             ctx: &ctx,
             table: &mut table,
+            wrote: &wrote,
         };
         let denied = kv.open("other".into()).await.unwrap();
         assert!(matches!(denied, Err(store::Error::AccessDenied)));
@@ -386,9 +410,11 @@ mod tests {
     #[tokio::test]
     async fn calls_reach_the_backend() {
         let (ctx, mut table) = guest();
+        let wrote = AtomicBool::new(false);
         let mut kv = WasiKeyValue {
             ctx: &ctx,
             table: &mut table,
+            wrote: &wrote,
         };
         let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
         kv.set(borrow(&bucket), "a".into(), b"1".to_vec())
@@ -423,9 +449,11 @@ mod tests {
     #[tokio::test]
     async fn a_swap_after_a_concurrent_write_fails_with_a_fresh_cas() {
         let (ctx, mut table) = guest();
+        let wrote = AtomicBool::new(false);
         let mut kv = WasiKeyValue {
             ctx: &ctx,
             table: &mut table,
+            wrote: &wrote,
         };
         let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
         kv.set(borrow(&bucket), "k".into(), b"v1".to_vec())
@@ -459,13 +487,25 @@ mod tests {
     #[tokio::test]
     async fn batch_calls_reach_the_backend() {
         let (ctx, mut table) = guest();
+        let wrote = AtomicBool::new(false);
         let mut kv = WasiKeyValue {
             ctx: &ctx,
             table: &mut table,
+            wrote: &wrote,
         };
         let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
+        let nothing = ["a".to_string()].to_vec();
+        kv.get_many(borrow(&bucket), nothing)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!kv.wrote.load(Ordering::Relaxed), "a read is no write");
         let pairs = vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())];
         kv.set_many(borrow(&bucket), pairs).await.unwrap().unwrap();
+        assert!(
+            kv.wrote.load(Ordering::Relaxed),
+            "the answer waits for a sync"
+        );
         kv.increment(borrow(&bucket), "n".into(), 3)
             .await
             .unwrap()
@@ -493,9 +533,11 @@ mod tests {
     #[tokio::test]
     async fn a_batch_on_a_dropped_bucket_traps() {
         let (ctx, mut table) = guest();
+        let wrote = AtomicBool::new(false);
         let mut kv = WasiKeyValue {
             ctx: &ctx,
             table: &mut table,
+            wrote: &wrote,
         };
         let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
         let stale = borrow(&bucket);

@@ -511,6 +511,7 @@ pub fn revoke_token(data_dir: &Path, id: &str) -> anyhow::Result<()> {
     store
         .set(&revoked_token_key(id), b"1")
         .context("writing the revocation")?;
+    store.sync().context("syncing the revocation to the disk")?;
     Ok(())
 }
 

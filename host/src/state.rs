@@ -1,6 +1,9 @@
 //! The data of one request's `Store`: a fresh WASI context, a resource table,
 //! and cheap handles on the registry-wide configuration of each import.
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
 use wasmtime::component::ResourceTable;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -26,6 +29,9 @@ pub struct State {
     http: WasiHttpCtx,
     imports: Imports,
     limits: InstanceMemory,
+    /// Whether the request wrote to the key-value store, so that its
+    /// answer waits for the store to sync.
+    wrote: Arc<AtomicBool>,
 }
 
 impl State {
@@ -40,7 +46,13 @@ impl State {
             http: WasiHttpCtx::new(),
             imports,
             limits: memory,
+            wrote: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Set once the request writes to the key-value store.
+    pub fn wrote_to_store(&self) -> Arc<AtomicBool> {
+        self.wrote.clone()
     }
 
     /// For `Store::limiter`.
@@ -52,6 +64,7 @@ impl State {
         WasiKeyValue {
             ctx: &self.imports.keyvalue,
             table: &mut self.table,
+            wrote: &self.wrote,
         }
     }
 

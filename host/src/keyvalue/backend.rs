@@ -94,4 +94,11 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Removes every key, in one round trip; absent keys are skipped.
     async fn delete_many(&self, keys: Vec<String>) -> Result<(), StoreError>;
+
+    /// Makes every write so far survive a crash of the machine. A request
+    /// that wrote waits for it before its answer goes out; stores whose
+    /// writes are durable when they return have nothing to do.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -12,6 +12,12 @@
 //! (`increment`, `swap`) run inside an immediate transaction, so they stay
 //! atomic even against another process that opens the same file.
 //!
+//! Durability: the database is in WAL mode and a commit appends to the
+//! log without waiting for the disk; [`SqliteStore::sync`] makes every
+//! commit so far durable with one sync of the log, which the host calls
+//! before a request that wrote answers (requests finishing together share
+//! it).
+//!
 //! Batches: `get_many` looks its keys up one by one while it holds the
 //! connection (as `wasi:keyvalue/batch` says, a batch is not atomic);
 //! `set_many` and `delete_many` are one immediate transaction each, so a
@@ -27,7 +33,7 @@
 //! way). A read that finds the connection busy goes to the pool like the
 //! rest.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use async_trait::async_trait;
@@ -63,6 +69,17 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// The write-ahead log [`SqliteStore::sync`] flushes; none for a store
+    /// in memory or opened read-only.
+    log: Option<Arc<Log>>,
+}
+
+/// A database file's write-ahead log, and how much of it is on the disk.
+struct Log {
+    path: PathBuf,
+    /// The connection's count of changed rows when the log was last synced:
+    /// every write counted there is on the disk.
+    synced: Mutex<u64>,
 }
 
 impl SqliteStore {
@@ -70,10 +87,17 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // Every commit reaches the disk before the call returns, so a
-        // publish acknowledged survives a crash of the machine.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        Self::init(conn)
+        // A commit appends to the log without waiting for the disk; a
+        // request's answer waits for `sync` instead (see there).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let mut store = Self::init(conn)?;
+        let mut log = path.as_os_str().to_owned();
+        log.push("-wal");
+        store.log = Some(Arc::new(Log {
+            path: PathBuf::from(log),
+            synced: Mutex::new(0),
+        }));
+        Ok(store)
     }
 
     /// Opens an existing database read-only, for offline tools (`genreg gc`):
@@ -117,7 +141,32 @@ impl SqliteStore {
     fn over(conn: Connection) -> Self {
         SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            log: None,
         }
+    }
+
+    /// Makes every write so far survive a crash of the machine. Commits
+    /// append to the write-ahead log without waiting for the disk
+    /// (`synchronous=NORMAL`: SQLite syncs the log before each checkpoint
+    /// and the database after it), and a request that wrote calls this
+    /// before its answer goes out. Requests that finish together share one
+    /// sync of the log (a group commit): a caller whose writes an earlier
+    /// caller's sync already covered returns without one.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
+        let written = self.conn().total_changes();
+        let mut synced = log.synced.lock().unwrap_or_else(|p| p.into_inner());
+        if *synced >= written {
+            return Ok(());
+        }
+        let covered = self.conn().total_changes();
+        std::fs::File::open(&log.path)
+            .and_then(|file| file.sync_data())
+            .map_err(|e| StoreError(format!("syncing {}: {e}", log.path.display())))?;
+        *synced = covered;
+        Ok(())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -371,6 +420,10 @@ impl Backend for SqliteStore {
         }
         blocking(self, move |db| db.delete_many(&keys)).await
     }
+
+    async fn sync(&self) -> Result<(), StoreError> {
+        blocking(self, |db| db.sync()).await
+    }
 }
 
 fn read(conn: &Connection, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
@@ -515,9 +568,36 @@ mod tests {
     }
 
     #[test]
-    fn get_many_splits_a_list_longer_than_sqlites_parameter_limit() {
+    fn a_sync_covers_every_write_before_it_and_clones_share_it() {
+        let dir = std::env::temp_dir().join(format!(
+            "genreg-test-sync-{}",
+            crate::data_dir::random_hex(6)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = SqliteStore::open(&dir.join("kv.sqlite3")).unwrap();
+        let synced = |s: &SqliteStore| *s.log.as_ref().unwrap().synced.lock().unwrap();
+        s.set("a", b"1").unwrap();
+        s.swap("a", Some(b"1"), b"2").unwrap();
+        assert!(synced(&s) < s.conn().total_changes());
+        s.sync().unwrap();
+        assert_eq!(synced(&s), s.conn().total_changes());
+        // A clone (another request) finds its write covered, or syncs it.
+        let clone = s.clone();
+        clone.increment("n", 1).unwrap();
+        clone.sync().unwrap();
+        assert_eq!(synced(&s), s.conn().total_changes());
+        drop((s, clone));
+        let reopened = SqliteStore::open(&dir.join("kv.sqlite3")).unwrap();
+        assert_eq!(reopened.get("a").unwrap(), Some(b"2".to_vec()));
+        std::fs::remove_dir_all(dir).unwrap();
+        // A store in memory has no log to sync.
+        store().sync().unwrap();
+    }
+
+    #[test]
+    fn get_many_answers_a_list_longer_than_sqlites_parameter_limit() {
         // More keys than even new SQLite builds bind in one statement
-        // (32,766): one query would fail with "too many SQL variables".
+        // (32,766), each looked up on its own.
         let count = 40_000;
         let s = store();
         let present: Vec<(String, Vec<u8>)> = (0..count)
