@@ -10,7 +10,10 @@
 //! copied from objects get the same ETag), multipart uploads joined without
 //! reading the parts again (`s3_complete.rs`), listed and aborted
 //! (`s3_uploads.rs`); everything else is s3s-fs unchanged, over the files
-//! where s3s-fs keeps them (`s3_files.rs`). [`cors::Cors`] answers the
+//! where s3s-fs keeps them (`s3_files.rs`). Every stored object is on the
+//! disk before its answer: synced as it is written, or, where s3s-fs wrote
+//! it (`PutObject` of larger bodies, `CopyObject`, conditional completes),
+//! right after. [`cors::Cors`] answers the
 //! browser's cross-origin requests from the registry's own pages
 //! (`s3_cors.rs`).
 
