@@ -737,20 +737,30 @@ fn a_claim_left_by_the_old_protocol_blocks_nothing() {
     commit_file(&kv, &c, file("a.bin", "1")).unwrap();
 }
 
-#[test]
-fn segments_are_read_in_batches_and_an_old_name_in_few_round_trips() {
-    use crate::testing::Counting;
-    let kv = MemoryStore::default();
-    let project = new_project(&kv, "tools");
-    let count = 5 * packages::TAIL_FILES + 1;
-    for i in 0..count {
+/// Files enough for five segments and one more in the record, published
+/// into `tool/1.0.0`: the first named `oldest.bin`, the others `f<n>.bin`,
+/// each with its number as its sha256.
+const SEGMENTED_FILES: usize = 5 * packages::TAIL_FILES + 1;
+
+fn segmented_package(kv: &MemoryStore) -> (Project, Package) {
+    let project = new_project(kv, "tools");
+    for i in 0..SEGMENTED_FILES {
         let name = match i {
             0 => "oldest.bin".to_string(),
             _ => format!("f{i}.bin"),
         };
-        commit_file(&kv, &commit(&project), file(&name, &i.to_string())).unwrap();
+        commit_file(kv, &commit(&project), file(&name, &i.to_string())).unwrap();
     }
-    let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+    let package = package(kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+    (project, package)
+}
+
+#[test]
+fn segments_are_read_in_batches_and_an_old_name_in_few_round_trips() {
+    use crate::testing::Counting;
+    let kv = MemoryStore::default();
+    let count = SEGMENTED_FILES;
+    let (_, package) = segmented_package(&kv);
     assert_eq!(package.segments.len(), 5);
 
     // The oldest name: batches of one, two and two segments.
@@ -802,12 +812,8 @@ fn segments_are_read_in_batches_and_an_old_name_in_few_round_trips() {
 fn removing_a_file_reads_only_the_segment_that_holds_it() {
     use crate::testing::Counting;
     let kv = MemoryStore::default();
-    let project = new_project(&kv, "tools");
-    let count = 5 * packages::TAIL_FILES + 1;
-    for i in 0..count {
-        commit_file(&kv, &commit(&project), file(&format!("f{i}.bin"), "x")).unwrap();
-    }
-    let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+    let count = SEGMENTED_FILES;
+    let (project, package) = segmented_package(&kv);
     let victim = file_by_id(&kv, &package, package.segments[2].min_id)
         .unwrap()
         .unwrap();
