@@ -14,7 +14,10 @@
 //! - files being written: `<root>/.tmp.<anything>.internal.part`, which
 //!   s3s-fs removes when it starts.
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -129,13 +132,13 @@ pub fn rename_creating_dir(from: &Path, to: &Path) -> std::io::Result<Option<Pat
 /// record never outlives its object.
 pub fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
     let created = rename_creating_dir(from, to)?;
-    if let Some(dir) = to.parent() {
-        sync_dir(dir)?;
-    }
     if let Some(parent) = created.as_deref().and_then(Path::parent) {
         sync_dir(parent)?;
     }
-    Ok(())
+    match to.parent() {
+        Some(dir) => sync_renamed_into(dir),
+        None => Ok(()),
+    }
 }
 
 /// Makes an object that s3s-fs stored survive a crash of the machine: its
@@ -143,11 +146,88 @@ pub fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
 pub fn sync_stored(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(path)?.sync_data()?;
     match path.parent() {
-        Some(dir) => sync_dir(dir),
+        Some(dir) => sync_renamed_into(dir),
         None => Ok(()),
     }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Makes the renames into `dir` so far survive a crash of the machine.
+/// Objects share few directories, so renames that finish together share
+/// one sync of their directory (as a group commit does): a caller whose
+/// rename an earlier caller's sync covered returns without one.
+fn sync_renamed_into(dir: &Path) -> std::io::Result<()> {
+    let renames = DirRenames::of(dir);
+    let mine = renames.done.fetch_add(1, Ordering::SeqCst) + 1;
+    let mut synced = renames.synced.lock().unwrap_or_else(|p| p.into_inner());
+    if *synced >= mine {
+        return Ok(());
+    }
+    let covered = renames.done.load(Ordering::SeqCst);
+    sync_dir(dir)?;
+    *synced = covered;
+    Ok(())
+}
+
+/// The renames into one directory, counted as each finishes, and how many
+/// of them the last sync of the directory covered.
+#[derive(Default)]
+struct DirRenames {
+    done: AtomicU64,
+    synced: Mutex<u64>,
+}
+
+impl DirRenames {
+    /// The counts of `dir`, shared by the whole process (a sync of a
+    /// directory covers every rename into it, whoever made it).
+    fn of(dir: &Path) -> Arc<DirRenames> {
+        static DIRS: OnceLock<Mutex<HashMap<PathBuf, Arc<DirRenames>>>> = OnceLock::new();
+        let mut dirs = DIRS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        dirs.entry(dir.to_path_buf()).or_default().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renames_into_a_new_directory_land_and_every_one_is_covered_by_a_sync() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("bucket").join("files");
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (root, dir) = (root.path().to_path_buf(), dir.clone());
+                std::thread::spawn(move || {
+                    let object = dir.join(format!("o{i}"));
+                    write_durably(&root, &object, "test", format!("{i}").as_bytes()).unwrap();
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        for i in 0..8 {
+            let object = std::fs::read(dir.join(format!("o{i}"))).unwrap();
+            assert_eq!(object, format!("{i}").into_bytes());
+        }
+        let renames = DirRenames::of(&dir);
+        assert_eq!(renames.done.load(Ordering::SeqCst), 8);
+        assert_eq!(
+            *renames.synced.lock().unwrap(),
+            8,
+            "the last sync covers all"
+        );
+        let leftovers = std::fs::read_dir(root.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != "bucket")
+            .count();
+        assert_eq!(leftovers, 0, "no temporary file is left");
+    }
 }
