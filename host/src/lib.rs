@@ -22,6 +22,7 @@
 pub mod banner;
 pub mod data_dir;
 pub mod gc;
+mod group_sync;
 mod handler;
 pub mod http_client;
 pub mod keyvalue;

@@ -199,20 +199,15 @@ fn multipart_etag(parts: &[CheckedPart]) -> String {
 
 /// Appends the parts into a temporary file and renames it to `object`.
 fn join_parts(root: &Path, parts: &[PathBuf], object: &Path) -> std::io::Result<()> {
-    let temporary = files::temporary_path(root, "join");
-    let result = (|| {
-        let mut joined = std::fs::File::create_new(&temporary)?;
+    files::with_temporary(root, "join", |temporary| {
+        let mut joined = std::fs::File::create_new(temporary)?;
         for part in parts {
             let mut source = std::fs::File::open(part)?;
             std::io::copy(&mut source, &mut joined)?;
         }
         joined.sync_data()?;
-        files::rename_durably(&temporary, object)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
+        files::rename_durably(temporary, object)
+    })
 }
 
 /// Gives the object the upload's metadata and its ETag, as s3s-fs does.

@@ -19,6 +19,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::group_sync::GroupSync;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use s3s::{s3_error, S3Result};
@@ -63,7 +64,7 @@ pub fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
 }
 
 /// A new temporary file name in `root`, one s3s-fs removes when it starts.
-pub fn temporary_path(root: &Path, purpose: &str) -> PathBuf {
+fn temporary_path(root: &Path, purpose: &str) -> PathBuf {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).expect("the system's random source works");
     root.join(format!(
@@ -81,27 +82,33 @@ pub fn write_replacing(
     purpose: &str,
     bytes: &[u8],
 ) -> std::io::Result<()> {
-    let temporary = temporary_path(root, purpose);
-    let result = (|| {
-        std::fs::write(&temporary, bytes)?;
-        rename_creating_dir(&temporary, path).map(drop)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    result
+    with_temporary(root, purpose, |temporary| {
+        std::fs::write(temporary, bytes)?;
+        rename_creating_dir(temporary, path).map(drop)
+    })
 }
 
 /// [`write_replacing`] for an object: its bytes reach the disk before the
 /// rename, and the rename before the answer (see [`rename_durably`]).
 pub fn write_durably(root: &Path, path: &Path, purpose: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let temporary = temporary_path(root, purpose);
-    let result = (|| {
-        let mut file = std::fs::File::create_new(&temporary)?;
+    with_temporary(root, purpose, |temporary| {
+        let mut file = std::fs::File::create_new(temporary)?;
         std::io::Write::write_all(&mut file, bytes)?;
         file.sync_data()?;
-        rename_durably(&temporary, path)
-    })();
+        rename_durably(temporary, path)
+    })
+}
+
+/// Runs `write` on a new temporary file name in `root` (see
+/// [`temporary_path`]), which it is to rename away; on failure the file is
+/// removed.
+pub fn with_temporary<T, E>(
+    root: &Path,
+    purpose: &str,
+    write: impl FnOnce(&Path) -> Result<T, E>,
+) -> Result<T, E> {
+    let temporary = temporary_path(root, purpose);
+    let result = write(&temporary);
     if result.is_err() {
         let _ = std::fs::remove_file(&temporary);
     }
@@ -162,22 +169,19 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 fn sync_renamed_into(dir: &Path) -> std::io::Result<()> {
     let renames = DirRenames::of(dir);
     let mine = renames.done.fetch_add(1, Ordering::SeqCst) + 1;
-    let mut synced = renames.synced.lock().unwrap_or_else(|p| p.into_inner());
-    if *synced >= mine {
-        return Ok(());
-    }
-    let covered = renames.done.load(Ordering::SeqCst);
-    sync_dir(dir)?;
-    *synced = covered;
-    Ok(())
+    renames.synced.cover(
+        mine,
+        || renames.done.load(Ordering::SeqCst),
+        || sync_dir(dir),
+    )
 }
 
-/// The renames into one directory, counted as each finishes, and how many
-/// of them the last sync of the directory covered.
+/// The renames into one directory, counted as each finishes, and the syncs
+/// of the directory that cover them.
 #[derive(Default)]
 struct DirRenames {
     done: AtomicU64,
-    synced: Mutex<u64>,
+    synced: GroupSync,
 }
 
 impl DirRenames {
@@ -219,11 +223,7 @@ mod tests {
         }
         let renames = DirRenames::of(&dir);
         assert_eq!(renames.done.load(Ordering::SeqCst), 8);
-        assert_eq!(
-            *renames.synced.lock().unwrap(),
-            8,
-            "the last sync covers all"
-        );
+        assert_eq!(renames.synced.covered(), 8, "the last sync covers all");
         let leftovers = std::fs::read_dir(root.path())
             .unwrap()
             .filter(|e| e.as_ref().unwrap().file_name() != "bucket")

@@ -99,10 +99,10 @@ pub async fn upload(
     let expected = Expected::of(&input)?;
     let mut body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
     let path = part_path(root, &input.upload_id, input.part_number);
-    let temporary = files::temporary_path(root, "part");
+    let root = root.to_path_buf();
 
     let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
-    let writer = tokio::task::spawn_blocking(move || store(rx, &temporary, &path, &expected));
+    let writer = tokio::task::spawn_blocking(move || store(rx, &root, &path, &expected));
     let mut broke_off = None;
     while let Some(chunk) = body.next().await {
         match chunk {
@@ -134,23 +134,20 @@ pub async fn upload(
     }))
 }
 
-/// Writes the pieces to `temporary`, hashing them; at the end checks them
-/// against `expected` and renames the file to `path`. Answers the part's
-/// ETag; on any failure the temporary file is removed.
+/// Writes the pieces to a temporary file in `root`, hashing them; at the
+/// end checks them against `expected` and renames the file to `path`.
+/// Answers the part's ETag; on any failure the temporary file is removed.
 fn store(
     mut rx: mpsc::Receiver<Piece>,
-    temporary: &Path,
+    root: &Path,
     path: &Path,
     expected: &Expected,
 ) -> S3Result<String> {
-    let result = write_checked(&mut rx, temporary, expected).and_then(|etag| {
+    files::with_temporary(root, "part", |temporary| {
+        let etag = write_checked(&mut rx, temporary, expected)?;
         files::rename_creating_dir(temporary, path).map_err(|e| s3_error!(e, InternalError))?;
         Ok(etag)
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(temporary);
-    }
-    result
+    })
 }
 
 fn write_checked(

@@ -40,6 +40,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::backend::{Backend, KeyPage, KeyValues, StoreError};
+use crate::group_sync::GroupSync;
 
 /// The one query every read runs, a `get_many` once per key: a lookup in
 /// the key index with a cached statement costs less than one
@@ -74,12 +75,11 @@ pub struct SqliteStore {
     log: Option<Arc<Log>>,
 }
 
-/// A database file's write-ahead log, and how much of it is on the disk.
+/// A database file's write-ahead log, and how much of it is on the disk:
+/// writers are counted by the connection's count of changed rows.
 struct Log {
     path: PathBuf,
-    /// The connection's count of changed rows when the log was last synced:
-    /// every write counted there is on the disk.
-    synced: Mutex<u64>,
+    synced: GroupSync,
 }
 
 impl SqliteStore {
@@ -95,7 +95,7 @@ impl SqliteStore {
         log.push("-wal");
         store.log = Some(Arc::new(Log {
             path: PathBuf::from(log),
-            synced: Mutex::new(0),
+            synced: GroupSync::default(),
         }));
         Ok(store)
     }
@@ -157,16 +157,15 @@ impl SqliteStore {
             return Ok(());
         };
         let written = self.conn().total_changes();
-        let mut synced = log.synced.lock().unwrap_or_else(|p| p.into_inner());
-        if *synced >= written {
-            return Ok(());
-        }
-        let covered = self.conn().total_changes();
-        std::fs::File::open(&log.path)
-            .and_then(|file| file.sync_data())
-            .map_err(|e| StoreError(format!("syncing {}: {e}", log.path.display())))?;
-        *synced = covered;
-        Ok(())
+        log.synced.cover(
+            written,
+            || self.conn().total_changes(),
+            || {
+                std::fs::File::open(&log.path)
+                    .and_then(|file| file.sync_data())
+                    .map_err(|e| StoreError(format!("syncing {}: {e}", log.path.display())))
+            },
+        )
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -569,13 +568,9 @@ mod tests {
 
     #[test]
     fn a_sync_covers_every_write_before_it_and_clones_share_it() {
-        let dir = std::env::temp_dir().join(format!(
-            "genreg-test-sync-{}",
-            crate::data_dir::random_hex(6)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let s = SqliteStore::open(&dir.join("kv.sqlite3")).unwrap();
-        let synced = |s: &SqliteStore| *s.log.as_ref().unwrap().synced.lock().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("kv.sqlite3")).unwrap();
+        let synced = |s: &SqliteStore| s.log.as_ref().unwrap().synced.covered();
         s.set("a", b"1").unwrap();
         s.swap("a", Some(b"1"), b"2").unwrap();
         assert!(synced(&s) < s.conn().total_changes());
@@ -587,9 +582,8 @@ mod tests {
         clone.sync().unwrap();
         assert_eq!(synced(&s), s.conn().total_changes());
         drop((s, clone));
-        let reopened = SqliteStore::open(&dir.join("kv.sqlite3")).unwrap();
+        let reopened = SqliteStore::open(&dir.path().join("kv.sqlite3")).unwrap();
         assert_eq!(reopened.get("a").unwrap(), Some(b"2".to_vec()));
-        std::fs::remove_dir_all(dir).unwrap();
         // A store in memory has no log to sync.
         store().sync().unwrap();
     }
