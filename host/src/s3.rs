@@ -5,9 +5,8 @@
 //! [`FastFs`] wraps s3s-fs where it is slow or incomplete: plain objects
 //! stored and read in one pass on the blocking pool (`s3_plain.rs`), other
 //! object downloads streamed in large blocks (s3s-fs reads 4 KiB at a
-//! time), parts stored with one digest, their sha256, which is also their
-//! ETag and checks the sha256 a part was sent with (`s3_parts.rs`; parts
-//! copied from objects get the same ETag), multipart uploads joined without
+//! time), parts stored with one fast hash, their XXH3, as their ETag
+//! (`s3_parts.rs`; parts copied from objects get the same ETag), multipart uploads joined without
 //! reading the parts again (`s3_complete.rs`), listed and aborted
 //! (`s3_uploads.rs`); everything else is s3s-fs unchanged, over the files
 //! where s3s-fs keeps them (`s3_files.rs`). Every stored object is on the
