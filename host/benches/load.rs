@@ -49,6 +49,13 @@
 //! replaces in the same run.
 //! `GENREG_BENCH_SPIN_WAL=1` adds a `spin up` of the same component whose
 //! store file was put in WAL mode first (`genreg spin-store`).
+//! `GENREG_BENCH_SPIN_REDIS=1` adds a `spin up` of the same component (and
+//! of the baseline, when given) on Spin's Redis store: a `redis-server` on
+//! a free loopback port (nothing saved), a database of its own per `spin
+//! up`, whose CPU time counts as the server's. For those the bench also
+//! prints, per phase, the Redis commands, the `WATCH`es (one per
+//! compare-and-swap attempt) and the connections Redis accepted per
+//! request (Spin opens one for each compare-and-swap).
 //! `GENREG_BENCH_BINARY` runs another `genreg` binary instead of the one
 //! built with the bench (an older build, to compare before and after).
 //! `GENREG_BENCH_SPIN=off` measures `genreg` alone.
@@ -97,6 +104,8 @@ const DIRECT_KEY: &str = "bench/direct-1k.bin";
 const GENREG_DIR: &str = "GENREG_BENCH_GENREG_DIR";
 /// Adds a `spin up` whose store file `genreg spin-store` put in WAL mode.
 const SPIN_WAL: &str = "GENREG_BENCH_SPIN_WAL";
+/// Adds `spin up`s on Spin's Redis store.
+const SPIN_REDIS: &str = "GENREG_BENCH_SPIN_REDIS";
 /// `path` names the project by its path in the phases' URLs.
 const PROJECT_BY: &str = "GENREG_BENCH_PROJECT";
 /// The path of the project [`prepare`] creates.
@@ -126,6 +135,8 @@ mod bench_dir;
 mod genreg_up;
 #[path = "support/proc_stats.rs"]
 mod proc_stats;
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
 #[path = "support/spin_manifest.rs"]
 mod spin_manifest;
 
@@ -134,6 +145,7 @@ use genreg_up::GenregUp;
 use proc_stats::{
     cpu_seconds, load_average, proc_status_kib, reset_peak_resident, stat_field, stat_fields,
 };
+use redis_server::{RedisServer, RedisTotals};
 use spin_manifest::{workspace, write_spin_manifest};
 
 #[tokio::main]
@@ -174,35 +186,71 @@ async fn main() -> anyhow::Result<()> {
         url: genreg.url.clone(),
         admin_token: genreg.admin_token.clone(),
         pids: Pids::One(genreg.pid),
-        s3_pid: None,
+        redis: None,
+        extra_pids: Vec::new(),
     };
     columns.push(measure_server(&client, &wrk, &server).await?);
 
     let direct = direct_s3_phases(&client, &wrk, &genreg).await?;
 
-    let mut spin_components = vec![("spin up", genreg::component_path(), Journal::Rollback)];
+    let redis = if std::env::var_os(SPIN_REDIS).is_some() {
+        RedisServer::start_or_skip("load benchmark, spin up on Redis")
+    } else {
+        None
+    };
+    let baseline = std::env::var_os("GENREG_BENCH_BASELINE").map(PathBuf::from);
+    let mut spin_components = vec![(
+        "spin up",
+        genreg::component_path(),
+        SpinStore::File(Journal::Rollback),
+    )];
     if std::env::var_os(SPIN_WAL).is_some() {
-        spin_components.push(("spin up, WAL store", genreg::component_path(), Journal::Wal));
+        spin_components.push((
+            "spin up, WAL store",
+            genreg::component_path(),
+            SpinStore::File(Journal::Wal),
+        ));
     }
-    if let Some(baseline) = std::env::var_os("GENREG_BENCH_BASELINE") {
+    if let Some(baseline) = &baseline {
         spin_components.push((
             "spin up, baseline",
-            PathBuf::from(baseline),
-            Journal::Rollback,
+            baseline.clone(),
+            SpinStore::File(Journal::Rollback),
         ));
+    }
+    if let Some(redis) = &redis {
+        spin_components.push((
+            "spin up, Redis",
+            genreg::component_path(),
+            SpinStore::Redis(redis.url(1)),
+        ));
+        if let Some(baseline) = &baseline {
+            spin_components.push((
+                "spin up, Redis, baseline",
+                baseline.clone(),
+                SpinStore::Redis(redis.url(2)),
+            ));
+        }
     }
     let spin_skipped = match find_spin() {
         Ok(spin) => {
-            for (name, component, journal) in spin_components {
+            for (name, component, store) in spin_components {
                 eprintln!("{name}: starting");
                 let dir = temp.path().join(name.replace([' ', ','], "-"));
-                let spin = SpinProcess::start(&spin, &genreg, &dir, &component, journal).await?;
+                let mut extra_pids = vec![genreg.pid];
+                let store_redis = match (&store, &redis) {
+                    (SpinStore::Redis(_), Some(redis)) => Some(redis),
+                    _ => None,
+                };
+                extra_pids.extend(store_redis.map(|redis| redis.pid()));
+                let spin = SpinProcess::start(&spin, &genreg, &dir, &component, store).await?;
                 let server = Server {
                     name,
                     url: spin.url.clone(),
                     admin_token: genreg.admin_token.clone(),
                     pids: Pids::Group(spin.child.id()),
-                    s3_pid: Some(genreg.pid),
+                    redis: store_redis,
+                    extra_pids,
                 };
                 columns.push(measure_server(&client, &wrk, &server).await?);
             }
@@ -277,13 +325,16 @@ async fn main() -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------
 
 /// A server under test and the processes whose CPU time is its cost.
-struct Server {
+struct Server<'a> {
     name: &'static str,
     url: String,
     admin_token: String,
     pids: Pids,
-    /// The S3 server's process when it is not one of `pids`.
-    s3_pid: Option<u32>,
+    /// The Redis server it stores in, whose counters each phase reads.
+    redis: Option<&'a RedisServer>,
+    /// Processes it needs besides `pids`: the S3 server's when it is not
+    /// one of them, Redis when it is the store.
+    extra_pids: Vec<u32>,
 }
 
 /// Which processes a server is.
@@ -295,7 +346,7 @@ enum Pids {
     Group(u32),
 }
 
-impl Server {
+impl Server<'_> {
     /// CPU seconds spent so far by the server's processes and its S3 server.
     fn cpu_seconds(&self) -> anyhow::Result<f64> {
         let own = match self.pids {
@@ -305,11 +356,11 @@ impl Server {
                 .map(|pid| cpu_seconds(pid).unwrap_or(0.0))
                 .sum(),
         };
-        let s3 = match self.s3_pid {
-            Some(pid) => cpu_seconds(pid)?,
-            None => 0.0,
-        };
-        Ok(own + s3)
+        let mut extra = 0.0;
+        for &pid in &self.extra_pids {
+            extra += cpu_seconds(pid)?;
+        }
+        Ok(own + extra)
     }
 }
 
@@ -327,6 +378,8 @@ struct Column {
 struct Phase {
     report: WrkReport,
     cpu_seconds: f64,
+    /// What the store's Redis served during the phase, when it is Redis.
+    redis: Option<RedisTotals>,
     failure: Option<String>,
 }
 
@@ -337,6 +390,11 @@ impl Phase {
 
     fn cpu_ms_per_request(&self) -> f64 {
         self.cpu_seconds * 1000.0 / self.report.requests.max(1) as f64
+    }
+
+    /// `count` per request wrk counted.
+    fn per_request(&self, count: u64) -> f64 {
+        count as f64 / self.report.requests.max(1) as f64
     }
 }
 
@@ -369,7 +427,7 @@ impl Prepared {
 async fn measure_server(
     client: &reqwest::Client,
     wrk: &Wrk,
-    server: &Server,
+    server: &Server<'_>,
 ) -> anyhow::Result<Column> {
     let prepared = prepare(client, server).await?;
     let token = prepared.token.as_str();
@@ -432,7 +490,7 @@ async fn measure_server(
 }
 
 /// A project, a deploy token that may publish into it, and `seed.bin`.
-async fn prepare(client: &reqwest::Client, server: &Server) -> anyhow::Result<Prepared> {
+async fn prepare(client: &reqwest::Client, server: &Server<'_>) -> anyhow::Result<Prepared> {
     let (namespace, path) = PROJECT_PATH
         .split_once('/')
         .expect("a namespace and a path");
@@ -539,7 +597,7 @@ fn lua_string(text: &str) -> String {
 /// Runs one wrk phase against `server` at `path`, measuring its CPU.
 async fn run_phase(
     wrk: &Wrk,
-    server: &Server,
+    server: &Server<'_>,
     name: &str,
     script: &str,
     path: &str,
@@ -549,14 +607,26 @@ async fn run_phase(
         .join(format!("{}-{name}.lua", server.name.replace(' ', "-")));
     std::fs::write(&script_path, script)?;
     let before = server.cpu_seconds()?;
+    let redis_before = server.redis.map(RedisServer::totals);
     let report = wrk
         .run(&script_path, &format!("{}{path}", server.url))
         .await?;
     let cpu_seconds = server.cpu_seconds()? - before;
+    // Less the `INFO` connections and commands asking, which are not
+    // the server's: one of each per snapshot.
+    let redis = server.redis.zip(redis_before).map(|(redis, before)| {
+        let after = redis.totals();
+        RedisTotals {
+            commands: after.commands.saturating_sub(before.commands + 2),
+            watches: after.watches - before.watches,
+            connections: after.connections.saturating_sub(before.connections + 2),
+        }
+    });
     let failure = report.errors();
     Ok(Phase {
         report,
         cpu_seconds,
+        redis,
         failure,
     })
 }
@@ -578,7 +648,7 @@ fn check_stored(phase: &mut Phase, stored: u64) {
 /// The files of package `name`/`version`, by the Packages API.
 async fn count_files(
     client: &reqwest::Client,
-    server: &Server,
+    server: &Server<'_>,
     prepared: &Prepared,
     name: &str,
     version: &str,
@@ -609,7 +679,7 @@ async fn count_files(
 /// The packages whose name contains `name`, by the Packages API.
 async fn count_packages(
     client: &reqwest::Client,
-    server: &Server,
+    server: &Server<'_>,
     prepared: &Prepared,
     name: &str,
 ) -> anyhow::Result<u64> {
@@ -674,7 +744,8 @@ async fn direct_s3_phases(
         url: String::new(),
         admin_token: String::new(),
         pids: Pids::One(genreg.pid),
-        s3_pid: None,
+        redis: None,
+        extra_pids: Vec::new(),
     };
     eprintln!("direct S3 GET");
     let script = format!("wrk.method = \"GET\"\n{}", done_function());
@@ -830,7 +901,7 @@ impl WrkReport {
 
 fn print_table(columns: &[Column], direct: &[(&str, Phase)]) {
     println!(
-        "{:<19}{:<26}{:>11}{:>9}{:>9}{:>14}",
+        "{:<26}{:<26}{:>11}{:>9}{:>9}{:>14}",
         "server", "phase", "requests/s", "p50 ms", "p99 ms", "CPU ms/req"
     );
     for column in columns {
@@ -843,8 +914,22 @@ fn print_table(columns: &[Column], direct: &[(&str, Phase)]) {
     }
     println!(
         "(CPU ms/req: utime + stime of the server's processes per request; for spin up \
-         its processes plus the genreg process serving its S3 requests)"
+         its processes plus the genreg process serving its S3 requests, and Redis when it is the store)"
     );
+    for column in columns {
+        for (name, phase) in &column.phases {
+            if let Some(redis) = phase.redis {
+                println!(
+                    "{}, {name}: per request {:.1} Redis commands, {:.2} WATCH \
+                     (compare-and-swap attempts), {:.2} new Redis connections",
+                    column.server,
+                    phase.per_request(redis.commands),
+                    phase.per_request(redis.watches),
+                    phase.per_request(redis.connections),
+                );
+            }
+        }
+    }
     for column in columns {
         if let Some((before, peak)) = column.resident_mib {
             println!(
@@ -862,7 +947,7 @@ fn print_row(server: &str, name: &str, phase: &Phase) {
         ""
     };
     println!(
-        "{server:<19}{name:<26}{:>11.0}{:>9.2}{:>9.2}{:>14.3}{flag}",
+        "{server:<26}{name:<26}{:>11.0}{:>9.2}{:>9.2}{:>14.3}{flag}",
         phase.rate(),
         ms(phase.report.p50),
         ms(phase.report.p99),
@@ -924,9 +1009,16 @@ fn target_row(name: &str, measured: f64, target: f64, at_least: bool) {
 // The servers.
 // ---------------------------------------------------------------------------
 
-/// A `spin up` of the repository's spin.toml with its default store, on
-/// `genreg`'s S3 server and token secret; killed (with the trigger process
-/// it starts) on drop.
+/// Where a `spin up` keeps its key-value store.
+enum SpinStore {
+    /// Its default SQLite file, as Spin makes it or put in WAL mode first.
+    File(Journal),
+    /// Spin's Redis store at this URL.
+    Redis(String),
+}
+
+/// A `spin up` of the repository's spin.toml on `genreg`'s S3 server and
+/// token secret; killed (with the trigger process it starts) on drop.
 struct SpinProcess {
     url: String,
     child: std::process::Child,
@@ -938,10 +1030,10 @@ impl SpinProcess {
         genreg: &GenregUp,
         dir: &Path,
         component: &Path,
-        journal: Journal,
+        store: SpinStore,
     ) -> anyhow::Result<SpinProcess> {
         std::fs::create_dir_all(dir)?;
-        if journal == Journal::Wal {
+        if let SpinStore::File(Journal::Wal) = store {
             genreg::spin_store::use_wal(&genreg::spin_store::store_file(&dir.join("state")))?;
         }
         let manifest = write_spin_manifest(dir, component)?;
@@ -956,6 +1048,14 @@ impl SpinProcess {
             .arg("--listen")
             .arg(listen.to_string())
             .current_dir(dir);
+        if let SpinStore::Redis(url) = &store {
+            let runtime_config = dir.join("runtime-config.toml");
+            std::fs::write(
+                &runtime_config,
+                format!("[key_value_store.default]\ntype = \"redis\"\nurl = {url:?}\n"),
+            )?;
+            command.arg("--runtime-config-file").arg(&runtime_config);
+        }
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy();
             if name.starts_with("SPIN_")

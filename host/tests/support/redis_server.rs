@@ -101,27 +101,69 @@ impl RedisServer {
         self.address
     }
 
+    /// The server's process id (benches count its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A field of one command's line in `INFO commandstats`, e.g.
     /// `("keys", "rejected_calls")`; 0 for a command not called yet.
     pub fn command_stat(&self, command: &str, field: &str) -> u64 {
-        let stats = info_commandstats(self.address);
-        let prefix = format!("cmdstat_{command}:");
-        stats
+        command_stat_in(&info(self.address, "commandstats"), command, field)
+    }
+
+    /// Commands served so far (all, and `WATCH`) and connections accepted
+    /// so far (`INFO`'s `total_connections_received`; the connection asking
+    /// counts too).
+    pub fn totals(&self) -> RedisTotals {
+        let stats = info(self.address, "commandstats");
+        let commands = stats
             .lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .into_iter()
-            .flat_map(|fields| fields.split(','))
-            .find_map(|pair| pair.strip_prefix(field)?.strip_prefix('='))
-            .map_or(0, |n| n.trim().parse().expect("a count"))
+            .filter(|line| line.starts_with("cmdstat_"))
+            .filter_map(|line| {
+                line.split([':', ','])
+                    .find_map(|pair| pair.strip_prefix("calls="))
+            })
+            .map(|n| n.trim().parse::<u64>().expect("a count"))
+            .sum();
+        let connections = info(self.address, "stats")
+            .lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .map_or(0, |n| n.trim().parse().expect("a count"));
+        RedisTotals {
+            commands,
+            watches: command_stat_in(&stats, "watch", "calls"),
+            connections,
+        }
     }
 }
 
-/// The bulk answer to `INFO commandstats` over a fresh connection.
-fn info_commandstats(address: SocketAddr) -> String {
+/// A field of one command's line in an `INFO commandstats` answer.
+fn command_stat_in(stats: &str, command: &str, field: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .into_iter()
+        .flat_map(|fields| fields.split(','))
+        .find_map(|pair| pair.strip_prefix(field)?.strip_prefix('='))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+/// Counters of a server's whole life so far ([`RedisServer::totals`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RedisTotals {
+    pub commands: u64,
+    pub watches: u64,
+    pub connections: u64,
+}
+
+/// The bulk answer to `INFO <section>` over a fresh connection.
+fn info(address: SocketAddr, section: &str) -> String {
     use std::io::BufRead as _;
     let mut stream = TcpStream::connect(address).expect("connecting to Redis");
     stream
-        .write_all(b"INFO commandstats\r\n")
+        .write_all(format!("INFO {section}\r\n").as_bytes())
         .expect("sending INFO");
     let mut reader = std::io::BufReader::new(stream);
     let mut head = String::new();
