@@ -29,6 +29,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::limits::{self, Exceeded, ExceededFlag, RequestBodyCap, ResponseBodyCap};
+use crate::request_counts::RequestCounts;
 use crate::runtime::{self, InstanceMemory};
 use crate::state::{Imports, State};
 
@@ -125,10 +126,11 @@ impl GuestHandler {
     /// Runs the guest on `req` and returns its response (or a 4xx/5xx made
     /// here when the request is unusable or the guest fails before answering).
     pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<LoggedBody> {
-        let log = RequestLog {
+        let mut log = RequestLog {
             method: req.method().clone(),
             path: req.uri().path().to_string(),
             start: Instant::now(),
+            counts: None,
         };
         let expects_continue = expects_continue(&req);
         let head_request = req.method() == Method::HEAD;
@@ -145,7 +147,9 @@ impl GuestHandler {
         let Some(instance) = self.instance_slot().await else {
             return log.respond(busy(), None);
         };
-        match self.run_guest(req, instance).await {
+        let counts = Arc::new(RequestCounts::default());
+        log.counts = Some(counts.clone());
+        match self.run_guest(req, instance, counts).await {
             Ok(answer) => self.checked_response(log, answer, &over_request_cap, head_request),
             Err(GuestFailure::Exceeded(exceeded)) => {
                 eprintln!(
@@ -223,11 +227,11 @@ impl GuestHandler {
         &self,
         req: Request<ClientBody>,
         instance: OwnedSemaphorePermit,
+        counts: Arc<RequestCounts>,
     ) -> Result<GuestResponse, GuestFailure> {
         let memory_limit = self.limits.instance_memory;
         let (memory, out_of_memory) = InstanceMemory::new(memory_limit);
-        let state = State::new(self.imports.clone(), memory);
-        let wrote_to_store = state.wrote_to_store();
+        let state = State::new(self.imports.clone(), memory, counts.clone());
         let mut store = Store::new(runtime::engine(), state);
         store.limiter(State::limiter);
         runtime::yield_every_tick(&mut store);
@@ -281,7 +285,7 @@ impl GuestHandler {
             Ok(Ok(response)) => {
                 // An answer acknowledges what the request wrote: it goes
                 // out once the store has it on the disk.
-                if wrote_to_store.load(Ordering::Relaxed) {
+                if counts.changed_store() {
                     if let Err(e) = self.imports.keyvalue.sync().await {
                         abort.abort();
                         return Err(anyhow::anyhow!("the key-value store did not sync: {e}").into());
@@ -408,10 +412,12 @@ fn plain(status: StatusCode, message: String) -> Response<HyperOutgoingBody> {
 
 /// What the access log line says about a request. The path is logged without
 /// its query string (it may carry `private_token`); no header is ever logged.
+/// A request the guest ran ends the line with its store and S3 counts.
 struct RequestLog {
     method: Method,
     path: String,
     start: Instant,
+    counts: Option<Arc<RequestCounts>>,
 }
 
 impl RequestLog {
@@ -516,7 +522,13 @@ impl Drop for LoggedBody {
         }
         if let Some((log, status)) = self.log.take() {
             let ms = log.start.elapsed().as_secs_f64() * 1000.0;
-            eprintln!("{} {} {} {ms:.1}ms", log.method, log.path, status.as_u16());
+            let counts = log.counts.map(|c| format!(" {c}")).unwrap_or_default();
+            eprintln!(
+                "{} {} {} {ms:.1}ms{counts}",
+                log.method,
+                log.path,
+                status.as_u16()
+            );
         }
     }
 }

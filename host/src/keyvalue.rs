@@ -39,10 +39,11 @@ mod redis;
 mod sqlite;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::request_counts::RequestCounts;
 
 pub use backend::{Backend, KeyPage, StoreError};
 pub use redis::{RedisStore, RedisTimeouts};
@@ -162,11 +163,12 @@ fn to_guest<R>(result: Result<R, StoreError>) -> Result<R, store::Error> {
 }
 
 /// What the bindings see: the configuration, the instance's resource
-/// table, and whether the request has written to the store.
+/// table, and the request's counts (a request that wrote waits for the
+/// store to sync).
 pub struct WasiKeyValue<'a> {
     pub ctx: &'a WasiKeyValueCtx,
     pub table: &'a mut ResourceTable,
-    pub wrote: &'a AtomicBool,
+    pub counts: &'a RequestCounts,
 }
 
 /// Adds `wasi:keyvalue/store`, `wasi:keyvalue/atomics` and
@@ -188,10 +190,16 @@ impl HasData for HasKeyValue {
 }
 
 impl WasiKeyValue<'_> {
+    /// The backend, for a read (one round trip).
+    fn backend_to_read(&self) -> &dyn Backend {
+        self.counts.read();
+        self.ctx.backend()
+    }
+
     /// The backend, for a write: the request's answer then waits for the
     /// store to sync.
     fn backend_to_write(&self) -> &dyn Backend {
-        self.wrote.store(true, Ordering::Relaxed);
+        self.counts.wrote();
         self.ctx.backend()
     }
 
@@ -234,7 +242,7 @@ impl store::HostBucket for WasiKeyValue<'_> {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(to_guest(self.ctx.backend().get(key).await))
+        Ok(to_guest(self.backend_to_read().get(key).await))
     }
 
     async fn set(
@@ -262,7 +270,7 @@ impl store::HostBucket for WasiKeyValue<'_> {
         key: String,
     ) -> wasmtime::Result<Result<bool, store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(to_guest(self.ctx.backend().exists(key).await))
+        Ok(to_guest(self.backend_to_read().exists(key).await))
     }
 
     async fn list_keys(
@@ -271,7 +279,10 @@ impl store::HostBucket for WasiKeyValue<'_> {
         cursor: Option<String>,
     ) -> wasmtime::Result<Result<store::KeyResponse, store::Error>> {
         self.check_bucket(&bucket)?;
-        let page = self.ctx.backend().list_keys(cursor, LIST_PAGE_SIZE).await;
+        let page = self
+            .backend_to_read()
+            .list_keys(cursor, LIST_PAGE_SIZE)
+            .await;
         Ok(to_guest(page).map(|p| store::KeyResponse {
             keys: p.keys,
             cursor: p.cursor,
@@ -303,10 +314,8 @@ impl atomics::Host for WasiKeyValue<'_> {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let Cas { key, snapshot } = self.table.delete(cas)?;
-        let swapped = self
-            .backend_to_write()
-            .swap(key.clone(), snapshot, value)
-            .await;
+        let swapped = self.ctx.backend().swap(key.clone(), snapshot, value).await;
+        self.counts.swapped(!matches!(swapped, Ok(true)));
         match to_guest(swapped) {
             Ok(true) => Ok(Ok(())),
             Ok(false) => match self.new_cas(key).await? {
@@ -333,7 +342,7 @@ impl atomics::HostCas for WasiKeyValue<'_> {
         cas: Resource<Cas>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
         let key = self.table.get(&cas)?.key.clone();
-        let value = match to_guest(self.ctx.backend().get(key).await) {
+        let value = match to_guest(self.backend_to_read().get(key).await) {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
@@ -354,7 +363,7 @@ impl batch::Host for WasiKeyValue<'_> {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, store::Error>> {
         self.check_bucket(&bucket)?;
-        Ok(to_guest(self.ctx.backend().get_many(keys).await))
+        Ok(to_guest(self.backend_to_read().get_many(keys).await))
     }
 
     async fn set_many(
@@ -396,11 +405,11 @@ mod tests {
     #[tokio::test]
     async fn only_the_default_label_opens() {
         let (ctx, mut table) = guest();
-        let wrote = AtomicBool::new(false);
+        let counts = RequestCounts::default();
         let mut kv = WasiKeyValue {
             ctx: &ctx,
             table: &mut table,
-            wrote: &wrote,
+            counts: &counts,
         };
         let denied = kv.open("other".into()).await.unwrap();
         assert!(matches!(denied, Err(store::Error::AccessDenied)));
@@ -410,11 +419,11 @@ mod tests {
     #[tokio::test]
     async fn calls_reach_the_backend() {
         let (ctx, mut table) = guest();
-        let wrote = AtomicBool::new(false);
+        let counts = RequestCounts::default();
         let mut kv = WasiKeyValue {
             ctx: &ctx,
             table: &mut table,
-            wrote: &wrote,
+            counts: &counts,
         };
         let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
         kv.set(borrow(&bucket), "a".into(), b"1".to_vec())
@@ -449,11 +458,11 @@ mod tests {
     #[tokio::test]
     async fn a_swap_after_a_concurrent_write_fails_with_a_fresh_cas() {
         let (ctx, mut table) = guest();
-        let wrote = AtomicBool::new(false);
+        let counts = RequestCounts::default();
         let mut kv = WasiKeyValue {
             ctx: &ctx,
             table: &mut table,
-            wrote: &wrote,
+            counts: &counts,
         };
         let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
         kv.set(borrow(&bucket), "k".into(), b"v1".to_vec())
@@ -482,16 +491,21 @@ mod tests {
         kv.swap(fresh, b"mine".to_vec()).await.unwrap().unwrap();
         let stored = kv.get(borrow(&bucket), "k".into()).await.unwrap().unwrap();
         assert_eq!(stored, Some(b"mine".to_vec()));
+        // Two attempts, one lost; each `current` and `get` a read.
+        assert_eq!(
+            counts.to_string(),
+            "reads=4 writes=2 swaps=2 lost=1 s3=0 self=0"
+        );
     }
 
     #[tokio::test]
     async fn batch_calls_reach_the_backend() {
         let (ctx, mut table) = guest();
-        let wrote = AtomicBool::new(false);
+        let counts = RequestCounts::default();
         let mut kv = WasiKeyValue {
             ctx: &ctx,
             table: &mut table,
-            wrote: &wrote,
+            counts: &counts,
         };
         let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
         let nothing = ["a".to_string()].to_vec();
@@ -499,13 +513,10 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert!(!kv.wrote.load(Ordering::Relaxed), "a read is no write");
+        assert!(!counts.changed_store(), "a read is no write");
         let pairs = vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())];
         kv.set_many(borrow(&bucket), pairs).await.unwrap().unwrap();
-        assert!(
-            kv.wrote.load(Ordering::Relaxed),
-            "the answer waits for a sync"
-        );
+        assert!(counts.changed_store(), "the answer waits for a sync");
         kv.increment(borrow(&bucket), "n".into(), 3)
             .await
             .unwrap()
@@ -528,16 +539,21 @@ mod tests {
             .unwrap();
         let keys = kv.list_keys(borrow(&bucket), None).await.unwrap().unwrap();
         assert_eq!(keys.keys, vec!["b".to_string(), "n".to_string()]);
+        // Each call one round trip, however many keys it names.
+        assert_eq!(
+            counts.to_string(),
+            "reads=3 writes=3 swaps=0 lost=0 s3=0 self=0"
+        );
     }
 
     #[tokio::test]
     async fn a_batch_on_a_dropped_bucket_traps() {
         let (ctx, mut table) = guest();
-        let wrote = AtomicBool::new(false);
+        let counts = RequestCounts::default();
         let mut kv = WasiKeyValue {
             ctx: &ctx,
             table: &mut table,
-            wrote: &wrote,
+            counts: &counts,
         };
         let bucket = kv.open(STORE_LABEL.into()).await.unwrap().unwrap();
         let stale = borrow(&bucket);

@@ -28,6 +28,7 @@ pub mod http_client;
 pub mod keyvalue;
 mod limits;
 pub mod outbound;
+pub mod request_counts;
 mod runtime;
 mod s3;
 mod serve;

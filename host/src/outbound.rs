@@ -32,6 +32,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::request_counts::RequestCounts;
+
 #[path = "outbound_in_process.rs"]
 mod in_process;
 
@@ -127,6 +129,8 @@ pub struct OutboundHttp {
     own_address: Option<SocketAddr>,
     /// The embedded S3 server, answered in process.
     in_process: Option<InProcessS3>,
+    /// The request's counts, in the copy of the hooks one request uses.
+    counts: Option<Arc<RequestCounts>>,
 }
 
 impl OutboundHttp {
@@ -136,7 +140,14 @@ impl OutboundHttp {
             plain: Arc::default(),
             own_address: None,
             in_process: None,
+            counts: None,
         }
+    }
+
+    /// These hooks, counting the requests they send into `counts`.
+    pub fn counting_into(mut self, counts: Arc<RequestCounts>) -> Self {
+        self.counts = Some(counts);
+        self
     }
 
     /// Answers the requests `s3` serves (the embedded S3 server's) in
@@ -364,7 +375,8 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         _body_result: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        let request = match (is_self_request(request.uri()), self.own_address) {
+        let self_request = is_self_request(request.uri());
+        let request = match (self_request, self.own_address) {
             (true, Some(own_address)) => to_own_address(request, own_address),
             (true, None) => None,
             (false, _) => Some(request).filter(|r| self.allowed.allows(r.uri())),
@@ -372,6 +384,9 @@ impl WasiHttpHooks for OutboundHttp {
         let Some(request) = request else {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         };
+        if let Some(counts) = &self.counts {
+            counts.sent(self_request);
+        }
         if let Some(s3) = self
             .in_process
             .clone()
@@ -546,6 +561,21 @@ mod tests {
         let relative = http::Uri::from_static("/x");
         assert!(is_self_request(&relative));
         assert!(!is_self_request(&uri("http://self.example/x")));
+    }
+
+    #[tokio::test]
+    async fn requests_sent_are_counted_as_s3_or_self_and_denied_ones_not() {
+        let (url, _) = counting_server().await;
+        let own: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+        let counts = Arc::new(RequestCounts::default());
+        let mut hooks = OutboundHttp::new(allowed(&url))
+            .with_self_requests(own)
+            .counting_into(counts.clone());
+        get(&mut hooks, &format!("{url}/object")).await.unwrap();
+        get(&mut hooks, "http://self.alt/-/sha256").await.unwrap();
+        let denied = get(&mut hooks, "http://127.0.0.1:9/x").await;
+        assert!(matches!(denied, Err(Error::HttpRequestDenied)));
+        assert!(counts.to_string().ends_with("s3=1 self=1"), "{counts}");
     }
 
     #[tokio::test]

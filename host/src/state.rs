@@ -1,7 +1,6 @@
 //! The data of one request's `Store`: a fresh WASI context, a resource table,
 //! and cheap handles on the registry-wide configuration of each import.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
@@ -11,6 +10,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::keyvalue::{WasiKeyValue, WasiKeyValueCtx};
 use crate::outbound::OutboundHttp;
+use crate::request_counts::RequestCounts;
 use crate::runtime::InstanceMemory;
 use crate::variables::{Variables, VariablesCtx};
 
@@ -29,30 +29,27 @@ pub struct State {
     http: WasiHttpCtx,
     imports: Imports,
     limits: InstanceMemory,
-    /// Whether the request wrote to the key-value store, so that its
-    /// answer waits for the store to sync.
-    wrote: Arc<AtomicBool>,
+    /// What the request asked of the store and of S3 (the outbound hooks
+    /// count into it too).
+    counts: Arc<RequestCounts>,
 }
 
 impl State {
     /// A fresh context: no arguments, environment or files (as Spin gives by
     /// default); the guest's stdout/stderr go to ours. Each linear memory may
     /// grow as far as `memory` allows; a growth beyond fails (the guest's
-    /// allocator then aborts the request).
-    pub fn new(imports: Imports, memory: InstanceMemory) -> Self {
+    /// allocator then aborts the request). The request's store calls and
+    /// outbound requests are counted into `counts`.
+    pub fn new(mut imports: Imports, memory: InstanceMemory, counts: Arc<RequestCounts>) -> Self {
+        imports.outbound = imports.outbound.counting_into(counts.clone());
         State {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
             http: WasiHttpCtx::new(),
             imports,
             limits: memory,
-            wrote: Arc::new(AtomicBool::new(false)),
+            counts,
         }
-    }
-
-    /// Set once the request writes to the key-value store.
-    pub fn wrote_to_store(&self) -> Arc<AtomicBool> {
-        self.wrote.clone()
     }
 
     /// For `Store::limiter`.
@@ -64,7 +61,7 @@ impl State {
         WasiKeyValue {
             ctx: &self.imports.keyvalue,
             table: &mut self.table,
-            wrote: &self.wrote,
+            counts: &self.counts,
         }
     }
 

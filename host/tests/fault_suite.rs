@@ -429,6 +429,39 @@ async fn kill9_while_16_clients_publish_loses_no_201() {
     };
     collect_and_check(&genreg, &data, &access, &[project], &acknowledged).await;
     genreg.kill9().await;
+    check_publish_counts(&log);
+}
+
+/// Every publish the log shows answering 201 ends its access log line with
+/// the store and S3 counts of what it did: at least one S3 request and one
+/// change of the store, and no more lost swaps than swaps.
+fn check_publish_counts(log: &Path) {
+    let text = std::fs::read_to_string(log).unwrap();
+    let publishes: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("PUT /api/v4/projects/") && line.contains(" 201 "))
+        .collect();
+    assert!(!publishes.is_empty(), "no publish in the log");
+    let (mut swaps, mut lost) = (0, 0);
+    for line in &publishes {
+        let count = |name: &str| -> u32 {
+            let field = line
+                .split(' ')
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+                .unwrap_or_else(|| panic!("no {name}= in {line:?}"));
+            field.parse().unwrap()
+        };
+        assert!(count("s3") >= 1, "{line}");
+        assert!(count("writes") + count("swaps") >= 1, "{line}");
+        assert!(count("lost") <= count("swaps"), "{line}");
+        assert!(count("reads") >= 1, "{line}");
+        swaps += count("swaps");
+        lost += count("lost");
+    }
+    eprintln!(
+        "{} publishes in the log: {swaps} swaps, {lost} of them lost",
+        publishes.len()
+    );
 }
 
 /// `genreg gc --min-age 0s`, then every invariant; the catalog is returned.
