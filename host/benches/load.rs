@@ -56,6 +56,9 @@
 //! prints, per phase, the Redis commands, the `WATCH`es (one per
 //! compare-and-swap attempt) and the connections Redis accepted per
 //! request (Spin opens one for each compare-and-swap).
+//! For `genreg` the bench also prints, per phase, what its access log lines
+//! counted per request: store reads, writes, compare-and-swap attempts and
+//! lost ones, S3 requests.
 //! `GENREG_BENCH_BINARY` runs another `genreg` binary instead of the one
 //! built with the bench (an older build, to compare before and after).
 //! `GENREG_BENCH_SPIN=off` measures `genreg` alone.
@@ -187,6 +190,7 @@ async fn main() -> anyhow::Result<()> {
         admin_token: genreg.admin_token.clone(),
         pids: Pids::One(genreg.pid),
         redis: None,
+        log: Some(genreg.data.with_extension("log")),
         extra_pids: Vec::new(),
     };
     columns.push(measure_server(&client, &wrk, &server).await?);
@@ -250,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
                     admin_token: genreg.admin_token.clone(),
                     pids: Pids::Group(spin.child.id()),
                     redis: store_redis,
+                    log: None,
                     extra_pids,
                 };
                 columns.push(measure_server(&client, &wrk, &server).await?);
@@ -332,6 +337,8 @@ struct Server<'a> {
     pids: Pids,
     /// The Redis server it stores in, whose counters each phase reads.
     redis: Option<&'a RedisServer>,
+    /// Its access log (`genreg`'s), whose lines each phase adds up.
+    log: Option<PathBuf>,
     /// Processes it needs besides `pids`: the S3 server's when it is not
     /// one of them, Redis when it is the store.
     extra_pids: Vec<u32>,
@@ -380,6 +387,8 @@ struct Phase {
     cpu_seconds: f64,
     /// What the store's Redis served during the phase, when it is Redis.
     redis: Option<RedisTotals>,
+    /// What the server's access log counted during the phase.
+    logged: Option<LoggedCounts>,
     failure: Option<String>,
 }
 
@@ -608,12 +617,13 @@ async fn run_phase(
     std::fs::write(&script_path, script)?;
     let before = server.cpu_seconds()?;
     let redis_before = server.redis.map(RedisServer::totals);
+    let log_before = server.log.as_deref().map(log_length);
     let report = wrk
         .run(&script_path, &format!("{}{path}", server.url))
         .await?;
     let cpu_seconds = server.cpu_seconds()? - before;
-    // Less the `INFO` connections and commands asking, which are not
-    // the server's: one of each per snapshot.
+    // Less the snapshots' own: each reads two `INFO`s over two
+    // connections, and two of each fall between the readings.
     let redis = server.redis.zip(redis_before).map(|(redis, before)| {
         let after = redis.totals();
         RedisTotals {
@@ -622,13 +632,63 @@ async fn run_phase(
             connections: after.connections.saturating_sub(before.connections + 2),
         }
     });
+    let logged = server
+        .log
+        .as_deref()
+        .zip(log_before)
+        .map(|(log, from)| LoggedCounts::since(log, from))
+        .transpose()?;
     let failure = report.errors();
     Ok(Phase {
         report,
         cpu_seconds,
         redis,
+        logged,
         failure,
     })
+}
+
+/// The length of a log file so far (0 before it exists).
+fn log_length(log: &Path) -> u64 {
+    std::fs::metadata(log).map_or(0, |m| m.len())
+}
+
+/// The counts at the end of `genreg`'s access log lines, added up.
+#[derive(Clone, Copy, Debug, Default)]
+struct LoggedCounts {
+    requests: u64,
+    reads: u64,
+    writes: u64,
+    swaps: u64,
+    lost: u64,
+    s3: u64,
+}
+
+impl LoggedCounts {
+    /// The lines written to `log` past its first `from` bytes.
+    fn since(log: &Path, from: u64) -> anyhow::Result<LoggedCounts> {
+        use std::io::{Read as _, Seek as _};
+        let mut file = std::fs::File::open(log)?;
+        file.seek(std::io::SeekFrom::Start(from))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        let mut counts = LoggedCounts::default();
+        for line in text.lines().filter(|line| line.contains(" reads=")) {
+            let field = |name: &str| -> u64 {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            };
+            counts.requests += 1;
+            counts.reads += field("reads");
+            counts.writes += field("writes");
+            counts.swaps += field("swaps");
+            counts.lost += field("lost");
+            counts.s3 += field("s3");
+        }
+        Ok(counts)
+    }
 }
 
 /// Fails `phase` unless the server stored what wrk says was published: at
@@ -745,6 +805,7 @@ async fn direct_s3_phases(
         admin_token: String::new(),
         pids: Pids::One(genreg.pid),
         redis: None,
+        log: None,
         extra_pids: Vec::new(),
     };
     eprintln!("direct S3 GET");
@@ -918,6 +979,20 @@ fn print_table(columns: &[Column], direct: &[(&str, Phase)]) {
     );
     for column in columns {
         for (name, phase) in &column.phases {
+            if let Some(logged) = phase.logged {
+                let per = |n: u64| n as f64 / logged.requests.max(1) as f64;
+                println!(
+                    "{}, {name}: per request (access log, {} lines) {:.2} store reads, \
+                     {:.2} writes, {:.2} swaps ({:.2} lost), {:.2} S3 requests",
+                    column.server,
+                    logged.requests,
+                    per(logged.reads),
+                    per(logged.writes),
+                    per(logged.swaps),
+                    per(logged.lost),
+                    per(logged.s3),
+                );
+            }
             if let Some(redis) = phase.redis {
                 println!(
                     "{}, {name}: per request {:.1} Redis commands, {:.2} WATCH \
