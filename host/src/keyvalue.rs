@@ -58,7 +58,28 @@ pub enum KvConfig {
     /// A Redis database, `redis://HOST[:PORT][/DB]`, shareable with Spin's
     /// Redis store.
     Redis { url: String },
+    /// A store the caller opened (tests put one with injected faults under
+    /// the registry).
+    Opened(OpenedBackend),
 }
+
+/// A backend handed to [`KvConfig::Opened`], compared by identity.
+#[derive(Clone)]
+pub struct OpenedBackend(pub Arc<dyn Backend>);
+
+impl std::fmt::Debug for OpenedBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpenedBackend(..)")
+    }
+}
+
+impl PartialEq for OpenedBackend {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.0), Arc::as_ptr(&other.0))
+    }
+}
+
+impl Eq for OpenedBackend {}
 
 impl KvConfig {
     /// `sqlite` or a `redis://` URL.
@@ -94,6 +115,7 @@ impl KvConfig {
                     .context("opening the Redis key-value store")?;
                 Ok(Arc::new(store))
             }
+            KvConfig::Opened(OpenedBackend(store)) => Ok(store.clone()),
         }
     }
 }

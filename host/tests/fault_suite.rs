@@ -3,7 +3,8 @@
 //! uploads, each scenario followed by the invariant checker
 //! (`support::checker`): every listed file downloads as recorded, every 201
 //! is listed, and after `genreg gc --min-age 0s` the bucket holds nothing
-//! unreferenced and no open multipart upload.
+//! unreferenced and no open multipart upload. And a key-value store that
+//! cannot sync: no publish is acknowledged while it cannot.
 //!
 //! Nothing here depends on timing: faults are drawn from a seeded generator
 //! (`GENREG_FAULT_SEED` changes the seed), every wait and retry loop is
@@ -18,6 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use genreg::data_dir::KEYVALUE_FILE;
+use genreg::keyvalue::{Backend, KeyPage, OpenedBackend, StoreError};
+use genreg::KvConfig;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -841,4 +845,95 @@ async fn concurrent_publishes_past_a_segment_seal_record_each_file_once() {
         .await
         .unwrap_or_else(|v| panic!("{v}"));
     run.registry.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
+// (d) A store that cannot make a publish durable.
+// ---------------------------------------------------------------------------
+
+/// The registry's SQLite store, whose `sync` fails while `failing` is set
+/// (a disk that stopped taking writes).
+struct FailingSync {
+    inner: genreg::keyvalue::SqliteStore,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Backend for FailingSync {
+    async fn get(&self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
+        Backend::get(&self.inner, key).await
+    }
+    async fn set(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
+        Backend::set(&self.inner, key, value).await
+    }
+    async fn delete(&self, key: String) -> Result<(), StoreError> {
+        Backend::delete(&self.inner, key).await
+    }
+    async fn exists(&self, key: String) -> Result<bool, StoreError> {
+        Backend::exists(&self.inner, key).await
+    }
+    async fn list_keys(&self, cursor: Option<String>, limit: usize) -> Result<KeyPage, StoreError> {
+        Backend::list_keys(&self.inner, cursor, limit).await
+    }
+    async fn increment(&self, key: String, delta: i64) -> Result<i64, StoreError> {
+        Backend::increment(&self.inner, key, delta).await
+    }
+    async fn swap(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        Backend::swap(&self.inner, key, expected, value).await
+    }
+    async fn get_many(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<(String, Option<Vec<u8>>)>, StoreError> {
+        Backend::get_many(&self.inner, keys).await
+    }
+    async fn set_many(&self, key_values: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        Backend::set_many(&self.inner, key_values).await
+    }
+    async fn delete_many(&self, keys: Vec<String>) -> Result<(), StoreError> {
+        Backend::delete_many(&self.inner, keys).await
+    }
+    async fn sync(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError("the disk stopped taking writes".into()));
+        }
+        Backend::sync(&self.inner).await
+    }
+}
+
+#[tokio::test]
+async fn a_publish_the_store_cannot_sync_gets_no_201() {
+    let data = tempfile::tempdir().unwrap();
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = FailingSync {
+        inner: genreg::keyvalue::SqliteStore::open(&data.path().join(KEYVALUE_FILE)).unwrap(),
+        failing: failing.clone(),
+    };
+    let mut config = genreg::Config::new(data.path());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.kv = KvConfig::Opened(OpenedBackend(Arc::new(store)));
+    let registry = genreg::Registry::start(config)
+        .await
+        .expect("registry starts");
+    let (http, url) = (client(), registry.url());
+    let token = registry.admin_token().to_string();
+    let project = create_project(&http, &url, &token, "durable").await;
+    let upload = |name: &str| Upload::new(project, "p", "1.0", name, b"bytes".to_vec());
+
+    failing.store(true, Ordering::SeqCst);
+    let refused = upload("lost.bin").send(&http, &url, &token).await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+    // A read writes nothing, so it needs no sync and still answers.
+    let health = http.get(format!("{url}/-/health")).send().await.unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+
+    failing.store(false, Ordering::SeqCst);
+    let created = upload("kept.bin").send(&http, &url, &token).await.unwrap();
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    registry.shutdown().await;
 }
