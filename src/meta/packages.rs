@@ -118,12 +118,10 @@ pub fn package_files<K: KeyValue>(
     kv: &K,
     package: &Package,
 ) -> Result<Vec<PackageFile>, MetaError> {
-    let mut files = Vec::new();
-    for batch in package.segments.chunks(SEGMENTS_PER_READ) {
-        for segment in read_segments(kv, package.id, batch)? {
-            files.extend(segment?);
-        }
-    }
+    let mut files: Vec<PackageFile> = read_segments_batched(kv, package.id, &package.segments)?
+        .into_iter()
+        .flatten()
+        .collect();
     files.extend(package.files.iter().cloned());
     Ok(files)
 }
@@ -139,20 +137,17 @@ pub fn file_by_id<K: KeyValue>(
     if let Some(file) = package.files.iter().find(|f| f.id == file_id) {
         return Ok(Some(file.clone()));
     }
-    let holding: Vec<&SegmentRef> = package
-        .segments
-        .iter()
-        .rev()
-        .filter(|segment| (segment.min_id..=segment.max_id).contains(&file_id))
-        .collect();
-    for batch in holding.chunks(SEGMENTS_PER_READ) {
-        for segment in read_segments(kv, package.id, batch.iter().copied())? {
-            if let Some(file) = segment?.into_iter().find(|f| f.id == file_id) {
-                return Ok(Some(file));
-            }
-        }
-    }
-    Ok(None)
+    let holding = package.segments.iter().filter(|s| may_hold(s, file_id));
+    Ok(read_segments_batched(kv, package.id, holding)?
+        .into_iter()
+        .flatten()
+        .find(|f| f.id == file_id))
+}
+
+/// Whether `segment`'s id range holds `file_id`, so that only it needs
+/// reading to find the file.
+fn may_hold(segment: &SegmentRef, file_id: u64) -> bool {
+    (segment.min_id..=segment.max_id).contains(&file_id)
 }
 
 /// The newest file stored under this name: the record's own files first,
@@ -935,21 +930,12 @@ fn without_files<K: KeyValue>(
 ) -> Result<(), MetaError> {
     package.files.retain(|f| !gone.contains(&f.id));
     let segments = std::mem::take(&mut package.segments);
-    let may_hold = |segment: &SegmentRef| {
-        gone.iter()
-            .any(|id| (segment.min_id..=segment.max_id).contains(id))
-    };
-    let mut read = Vec::new();
-    let to_read: Vec<&SegmentRef> = segments.iter().filter(|s| may_hold(s)).collect();
-    for batch in to_read.chunks(SEGMENTS_PER_READ) {
-        for files in read_segments(kv, package.id, batch.iter().copied())? {
-            read.push(files?);
-        }
-    }
-    let mut read = read.into_iter();
+    let may_hold_one = |segment: &SegmentRef| gone.iter().any(|&id| may_hold(segment, id));
+    let holding = segments.iter().filter(|s| may_hold_one(s));
+    let mut read = read_segments_batched(kv, package.id, holding)?.into_iter();
     let mut kept = Vec::with_capacity(segments.len());
     for segment in segments {
-        if !may_hold(&segment) {
+        if !may_hold_one(&segment) {
             kept.push(segment);
             continue;
         }
@@ -1067,6 +1053,23 @@ fn write_segment<K: KeyValue>(
         min_id: files.iter().map(|f| f.id).min().unwrap_or(0),
         max_id: files.iter().map(|f| f.id).max().unwrap_or(0),
     })
+}
+
+/// The files of each of `segments`, in order, read [`SEGMENTS_PER_READ`]
+/// to a round trip.
+fn read_segments_batched<'a, K: KeyValue>(
+    kv: &K,
+    package_id: u64,
+    segments: impl IntoIterator<Item = &'a SegmentRef>,
+) -> Result<Vec<Vec<PackageFile>>, MetaError> {
+    let segments: Vec<&SegmentRef> = segments.into_iter().collect();
+    let mut files = Vec::with_capacity(segments.len());
+    for batch in segments.chunks(SEGMENTS_PER_READ) {
+        for segment in read_segments(kv, package_id, batch.iter().copied())? {
+            files.push(segment?);
+        }
+    }
+    Ok(files)
 }
 
 /// The files of `segments`, read in one round trip and decoded one by one
