@@ -144,6 +144,7 @@ mod redis_server;
 mod spin_manifest;
 
 use bench_dir::Journal;
+use genreg::request_counts::Counted;
 use genreg_up::GenregUp;
 use proc_stats::{
     cpu_seconds, load_average, proc_status_kib, reset_peak_resident, stat_field, stat_fields,
@@ -657,11 +658,7 @@ fn log_length(log: &Path) -> u64 {
 #[derive(Clone, Copy, Debug, Default)]
 struct LoggedCounts {
     requests: u64,
-    reads: u64,
-    writes: u64,
-    swaps: u64,
-    lost: u64,
-    s3: u64,
+    total: Counted,
 }
 
 impl LoggedCounts {
@@ -673,19 +670,9 @@ impl LoggedCounts {
         let mut text = String::new();
         file.read_to_string(&mut text)?;
         let mut counts = LoggedCounts::default();
-        for line in text.lines().filter(|line| line.contains(" reads=")) {
-            let field = |name: &str| -> u64 {
-                line.split(' ')
-                    .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0)
-            };
+        for counted in text.lines().filter_map(Counted::from_log_line) {
             counts.requests += 1;
-            counts.reads += field("reads");
-            counts.writes += field("writes");
-            counts.swaps += field("swaps");
-            counts.lost += field("lost");
-            counts.s3 += field("s3");
+            counts.total += counted;
         }
         Ok(counts)
     }
@@ -981,16 +968,17 @@ fn print_table(columns: &[Column], direct: &[(&str, Phase)]) {
         for (name, phase) in &column.phases {
             if let Some(logged) = phase.logged {
                 let per = |n: u64| n as f64 / logged.requests.max(1) as f64;
+                let total = logged.total;
                 println!(
                     "{}, {name}: per request (access log, {} lines) {:.2} store reads, \
                      {:.2} writes, {:.2} swaps ({:.2} lost), {:.2} S3 requests",
                     column.server,
                     logged.requests,
-                    per(logged.reads),
-                    per(logged.writes),
-                    per(logged.swaps),
-                    per(logged.lost),
-                    per(logged.s3),
+                    per(total.reads),
+                    per(total.writes),
+                    per(total.swaps),
+                    per(total.lost_swaps),
+                    per(total.s3_requests),
                 );
             }
             if let Some(redis) = phase.redis {

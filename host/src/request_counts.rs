@@ -61,22 +61,93 @@ impl RequestCounts {
     pub fn changed_store(&self) -> bool {
         self.writes.load(Ordering::Relaxed) + self.swaps.load(Ordering::Relaxed) > 0
     }
+
+    /// The counts so far.
+    pub fn counted(&self) -> Counted {
+        let get = |counter: &AtomicU32| u64::from(counter.load(Ordering::Relaxed));
+        Counted {
+            reads: get(&self.reads),
+            writes: get(&self.writes),
+            swaps: get(&self.swaps),
+            lost_swaps: get(&self.lost_swaps),
+            s3_requests: get(&self.s3_requests),
+            self_requests: get(&self.self_requests),
+        }
+    }
+}
+
+impl fmt::Display for RequestCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.counted().fmt(f)
+    }
+}
+
+/// One request's counts (or several requests' added up), as numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub reads: u64,
+    pub writes: u64,
+    pub swaps: u64,
+    pub lost_swaps: u64,
+    pub s3_requests: u64,
+    pub self_requests: u64,
+}
+
+/// The names the log line gives the counts, in [`Counted`]'s order.
+const NAMES: [&str; 6] = ["reads", "writes", "swaps", "lost", "s3", "self"];
+
+impl Counted {
+    fn values(&self) -> [u64; 6] {
+        [
+            self.reads,
+            self.writes,
+            self.swaps,
+            self.lost_swaps,
+            self.s3_requests,
+            self.self_requests,
+        ]
+    }
+
+    /// The counts an access log line ends with; `None` for a line without
+    /// them (a request the component did not run) or cut short.
+    pub fn from_log_line(line: &str) -> Option<Counted> {
+        let mut fields = line.split(' ').rev().take(NAMES.len()).collect::<Vec<_>>();
+        fields.reverse();
+        let mut values = [0; 6];
+        for ((value, name), field) in values.iter_mut().zip(NAMES).zip(fields) {
+            *value = field.strip_prefix(name)?.strip_prefix('=')?.parse().ok()?;
+        }
+        let [reads, writes, swaps, lost_swaps, s3_requests, self_requests] = values;
+        Some(Counted {
+            reads,
+            writes,
+            swaps,
+            lost_swaps,
+            s3_requests,
+            self_requests,
+        })
+    }
+}
+
+impl std::ops::AddAssign for Counted {
+    fn add_assign(&mut self, other: Counted) {
+        self.reads += other.reads;
+        self.writes += other.writes;
+        self.swaps += other.swaps;
+        self.lost_swaps += other.lost_swaps;
+        self.s3_requests += other.s3_requests;
+        self.self_requests += other.self_requests;
+    }
 }
 
 /// `reads=3 writes=0 swaps=1 lost=0 s3=1 self=0`, as the log line ends.
-impl fmt::Display for RequestCounts {
+impl fmt::Display for Counted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let get = |counter: &AtomicU32| counter.load(Ordering::Relaxed);
-        write!(
-            f,
-            "reads={} writes={} swaps={} lost={} s3={} self={}",
-            get(&self.reads),
-            get(&self.writes),
-            get(&self.swaps),
-            get(&self.lost_swaps),
-            get(&self.s3_requests),
-            get(&self.self_requests)
-        )
+        for (i, (name, value)) in NAMES.iter().zip(self.values()).enumerate() {
+            let space = if i == 0 { "" } else { " " };
+            write!(f, "{space}{name}={value}")?;
+        }
+        Ok(())
     }
 }
 
@@ -102,6 +173,18 @@ mod tests {
             counts.to_string(),
             "reads=2 writes=1 swaps=2 lost=1 s3=1 self=1"
         );
+    }
+
+    #[test]
+    fn a_log_line_gives_back_its_counts() {
+        let counts = RequestCounts::default();
+        counts.read();
+        counts.swapped(true);
+        counts.sent(false);
+        let line = format!("PUT /api/v4/projects/1/x 201 3.2ms {counts}");
+        assert_eq!(Counted::from_log_line(&line), Some(counts.counted()));
+        assert_eq!(Counted::from_log_line("GET /-/health 503 0.1ms"), None);
+        assert_eq!(Counted::from_log_line("PUT /x 201 1.0ms reads=1 wri"), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use genreg::data_dir::KEYVALUE_FILE;
 use genreg::keyvalue::{Backend, KeyPage, OpenedBackend, StoreError};
+use genreg::request_counts::Counted;
 use genreg::KvConfig;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -448,19 +449,13 @@ fn check_publish_counts(log: &Path) {
     assert!(!publishes.is_empty(), "no publish in the log");
     let (mut swaps, mut lost) = (0, 0);
     for line in &publishes {
-        let count = |name: &str| -> u32 {
-            let field = line
-                .split(' ')
-                .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
-                .unwrap_or_else(|| panic!("no {name}= in {line:?}"));
-            field.parse().unwrap()
-        };
-        assert!(count("s3") >= 1, "{line}");
-        assert!(count("writes") + count("swaps") >= 1, "{line}");
-        assert!(count("lost") <= count("swaps"), "{line}");
-        assert!(count("reads") >= 1, "{line}");
-        swaps += count("swaps");
-        lost += count("lost");
+        let counted = Counted::from_log_line(line).unwrap_or_else(|| panic!("no counts: {line}"));
+        assert!(counted.s3_requests >= 1, "{line}");
+        assert!(counted.writes + counted.swaps >= 1, "{line}");
+        assert!(counted.lost_swaps <= counted.swaps, "{line}");
+        assert!(counted.reads >= 1, "{line}");
+        swaps += counted.swaps;
+        lost += counted.lost_swaps;
     }
     eprintln!(
         "{} publishes in the log: {swaps} swaps, {lost} of them lost",
