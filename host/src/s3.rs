@@ -6,15 +6,15 @@
 //! stored and read in one pass on the blocking pool (`s3_plain.rs`), other
 //! object downloads streamed in large blocks (s3s-fs reads 4 KiB at a
 //! time), parts stored with one fast hash, their XXH3, as their ETag
-//! (`s3_parts.rs`; parts copied from objects get the same ETag), multipart uploads joined without
-//! reading the parts again (`s3_complete.rs`), listed and aborted
-//! (`s3_uploads.rs`); everything else is s3s-fs unchanged, over the files
-//! where s3s-fs keeps them (`s3_files.rs`). Every stored object is on the
-//! disk before its answer: synced as it is written, or, where s3s-fs wrote
-//! it (`PutObject` of larger bodies, `CopyObject`, conditional completes),
-//! right after. [`cors::Cors`] answers the
-//! browser's cross-origin requests from the registry's own pages
-//! (`s3_cors.rs`).
+//! (`s3_parts.rs`; parts copied from objects get the same ETag), multipart
+//! uploads joined without reading the parts again (`s3_complete.rs`),
+//! listed and aborted (`s3_uploads.rs`); everything else is s3s-fs
+//! unchanged, over the files where s3s-fs keeps them (`s3_files.rs`).
+//! Every stored object is on the disk before its answer: synced as it is
+//! written, or, where s3s-fs wrote it (`PutObject` of larger bodies,
+//! `CopyObject`, conditional completes), right after ([`FastFs::synced`]).
+//! [`cors::Cors`] answers the browser's cross-origin requests from the
+//! registry's own pages (`s3_cors.rs`).
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -255,16 +255,12 @@ macro_rules! s3_impl {
                     return plain::put(&self.root, req).await;
                 }
                 let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-                let answer = self.inner.put_object(req).await?;
-                self.sync_stored(&bucket, &key).await?;
-                Ok(answer)
+                self.synced(bucket, key, self.inner.put_object(req)).await
             }
 
             async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
                 let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-                let answer = self.inner.copy_object(req).await?;
-                self.sync_stored(&bucket, &key).await?;
-                Ok(answer)
+                self.synced(bucket, key, self.inner.copy_object(req)).await
             }
 
             async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
@@ -299,9 +295,7 @@ macro_rules! s3_impl {
             async fn complete_multipart_upload(&self, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
                 if complete::needs_s3s_fs(&req.input) {
                     let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-                    let answer = self.inner.complete_multipart_upload(req).await?;
-                    self.sync_stored(&bucket, &key).await?;
-                    return Ok(answer);
+                    return self.synced(bucket, key, self.inner.complete_multipart_upload(req)).await;
                 }
                 complete::complete(&self.root, &self.part_etags, &self.completing, req).await
             }
@@ -335,14 +329,22 @@ s3_impl! {
 }
 
 impl FastFs {
-    /// Syncs the object s3s-fs stored at `bucket`/`key` before the answer
-    /// (see [`files::sync_stored`]).
-    async fn sync_stored(&self, bucket: &str, key: &str) -> S3Result<()> {
-        let path = files::object_path(&self.root, bucket, key)?;
+    /// The answer of `store`, an s3s-fs call that stores the object at
+    /// `bucket`/`key`, once that object is synced (see
+    /// [`files::sync_stored`]).
+    async fn synced<T>(
+        &self,
+        bucket: String,
+        key: String,
+        store: impl std::future::Future<Output = S3Result<T>>,
+    ) -> S3Result<T> {
+        let answer = store.await?;
+        let path = files::object_path(&self.root, &bucket, &key)?;
         tokio::task::spawn_blocking(move || files::sync_stored(&path))
             .await
             .map_err(|e| s3s::s3_error!(InternalError, "syncing the object failed: {e}"))?
-            .map_err(|e| s3s::s3_error!(e, InternalError))
+            .map_err(|e| s3s::s3_error!(e, InternalError))?;
+        Ok(answer)
     }
 
     /// s3s-fs answers (headers, range checks, metadata); the body is then
