@@ -19,10 +19,11 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::group_sync::GroupSync;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use s3s::{s3_error, S3Result};
+
+use crate::group_sync::GroupSync;
 
 /// The object's file, refusing keys that would leave the bucket.
 pub fn object_path(root: &Path, bucket: &str, key: &str) -> S3Result<PathBuf> {
@@ -142,31 +143,29 @@ pub fn rename_durably(from: &Path, to: &Path) -> std::io::Result<()> {
     if let Some(parent) = created.as_deref().and_then(Path::parent) {
         sync_dir(parent)?;
     }
-    match to.parent() {
-        Some(dir) => sync_renamed_into(dir),
-        None => Ok(()),
-    }
+    sync_name(to)
 }
 
 /// Makes an object that s3s-fs stored survive a crash of the machine: its
 /// bytes and its name (s3s-fs writes and renames without syncing).
 pub fn sync_stored(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(path)?.sync_data()?;
-    match path.parent() {
-        Some(dir) => sync_renamed_into(dir),
-        None => Ok(()),
-    }
+    sync_name(path)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Makes the renames into `dir` so far survive a crash of the machine.
-/// Objects share few directories, so renames that finish together share
-/// one sync of their directory (as a group commit does): a caller whose
-/// rename an earlier caller's sync covered returns without one.
-fn sync_renamed_into(dir: &Path) -> std::io::Result<()> {
+/// Makes the name `path` was just renamed to survive a crash of the
+/// machine: a sync of its directory. Objects share few directories, so
+/// renames into one that finish together share one sync of it (as a group
+/// commit does): a caller whose rename an earlier caller's sync covered
+/// returns without one.
+fn sync_name(path: &Path) -> std::io::Result<()> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
     let renames = DirRenames::of(dir);
     let mine = renames.done.fetch_add(1, Ordering::SeqCst) + 1;
     renames.synced.cover(
