@@ -19,7 +19,9 @@
 //! Unlike s3s-fs, nothing of the upload is removed before the object is in
 //! place, so a failed join leaves the upload whole (to retry or abort), and
 //! the request's ETags must match the stored parts, as AWS requires
-//! (InvalidPart otherwise).
+//! (InvalidPart otherwise). The ETags this server answered before its
+//! parts were tagged by XXH3 (their md5, then the head of their SHA-256)
+//! still match, so an upload begun before an upgrade completes.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::files;
 use super::part_etags::{part_path, PartEtags};
+use super::parts;
 use super::uploads;
 
 /// S3's smallest part but the last.
@@ -169,15 +172,31 @@ async fn check_parts(
         let given = part.e_tag.as_ref().and_then(|e| match e {
             ETag::Strong(v) | ETag::Weak(v) => etag_bytes(v),
         });
-        if given != Some(stored) {
-            return Err(s3_error!(
-                InvalidPart,
-                "the ETag of part {number} does not match the stored part"
-            ));
-        }
-        checked.push(CheckedPart { path, etag: stored });
+        let etag = match given {
+            Some(given) if given == stored || answered_earlier(&path, given).await => given,
+            _ => {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "the ETag of part {number} does not match the stored part"
+                ))
+            }
+        };
+        checked.push(CheckedPart { path, etag });
     }
     Ok(checked)
+}
+
+/// Whether `given` is the ETag an earlier version of this server answered
+/// for the part at `path` (hashed again on the blocking pool, only for an
+/// ETag that does not match), so that an upload begun before an upgrade
+/// still completes.
+async fn answered_earlier(path: &Path, given: [u8; 16]) -> bool {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || parts::earlier_etags_of_file(&path))
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|earlier| earlier.contains(&given))
 }
 
 /// The 16 bytes a part's ETag spells in hex (`s3_parts.rs`).

@@ -118,6 +118,28 @@ async fn a_wrong_etag_is_refused_and_the_upload_stays_whole() {
 }
 
 #[tokio::test]
+async fn an_etag_an_earlier_version_answered_still_completes() {
+    use sha2::{Digest as _, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let (id, etags) = upload_two_parts(&fs, "files/e").await;
+    // A client that stored the parts before an upgrade holds their md5
+    // (s3s-fs's ETag) or the head of their SHA-256.
+    let first = pattern(5 * MIB, 1);
+    let md5 = ETag::Strong(hex::encode(Md5::digest(&first)));
+    let sha256 = ETag::Strong(hex::encode(&Sha256::digest(pattern(1000, 2))[..16]));
+    assert!(md5 != etags[0] && sha256 != etags[1]);
+    let answer = fs
+        .complete_multipart_upload(request(completion("files/e", &id, &[md5, sha256])))
+        .await
+        .unwrap();
+    assert_eq!(
+        head(&fs, "files/e").await,
+        (Some(5 * MIB as i64 + 1000), answer.output.e_tag)
+    );
+}
+
+#[tokio::test]
 async fn a_short_part_before_the_last_is_too_small() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());

@@ -219,13 +219,35 @@ fn etag_of(tag: &Xxh3Default) -> String {
 /// The ETag of the part stored at `path`, hashed from the file; `None` when
 /// it cannot be read.
 pub fn etag_of_file(path: &Path) -> Option<String> {
-    let mut file = std::fs::File::open(path).ok()?;
     let mut tag = Xxh3Default::new();
+    read_file(path, |bytes| tag.update(bytes))?;
+    Some(etag_of(&tag))
+}
+
+/// The ETags earlier versions of this server answered for the part stored
+/// at `path`, as bytes: its md5 (s3s-fs's own) and the first 128 bits of
+/// its SHA-256. A client may hold one of them for a part stored before an
+/// upgrade. `None` when the file cannot be read.
+pub fn earlier_etags_of_file(path: &Path) -> Option<[[u8; 16]; 2]> {
+    let (mut md5, mut sha256) = (Md5::default(), Sha256::new());
+    read_file(path, |bytes| {
+        md5::Digest::update(&mut md5, bytes);
+        sha256.update(bytes);
+    })?;
+    let mut head = [0; 16];
+    head.copy_from_slice(&sha256.finalize()[..16]);
+    Some([md5::Digest::finalize(md5).into(), head])
+}
+
+/// Hands the file at `path` to `take` in pieces; `None` when it cannot be
+/// read.
+fn read_file(path: &Path, mut take: impl FnMut(&[u8])) -> Option<()> {
+    let mut file = std::fs::File::open(path).ok()?;
     let mut buffer = vec![0; WRITE_BUFFER];
     loop {
         match file.read(&mut buffer).ok()? {
-            0 => return Some(etag_of(&tag)),
-            n => tag.update(&buffer[..n]),
+            0 => return Some(()),
+            n => take(&buffer[..n]),
         }
     }
 }
