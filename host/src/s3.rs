@@ -34,6 +34,8 @@ use tokio::sync::mpsc;
 use crate::data_dir::{self, S3Credentials};
 use crate::serve::{self, ServerHandle};
 
+#[path = "s3_assembly.rs"]
+mod assembly;
 #[path = "s3_complete.rs"]
 mod complete;
 #[path = "s3_cors.rs"]
@@ -195,6 +197,7 @@ async fn serve_fs(
         uploads_root,
         part_etags: Default::default(),
         completing: Default::default(),
+        assemblies: Default::default(),
     });
     builder.set_auth(SimpleAuth::from_single(
         credentials.access_key_id.clone(),
@@ -222,6 +225,8 @@ struct FastFs {
     part_etags: part_etags::PartEtags,
     /// Multipart uploads being completed now.
     completing: complete::Completing,
+    /// The parts of uploads under way, joined ahead of their completion.
+    assemblies: assembly::Assemblies,
 }
 
 impl std::fmt::Debug for FastFs {
@@ -269,6 +274,7 @@ macro_rules! s3_impl {
                 if let Some(etag) = &answer.output.e_tag {
                     self.part_etags.remember(&self.root, &upload_id, number, etag);
                 }
+                self.assemblies.part_stored(&self.root, &upload_id);
                 Ok(answer)
             }
 
@@ -281,6 +287,7 @@ macro_rules! s3_impl {
                 if let Some(result) = answer.output.copy_part_result.as_mut() {
                     result.e_tag = Some(ETag::Strong(etag));
                 }
+                self.assemblies.part_stored(&self.root, &upload_id);
                 Ok(answer)
             }
 
@@ -294,10 +301,11 @@ macro_rules! s3_impl {
 
             async fn complete_multipart_upload(&self, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
                 if complete::needs_s3s_fs(&req.input) {
+                    drop(self.assemblies.take(&self.root, &req.input.upload_id));
                     let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
                     return self.synced(bucket, key, self.inner.complete_multipart_upload(req)).await;
                 }
-                complete::complete(&self.root, &self.part_etags, &self.completing, req).await
+                complete::complete(&self.root, &self.part_etags, &self.completing, &self.assemblies, req).await
             }
 
             async fn list_multipart_uploads(&self, req: S3Request<ListMultipartUploadsInput>) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
@@ -308,6 +316,7 @@ macro_rules! s3_impl {
                 let upload_id = req.input.upload_id.clone();
                 let answer = uploads::abort(&self.uploads_root, req)?;
                 self.part_etags.forget_upload(&self.root, &upload_id);
+                drop(self.assemblies.take(&self.root, &upload_id));
                 Ok(answer)
             }
         }

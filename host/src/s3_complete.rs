@@ -16,6 +16,9 @@
 //!   (md5 of the parts' ETags, `-<count>`) in the object's internal info;
 //! - the upload's own file and its parts removed, last.
 //!
+//! When the parts were joined ahead as they arrived (`s3_assembly.rs`),
+//! that copy becomes the object instead, with the parts it lacks appended.
+//!
 //! Unlike s3s-fs, nothing of the upload is removed before the object is in
 //! place, so a failed join leaves the upload whole (to retry or abort), and
 //! the request's ETags must match the stored parts, as AWS requires
@@ -31,6 +34,7 @@ use md5::{Digest as _, Md5};
 use s3s::dto::{CompleteMultipartUploadInput, CompleteMultipartUploadOutput, ETag};
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
+use super::assembly::{lock, Assemblies};
 use super::files;
 use super::part_etags::{part_path, PartEtags};
 use super::parts;
@@ -54,7 +58,7 @@ struct CompletingGuard<'a> {
 
 impl Completing {
     fn begin(&self, upload_id: &str) -> Option<CompletingGuard<'_>> {
-        let mut uploads = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let mut uploads = lock(&self.uploads);
         uploads
             .insert(upload_id.to_string())
             .then(|| CompletingGuard {
@@ -66,7 +70,7 @@ impl Completing {
 
 impl Drop for CompletingGuard<'_> {
     fn drop(&mut self) {
-        let mut uploads = self.set.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let mut uploads = lock(&self.set.uploads);
         uploads.remove(&self.upload_id);
     }
 }
@@ -79,6 +83,7 @@ pub fn needs_s3s_fs(input: &CompleteMultipartUploadInput) -> bool {
 
 /// One part to join, checked.
 struct CheckedPart {
+    number: i32,
     path: PathBuf,
     /// The part's ETag, as bytes.
     etag: [u8; 16],
@@ -89,6 +94,7 @@ pub async fn complete(
     root: &Path,
     etags: &PartEtags,
     completing: &Completing,
+    assemblies: &Assemblies,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
@@ -107,13 +113,22 @@ pub async fn complete(
     let parts = check_parts(root, etags, &input).await?;
     let object = files::object_path(root, &input.bucket, &input.key)?;
     let e_tag = multipart_etag(&parts);
+    let assembly = assemblies.take(root, upload_id);
     let (root_owned, upload) = (root.to_path_buf(), upload_id.to_string());
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     let joined = {
         let e_tag = e_tag.clone();
         tokio::task::spawn_blocking(move || {
+            let numbered: Vec<(i32, &Path)> =
+                parts.iter().map(|p| (p.number, p.path.as_path())).collect();
+            let assembled = match &assembly {
+                Some(shared) => shared.assembly().complete(&numbered, &object)?,
+                None => false,
+            };
             let paths: Vec<PathBuf> = parts.into_iter().map(|p| p.path).collect();
-            join_parts(&root_owned, &paths, &object)?;
+            if !assembled {
+                join_parts(&root_owned, &paths, &object)?;
+            }
             finish_object(&root_owned, &bucket, &key, &upload, &e_tag)?;
             remove_upload(&root_owned, &upload, &paths);
             Ok::<_, std::io::Error>(())
@@ -181,7 +196,7 @@ async fn check_parts(
                 ))
             }
         };
-        checked.push(CheckedPart { path, etag });
+        checked.push(CheckedPart { number, path, etag });
     }
     Ok(checked)
 }

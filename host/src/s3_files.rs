@@ -65,7 +65,7 @@ pub fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
 }
 
 /// A new temporary file name in `root`, one s3s-fs removes when it starts.
-fn temporary_path(root: &Path, purpose: &str) -> PathBuf {
+pub fn temporary_path(root: &Path, purpose: &str) -> PathBuf {
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).expect("the system's random source works");
     root.join(format!(

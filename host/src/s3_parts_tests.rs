@@ -52,12 +52,13 @@ async fn upload(fs: &FastFs, input: UploadPartInput) -> S3Result<String> {
     }
 }
 
-/// The names of the files in the server's root: parts and temporary files.
+/// The names of the files in the server's root: parts and temporary files
+/// (but the assemblies of parts joined ahead, `s3_assembly.rs`).
 fn root_files(fs: &FastFs) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(&fs.root)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.contains(".part"))
+        .filter(|name| name.contains(".part") && !name.starts_with(".tmp.assembly-"))
         .collect();
     names.sort();
     names

@@ -35,6 +35,7 @@ pub fn server(root: &std::path::Path) -> FastFs {
         uploads_root: root.canonicalize().unwrap(),
         part_etags: Default::default(),
         completing: Default::default(),
+        assemblies: Default::default(),
     }
 }
 

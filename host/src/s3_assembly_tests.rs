@@ -1,0 +1,223 @@
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use s3s::dto::*;
+use s3s::S3;
+
+use super::super::test_support::{create_upload, pattern, request, server, MIB};
+use super::super::FastFs;
+
+async fn upload_part(fs: &FastFs, key: &str, upload_id: &str, number: i32, data: Vec<u8>) -> ETag {
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
+    let input = UploadPartInput {
+        bucket: "genreg".into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+        part_number: number,
+        body: Some(StreamingBlob::wrap(body)),
+        ..Default::default()
+    };
+    fs.upload_part(request(input))
+        .await
+        .unwrap()
+        .output
+        .e_tag
+        .unwrap()
+}
+
+async fn complete(fs: &FastFs, key: &str, upload_id: &str, parts: &[(i32, &ETag)]) {
+    let parts = parts
+        .iter()
+        .map(|(number, etag)| CompletedPart {
+            part_number: Some(*number),
+            e_tag: Some((*etag).clone()),
+            ..Default::default()
+        })
+        .collect();
+    let input = CompleteMultipartUploadInput {
+        bucket: "genreg".into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+        multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
+        ..Default::default()
+    };
+    fs.complete_multipart_upload(request(input)).await.unwrap();
+}
+
+/// Waits until the assembly of `upload_id` holds `parts` parts (appending
+/// runs on the blocking pool); answers its file.
+async fn joined_ahead(fs: &FastFs, upload_id: &str, parts: usize) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (appended, path) = fs.assemblies.appended(upload_id);
+        if appended == parts {
+            return path;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{appended} of {parts} parts joined"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Three parts: 5 MiB, 5 MiB and 1000 bytes.
+fn three_parts() -> [Vec<u8>; 3] {
+    [pattern(5 * MIB, 1), pattern(5 * MIB, 2), pattern(1000, 3)]
+}
+
+fn object(root: &Path, key: &str) -> Vec<u8> {
+    std::fs::read(root.join("genreg").join(key)).unwrap()
+}
+
+fn inode(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().ino()
+}
+
+/// The temporary files left in the server's root.
+fn temporaries(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".tmp."))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_joined_ahead_become_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let id = create_upload(&fs, "files/a").await;
+    let data = three_parts();
+    // Part 2 before part 1: nothing is joined until part 1 is in.
+    let second = upload_part(&fs, "files/a", &id, 2, data[1].clone()).await;
+    assert_eq!(fs.assemblies.appended(&id).0, 0);
+    let first = upload_part(&fs, "files/a", &id, 1, data[0].clone()).await;
+    let third = upload_part(&fs, "files/a", &id, 3, data[2].clone()).await;
+    let assembly = joined_ahead(&fs, &id, 3).await;
+    let assembly_inode = inode(&assembly);
+
+    complete(
+        &fs,
+        "files/a",
+        &id,
+        &[(1, &first), (2, &second), (3, &third)],
+    )
+    .await;
+    assert!(object(dir.path(), "files/a") == data.concat());
+    let object_path = dir.path().join("genreg/files/a");
+    assert_eq!(
+        inode(&object_path),
+        assembly_inode,
+        "the assembly is the object"
+    );
+    assert_eq!(fs.assemblies.count(), 0);
+    assert!(temporaries(dir.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_stored_again_after_it_was_joined_is_read_from_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let id = create_upload(&fs, "files/b").await;
+    let data = three_parts();
+    let mut etags = Vec::new();
+    for (number, part) in (1..).zip(&data) {
+        etags.push(upload_part(&fs, "files/b", &id, number, part.clone()).await);
+    }
+    let assembly = joined_ahead(&fs, &id, 3).await;
+    let assembly_inode = inode(&assembly);
+    // Part 2 again, other bytes of the same length: its file is new.
+    let again = pattern(5 * MIB, 9);
+    let second = upload_part(&fs, "files/b", &id, 2, again.clone()).await;
+
+    complete(
+        &fs,
+        "files/b",
+        &id,
+        &[(1, &etags[0]), (2, &second), (3, &etags[2])],
+    )
+    .await;
+    assert!(object(dir.path(), "files/b") == [data[0].clone(), again, data[2].clone()].concat());
+    // Part 1 was kept, the others appended from their files.
+    assert_eq!(inode(&dir.path().join("genreg/files/b")), assembly_inode);
+    assert!(temporaries(dir.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_of_some_parts_keeps_only_the_first_ones_joined() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let data = three_parts();
+    // Parts 1 and 3: part 1 is kept, the assembly cut after it.
+    let id = create_upload(&fs, "files/c").await;
+    let mut etags = Vec::new();
+    for (number, part) in (1..).zip(&data) {
+        etags.push(upload_part(&fs, "files/c", &id, number, part.clone()).await);
+    }
+    joined_ahead(&fs, &id, 3).await;
+    complete(&fs, "files/c", &id, &[(1, &etags[0]), (3, &etags[2])]).await;
+    assert!(object(dir.path(), "files/c") == [data[0].clone(), data[2].clone()].concat());
+
+    // Parts 2 and 3: nothing joined ahead is the completion's, so the
+    // parts are joined from their files and the assembly removed.
+    let id = create_upload(&fs, "files/d").await;
+    let mut etags = Vec::new();
+    for (number, part) in (1..).zip(&data) {
+        etags.push(upload_part(&fs, "files/d", &id, number, part.clone()).await);
+    }
+    joined_ahead(&fs, &id, 3).await;
+    complete(&fs, "files/d", &id, &[(2, &etags[1]), (3, &etags[2])]).await;
+    assert!(object(dir.path(), "files/d") == [data[1].clone(), data[2].clone()].concat());
+    assert_eq!(fs.assemblies.count(), 0);
+    assert!(temporaries(dir.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_upload_leaves_no_assembly() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let id = create_upload(&fs, "files/e").await;
+    upload_part(&fs, "files/e", &id, 1, pattern(5 * MIB, 1)).await;
+    let assembly = joined_ahead(&fs, &id, 1).await;
+    assert!(assembly.exists());
+    let input = AbortMultipartUploadInput {
+        bucket: "genreg".into(),
+        key: "files/e".into(),
+        upload_id: id.clone(),
+        ..Default::default()
+    };
+    fs.abort_multipart_upload(request(input)).await.unwrap();
+    assert_eq!(fs.assemblies.count(), 0);
+    assert!(!assembly.exists());
+    assert!(temporaries(dir.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_aborted_by_another_process_loses_its_assembly_at_the_next_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let gone = create_upload(&fs, "files/f").await;
+    upload_part(&fs, "files/f", &gone, 1, pattern(5 * MIB, 1)).await;
+    let assembly = joined_ahead(&fs, &gone, 1).await;
+    // `genreg gc` aborts through a server of its own: this one is not told.
+    let input = AbortMultipartUploadInput {
+        bucket: "genreg".into(),
+        key: "files/f".into(),
+        upload_id: gone.clone(),
+        ..Default::default()
+    };
+    super::super::uploads::abort(&fs.uploads_root, request(input)).unwrap();
+    assert!(assembly.exists());
+
+    let next = create_upload(&fs, "files/g").await;
+    upload_part(&fs, "files/g", &next, 1, pattern(1000, 2)).await;
+    assert_eq!(fs.assemblies.count(), 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assembly.exists() {
+        assert!(Instant::now() < deadline, "the assembly is still there");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
