@@ -2,30 +2,13 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use s3s::dto::*;
 use s3s::S3;
 
-use super::super::test_support::{create_upload, pattern, request, server, MIB};
+use super::super::test_support::{
+    abort_input, create_upload, pattern, request, server, upload_part, MIB,
+};
 use super::super::FastFs;
-
-async fn upload_part(fs: &FastFs, key: &str, upload_id: &str, number: i32, data: Vec<u8>) -> ETag {
-    let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
-    let input = UploadPartInput {
-        bucket: "genreg".into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-        part_number: number,
-        body: Some(StreamingBlob::wrap(body)),
-        ..Default::default()
-    };
-    fs.upload_part(request(input))
-        .await
-        .unwrap()
-        .output
-        .e_tag
-        .unwrap()
-}
 
 async fn complete(fs: &FastFs, key: &str, upload_id: &str, parts: &[(i32, &ETag)]) {
     let parts = parts
@@ -44,6 +27,15 @@ async fn complete(fs: &FastFs, key: &str, upload_id: &str, parts: &[(i32, &ETag)
         ..Default::default()
     };
     fs.complete_multipart_upload(request(input)).await.unwrap();
+}
+
+/// Uploads `parts` as parts 1, 2, ... in turn; answers their ETags.
+async fn upload_parts(fs: &FastFs, key: &str, upload_id: &str, parts: &[Vec<u8>]) -> Vec<ETag> {
+    let mut etags = Vec::new();
+    for (number, part) in (1..).zip(parts) {
+        etags.push(upload_part(fs, key, upload_id, number, part.clone()).await);
+    }
+    etags
 }
 
 /// Waits until the assembly of `upload_id` holds `parts` parts (appending
@@ -123,10 +115,7 @@ async fn a_part_stored_again_after_it_was_joined_is_read_from_its_file() {
     let fs = server(dir.path());
     let id = create_upload(&fs, "files/b").await;
     let data = three_parts();
-    let mut etags = Vec::new();
-    for (number, part) in (1..).zip(&data) {
-        etags.push(upload_part(&fs, "files/b", &id, number, part.clone()).await);
-    }
+    let etags = upload_parts(&fs, "files/b", &id, &data).await;
     let assembly = joined_ahead(&fs, &id, 3).await;
     let assembly_inode = inode(&assembly);
     // Part 2 again, other bytes of the same length: its file is new.
@@ -153,10 +142,7 @@ async fn a_completion_of_some_parts_keeps_only_the_first_ones_joined() {
     let data = three_parts();
     // Parts 1 and 3: part 1 is kept, the assembly cut after it.
     let id = create_upload(&fs, "files/c").await;
-    let mut etags = Vec::new();
-    for (number, part) in (1..).zip(&data) {
-        etags.push(upload_part(&fs, "files/c", &id, number, part.clone()).await);
-    }
+    let etags = upload_parts(&fs, "files/c", &id, &data).await;
     joined_ahead(&fs, &id, 3).await;
     complete(&fs, "files/c", &id, &[(1, &etags[0]), (3, &etags[2])]).await;
     assert!(object(dir.path(), "files/c") == [data[0].clone(), data[2].clone()].concat());
@@ -164,10 +150,7 @@ async fn a_completion_of_some_parts_keeps_only_the_first_ones_joined() {
     // Parts 2 and 3: nothing joined ahead is the completion's, so the
     // parts are joined from their files and the assembly removed.
     let id = create_upload(&fs, "files/d").await;
-    let mut etags = Vec::new();
-    for (number, part) in (1..).zip(&data) {
-        etags.push(upload_part(&fs, "files/d", &id, number, part.clone()).await);
-    }
+    let etags = upload_parts(&fs, "files/d", &id, &data).await;
     joined_ahead(&fs, &id, 3).await;
     complete(&fs, "files/d", &id, &[(2, &etags[1]), (3, &etags[2])]).await;
     assert!(object(dir.path(), "files/d") == [data[1].clone(), data[2].clone()].concat());
@@ -183,13 +166,9 @@ async fn an_aborted_upload_leaves_no_assembly() {
     upload_part(&fs, "files/e", &id, 1, pattern(5 * MIB, 1)).await;
     let assembly = joined_ahead(&fs, &id, 1).await;
     assert!(assembly.exists());
-    let input = AbortMultipartUploadInput {
-        bucket: "genreg".into(),
-        key: "files/e".into(),
-        upload_id: id.clone(),
-        ..Default::default()
-    };
-    fs.abort_multipart_upload(request(input)).await.unwrap();
+    fs.abort_multipart_upload(request(abort_input("files/e", &id)))
+        .await
+        .unwrap();
     assert_eq!(fs.assemblies.count(), 0);
     assert!(!assembly.exists());
     assert!(temporaries(dir.path()).is_empty());
@@ -203,13 +182,7 @@ async fn an_upload_aborted_by_another_process_loses_its_assembly_at_the_next_par
     upload_part(&fs, "files/f", &gone, 1, pattern(5 * MIB, 1)).await;
     let assembly = joined_ahead(&fs, &gone, 1).await;
     // `genreg gc` aborts through a server of its own: this one is not told.
-    let input = AbortMultipartUploadInput {
-        bucket: "genreg".into(),
-        key: "files/f".into(),
-        upload_id: gone.clone(),
-        ..Default::default()
-    };
-    super::super::uploads::abort(&fs.uploads_root, request(input)).unwrap();
+    super::super::uploads::abort(&fs.uploads_root, request(abort_input("files/f", &gone))).unwrap();
     assert!(assembly.exists());
 
     let next = create_upload(&fs, "files/g").await;

@@ -1,25 +1,11 @@
-use bytes::Bytes;
 use md5::{Digest as _, Md5};
 use s3s::dto::*;
 use s3s::S3;
 
-use super::super::test_support::{create_upload, head, pattern, request, server, MIB};
+use super::super::test_support::{
+    abort_input, create_upload, head, pattern, request, server, upload_part, MIB,
+};
 use super::super::FastFs;
-
-/// Uploads `data` as part `number`; returns the ETag UploadPart answered.
-async fn upload_part(fs: &FastFs, key: &str, upload_id: &str, number: i32, data: Vec<u8>) -> ETag {
-    let body = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from(data))]);
-    let input = UploadPartInput {
-        bucket: "genreg".into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-        part_number: number,
-        body: Some(StreamingBlob::wrap(body)),
-        ..Default::default()
-    };
-    let answer = fs.upload_part(request(input)).await.unwrap();
-    answer.output.e_tag.unwrap()
-}
 
 fn completion(key: &str, upload_id: &str, etags: &[ETag]) -> CompleteMultipartUploadInput {
     let parts = etags
@@ -177,13 +163,9 @@ async fn an_aborted_upload_leaves_no_remembered_etags() {
     let fs = server(dir.path());
     let (id, _) = upload_two_parts(&fs, "files/d").await;
     let (kept, _) = upload_two_parts(&fs, "files/e").await;
-    let input = AbortMultipartUploadInput {
-        bucket: "genreg".into(),
-        key: "files/d".into(),
-        upload_id: id.clone(),
-        ..Default::default()
-    };
-    fs.abort_multipart_upload(request(input)).await.unwrap();
+    fs.abort_multipart_upload(request(abort_input("files/d", &id)))
+        .await
+        .unwrap();
     let known = fs.part_etags.known.lock().unwrap().clone();
     let names: Vec<String> = known.keys().map(|p| p.to_string_lossy().into()).collect();
     assert_eq!(names.len(), 2, "{names:?}");

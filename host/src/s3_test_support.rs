@@ -39,6 +39,41 @@ pub fn server(root: &std::path::Path) -> FastFs {
     }
 }
 
+/// Uploads `data` as part `number`; returns the ETag UploadPart answered.
+pub async fn upload_part(
+    fs: &FastFs,
+    key: &str,
+    upload_id: &str,
+    number: i32,
+    data: Vec<u8>,
+) -> ETag {
+    let body = futures::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(data))]);
+    let input = UploadPartInput {
+        bucket: "genreg".into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+        part_number: number,
+        body: Some(StreamingBlob::wrap(body)),
+        ..Default::default()
+    };
+    fs.upload_part(request(input))
+        .await
+        .unwrap()
+        .output
+        .e_tag
+        .unwrap()
+}
+
+/// An AbortMultipartUpload of `upload_id` of `key`.
+pub fn abort_input(key: &str, upload_id: &str) -> AbortMultipartUploadInput {
+    AbortMultipartUploadInput {
+        bucket: "genreg".into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+        ..Default::default()
+    }
+}
+
 /// Starts a multipart upload of `key`; answers its id.
 pub async fn create_upload(fs: &FastFs, key: &str) -> String {
     let input = CreateMultipartUploadInput {
