@@ -22,7 +22,6 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Seek as _, SeekFrom};
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -137,19 +136,39 @@ struct Appended {
 /// or from itself after a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Identity {
-    device: u64,
-    inode: u64,
+    /// Device and inode (none where the system has no inodes).
+    file: (u64, u64),
     size: u64,
+    /// When its inode last changed (where there are none, its contents),
+    /// in seconds and nanoseconds.
     changed: (i64, i64),
 }
 
 impl Identity {
+    #[cfg(unix)]
     fn of(metadata: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
         Identity {
-            device: metadata.dev(),
-            inode: metadata.ino(),
+            file: (metadata.dev(), metadata.ino()),
             size: metadata.len(),
             changed: (metadata.ctime(), metadata.ctime_nsec()),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        let modified = metadata
+            .modified()
+            .ok()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        Identity {
+            file: (0, 0),
+            size: metadata.len(),
+            changed: (
+                modified.as_secs() as i64,
+                i64::from(modified.subsec_nanos()),
+            ),
         }
     }
 }
@@ -282,6 +301,6 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 #[path = "s3_assembly_tests.rs"]
 mod tests;
