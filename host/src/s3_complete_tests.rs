@@ -120,8 +120,20 @@ async fn an_etag_an_earlier_version_answered_still_completes() {
     let md5 = ETag::Strong(hex::encode(Md5::digest(&first)));
     let sha256 = ETag::Strong(hex::encode(&Sha256::digest(pattern(1000, 2))[..16]));
     assert!(md5 != etags[0] && sha256 != etags[1]);
+    let earlier = completion("files/e", &id, &[md5, sha256]);
+    // Parts this server stored answered XXH3: nothing else is hashed for.
+    let refused = fs.complete_multipart_upload(request(earlier.clone())).await;
+    assert_eq!(refused.unwrap_err().code(), &s3s::S3ErrorCode::InvalidPart);
+
+    // Stored before the server started: the earlier ETags match.
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for number in [1, 2] {
+        let path = super::super::part_etags::part_path(&fs.root, &id, number);
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(an_hour_ago).unwrap();
+    }
     let answer = fs
-        .complete_multipart_upload(request(completion("files/e", &id, &[md5, sha256])))
+        .complete_multipart_upload(request(earlier))
         .await
         .unwrap();
     assert_eq!(

@@ -13,15 +13,27 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use s3s::dto::{ETag, ListPartsInput, ListPartsOutput};
 
 /// Parts in one answer when the request does not say (S3's default).
 const DEFAULT_MAX_PARTS: i32 = 1000;
 
-#[derive(Default)]
 pub struct PartEtags {
     pub(super) known: Mutex<HashMap<PathBuf, String>>,
+    /// When this server started: a part stored before may carry the ETag
+    /// an earlier version answered.
+    started: SystemTime,
+}
+
+impl Default for PartEtags {
+    fn default() -> Self {
+        PartEtags {
+            known: Default::default(),
+            started: SystemTime::now(),
+        }
+    }
 }
 
 /// Where s3s-fs keeps part `number` of `upload_id` under its root.
@@ -104,6 +116,14 @@ impl PartEtags {
         let prefix = prefix.to_string_lossy();
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         known.retain(|path, _| !path.to_string_lossy().starts_with(prefix.as_ref()));
+    }
+
+    /// Whether the part at `path` was stored before this server started
+    /// (so an earlier version may have answered its ETag).
+    pub fn stored_before_start(&self, path: &Path) -> bool {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified < self.started)
     }
 
     fn lookup(&self, path: &Path) -> Option<String> {
