@@ -29,6 +29,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::files;
 use super::part_etags::part_path;
 
+/// What an assembly's temporary file is named for.
+const PURPOSE: &str = "assembly";
+
+/// Whether `name` is the file of an assembly.
+#[cfg(test)]
+pub fn is_assembly(name: &str) -> bool {
+    files::is_temporary_for(name, PURPOSE)
+}
+
 /// The assemblies of the uploads under way, by upload id.
 #[derive(Default)]
 pub struct Assemblies {
@@ -95,7 +104,7 @@ impl Assemblies {
     #[cfg(test)]
     pub fn appended(&self, upload_id: &str) -> (usize, PathBuf) {
         let shared = lock(&self.uploads)[upload_id].clone();
-        let assembly = lock(&shared.assembly);
+        let assembly = shared.assembly();
         (assembly.parts.len(), assembly.path.clone())
     }
 }
@@ -176,7 +185,7 @@ impl Identity {
 impl Assembly {
     fn new(root: &Path) -> Self {
         Assembly {
-            path: files::temporary_path(root, "assembly"),
+            path: files::temporary_path(root, PURPOSE),
             file: None,
             parts: Vec::new(),
             closed: false,

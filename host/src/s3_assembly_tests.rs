@@ -6,7 +6,7 @@ use s3s::dto::*;
 use s3s::S3;
 
 use super::super::test_support::{
-    abort_input, create_upload, pattern, request, server, upload_part, MIB,
+    abort_input, create_upload, names_in, pattern, request, server, upload_part, MIB,
 };
 use super::super::FastFs;
 
@@ -70,9 +70,8 @@ fn inode(path: &Path) -> u64 {
 
 /// The temporary files left in the server's root.
 fn temporaries(root: &Path) -> Vec<String> {
-    std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    names_in(root)
+        .into_iter()
         .filter(|name| name.starts_with(".tmp."))
         .collect()
 }

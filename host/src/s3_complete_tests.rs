@@ -2,8 +2,9 @@ use md5::{Digest as _, Md5};
 use s3s::dto::*;
 use s3s::S3;
 
+use super::super::assembly::is_assembly;
 use super::super::test_support::{
-    abort_input, create_upload, head, pattern, request, server, upload_part, MIB,
+    abort_input, create_upload, head, names_in, pattern, request, server, upload_part, MIB,
 };
 use super::super::FastFs;
 
@@ -71,13 +72,9 @@ async fn parts_are_joined_into_the_object_as_s3s_fs_would_join_them() {
     // The upload is gone: its parts, its file, the remembered ETags. (The
     // upload s3s-fs completed behind this server's back keeps the copy of
     // its parts joined ahead, `s3_assembly.rs`, until it is aborted.)
-    let left: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| {
-            name.contains(&ours)
-                || (name.starts_with(".tmp.") && !name.starts_with(".tmp.assembly-"))
-        })
+    let left: Vec<_> = names_in(dir.path())
+        .into_iter()
+        .filter(|name| name.contains(&ours) || (name.starts_with(".tmp.") && !is_assembly(name)))
         .collect();
     assert!(left.is_empty(), "{left:?}");
     let known = fs.part_etags.known.lock().unwrap().clone();

@@ -64,6 +64,12 @@ pub fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
     ))
 }
 
+/// Whether `name` is a temporary file made for `purpose`.
+#[cfg(test)]
+pub fn is_temporary_for(name: &str, purpose: &str) -> bool {
+    name.starts_with(&format!(".tmp.{purpose}-"))
+}
+
 /// A new temporary file name in `root`, one s3s-fs removes when it starts.
 pub fn temporary_path(root: &Path, purpose: &str) -> PathBuf {
     let mut random = [0u8; 8];
@@ -223,9 +229,9 @@ mod tests {
         let renames = DirRenames::of(&dir);
         assert_eq!(renames.done.load(Ordering::SeqCst), 8);
         assert_eq!(renames.synced.covered(), 8, "the last sync covers all");
-        let leftovers = std::fs::read_dir(root.path())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name() != "bucket")
+        let leftovers = super::super::test_support::names_in(root.path())
+            .iter()
+            .filter(|name| *name != "bucket")
             .count();
         assert_eq!(leftovers, 0, "no temporary file is left");
     }

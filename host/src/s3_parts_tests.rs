@@ -5,7 +5,8 @@ use s3s::dto::*;
 use s3s::{S3ErrorCode, S3};
 use sha2::{Digest as _, Sha256};
 
-use super::super::test_support::{create_upload, pattern, request, server, MIB};
+use super::super::assembly::is_assembly;
+use super::super::test_support::{create_upload, names_in, pattern, request, server, MIB};
 use super::super::FastFs;
 use super::*;
 
@@ -55,13 +56,10 @@ async fn upload(fs: &FastFs, input: UploadPartInput) -> S3Result<String> {
 /// The names of the files in the server's root: parts and temporary files
 /// (but the assemblies of parts joined ahead, `s3_assembly.rs`).
 fn root_files(fs: &FastFs) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(&fs.root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.contains(".part") && !name.starts_with(".tmp.assembly-"))
-        .collect();
-    names.sort();
-    names
+    names_in(&fs.root)
+        .into_iter()
+        .filter(|name| name.contains(".part") && !is_assembly(name))
+        .collect()
 }
 
 #[tokio::test]

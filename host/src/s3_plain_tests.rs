@@ -4,7 +4,7 @@ use md5::{Digest as _, Md5};
 use s3s::dto::*;
 use s3s::S3;
 
-use super::super::test_support::{head, pattern, request, server, MIB};
+use super::super::test_support::{head, names_in, pattern, request, server, MIB};
 use super::super::FastFs;
 use super::{is_plain_put, GATHERED_PUT};
 
@@ -86,11 +86,7 @@ async fn a_plain_put_reads_back_through_s3s_fs_and_ours_alike() {
 
     // Only the object was written (its ETag comes from its bytes); no
     // temporary file is left.
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["genreg"]);
+    assert_eq!(names_in(dir.path()), ["genreg"]);
 }
 
 #[tokio::test]
@@ -187,9 +183,9 @@ async fn a_body_that_does_not_match_its_length_or_md5_stores_nothing() {
         let missing = fs.get_object(request(get_input(key, None))).await;
         assert_eq!(missing.unwrap_err().code(), &s3s::S3ErrorCode::NoSuchKey);
     }
-    let leftovers = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name() != "genreg")
+    let leftovers = names_in(dir.path())
+        .iter()
+        .filter(|name| *name != "genreg")
         .count();
     assert_eq!(leftovers, 0);
 }

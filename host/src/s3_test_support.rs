@@ -39,6 +39,16 @@ pub fn server(root: &std::path::Path) -> FastFs {
     }
 }
 
+/// The names of the files and directories in `dir`, sorted.
+pub fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Uploads `data` as part `number`; returns the ETag UploadPart answered.
 pub async fn upload_part(
     fs: &FastFs,
