@@ -18,8 +18,14 @@
 //! - A swap "from absent" is unconditional on Spin's SQLite store, so it
 //!   cannot create a key exactly once. A key is created by whoever holds its
 //!   creation claim for the current claim epoch (the first to raise the
-//!   epoch's claim counter), who writes it only while the epoch lasts. A
-//!   claimer that dies before writing blocks the key only until the epoch
+//!   epoch's claim counter), who writes it only while the epoch lasts, and
+//!   only a value computed from a read made since any other claimer may
+//!   have written it: since its epoch began, or since the previous epoch
+//!   ended by every clock if that one was claimed. Two claimers of
+//!   neighbouring epochs (clocks differ between instances) each look for
+//!   the other's claim after raising their own, so at least one sees the
+//!   other: the later one waits the earlier one out, the earlier one yields.
+//!   A claimer that dies before writing blocks the key only until the epoch
 //!   ends: the next epoch's claimer takes over, after waiting out the clock
 //!   skew allowed between instances, so no key is ever unusable for longer
 //!   than [`CLAIM_EPOCH_MS`] + [`CLOCK_SKEW_MS`].
@@ -155,6 +161,8 @@ pub fn update_then_read<K: KeyValue, T, E: From<KvError>>(
     // whether it was written after all.
     let mut unconfirmed: Option<(Vec<u8>, T)> = None;
     for _ in 0..MAX_SWAP_ATTEMPTS {
+        // Taken before the read: the read saw every write made before it.
+        let read_at = kv.now_millis();
         let (cas, current) = kv.read_for_swap(key)?;
         if let Some((value, result)) = unconfirmed.take() {
             if current.as_deref() == Some(value.as_slice()) {
@@ -183,7 +191,7 @@ pub fn update_then_read<K: KeyValue, T, E: From<KvError>>(
                 }
             }
             Step::Write(value, result) => {
-                if creation.try_create(kv, key, &value)? {
+                if creation.try_create(kv, key, &value, read_at)? {
                     return Ok(result);
                 }
             }
@@ -206,22 +214,25 @@ struct Creation {
     lapsed_epoch: Option<i64>,
     /// The epoch whose claim another caller won.
     lost_epoch: Option<i64>,
-    /// When the held claim may write: not before the previous epoch's
-    /// claimer has stopped writing by every clock.
-    writable_from: i64,
+    /// From when the held claim may write, and the earliest read it may
+    /// write from: the start of its epoch, or, when a claimer of the
+    /// previous epoch may have written since then, the moment it has stopped
+    /// by every clock.
+    fresh_from: i64,
     /// Milliseconds spent waiting for someone else's creation.
     waited_ms: u64,
 }
 
 impl Creation {
-    /// Writes `value` at the absent `key` if this caller may create it now.
-    /// `Ok(false)` means: read the key again (after a pause when someone
-    /// else is creating it).
+    /// Writes `value`, computed from a read of `key` (absent) made at
+    /// `read_at`, if this caller may create the key now. `Ok(false)` means:
+    /// read the key again (after a pause when someone else is creating it).
     fn try_create<K: KeyValue>(
         &mut self,
         kv: &K,
         key: &str,
         value: &[u8],
+        read_at: i64,
     ) -> Result<bool, KvError> {
         let now = kv.now_millis();
         let epoch = now.div_euclid(CLAIM_EPOCH_MS);
@@ -239,6 +250,20 @@ impl Creation {
                 self.wait(kv, key)?;
                 return Ok(false);
             }
+            // An instance whose clock runs ahead may already hold the next
+            // epoch's claim, and may have found this one unclaimed: it
+            // creates the key then. Only late in the epoch can that be;
+            // earlier, a claimer of the next epoch comes after this claim,
+            // finds it, and waits this claimer out.
+            let next_start = (epoch + 1) * CLAIM_EPOCH_MS;
+            if kv.now_millis() >= next_start - CLOCK_SKEW_MS
+                && kv.get(&creation_claim(key, epoch + 1))?.is_some()
+            {
+                self.held_epoch = None;
+                self.lost_epoch = Some(epoch);
+                self.wait(kv, key)?;
+                return Ok(false);
+            }
             // The previous epoch's claimer may still be writing, until its
             // epoch ends by its own clock: within the skew allowed past our
             // epoch's start, let that moment pass on every clock if the
@@ -246,24 +271,31 @@ impl Creation {
             // Later in the epoch it has passed, so the claim is not even
             // read; and a claimer that was itself the previous epoch's
             // claimer knows nobody wrote in it.
-            let safe_from = epoch * CLAIM_EPOCH_MS + CLOCK_SKEW_MS;
+            let epoch_start = epoch * CLAIM_EPOCH_MS;
+            let safe_from = epoch_start + CLOCK_SKEW_MS;
             let held_previous = self.lapsed_epoch == Some(epoch - 1);
-            self.writable_from =
-                if safe_from > now && !held_previous && previous_epoch_claimed(kv, key, epoch)? {
-                    safe_from
-                } else {
-                    now
-                };
+            let previous_may_write =
+                !held_previous && (safe_from <= now || previous_epoch_claimed(kv, key, epoch)?);
+            self.fresh_from = if previous_may_write {
+                safe_from
+            } else {
+                epoch_start
+            };
         }
         let now = kv.now_millis();
-        if now < self.writable_from {
-            kv.pause(((self.writable_from - now) as u64).min(SKEW_POLL_MS));
+        if now < self.fresh_from {
+            kv.pause(((self.fresh_from - now) as u64).min(SKEW_POLL_MS));
             return Ok(false);
         }
         // Our claim holds only until the epoch ends.
         if now.div_euclid(CLAIM_EPOCH_MS) != epoch {
             self.held_epoch = None;
             self.lapsed_epoch = Some(epoch);
+            return Ok(false);
+        }
+        // A read from before may have missed the previous epoch's claimer's
+        // write (a slow step between the read and the claim).
+        if read_at < self.fresh_from {
             return Ok(false);
         }
         kv.set(key, value)?;

@@ -701,6 +701,52 @@ fn early_in_an_epoch_the_previous_claimers_write_is_taken_as_soon_as_it_lands() 
 }
 
 #[test]
+fn a_claim_won_after_a_slow_step_reads_the_key_again_before_creating_it() {
+    let kv = MemoryStore::default();
+    let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS;
+    let epoch_start = epoch * kv::CLAIM_EPOCH_MS;
+    kv.clock.set(epoch_start + 10_000);
+    // Another request holds this epoch's claim and creates the key 1 s
+    // after this one read it absent.
+    kv.increment(&kv::creation_claim("k", epoch), 1).unwrap();
+    kv.scheduled
+        .borrow_mut()
+        .push((epoch_start + 11_000, "k".into(), b"theirs".to_vec()));
+    // This request's step takes 30 s: it claims the next epoch, past the
+    // skew, with a read from before that write.
+    let mut slow = true;
+    let kept = kv::update(&kv, "k", |current| {
+        if current.is_none() && std::mem::take(&mut slow) {
+            kv.pause(30_000);
+        }
+        create_or_keep(current)
+    })
+    .unwrap();
+    assert_eq!(kept, b"theirs");
+    assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"theirs"[..]));
+}
+
+#[test]
+fn a_claimer_late_in_its_epoch_yields_to_a_claimer_of_the_next() {
+    let kv = MemoryStore::default();
+    let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS + 1;
+    let epoch_start = epoch * kv::CLAIM_EPOCH_MS;
+    // Another instance, its clock 2 s ahead of this one's, is already in
+    // the next epoch: it claimed it, found the previous one unclaimed, and
+    // creates the key 0.5 s later.
+    kv.increment(&kv::creation_claim("k", epoch), 1).unwrap();
+    kv.scheduled
+        .borrow_mut()
+        .push((epoch_start - 1_500, "k".into(), b"theirs".to_vec()));
+    // By this instance's clock the previous epoch still runs: its claim of
+    // it is the first, and it must not write what the other may overwrite.
+    kv.clock.set(epoch_start - 2_000);
+    let kept = kv::update(&kv, "k", create_or_keep).unwrap();
+    assert_eq!(kept, b"theirs");
+    assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"theirs"[..]));
+}
+
+#[test]
 fn a_claimer_whose_own_claim_lapsed_does_not_wait_for_itself() {
     let kv = MemoryStore::default();
     let epoch = kv.now_millis() / kv::CLAIM_EPOCH_MS + 1;
