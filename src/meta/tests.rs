@@ -676,6 +676,15 @@ fn create_or_keep(current: Option<Vec<u8>>) -> kv::Step<Vec<u8>, KvError> {
     }
 }
 
+/// Another request, holding the creation claim of `k` for `epoch`, creates
+/// it with `theirs` at `at`.
+fn created_by_another(kv: &MemoryStore, epoch: i64, at: i64) {
+    kv.increment(&kv::creation_claim("k", epoch), 1).unwrap();
+    kv.scheduled
+        .borrow_mut()
+        .push((at, "k".into(), b"theirs".to_vec()));
+}
+
 #[test]
 fn early_in_an_epoch_the_previous_claimers_write_is_taken_as_soon_as_it_lands() {
     let kv = MemoryStore::default();
@@ -683,15 +692,10 @@ fn early_in_an_epoch_the_previous_claimers_write_is_taken_as_soon_as_it_lands() 
     let epoch_start = epoch * kv::CLAIM_EPOCH_MS;
     // The previous epoch's claimer, its clock behind, writes 1.2 s into
     // this epoch.
-    kv.increment(&kv::creation_claim("k", epoch - 1), 1)
-        .unwrap();
-    kv.scheduled
-        .borrow_mut()
-        .push((epoch_start + 1_200, "k".into(), b"theirs".to_vec()));
+    created_by_another(&kv, epoch - 1, epoch_start + 1_200);
     kv.clock.set(epoch_start + 1_000);
     let kept = kv::update(&kv, "k", create_or_keep).unwrap();
-    assert_eq!(kept, b"theirs");
-    assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"theirs"[..]));
+    assert_theirs(&kv, &kept);
     // Seen within one poll of landing, not once the skew is over.
     assert!(
         kv.now_millis() <= epoch_start + 1_300,
@@ -708,10 +712,7 @@ fn a_claim_won_after_a_slow_step_reads_the_key_again_before_creating_it() {
     kv.clock.set(epoch_start + 10_000);
     // Another request holds this epoch's claim and creates the key 1 s
     // after this one read it absent.
-    kv.increment(&kv::creation_claim("k", epoch), 1).unwrap();
-    kv.scheduled
-        .borrow_mut()
-        .push((epoch_start + 11_000, "k".into(), b"theirs".to_vec()));
+    created_by_another(&kv, epoch, epoch_start + 11_000);
     // This request's step takes 30 s: it claims the next epoch, past the
     // skew, with a read from before that write.
     let mut slow = true;
@@ -722,6 +723,11 @@ fn a_claim_won_after_a_slow_step_reads_the_key_again_before_creating_it() {
         create_or_keep(current)
     })
     .unwrap();
+    assert_theirs(&kv, &kept);
+}
+
+/// That the request kept what the other one created, and that it is stored.
+fn assert_theirs(kv: &MemoryStore, kept: &[u8]) {
     assert_eq!(kept, b"theirs");
     assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"theirs"[..]));
 }
@@ -734,16 +740,12 @@ fn a_claimer_late_in_its_epoch_yields_to_a_claimer_of_the_next() {
     // Another instance, its clock 2 s ahead of this one's, is already in
     // the next epoch: it claimed it, found the previous one unclaimed, and
     // creates the key 0.5 s later.
-    kv.increment(&kv::creation_claim("k", epoch), 1).unwrap();
-    kv.scheduled
-        .borrow_mut()
-        .push((epoch_start - 1_500, "k".into(), b"theirs".to_vec()));
+    created_by_another(&kv, epoch, epoch_start - 1_500);
     // By this instance's clock the previous epoch still runs: its claim of
     // it is the first, and it must not write what the other may overwrite.
     kv.clock.set(epoch_start - 2_000);
     let kept = kv::update(&kv, "k", create_or_keep).unwrap();
-    assert_eq!(kept, b"theirs");
-    assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"theirs"[..]));
+    assert_theirs(&kv, &kept);
 }
 
 #[test]
