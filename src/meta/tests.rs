@@ -1120,6 +1120,7 @@ fn a_corrupt_record_stops_an_update_as_corrupt() {
     );
 }
 
+mod claims;
 mod crashes;
 
 /// Another request, run against the store in the middle of this one.
