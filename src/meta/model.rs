@@ -62,6 +62,13 @@ pub struct PackageSummary {
     /// the record, not this entry, says whether and how it is listed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// The changes in flight that marked the entry pending, each by its own
+    /// name (a publish's file id, or a deletion): the entry stays pending
+    /// until every one of them has written it from the record, so a change
+    /// that finishes does not clear the mark of one still under way. An
+    /// entry marked by an earlier version has `pending` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
     /// Set, to the time it was entered, while the package may still be
     /// being created: the entry is written before the record, and the
     /// record says whether the package came to be. Cleared by a later write
@@ -70,35 +77,57 @@ pub struct PackageSummary {
     pub creating: Option<Millis>,
 }
 
-/// One shard of a project's package index: its entries, and the file ids
-/// its next new packages take their first blocks from (see
-/// `meta::packages`). Stored as a bare list of entries while it holds no
-/// ids, as every shard was before blocks, else as an object. Both forms
-/// are read and written in place: a listing decodes every shard of its
-/// project, and a new package writes one.
+/// One shard of a project's package index: its entries, the file ids its
+/// next new packages take their first blocks from (see `meta::packages`),
+/// and how many times it was written. Stored as a bare list of entries
+/// while it holds neither ids nor a count, as every shard was before
+/// blocks, else as an object. Both forms are read and written in place: a
+/// listing decodes every shard of its project, and a new package writes
+/// one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexShard {
     pub entries: Vec<PackageSummary>,
     pub file_ids: Option<IdBlock>,
+    /// Raised by every write ([`IndexShard::encode_next`]), so that a
+    /// compare-and-swap never takes a shard changed and changed back (its
+    /// entries can come back to the same bytes, while the records they
+    /// were written from did not) for one nobody wrote.
+    pub writes: u64,
+}
+
+impl IndexShard {
+    /// The shard's next stored form: its write count raised by one.
+    pub fn encode_next(&mut self) -> Vec<u8> {
+        self.writes += 1;
+        super::encode(&*self)
+    }
 }
 
 /// The object form of an [`IndexShard`].
 #[derive(Serialize, Deserialize)]
-struct ShardWithIds<E> {
+struct ShardObject<E> {
     entries: E,
-    file_ids: IdBlock,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file_ids: Option<IdBlock>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    writes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Serialize for IndexShard {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.file_ids {
-            None => self.entries.serialize(serializer),
-            Some(file_ids) => ShardWithIds {
-                entries: &self.entries,
-                file_ids,
-            }
-            .serialize(serializer),
+        if self.file_ids.is_none() && self.writes == 0 {
+            return self.entries.serialize(serializer);
         }
+        ShardObject {
+            entries: &self.entries,
+            file_ids: self.file_ids,
+            writes: self.writes,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -112,22 +141,24 @@ impl<'de> Deserialize<'de> for IndexShard {
             type Value = IndexShard;
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a list of index entries, or an object with entries and file_ids")
+                f.write_str("a list of index entries, or an object with entries")
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<IndexShard, A::Error> {
                 Ok(IndexShard {
                     entries: Vec::deserialize(SeqAccessDeserializer::new(seq))?,
                     file_ids: None,
+                    writes: 0,
                 })
             }
 
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<IndexShard, A::Error> {
-                let stored: ShardWithIds<Vec<PackageSummary>> =
-                    ShardWithIds::deserialize(MapAccessDeserializer::new(map))?;
+                let stored: ShardObject<Vec<PackageSummary>> =
+                    ShardObject::deserialize(MapAccessDeserializer::new(map))?;
                 Ok(IndexShard {
                     entries: stored.entries,
-                    file_ids: Some(stored.file_ids),
+                    file_ids: stored.file_ids,
+                    writes: stored.writes,
                 })
             }
         }
@@ -145,6 +176,7 @@ impl PackageSummary {
             status: package.status,
             created_at: package.created_at,
             pending: false,
+            changes: Vec::new(),
             creating: None,
         }
     }

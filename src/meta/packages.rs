@@ -19,10 +19,18 @@
 //! before its record is written; a later creation in that shard settles it
 //! from the record (in batches, see [`SETTLE_BATCH`]), so a new package
 //! costs no second index write. Every other change that touches what an
-//! entry says (status, deletion) first marks the entry *pending*, then
-//! changes the record, then writes the entry from the record. So a crash after any write leaves a listing that
-//! tells the truth. Entries of creations that never wrote their record are
-//! dropped by the shard's next write once [`ABANDONED_AFTER_MS`] passed.
+//! entry says (status, deletion) first marks the entry *pending* with its
+//! own name (a publish's file id, or a deletion), then changes the record,
+//! then writes the entry from the record and takes its mark off; the entry
+//! stays pending while another change's mark is on it, so a change that
+//! finishes first never settles an entry whose record another is about to
+//! change. Every write of a shard raises its count of writes, so a
+//! compare-and-swap of a shard never takes one changed and changed back
+//! for one nobody wrote. So a crash after any write, and a listing at any
+//! moment, tell the truth. Entries of creations that never wrote their
+//! record are dropped by the shard's next write once
+//! [`ABANDONED_AFTER_MS`] passed; a creator whose package was deleted
+//! before it confirmed its write does not create it again.
 //!
 //! File ids come from one sequence, in blocks: a package holds the block
 //! it hands out next (`file_ids` in its record), and a publish takes the
@@ -352,11 +360,20 @@ fn commit_file_as<K: KeyValue>(
     // A package that may be new gets its index entry once, before the
     // record that makes it real (again if the creation took long).
     let mut reserved: Option<Reservation> = None;
-    // Whether this publish marked the entry pending for a status change.
-    let mut marked = false;
+    // The change this publish marked the entry pending with, for a status
+    // change.
+    let mut marked: Option<String> = None;
 
     let package =
         update_record_then_read(kv, &key, commit.read_after, |stored: Option<Package>| {
+            // This publish created the package, and a deletion that came
+            // after it has deleted it since, the package's index entry
+            // with it: the publish is done, and the package stays deleted.
+            if let (Some(stored), Some(reservation)) = (&stored, &reserved) {
+                if stored.is_deleted() && stored.id == reservation.ids.next {
+                    return Ok(Step::Keep(stored.clone()));
+                }
+            }
             let (mut package, is_new) = match stored.filter(|p| !p.is_deleted()) {
                 // A retry after a write that landed but was not confirmed.
                 Some(package) if holds_file(kv, &package, tried_id, &file.object_key)? => {
@@ -392,10 +409,11 @@ fn commit_file_as<K: KeyValue>(
                 return Err(MetaError::Duplicate);
             }
             if let Some(status) = commit.status {
-                if status != package.status && !is_new && !marked {
+                if status != package.status && !is_new && marked.is_none() {
                     // Listings show the status: mark the entry first.
-                    mark_pending(kv, &package)?;
-                    marked = true;
+                    let change = format!("file {}", file.id);
+                    mark_pending(kv, &package, &change)?;
+                    marked = Some(change);
                 }
                 package.status = status;
             }
@@ -421,8 +439,8 @@ fn commit_file_as<K: KeyValue>(
             )?;
         }
     }
-    if marked {
-        confirm_entry(kv, &package)?;
+    if let Some(change) = &marked {
+        confirm_entry(kv, &package, change)?;
     }
     Ok((package, file))
 }
@@ -519,6 +537,7 @@ fn creating_entry(commit: &Commit, id: u64, at: Millis) -> PackageSummary {
         status: commit.status.unwrap_or(PackageStatus::Default),
         created_at: commit.now,
         pending: false,
+        changes: Vec::new(),
         creating: Some(at),
     }
 }
@@ -558,6 +577,7 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<Reservation, MetaErro
                     let mut stored = stored.unwrap_or(IndexShard {
                         entries: Vec::new(),
                         file_ids: for_new_shard,
+                        writes: 0,
                     });
                     // An entry equal to the one the last attempt wrote is
                     // that one, or one a creator of the same package wrote
@@ -584,7 +604,7 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<Reservation, MetaErro
                     }
                     stored.entries.push(creating_entry(commit, ids.next, at));
                     tried = Some(ids);
-                    Ok(Step::Write(encode(&stored), Some(ids)))
+                    Ok(Step::Write(stored.encode_next(), Some(ids)))
                 },
             )?;
             if let Some(ids) = entered {
@@ -726,14 +746,20 @@ fn shard_of<K: KeyValue>(kv: &K, package: &Package) -> Result<Option<u64>, MetaE
     Ok(package_location(kv, package.id)?.map(|l| l.index_shard))
 }
 
-/// Marks a package's index entry pending, before a change to its record.
-fn mark_pending<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError> {
+/// The change a deletion marks a package's entry with: deletions of one
+/// package are the same change, and the first to land is all of them.
+const DELETION: &str = "deletion";
+
+/// Marks a package's index entry pending with `change`, before that change
+/// is made to its record.
+fn mark_pending<K: KeyValue>(kv: &K, package: &Package, change: &str) -> Result<(), MetaError> {
     let Some(shard) = shard_of(kv, package)? else {
         return Ok(());
     };
     change_index(kv, package.project_id, shard, |entries| {
         match entries.iter_mut().find(|e| e.id == package.id) {
-            Some(entry) if !entry.pending => {
+            Some(entry) if !entry.changes.iter().any(|c| c == change) => {
+                entry.changes.push(change.to_string());
                 entry.pending = true;
                 true
             }
@@ -742,9 +768,10 @@ fn mark_pending<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError>
     })
 }
 
-/// Writes a package's index entry from its record as it is now, and clears
-/// the pending mark; drops the entry when the record is no longer live.
-fn confirm_entry<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError> {
+/// Writes a package's index entry from its record as it is now, and takes
+/// `change`'s mark off; the entry stays pending while other changes' marks
+/// are on it. Drops the entry when the record is no longer live.
+fn confirm_entry<K: KeyValue>(kv: &K, package: &Package, change: &str) -> Result<(), MetaError> {
     let Some(shard) = shard_of(kv, package)? else {
         return Ok(());
     };
@@ -760,7 +787,11 @@ fn confirm_entry<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError
         match record.filter(|p| p.id == package.id && !p.is_deleted()) {
             Some(record) => {
                 for entry in shard.entries.iter_mut().filter(|e| e.id == package.id) {
+                    let mut changes = std::mem::take(&mut entry.changes);
+                    changes.retain(|c| c != change);
                     *entry = PackageSummary::of(&record);
+                    entry.pending = !changes.is_empty();
+                    entry.changes = changes;
                 }
             }
             None => shard.entries.retain(|e| e.id != package.id),
@@ -768,7 +799,7 @@ fn confirm_entry<K: KeyValue>(kv: &K, package: &Package) -> Result<(), MetaError
         Ok(if shard == before {
             Step::Keep(())
         } else {
-            Step::Write(encode(&shard), ())
+            Step::Write(shard.encode_next(), ())
         })
     })
 }
@@ -798,7 +829,7 @@ fn change_index<K: KeyValue>(
     update_record(kv, &key, |stored: Option<IndexShard>| {
         let mut shard = stored.unwrap_or_default();
         Ok(if change(&mut shard.entries) {
-            Step::Write(encode(&shard), ())
+            Step::Write(shard.encode_next(), ())
         } else {
             Step::Keep(())
         })
@@ -826,7 +857,7 @@ pub fn remove_package<K: KeyValue>(
     now: Millis,
 ) -> Result<Option<Vec<PackageFile>>, MetaError> {
     let package_id = package.id;
-    mark_pending(kv, package)?;
+    mark_pending(kv, package, DELETION)?;
     let key = keys::package(package.project_id, &package.name, &package.version);
     let removed = update_record(
         kv,
@@ -843,7 +874,7 @@ pub fn remove_package<K: KeyValue>(
             Ok(Step::Write(encode(&package), Some(files)))
         },
     )?;
-    confirm_entry(kv, package)?;
+    confirm_entry(kv, package, DELETION)?;
     Ok(removed)
 }
 

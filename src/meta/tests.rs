@@ -185,6 +185,7 @@ fn a_creation_that_never_wrote_its_record_is_not_listed_and_is_dropped_later() {
         status: PackageStatus::Default,
         created_at: 1,
         pending: false,
+        changes: Vec::new(),
         creating: Some(kv.now_millis()),
     });
     kv.set(&keys::package_index(project.id, 0), &encode(&entries))
@@ -323,6 +324,7 @@ fn a_full_shard_sends_new_packages_to_a_new_one() {
             status: PackageStatus::Default,
             created_at: 0,
             pending: false,
+            changes: Vec::new(),
             creating: None,
         })
         .collect();
@@ -1120,8 +1122,8 @@ fn a_corrupt_record_stops_an_update_as_corrupt() {
     );
 }
 
-mod claims;
 mod crashes;
+mod schedules;
 
 /// Another request, run against the store in the middle of this one.
 type Interleaved<'a> = Box<dyn FnOnce(&MemoryStore) + 'a>;
@@ -1226,7 +1228,7 @@ fn sealed_files_are_read_for_duplicates_only_when_the_namespace_refuses_them() {
 }
 
 #[test]
-fn an_index_shard_is_a_bare_list_until_it_holds_ids() {
+fn an_index_shard_is_a_bare_list_until_it_holds_ids_or_was_written() {
     let entry = PackageSummary {
         id: 3,
         name: "tool".into(),
@@ -1234,19 +1236,28 @@ fn an_index_shard_is_a_bare_list_until_it_holds_ids() {
         status: PackageStatus::Default,
         created_at: 0,
         pending: false,
+        changes: Vec::new(),
         creating: None,
     };
     let bare = IndexShard {
         entries: vec![entry.clone()],
         file_ids: None,
+        writes: 0,
     };
     let with_ids = IndexShard {
         entries: vec![entry],
         file_ids: Some(IdBlock { next: 9, end: 256 }),
+        writes: 0,
     };
     assert!(encode(&bare).starts_with(b"["));
     assert!(encode(&with_ids).starts_with(b"{"));
-    for shard in [bare, with_ids] {
+    // A write counts itself, in the object form, and never gives the bytes
+    // a shard had before.
+    let mut written = bare.clone();
+    let once = written.encode_next();
+    assert!(once.starts_with(b"{"));
+    assert_ne!(written.encode_next(), once);
+    for shard in [bare, with_ids, written] {
         let read: IndexShard = decode("shard", &encode(&shard)).unwrap();
         assert_eq!(read, shard);
     }

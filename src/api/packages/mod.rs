@@ -544,6 +544,7 @@ mod tests {
             status,
             created_at: id as i64,
             pending: false,
+            changes: Vec::new(),
             creating: None,
         }
     }

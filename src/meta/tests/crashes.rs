@@ -94,7 +94,7 @@ impl<K: KeyValue> KvHandle for &K {
 /// their visibility; each project's package listing shows exactly its live
 /// packages, each once and with its stored status; every listed package is
 /// found by id; every live package's files all read back.
-fn check_listings_tell_the_truth(kv: &MemoryStore) {
+pub(super) fn check_listings_tell_the_truth(kv: &MemoryStore) {
     check_project_index(kv);
     check_package_indexes(kv);
 }

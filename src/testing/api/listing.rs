@@ -19,6 +19,7 @@ fn plant_cut_short_creation(r: &TestRegistry, project: u64, name: &str) {
         status: PackageStatus::Default,
         created_at: 0,
         pending: false,
+        changes: Vec::new(),
         creating: Some(r.kv.now_millis()),
     });
     r.kv.set(&key, &serde_json::to_vec(&shard).unwrap())
