@@ -17,7 +17,7 @@
 
 use super::kv::KeyValue;
 use super::model::{IndexShard, Package, PackageSummary, Segment};
-use super::project_index::{self, ProjectEntry, PROJECT_INDEX_SHARD_SIZE};
+use super::project_index::{self, PROJECT_INDEX_SHARD_SIZE};
 use super::{keys, read, MetaError, INDEX_SHARD_SIZE};
 
 /// Key-value reads a page may make beyond one per object key asked for
@@ -160,8 +160,10 @@ impl<K: KeyValue> Walk<'_, K> {
     /// The ids of the live projects of a project index shard, from
     /// `first_id` on, in id order.
     fn live_projects(&mut self, shard: u64, first_id: u64) -> Result<Vec<u64>, MetaError> {
-        let entries: Vec<ProjectEntry> =
-            self.read(&keys::project_index(shard))?.unwrap_or_default();
+        let entries = self
+            .read::<project_index::ProjectShard>(&keys::project_index(shard))?
+            .map(|s| s.entries)
+            .unwrap_or_default();
         let mut ids = Vec::new();
         for entry in entries.into_iter().filter(|e| e.id >= first_id) {
             if entry.pending {

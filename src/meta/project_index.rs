@@ -9,17 +9,28 @@
 //!
 //! **Invariant** (as for packages, see `meta::packages`): the index lists
 //! exactly the live projects, with their visibility. Creation, a visibility
-//! change and deletion first mark the entry *pending*, then change the
-//! record (and the path claim), then write the entry from the record; a
-//! listing resolves pending entries from the record and the path claim, so
-//! a crash after any write never leaves a live project unlisted, a deleted
-//! one listed, or a private one listed as public.
+//! change and deletion first mark the entry *pending* with their own name,
+//! then change the record (and the path claim), then write the entry from
+//! the record and take their mark off; the entry stays pending while
+//! another change's mark is on it. A listing resolves pending entries from
+//! the record and the path claim, and every write of a shard raises its
+//! count of writes (a compare-and-swap never takes a shard changed and
+//! changed back for one nobody wrote), so neither a crash after any write
+//! nor a listing at any moment finds a live project unlisted, a deleted one
+//! listed, or a private one listed as public.
 
 use serde::{Deserialize, Serialize};
 
 use super::kv::{KeyValue, Step};
 use super::model::{Millis, Project, Visibility};
 use super::{encode, keys, read, update_record, MetaError};
+
+/// The change a project's creation marks its entry with.
+const CREATION: &str = "creation";
+
+/// The change a deletion marks a project's entry with: deletions of one
+/// project are the same change, and the first to land is all of them.
+const DELETION: &str = "deletion";
 
 /// Entries per shard of the project index. Entries hold a full path, so
 /// shards stay well under the value size limit for realistic paths.
@@ -37,6 +48,70 @@ pub struct ProjectEntry {
     /// and the path claim say whether and how it is listed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// The changes in flight that marked the entry pending, by name: it
+    /// stays pending until each has written it from the record. An entry
+    /// marked by an earlier version has `pending` alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+}
+
+/// One shard of the project index: its entries and how many times it was
+/// written. Stored as a bare list of entries until its first write by a
+/// version that counts writes, then as an object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectShard {
+    pub entries: Vec<ProjectEntry>,
+    /// Raised by every write, as a package index shard's (see
+    /// `model::IndexShard`).
+    pub writes: u64,
+}
+
+/// The object form of a [`ProjectShard`].
+#[derive(Serialize, Deserialize)]
+struct ShardObject {
+    entries: Vec<ProjectEntry>,
+    writes: u64,
+}
+
+/// Either stored form of a [`ProjectShard`].
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredShard {
+    Bare(Vec<ProjectEntry>),
+    Counted(ShardObject),
+}
+
+impl Serialize for ProjectShard {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.writes == 0 {
+            return self.entries.serialize(serializer);
+        }
+        ShardObject {
+            entries: self.entries.clone(),
+            writes: self.writes,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProjectShard {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match StoredShard::deserialize(deserializer)? {
+            StoredShard::Bare(entries) => ProjectShard { entries, writes: 0 },
+            StoredShard::Counted(shard) => ProjectShard {
+                entries: shard.entries,
+                writes: shard.writes,
+            },
+        })
+    }
+}
+
+impl ProjectShard {
+    /// The shard's next stored form: its write count raised by one.
+    fn encode_next(&mut self) -> Vec<u8> {
+        self.writes += 1;
+        encode(&*self)
+    }
 }
 
 impl ProjectEntry {
@@ -46,6 +121,7 @@ impl ProjectEntry {
             full_path: project.full_path(),
             public: project.visibility == Visibility::Public,
             pending: false,
+            changes: Vec::new(),
         }
     }
 
@@ -92,6 +168,7 @@ pub fn reserve_entry<K: KeyValue>(kv: &K, project: &Project) -> Result<(), MetaE
     kv.set(&keys::project_index_slot(project.id), &encode(&shard))?;
     let mut entry = ProjectEntry::of(project);
     entry.pending = true;
+    entry.changes = vec![CREATION.to_string()];
     change_entries(kv, shard, |entries| {
         if entries.iter().any(|e| e.id == entry.id) {
             return false;
@@ -101,14 +178,16 @@ pub fn reserve_entry<K: KeyValue>(kv: &K, project: &Project) -> Result<(), MetaE
     })
 }
 
-/// Marks a project's entry pending, before its record changes.
-fn mark_pending<K: KeyValue>(kv: &K, project_id: u64) -> Result<(), MetaError> {
+/// Marks a project's entry pending with `change`, before that change is
+/// made to its record.
+fn mark_pending<K: KeyValue>(kv: &K, project_id: u64, change: &str) -> Result<(), MetaError> {
     let Some(shard) = read::<K, u64>(kv, &keys::project_index_slot(project_id))? else {
         return Ok(());
     };
     change_entries(kv, shard, |entries| {
         match entries.iter_mut().find(|e| e.id == project_id) {
-            Some(entry) if !entry.pending => {
+            Some(entry) if !entry.changes.iter().any(|c| c == change) => {
+                entry.changes.push(change.to_string());
                 entry.pending = true;
                 true
             }
@@ -117,34 +196,44 @@ fn mark_pending<K: KeyValue>(kv: &K, project_id: u64) -> Result<(), MetaError> {
     })
 }
 
-/// Writes a project's entry from what is stored now and clears the pending
-/// mark; drops the entry when the project is not live.
-pub fn confirm_entry<K: KeyValue>(kv: &K, project_id: u64) -> Result<(), MetaError> {
+/// Writes a project's entry from what is stored now and takes `change`'s
+/// mark off; the entry stays pending while other changes' marks are on it.
+/// Drops the entry when the project is not live.
+pub fn confirm_entry<K: KeyValue>(kv: &K, project_id: u64, change: &str) -> Result<(), MetaError> {
     let Some(shard) = read::<K, u64>(kv, &keys::project_index_slot(project_id))? else {
         return Ok(());
     };
     let index_key = keys::project_index(shard);
-    update_record(kv, &index_key, |entries: Option<Vec<ProjectEntry>>| {
-        let Some(mut entries) = entries else {
+    update_record(kv, &index_key, |stored: Option<ProjectShard>| {
+        let Some(mut shard) = stored else {
             return Ok(Step::Keep(()));
         };
         // Read inside the step, so a retry copies the newest record.
         let live = live_project(kv, project_id)?;
-        let before = entries.clone();
+        let before = shard.clone();
         match live {
             Some(project) => {
-                for entry in entries.iter_mut().filter(|e| e.id == project_id) {
+                for entry in shard.entries.iter_mut().filter(|e| e.id == project_id) {
+                    let mut changes = std::mem::take(&mut entry.changes);
+                    changes.retain(|c| c != change);
                     *entry = ProjectEntry::of(&project);
+                    entry.pending = !changes.is_empty();
+                    entry.changes = changes;
                 }
             }
-            None => entries.retain(|e| e.id != project_id),
+            None => shard.entries.retain(|e| e.id != project_id),
         }
-        Ok(if entries == before {
+        Ok(if shard == before {
             Step::Keep(())
         } else {
-            Step::Write(encode(&entries), ())
+            Step::Write(shard.encode_next(), ())
         })
     })
+}
+
+/// [`confirm_entry`] of a project's creation.
+pub fn confirm_creation<K: KeyValue>(kv: &K, project_id: u64) -> Result<(), MetaError> {
+    confirm_entry(kv, project_id, CREATION)
 }
 
 /// The project with this id if it is live: its record is there, not
@@ -170,7 +259,25 @@ fn change_entries<K: KeyValue>(
     shard: u64,
     change: impl Fn(&mut Vec<ProjectEntry>) -> bool,
 ) -> Result<(), MetaError> {
-    super::change_list(kv, &keys::project_index(shard), change)
+    update_record(
+        kv,
+        &keys::project_index(shard),
+        |stored: Option<ProjectShard>| {
+            let mut shard = stored.unwrap_or_default();
+            Ok(if change(&mut shard.entries) {
+                Step::Write(shard.encode_next(), ())
+            } else {
+                Step::Keep(())
+            })
+        },
+    )
+}
+
+/// The entries of a shard of the project index (none when it is absent).
+pub fn shard_entries<K: KeyValue>(kv: &K, shard: u64) -> Result<Vec<ProjectEntry>, MetaError> {
+    Ok(read::<K, ProjectShard>(kv, &keys::project_index(shard))?
+        .map(|s| s.entries)
+        .unwrap_or_default())
 }
 
 /// Every live project in the index, oldest first. Reads one key per
@@ -179,10 +286,10 @@ fn change_entries<K: KeyValue>(
 pub fn project_entries<K: KeyValue>(kv: &K) -> Result<Vec<ProjectEntry>, MetaError> {
     let mut all = Vec::new();
     for shard in 0.. {
-        let Some(entries) = read::<K, Vec<ProjectEntry>>(kv, &keys::project_index(shard))? else {
+        let Some(stored) = read::<K, ProjectShard>(kv, &keys::project_index(shard))? else {
             break;
         };
-        for entry in entries {
+        for entry in stored.entries {
             if !entry.pending {
                 all.push(entry);
             } else if let Some(project) = live_project(kv, entry.id)? {
@@ -195,15 +302,21 @@ pub fn project_entries<K: KeyValue>(kv: &K) -> Result<Vec<ProjectEntry>, MetaErr
 
 /// Changes a project's visibility: the entry is marked, the record
 /// changed, and the entry written from it.
+///
+/// `change` names this change among those in flight on the project at
+/// once (see the module docs): unique to the request.
 pub fn set_visibility<K: KeyValue>(
     kv: &K,
     project_id: u64,
     visibility: Visibility,
+    change: &str,
 ) -> Result<Option<Project>, MetaError> {
     let key = keys::project(project_id);
+    let mut marked = false;
     match read::<K, Project>(kv, &key)? {
         Some(project) if !project.is_deleted() && project.visibility != visibility => {
-            mark_pending(kv, project_id)?
+            mark_pending(kv, project_id, change)?;
+            marked = true;
         }
         _ => {}
     }
@@ -221,7 +334,9 @@ pub fn set_visibility<K: KeyValue>(
             Ok(Step::Write(encode(&project), Some(project)))
         },
     )?;
-    confirm_entry(kv, project_id)?;
+    if marked {
+        confirm_entry(kv, project_id, change)?;
+    }
     Ok(updated)
 }
 
@@ -235,7 +350,7 @@ pub fn delete_project<K: KeyValue>(
     project_id: u64,
     now: Millis,
 ) -> Result<Option<Project>, MetaError> {
-    mark_pending(kv, project_id)?;
+    mark_pending(kv, project_id, DELETION)?;
     let key = keys::project(project_id);
     let deleted = update_record(
         kv,
@@ -249,7 +364,7 @@ pub fn delete_project<K: KeyValue>(
             Ok(Step::Write(encode(&project), Some(live)))
         },
     )?;
-    confirm_entry(kv, project_id)?;
+    confirm_entry(kv, project_id, DELETION)?;
     Ok(deleted)
 }
 
@@ -292,12 +407,15 @@ mod tests {
     fn visibility_changes_reach_the_record_and_the_index() {
         let kv = MemoryStore::default();
         let a = new_project(&kv, "acme", "a");
-        let changed = set_visibility(&kv, a.id, Visibility::Public)
+        let changed = set_visibility(&kv, a.id, Visibility::Public, "test")
             .unwrap()
             .unwrap();
         assert_eq!(changed.visibility, Visibility::Public);
         assert!(project_entries(&kv).unwrap()[0].public);
-        assert_eq!(set_visibility(&kv, 999, Visibility::Public).unwrap(), None);
+        assert_eq!(
+            set_visibility(&kv, 999, Visibility::Public, "test").unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -307,6 +425,7 @@ mod tests {
             full_path: "acme/platform/tools".into(),
             public: false,
             pending: false,
+            changes: Vec::new(),
         };
         assert!(entry.is_in("acme/platform", false));
         assert!(entry.is_in("ACME/platform", false));
@@ -342,7 +461,7 @@ mod tests {
         assert_eq!(record.deleted_at, Some(2_000));
         assert_eq!(delete_project(&kv, old.id, 3_000).unwrap(), None);
         assert_eq!(
-            set_visibility(&kv, old.id, Visibility::Public).unwrap(),
+            set_visibility(&kv, old.id, Visibility::Public, "test").unwrap(),
             None
         );
 

@@ -92,12 +92,12 @@ pub fn create_project<K: KeyValue>(
     });
     match claimed {
         Ok(true) => {
-            project_index::confirm_entry(kv, project.id)?;
+            project_index::confirm_creation(kv, project.id)?;
             Ok(project)
         }
         Ok(false) => {
             kv.delete(&keys::project(project.id))?;
-            project_index::confirm_entry(kv, project.id)?;
+            project_index::confirm_creation(kv, project.id)?;
             Err(MetaError::PathTaken)
         }
         Err(e) => Err(e),

@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use super::kv::{KeyValue, KvError, Step};
 use super::model::Millis;
 use super::objects::READ_ALLOWANCE;
-use super::project_index::{self, ProjectEntry, PROJECT_INDEX_SHARD_SIZE};
+use super::project_index::{self, PROJECT_INDEX_SHARD_SIZE};
 use super::{decode, encode, keys, read, read_counter, update_record, MetaError};
 pub use genreg_layout::records::{
     session_collectable, SessionState, UploadSession, UploadSessionEntry,
@@ -392,7 +392,7 @@ fn live_projects<K: KeyValue>(
     reads: &mut u32,
 ) -> Result<Vec<u64>, MetaError> {
     *reads += 1;
-    let entries: Vec<ProjectEntry> = read(kv, &keys::project_index(shard))?.unwrap_or_default();
+    let entries = project_index::shard_entries(kv, shard)?;
     let mut ids = Vec::new();
     for entry in entries.into_iter().filter(|e| e.id >= first_id) {
         if entry.pending {

@@ -43,7 +43,8 @@ pub fn update_project<K: KeyValue>(
     };
     let visibility =
         Visibility::parse(&visibility).ok_or_else(|| params::invalid_value("visibility"))?;
-    let updated = project_index::set_visibility(ctx.kv, project.id, visibility)?
+    let change = format!("visibility {}", hex::encode((ctx.random)()));
+    let updated = project_index::set_visibility(ctx.kv, project.id, visibility, &change)?
         .ok_or(ApiError::NotFound(crate::api::PROJECT_NOT_FOUND))?;
     Ok(Response::json(
         200,

@@ -82,7 +82,7 @@ impl<K: KeyValue> KvHandle for &K {
     }
 
     fn set_visibility(&self, project: u64, visibility: Visibility) -> Result<(), MetaError> {
-        project_index::set_visibility(*self, project, visibility).map(drop)
+        project_index::set_visibility(*self, project, visibility, "cut").map(drop)
     }
 
     fn delete_project(&self, project: u64) -> Result<(), MetaError> {
@@ -99,7 +99,7 @@ pub(super) fn check_listings_tell_the_truth(kv: &MemoryStore) {
     check_package_indexes(kv);
 }
 
-fn check_project_index(kv: &MemoryStore) {
+pub(super) fn check_project_index(kv: &MemoryStore) {
     let records: Vec<Project> = kv
         .values
         .borrow()

@@ -11,7 +11,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::crashes::check_listings_tell_the_truth;
+use super::crashes::{check_listings_tell_the_truth, check_project_index};
 use super::*;
 use crate::meta::kv::{KeyValue, KvError, Step, Swap, CLOCK_SKEW_MS};
 use crate::testing::SwapReports;
@@ -322,14 +322,55 @@ fn under_any_schedule_of_publishes_status_changes_and_deletions_listings_tell_th
                         new.object_key = format!("objects/{i}");
                         commit_file(kv, &c, new).map(drop)
                     };
-                    match outcome {
-                        Ok(()) | Err(MetaError::Store(KvError::Busy(_))) => {}
-                        Err(e) => panic!("schedule {seed}: {e}"),
-                    }
+                    answered_or_busy(seed, outcome);
                 }) as Work
             })
             .collect();
         Schedule::new(seed, &store, requests).run_all(&store);
         check_listings_tell_the_truth(&store);
+    }
+}
+
+#[test]
+fn under_any_schedule_of_visibility_changes_and_deletions_the_project_index_tells_the_truth() {
+    for seed in 0..5_000 {
+        let store = MemoryStore::default();
+        let project = new_project(&store, "tools");
+        // Visibility changes each way, deletions, and listings, which must
+        // tell the truth whenever they run.
+        let requests = (0..4 + seed % 4)
+            .map(|i| {
+                let id = project.id;
+                Box::new(move |kv: &Instance| {
+                    let outcome = match (i + seed) % 4 {
+                        0 => {
+                            check_project_index(kv.store);
+                            Ok(())
+                        }
+                        1 => project_index::delete_project(kv, id, 9_000).map(drop),
+                        turn => {
+                            let visibility = match turn {
+                                2 => Visibility::Public,
+                                _ => Visibility::Private,
+                            };
+                            let change = format!("request {i}");
+                            project_index::set_visibility(kv, id, visibility, &change).map(drop)
+                        }
+                    };
+                    answered_or_busy(seed, outcome);
+                }) as Work
+            })
+            .collect();
+        Schedule::new(seed, &store, requests).run_all(&store);
+        check_project_index(&store);
+    }
+}
+
+/// That a request answered, or found a key another request was creating
+/// (a 503 to try again): nothing else.
+fn answered_or_busy(seed: u64, outcome: Result<(), MetaError>) {
+    match outcome {
+        Ok(()) | Err(MetaError::Store(KvError::Busy(_))) => {}
+        Err(e) => panic!("schedule {seed}: {e}"),
     }
 }

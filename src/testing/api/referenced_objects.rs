@@ -11,7 +11,7 @@ use crate::meta::kv::KeyValue;
 use crate::meta::model::Project;
 use crate::meta::objects::READ_ALLOWANCE;
 use crate::meta::packages::TAIL_FILES;
-use crate::meta::project_index::ProjectEntry;
+use crate::meta::project_index::ProjectShard;
 use crate::testing::{personal, Credential, TestRegistry};
 
 const PATH: &str = "/api/v4/admin/referenced_objects";
@@ -158,12 +158,13 @@ fn deleted_files_packages_and_projects_are_not_referenced() {
 /// `project_index::delete_project` does before it goes over the packages.
 fn mark_deleted_as_a_crash_leaves_it(r: &TestRegistry, project_id: u64) {
     let shard = keys::project_index(0);
-    let mut entries: Vec<ProjectEntry> =
+    let mut stored: ProjectShard =
         serde_json::from_slice(&r.kv.get(&shard).unwrap().unwrap()).unwrap();
-    for entry in entries.iter_mut().filter(|e| e.id == project_id) {
+    for entry in stored.entries.iter_mut().filter(|e| e.id == project_id) {
         entry.pending = true;
+        entry.changes.push("deletion".into());
     }
-    r.kv.set(&shard, &serde_json::to_vec(&entries).unwrap())
+    r.kv.set(&shard, &serde_json::to_vec(&stored).unwrap())
         .unwrap();
     let key = keys::project(project_id);
     let mut project: Project = serde_json::from_slice(&r.kv.get(&key).unwrap().unwrap()).unwrap();
