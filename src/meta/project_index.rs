@@ -68,8 +68,8 @@ pub struct ProjectShard {
 
 /// The object form of a [`ProjectShard`].
 #[derive(Serialize, Deserialize)]
-struct ShardObject {
-    entries: Vec<ProjectEntry>,
+struct ShardObject<E> {
+    entries: E,
     writes: u64,
 }
 
@@ -78,7 +78,7 @@ struct ShardObject {
 #[serde(untagged)]
 enum StoredShard {
     Bare(Vec<ProjectEntry>),
-    Counted(ShardObject),
+    Counted(ShardObject<Vec<ProjectEntry>>),
 }
 
 impl Serialize for ProjectShard {
@@ -87,7 +87,7 @@ impl Serialize for ProjectShard {
             return self.entries.serialize(serializer);
         }
         ShardObject {
-            entries: self.entries.clone(),
+            entries: &self.entries,
             writes: self.writes,
         }
         .serialize(serializer)
