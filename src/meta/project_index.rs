@@ -436,6 +436,36 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_stored_as_a_bare_list_is_read_and_written_back_counted() {
+        let kv = MemoryStore::default();
+        let a = new_project(&kv, "acme", "a");
+        // As versions before counted writes stored it, with an entry they
+        // marked pending and whose change was cut short.
+        let mut entry = project_entries(&kv).unwrap().remove(0);
+        entry.pending = true;
+        kv.set(&keys::project_index(0), &encode(&vec![entry]))
+            .unwrap();
+        assert_eq!(project_entries(&kv).unwrap().len(), 1);
+        set_visibility(&kv, a.id, Visibility::Public, "test").unwrap();
+        let stored = kv.get(&keys::project_index(0)).unwrap().unwrap();
+        assert!(
+            stored.starts_with(b"{"),
+            "{}",
+            String::from_utf8_lossy(&stored)
+        );
+        let shard: ProjectShard = serde_json::from_slice(&stored).unwrap();
+        assert!(shard.writes > 0);
+        // The next change settles the entry that version marked.
+        assert_eq!(
+            shard.entries,
+            vec![ProjectEntry {
+                public: true,
+                ..ProjectEntry::of(&a)
+            }]
+        );
+    }
+
+    #[test]
     fn a_deleted_project_is_gone_and_its_path_free_again() {
         use super::super::{project, MetaError, ProjectRef};
         let kv = MemoryStore::default();

@@ -1228,6 +1228,26 @@ fn sealed_files_are_read_for_duplicates_only_when_the_namespace_refuses_them() {
 }
 
 #[test]
+fn an_entry_an_earlier_version_marked_pending_is_settled_by_the_next_change() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
+    // The mark of a status change an earlier version cut short: the flag
+    // alone, no change named.
+    let key = keys::package_index(project.id, 0);
+    let mut shard: IndexShard = decode(&key, &kv.get(&key).unwrap().unwrap()).unwrap();
+    shard.entries[0].creating = None;
+    shard.entries[0].pending = true;
+    kv.set(&key, &encode(&shard)).unwrap();
+    let mut hide = commit(&project);
+    hide.status = Some(PackageStatus::Hidden);
+    commit_file(&kv, &hide, file("b.bin", "2")).unwrap();
+    let entry = &index_of(&kv, project.id)[0];
+    assert!(!entry.pending && entry.changes.is_empty(), "{entry:?}");
+    assert_eq!(entry.status, PackageStatus::Hidden);
+}
+
+#[test]
 fn an_index_shard_is_a_bare_list_until_it_holds_ids_or_was_written() {
     let entry = PackageSummary {
         id: 3,
