@@ -56,6 +56,21 @@ async fn joined_ahead(fs: &FastFs, upload_id: &str, parts: usize) -> PathBuf {
 }
 
 /// Three parts: 5 MiB, 5 MiB and 1000 bytes.
+/// An upload of `key` whose one part (5 MiB) was joined ahead: its id and
+/// its assembly.
+async fn one_part_joined_ahead(fs: &FastFs, key: &str) -> (String, PathBuf) {
+    let id = create_upload(fs, key).await;
+    upload_part(fs, key, &id, 1, pattern(5 * MIB, 1)).await;
+    let assembly = joined_ahead(fs, &id, 1).await;
+    (id, assembly)
+}
+
+/// That no upload has an assembly, nor its file is left.
+fn assert_no_assembly_left(fs: &FastFs, root: &Path) {
+    assert_eq!(fs.assemblies.count(), 0);
+    assert!(temporaries(root).is_empty());
+}
+
 fn three_parts() -> [Vec<u8>; 3] {
     [pattern(5 * MIB, 1), pattern(5 * MIB, 2), pattern(1000, 3)]
 }
@@ -104,8 +119,7 @@ async fn parts_joined_ahead_become_the_object() {
         assembly_inode,
         "the assembly is the object"
     );
-    assert_eq!(fs.assemblies.count(), 0);
-    assert!(temporaries(dir.path()).is_empty());
+    assert_no_assembly_left(&fs, dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,33 +167,27 @@ async fn a_completion_of_some_parts_keeps_only_the_first_ones_joined() {
     joined_ahead(&fs, &id, 3).await;
     complete(&fs, "files/d", &id, &[(2, &etags[1]), (3, &etags[2])]).await;
     assert!(object(dir.path(), "files/d") == [data[1].clone(), data[2].clone()].concat());
-    assert_eq!(fs.assemblies.count(), 0);
-    assert!(temporaries(dir.path()).is_empty());
+    assert_no_assembly_left(&fs, dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aborted_upload_leaves_no_assembly() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
-    let id = create_upload(&fs, "files/e").await;
-    upload_part(&fs, "files/e", &id, 1, pattern(5 * MIB, 1)).await;
-    let assembly = joined_ahead(&fs, &id, 1).await;
+    let (id, assembly) = one_part_joined_ahead(&fs, "files/e").await;
     assert!(assembly.exists());
     fs.abort_multipart_upload(request(abort_input("files/e", &id)))
         .await
         .unwrap();
-    assert_eq!(fs.assemblies.count(), 0);
     assert!(!assembly.exists());
-    assert!(temporaries(dir.path()).is_empty());
+    assert_no_assembly_left(&fs, dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_aborted_by_another_process_loses_its_assembly_at_the_next_part() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
-    let gone = create_upload(&fs, "files/f").await;
-    upload_part(&fs, "files/f", &gone, 1, pattern(5 * MIB, 1)).await;
-    let assembly = joined_ahead(&fs, &gone, 1).await;
+    let (gone, assembly) = one_part_joined_ahead(&fs, "files/f").await;
     // `genreg gc` aborts through a server of its own: this one is not told.
     super::super::uploads::abort(&fs.uploads_root, request(abort_input("files/f", &gone))).unwrap();
     assert!(assembly.exists());

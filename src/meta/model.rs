@@ -166,6 +166,47 @@ impl<'de> Deserialize<'de> for IndexShard {
     }
 }
 
+/// An index entry (a package's or a project's) that changes mark pending,
+/// each by its own name, before they change the record it is written from
+/// (see `meta::packages`): it stays pending until every change that marked
+/// it has written it from the record.
+pub trait Marked: Sized {
+    /// The entry's pending flag and the names of the changes that set it.
+    fn marks(&mut self) -> (&mut bool, &mut Vec<String>);
+
+    /// Marks the entry pending with `change`; false when it already was.
+    fn mark(&mut self, change: &str) -> bool {
+        let (pending, changes) = self.marks();
+        if changes.iter().any(|c| c == change) {
+            return false;
+        }
+        changes.push(change.to_string());
+        *pending = true;
+        true
+    }
+
+    /// Becomes `fresh`, the entry written from the record as it is now,
+    /// with `change`'s mark taken off and the others' kept.
+    fn settle_as(&mut self, mut fresh: Self, change: &str) {
+        let mut others = std::mem::take(self.marks().1);
+        others.retain(|c| c != change);
+        let (pending, changes) = fresh.marks();
+        *pending = !others.is_empty();
+        *changes = others;
+        *self = fresh;
+    }
+}
+
+/// The change a deletion marks an entry with: deletions of one package or
+/// project are the same change, and the first to land is all of them.
+pub const DELETION: &str = "deletion";
+
+impl Marked for PackageSummary {
+    fn marks(&mut self) -> (&mut bool, &mut Vec<String>) {
+        (&mut self.pending, &mut self.changes)
+    }
+}
+
 impl PackageSummary {
     /// The entry a live package's record calls for.
     pub fn of(package: &Package) -> PackageSummary {

@@ -57,8 +57,8 @@ use sha2::{Digest, Sha256};
 
 use super::kv::{decode_counter, KeyValue, KvError, Step};
 use super::model::{
-    IdBlock, IndexShard, Millis, Package, PackageFile, PackageLocation, PackageStatus,
-    PackageSummary, Project, Segment, SegmentRef,
+    IdBlock, IndexShard, Marked, Millis, Package, PackageFile, PackageLocation, PackageStatus,
+    PackageSummary, Project, Segment, SegmentRef, DELETION,
 };
 use super::{
     decode, encode, keys, namespace_settings, raise_sequence, read, read_counter, update_record,
@@ -746,10 +746,6 @@ fn shard_of<K: KeyValue>(kv: &K, package: &Package) -> Result<Option<u64>, MetaE
     Ok(package_location(kv, package.id)?.map(|l| l.index_shard))
 }
 
-/// The change a deletion marks a package's entry with: deletions of one
-/// package are the same change, and the first to land is all of them.
-const DELETION: &str = "deletion";
-
 /// Marks a package's index entry pending with `change`, before that change
 /// is made to its record.
 fn mark_pending<K: KeyValue>(kv: &K, package: &Package, change: &str) -> Result<(), MetaError> {
@@ -757,14 +753,10 @@ fn mark_pending<K: KeyValue>(kv: &K, package: &Package, change: &str) -> Result<
         return Ok(());
     };
     change_index(kv, package.project_id, shard, |entries| {
-        match entries.iter_mut().find(|e| e.id == package.id) {
-            Some(entry) if !entry.changes.iter().any(|c| c == change) => {
-                entry.changes.push(change.to_string());
-                entry.pending = true;
-                true
-            }
-            _ => false,
-        }
+        entries
+            .iter_mut()
+            .find(|e| e.id == package.id)
+            .is_some_and(|entry| entry.mark(change))
     })
 }
 
@@ -787,11 +779,7 @@ fn confirm_entry<K: KeyValue>(kv: &K, package: &Package, change: &str) -> Result
         match record.filter(|p| p.id == package.id && !p.is_deleted()) {
             Some(record) => {
                 for entry in shard.entries.iter_mut().filter(|e| e.id == package.id) {
-                    let mut changes = std::mem::take(&mut entry.changes);
-                    changes.retain(|c| c != change);
-                    *entry = PackageSummary::of(&record);
-                    entry.pending = !changes.is_empty();
-                    entry.changes = changes;
+                    entry.settle_as(PackageSummary::of(&record), change);
                 }
             }
             None => shard.entries.retain(|e| e.id != package.id),

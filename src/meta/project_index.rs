@@ -22,15 +22,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::kv::{KeyValue, Step};
-use super::model::{Millis, Project, Visibility};
+use super::model::{Marked, Millis, Project, Visibility, DELETION};
 use super::{encode, keys, read, update_record, MetaError};
 
 /// The change a project's creation marks its entry with.
 const CREATION: &str = "creation";
-
-/// The change a deletion marks a project's entry with: deletions of one
-/// project are the same change, and the first to land is all of them.
-const DELETION: &str = "deletion";
 
 /// Entries per shard of the project index. Entries hold a full path, so
 /// shards stay well under the value size limit for realistic paths.
@@ -106,6 +102,12 @@ impl<'de> Deserialize<'de> for ProjectShard {
     }
 }
 
+impl Marked for ProjectEntry {
+    fn marks(&mut self) -> (&mut bool, &mut Vec<String>) {
+        (&mut self.pending, &mut self.changes)
+    }
+}
+
 impl ProjectShard {
     /// The shard's next stored form: its write count raised by one.
     fn encode_next(&mut self) -> Vec<u8> {
@@ -167,8 +169,7 @@ pub fn reserve_entry<K: KeyValue>(kv: &K, project: &Project) -> Result<(), MetaE
     let shard = (ordinal.max(1) as u64 - 1) / PROJECT_INDEX_SHARD_SIZE;
     kv.set(&keys::project_index_slot(project.id), &encode(&shard))?;
     let mut entry = ProjectEntry::of(project);
-    entry.pending = true;
-    entry.changes = vec![CREATION.to_string()];
+    entry.mark(CREATION);
     change_entries(kv, shard, |entries| {
         if entries.iter().any(|e| e.id == entry.id) {
             return false;
@@ -185,21 +186,17 @@ fn mark_pending<K: KeyValue>(kv: &K, project_id: u64, change: &str) -> Result<()
         return Ok(());
     };
     change_entries(kv, shard, |entries| {
-        match entries.iter_mut().find(|e| e.id == project_id) {
-            Some(entry) if !entry.changes.iter().any(|c| c == change) => {
-                entry.changes.push(change.to_string());
-                entry.pending = true;
-                true
-            }
-            _ => false,
-        }
+        entries
+            .iter_mut()
+            .find(|e| e.id == project_id)
+            .is_some_and(|entry| entry.mark(change))
     })
 }
 
 /// Writes a project's entry from what is stored now and takes `change`'s
 /// mark off; the entry stays pending while other changes' marks are on it.
 /// Drops the entry when the project is not live.
-pub fn confirm_entry<K: KeyValue>(kv: &K, project_id: u64, change: &str) -> Result<(), MetaError> {
+fn confirm_entry<K: KeyValue>(kv: &K, project_id: u64, change: &str) -> Result<(), MetaError> {
     let Some(shard) = read::<K, u64>(kv, &keys::project_index_slot(project_id))? else {
         return Ok(());
     };
@@ -214,11 +211,7 @@ pub fn confirm_entry<K: KeyValue>(kv: &K, project_id: u64, change: &str) -> Resu
         match live {
             Some(project) => {
                 for entry in shard.entries.iter_mut().filter(|e| e.id == project_id) {
-                    let mut changes = std::mem::take(&mut entry.changes);
-                    changes.retain(|c| c != change);
-                    *entry = ProjectEntry::of(&project);
-                    entry.pending = !changes.is_empty();
-                    entry.changes = changes;
+                    entry.settle_as(ProjectEntry::of(&project), change);
                 }
             }
             None => shard.entries.retain(|e| e.id != project_id),
