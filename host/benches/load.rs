@@ -68,7 +68,10 @@
 //! `GENREG_BENCH_DIR=<dir>` keeps the data directories, Spin's state and
 //! the S3 objects under `<dir>` (e.g. `/dev/shm`, to see what the disk's
 //! flushes cost); the bench prints what one SQLite write transaction costs
-//! there, with the rollback journal and in WAL mode.
+//! there, with the rollback journal and in WAL mode, and what one durable
+//! 1 KiB object costs (time, and CPU with the kernel's work for its syncs).
+//! `GENREG_BENCH_GENREG_IN_MEMORY=1` adds the same phases on a second
+//! `genreg` whose data directory is in `/dev/shm`, beside the first.
 //! `GENREG_BENCH_GENREG_DIR=<dir>` moves only `genreg`'s data directory
 //! (its store and the embedded S3 server's objects, which Spin's publishes
 //! write too), e.g. to `/dev/shm` while Spin's store stays on the disk.
@@ -105,6 +108,8 @@ const SHARED_SPIN: &str = "../shared/bin/spin";
 const DIRECT_KEY: &str = "bench/direct-1k.bin";
 /// Where `genreg`'s data directory goes, apart from the other files.
 const GENREG_DIR: &str = "GENREG_BENCH_GENREG_DIR";
+/// Adds a second `genreg` whose data directory is in memory (`/dev/shm`).
+const GENREG_IN_MEMORY: &str = "GENREG_BENCH_GENREG_IN_MEMORY";
 /// Adds a `spin up` whose store file `genreg spin-store` put in WAL mode.
 const SPIN_WAL: &str = "GENREG_BENCH_SPIN_WAL";
 /// Adds `spin up`s on Spin's Redis store.
@@ -195,6 +200,9 @@ async fn main() -> anyhow::Result<()> {
         extra_pids: Vec::new(),
     };
     columns.push(measure_server(&client, &wrk, &server).await?);
+    if std::env::var_os(GENREG_IN_MEMORY).is_some() {
+        columns.push(measure_in_memory(&client, &wrk, &program).await?);
+    }
 
     let direct = direct_s3_phases(&client, &wrk, &genreg).await?;
 
@@ -242,12 +250,12 @@ async fn main() -> anyhow::Result<()> {
             for (name, component, store) in spin_components {
                 eprintln!("{name}: starting");
                 let dir = temp.path().join(name.replace([' ', ','], "-"));
-                let mut extra_pids = vec![genreg.pid];
+                let mut extra_pids = vec![("S3 server (genreg)", genreg.pid)];
                 let store_redis = match (&store, &redis) {
                     (SpinStore::Redis(_), Some(redis)) => Some(redis),
                     _ => None,
                 };
-                extra_pids.extend(store_redis.map(|redis| redis.pid()));
+                extra_pids.extend(store_redis.map(|redis| ("Redis", redis.pid())));
                 let spin = SpinProcess::start(&spin, &genreg, &dir, &component, store).await?;
                 let server = Server {
                     name,
@@ -297,6 +305,17 @@ async fn main() -> anyhow::Result<()> {
             1.0 / mean.as_secs_f64()
         );
     }
+    let (object_time, object_cpu) = bench_dir::durable_object_cost()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "durable 1 KiB object where the bench keeps its files (written, synced, renamed \
+         and its directory synced, as genreg's S3 server stores a small PutObject; one at \
+         a time): {:.2} ms, {:.2} ms of CPU each; {PUBLISH_RATE_TARGET:.0} publishes/s on \
+         {cores} cores leave at most {:.2} ms of CPU per publish, wrk's share included",
+        ms(object_time),
+        ms(object_cpu),
+        cores as f64 * 1000.0 / PUBLISH_RATE_TARGET
+    );
     let failures: Vec<String> = columns
         .iter()
         .flat_map(|column| {
@@ -340,9 +359,9 @@ struct Server<'a> {
     redis: Option<&'a RedisServer>,
     /// Its access log (`genreg`'s), whose lines each phase adds up.
     log: Option<PathBuf>,
-    /// Processes it needs besides `pids`: the S3 server's when it is not
-    /// one of them, Redis when it is the store.
-    extra_pids: Vec<u32>,
+    /// Processes it needs besides `pids`, by name: the S3 server's when it
+    /// is not one of them, Redis when it is the store.
+    extra_pids: Vec<(&'static str, u32)>,
 }
 
 /// Which processes a server is.
@@ -355,8 +374,9 @@ enum Pids {
 }
 
 impl Server<'_> {
-    /// CPU seconds spent so far by the server's processes and its S3 server.
-    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+    /// CPU seconds spent so far by the server's own processes, then by
+    /// each of [`Server::extra_pids`], with their names.
+    fn cpu_seconds(&self) -> anyhow::Result<Vec<(&'static str, f64)>> {
         let own = match self.pids {
             Pids::One(pid) => cpu_seconds(pid)?,
             Pids::Group(leader) => group_members(leader)
@@ -364,11 +384,15 @@ impl Server<'_> {
                 .map(|pid| cpu_seconds(pid).unwrap_or(0.0))
                 .sum(),
         };
-        let mut extra = 0.0;
-        for &pid in &self.extra_pids {
-            extra += cpu_seconds(pid)?;
+        let process = match self.pids {
+            Pids::One(_) => "genreg",
+            Pids::Group(_) => "spin",
+        };
+        let mut spent = vec![(process, own)];
+        for &(name, pid) in &self.extra_pids {
+            spent.push((name, cpu_seconds(pid)?));
         }
-        Ok(own + extra)
+        Ok(spent)
     }
 }
 
@@ -386,6 +410,9 @@ struct Column {
 struct Phase {
     report: WrkReport,
     cpu_seconds: f64,
+    /// `cpu_seconds` by process: the server's own, then the others it
+    /// needs (its S3 server, Redis), with their names.
+    cpu_by_process: Vec<(&'static str, f64)>,
     /// What the store's Redis served during the phase, when it is Redis.
     redis: Option<RedisTotals>,
     /// What the server's access log counted during the phase.
@@ -431,6 +458,29 @@ impl Prepared {
             _ => self.project.to_string(),
         }
     }
+}
+
+/// The same phases on a second `genreg` of the same build whose data
+/// directory (its store and the S3 objects) is in memory: beside the first,
+/// what the disk's flushes cost a request in the same run.
+async fn measure_in_memory(
+    client: &reqwest::Client,
+    wrk: &Wrk,
+    program: &Path,
+) -> anyhow::Result<Column> {
+    let memory = tempfile::tempdir_in("/dev/shm").context("a directory in /dev/shm")?;
+    let genreg = GenregUp::start(program, &memory.path().join("genreg"), "proxy").await?;
+    eprintln!("genreg, data in memory: preparing");
+    let server = Server {
+        name: "genreg, data in memory",
+        url: genreg.url.clone(),
+        admin_token: genreg.admin_token.clone(),
+        pids: Pids::One(genreg.pid),
+        redis: None,
+        log: Some(genreg.data.with_extension("log")),
+        extra_pids: Vec::new(),
+    };
+    measure_server(client, wrk, &server).await
 }
 
 /// Prepares `server`, then runs its four phases.
@@ -616,13 +666,19 @@ async fn run_phase(
         .scripts
         .join(format!("{}-{name}.lua", server.name.replace(' ', "-")));
     std::fs::write(&script_path, script)?;
-    let before = server.cpu_seconds()?;
+    let cpu_before = server.cpu_seconds()?;
     let redis_before = server.redis.map(RedisServer::totals);
     let log_before = server.log.as_deref().map(log_length);
     let report = wrk
         .run(&script_path, &format!("{}{path}", server.url))
         .await?;
-    let cpu_seconds = server.cpu_seconds()? - before;
+    let cpu_by_process: Vec<(&'static str, f64)> = server
+        .cpu_seconds()?
+        .into_iter()
+        .zip(cpu_before)
+        .map(|((name, after), (_, before))| (name, after - before))
+        .collect();
+    let cpu_seconds = cpu_by_process.iter().map(|(_, spent)| spent).sum();
     // Less the snapshots' own: each reads two `INFO`s over two
     // connections, and two of each fall between the readings.
     let redis = server.redis.zip(redis_before).map(|(redis, before)| {
@@ -643,6 +699,7 @@ async fn run_phase(
     Ok(Phase {
         report,
         cpu_seconds,
+        cpu_by_process,
         redis,
         logged,
         failure,
@@ -979,6 +1036,21 @@ fn print_table(columns: &[Column], direct: &[(&str, Phase)]) {
                     per(total.swaps),
                     per(total.lost_swaps),
                     per(total.s3_requests),
+                );
+            }
+            if phase.cpu_by_process.len() > 1 {
+                let parts: Vec<String> = phase
+                    .cpu_by_process
+                    .iter()
+                    .map(|(process, spent)| {
+                        let per_request = spent * 1000.0 / phase.report.requests.max(1) as f64;
+                        format!("{process} {per_request:.3}")
+                    })
+                    .collect();
+                println!(
+                    "{}, {name}: CPU ms per request by process: {}",
+                    column.server,
+                    parts.join(", ")
                 );
             }
             if let Some(redis) = phase.redis {

@@ -72,3 +72,46 @@ pub fn sqlite_write_cost(journal: Journal) -> anyhow::Result<(Duration, Duration
     let at = |p: f64| each[((each.len() - 1) as f64 * p).round() as usize];
     Ok((mean, at(0.5), at(0.99)))
 }
+
+/// What one durable 1 KiB object costs where the benches keep their files,
+/// written the way `genreg`'s S3 server stores a small PutObject: a new
+/// temporary file written and its data synced, renamed into a directory
+/// the objects share, and that directory synced; one at a time. Returns the
+/// mean time and the mean CPU time of the writing thread, the kernel's
+/// work for the syncs included: the least CPU a durable publish can cost
+/// there before any of the registry's own work.
+#[allow(dead_code)] // the load bench reports it
+pub fn durable_object_cost() -> anyhow::Result<(Duration, Duration)> {
+    use std::io::Write as _;
+    /// The CPU time the calling thread has used, in user and kernel mode.
+    fn thread_cpu_time() -> Duration {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid timespec for the call to fill in.
+        let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+        assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+    }
+
+    const OBJECTS: u32 = 400;
+    let dir = temp_dir()?;
+    let (temporary, objects) = (dir.path().join("tmp"), dir.path().join("files"));
+    std::fs::create_dir(&temporary)?;
+    std::fs::create_dir(&objects)?;
+    let body = vec![b'x'; 1024];
+    let cpu_started = thread_cpu_time();
+    let started = Instant::now();
+    for i in 0..OBJECTS {
+        let written = temporary.join(format!("put-{i}"));
+        let mut file = std::fs::File::create_new(&written)?;
+        file.write_all(&body)?;
+        file.sync_data()?;
+        std::fs::rename(&written, objects.join(format!("{i:032x}")))?;
+        std::fs::File::open(&objects)?.sync_all()?;
+    }
+    let elapsed = started.elapsed();
+    let cpu = thread_cpu_time() - cpu_started;
+    Ok((elapsed / OBJECTS, cpu / OBJECTS))
+}
