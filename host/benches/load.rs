@@ -69,7 +69,8 @@
 //! the S3 objects under `<dir>` (e.g. `/dev/shm`, to see what the disk's
 //! flushes cost); the bench prints what one SQLite write transaction costs
 //! there, with the rollback journal and in WAL mode, and what one durable
-//! 1 KiB object costs (time, and CPU with the kernel's work for its syncs).
+//! 1 KiB object costs (its time, and its CPU with the kernel's work in its
+//! system calls).
 //! `GENREG_BENCH_GENREG_IN_MEMORY=1` adds the same phases on a second
 //! `genreg` whose data directory is in `/dev/shm`, beside the first.
 //! `GENREG_BENCH_GENREG_DIR=<dir>` moves only `genreg`'s data directory

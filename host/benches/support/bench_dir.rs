@@ -77,8 +77,8 @@ pub fn sqlite_write_cost(journal: Journal) -> anyhow::Result<(Duration, Duration
 /// written the way `genreg`'s S3 server stores a small PutObject: a new
 /// temporary file written and its data synced, renamed into a directory
 /// the objects share, and that directory synced; one at a time. Returns the
-/// mean time and the mean CPU time of the writing thread, the kernel's
-/// work for the syncs included: the least CPU a durable publish can cost
+/// mean time and the mean CPU time of the writing thread (the kernel's
+/// work in its system calls included): what a durable publish costs
 /// there before any of the registry's own work.
 #[allow(dead_code)] // the load bench reports it
 pub fn durable_object_cost() -> anyhow::Result<(Duration, Duration)> {
