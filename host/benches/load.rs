@@ -191,16 +191,7 @@ async fn main() -> anyhow::Result<()> {
     let mut columns = Vec::new();
 
     eprintln!("genreg: preparing");
-    let server = Server {
-        name: "genreg",
-        url: genreg.url.clone(),
-        admin_token: genreg.admin_token.clone(),
-        pids: Pids::One(genreg.pid),
-        redis: None,
-        log: Some(genreg.data.with_extension("log")),
-        extra_pids: Vec::new(),
-    };
-    columns.push(measure_server(&client, &wrk, &server).await?);
+    columns.push(measure_server(&client, &wrk, &Server::genreg("genreg", &genreg)).await?);
     if std::env::var_os(GENREG_IN_MEMORY).is_some() {
         columns.push(measure_in_memory(&client, &wrk, &program).await?);
     }
@@ -375,6 +366,19 @@ enum Pids {
 }
 
 impl Server<'_> {
+    /// `genreg` as the server: its own process, its access log.
+    fn genreg(name: &'static str, genreg: &GenregUp) -> Self {
+        Server {
+            name,
+            url: genreg.url.clone(),
+            admin_token: genreg.admin_token.clone(),
+            pids: Pids::One(genreg.pid),
+            redis: None,
+            log: Some(genreg.data.with_extension("log")),
+            extra_pids: Vec::new(),
+        }
+    }
+
     /// CPU seconds spent so far by the server's own processes, then by
     /// each of [`Server::extra_pids`], with their names.
     fn cpu_seconds(&self) -> anyhow::Result<Vec<(&'static str, f64)>> {
@@ -472,16 +476,12 @@ async fn measure_in_memory(
     let memory = tempfile::tempdir_in("/dev/shm").context("a directory in /dev/shm")?;
     let genreg = GenregUp::start(program, &memory.path().join("genreg"), "proxy").await?;
     eprintln!("genreg, data in memory: preparing");
-    let server = Server {
-        name: "genreg, data in memory",
-        url: genreg.url.clone(),
-        admin_token: genreg.admin_token.clone(),
-        pids: Pids::One(genreg.pid),
-        redis: None,
-        log: Some(genreg.data.with_extension("log")),
-        extra_pids: Vec::new(),
-    };
-    measure_server(client, wrk, &server).await
+    measure_server(
+        client,
+        wrk,
+        &Server::genreg("genreg, data in memory", &genreg),
+    )
+    .await
 }
 
 /// Prepares `server`, then runs its four phases.
