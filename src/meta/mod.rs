@@ -147,6 +147,27 @@ where
     })
 }
 
+/// Changes the entries of the index shard at `key` (absent counts as
+/// empty) through [`update`], raising its count of writes when it writes;
+/// `change` answers whether it changed anything.
+fn change_shard<K: KeyValue, E>(
+    kv: &K,
+    key: &str,
+    change: impl Fn(&mut Vec<E>) -> bool,
+) -> Result<(), MetaError>
+where
+    E: serde::Serialize + serde::de::DeserializeOwned,
+{
+    update_record(kv, key, |stored: Option<model::Shard<E>>| {
+        let mut shard = stored.unwrap_or_default();
+        Ok(if change(&mut shard.entries) {
+            Step::Write(shard.encode_next(), ())
+        } else {
+            Step::Keep(())
+        })
+    })
+}
+
 /// A fresh numeric id of the given kind (`project`, `package`, `file`).
 pub fn next_id<K: KeyValue>(kv: &K, kind: &str) -> Result<u64, MetaError> {
     raise_sequence(kv, kind, 1)

@@ -77,25 +77,38 @@ pub struct PackageSummary {
     pub creating: Option<Millis>,
 }
 
-/// One shard of a project's package index: its entries, the file ids its
-/// next new packages take their first blocks from (see `meta::packages`),
-/// and how many times it was written. Stored as a bare list of entries
-/// while it holds neither ids nor a count, as every shard was before
-/// blocks, else as an object. Both forms are read and written in place: a
-/// listing decodes every shard of its project, and a new package writes
-/// one.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IndexShard {
-    pub entries: Vec<PackageSummary>,
+/// One shard of an index (a project's packages, or the projects): its
+/// entries, the file ids its next new packages take their first blocks
+/// from (package index only, see `meta::packages`), and how many times it
+/// was written. Stored as a bare list of entries while it holds neither
+/// ids nor a count, as every shard was before blocks, else as an object.
+/// Both forms are read and written in place: a listing decodes every shard
+/// of its project, and a new package writes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard<E> {
+    pub entries: Vec<E>,
     pub file_ids: Option<IdBlock>,
-    /// Raised by every write ([`IndexShard::encode_next`]), so that a
+    /// Raised by every write ([`Shard::encode_next`]), so that a
     /// compare-and-swap never takes a shard changed and changed back (its
     /// entries can come back to the same bytes, while the records they
     /// were written from did not) for one nobody wrote.
     pub writes: u64,
 }
 
-impl IndexShard {
+/// A shard of a project's package index.
+pub type IndexShard = Shard<PackageSummary>;
+
+impl<E> Default for Shard<E> {
+    fn default() -> Self {
+        Shard {
+            entries: Vec::new(),
+            file_ids: None,
+            writes: 0,
+        }
+    }
+}
+
+impl<E: Serialize> Shard<E> {
     /// The shard's next stored form: its write count raised by one.
     pub fn encode_next(&mut self) -> Vec<u8> {
         self.writes += 1;
@@ -103,7 +116,7 @@ impl IndexShard {
     }
 }
 
-/// The object form of an [`IndexShard`].
+/// The object form of a [`Shard`].
 #[derive(Serialize, Deserialize)]
 struct ShardObject<E> {
     entries: E,
@@ -117,7 +130,7 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-impl Serialize for IndexShard {
+impl<E: Serialize> Serialize for Shard<E> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if self.file_ids.is_none() && self.writes == 0 {
             return self.entries.serialize(serializer);
@@ -131,38 +144,39 @@ impl Serialize for IndexShard {
     }
 }
 
-impl<'de> Deserialize<'de> for IndexShard {
+impl<'de, E: Deserialize<'de>> Deserialize<'de> for Shard<E> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
         use serde::de::{MapAccess, SeqAccess, Visitor};
+        use std::marker::PhantomData;
 
-        struct Shard;
-        impl<'de> Visitor<'de> for Shard {
-            type Value = IndexShard;
+        struct Either<E>(PhantomData<E>);
+        impl<'de, E: Deserialize<'de>> Visitor<'de> for Either<E> {
+            type Value = Shard<E>;
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a list of index entries, or an object with entries")
             }
 
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<IndexShard, A::Error> {
-                Ok(IndexShard {
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Shard<E>, A::Error> {
+                Ok(Shard {
                     entries: Vec::deserialize(SeqAccessDeserializer::new(seq))?,
                     file_ids: None,
                     writes: 0,
                 })
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<IndexShard, A::Error> {
-                let stored: ShardObject<Vec<PackageSummary>> =
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Shard<E>, A::Error> {
+                let stored: ShardObject<Vec<E>> =
                     ShardObject::deserialize(MapAccessDeserializer::new(map))?;
-                Ok(IndexShard {
+                Ok(Shard {
                     entries: stored.entries,
                     file_ids: stored.file_ids,
                     writes: stored.writes,
                 })
             }
         }
-        deserializer.deserialize_any(Shard)
+        deserializer.deserialize_any(Either(PhantomData))
     }
 }
 

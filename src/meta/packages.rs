@@ -813,15 +813,7 @@ fn change_index<K: KeyValue>(
     shard: u64,
     change: impl Fn(&mut Vec<PackageSummary>) -> bool,
 ) -> Result<(), MetaError> {
-    let key = keys::package_index(project_id, shard);
-    update_record(kv, &key, |stored: Option<IndexShard>| {
-        let mut shard = stored.unwrap_or_default();
-        Ok(if change(&mut shard.entries) {
-            Step::Write(shard.encode_next(), ())
-        } else {
-            Step::Keep(())
-        })
-    })
+    super::change_shard(kv, &keys::package_index(project_id, shard), change)
 }
 
 /// Marks a package deleted and takes it out of its project's index. Returns

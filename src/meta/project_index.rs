@@ -22,7 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::kv::{KeyValue, Step};
-use super::model::{Marked, Millis, Project, Visibility, DELETION};
+use super::model::{Marked, Millis, Project, Shard, Visibility, DELETION};
 use super::{encode, keys, read, update_record, MetaError};
 
 /// The change a project's creation marks its entry with.
@@ -52,67 +52,12 @@ pub struct ProjectEntry {
 }
 
 /// One shard of the project index: its entries and how many times it was
-/// written. Stored as a bare list of entries until its first write by a
-/// version that counts writes, then as an object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProjectShard {
-    pub entries: Vec<ProjectEntry>,
-    /// Raised by every write, as a package index shard's (see
-    /// `model::IndexShard`).
-    pub writes: u64,
-}
-
-/// The object form of a [`ProjectShard`].
-#[derive(Serialize, Deserialize)]
-struct ShardObject<E> {
-    entries: E,
-    writes: u64,
-}
-
-/// Either stored form of a [`ProjectShard`].
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StoredShard {
-    Bare(Vec<ProjectEntry>),
-    Counted(ShardObject<Vec<ProjectEntry>>),
-}
-
-impl Serialize for ProjectShard {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if self.writes == 0 {
-            return self.entries.serialize(serializer);
-        }
-        ShardObject {
-            entries: &self.entries,
-            writes: self.writes,
-        }
-        .serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for ProjectShard {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(match StoredShard::deserialize(deserializer)? {
-            StoredShard::Bare(entries) => ProjectShard { entries, writes: 0 },
-            StoredShard::Counted(shard) => ProjectShard {
-                entries: shard.entries,
-                writes: shard.writes,
-            },
-        })
-    }
-}
+/// written (see [`Shard`]; it holds no file ids).
+pub type ProjectShard = Shard<ProjectEntry>;
 
 impl Marked for ProjectEntry {
     fn marks(&mut self) -> (&mut bool, &mut Vec<String>) {
         (&mut self.pending, &mut self.changes)
-    }
-}
-
-impl ProjectShard {
-    /// The shard's next stored form: its write count raised by one.
-    fn encode_next(&mut self) -> Vec<u8> {
-        self.writes += 1;
-        encode(&*self)
     }
 }
 
@@ -252,18 +197,7 @@ fn change_entries<K: KeyValue>(
     shard: u64,
     change: impl Fn(&mut Vec<ProjectEntry>) -> bool,
 ) -> Result<(), MetaError> {
-    update_record(
-        kv,
-        &keys::project_index(shard),
-        |stored: Option<ProjectShard>| {
-            let mut shard = stored.unwrap_or_default();
-            Ok(if change(&mut shard.entries) {
-                Step::Write(shard.encode_next(), ())
-            } else {
-                Step::Keep(())
-            })
-        },
-    )
+    super::change_shard(kv, &keys::project_index(shard), change)
 }
 
 /// The entries of a shard of the project index (none when it is absent).
