@@ -16,7 +16,10 @@
 //! log without waiting for the disk; [`SqliteStore::sync`] makes every
 //! commit so far durable with one sync of the log, which the host calls
 //! before a request that wrote answers (requests finishing together share
-//! it).
+//! it). The same call copies the log into the database file (a
+//! checkpoint, which waits on the disk) every [`CHECKPOINT_AFTER_CHANGES`]
+//! rows; SQLite's own checkpoints, which would run inside whichever commit
+//! fills the log, are left only as a bound on a log of large values.
 //!
 //! Batches: `get_many` looks its keys up one by one while it holds the
 //! connection (as `wasi:keyvalue/batch` says, a batch is not atomic);
@@ -24,16 +27,18 @@
 //! batch takes the lock and commits once.
 //!
 //! The inherent methods are synchronous, for offline tools (`genreg gc`,
-//! `genreg token revoke`); the [`Backend`] implementation runs the same
-//! calls on tokio's blocking pool, so a write waiting on the disk never
-//! stalls the async workers. Reads of at most [`IN_PLACE_READ_KEYS`] keys
-//! that find the connection free run in place instead: a read from SQLite's
-//! page cache takes microseconds, less than handing it to another thread
-//! and back (a 1 KiB download, which reads once, costs 14% less CPU this
-//! way). A read that finds the connection busy goes to the pool like the
-//! rest.
+//! `genreg token revoke`). The [`Backend`] implementation runs a call of at
+//! most [`IN_PLACE_KEYS`] keys that finds the connection free in place, on
+//! the async worker: neither a read from SQLite's page cache nor a commit
+//! that appends to the log waits on the disk, and each takes microseconds,
+//! less than handing it to another thread and back (a 1 KiB download, which
+//! reads once, costs 14% less CPU this way, a publish 6% to 10% less). A
+//! call that finds the connection busy, larger batches, listings and syncs
+//! go to tokio's blocking pool, so a worker never waits for the connection
+//! or the disk.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use async_trait::async_trait;
@@ -56,9 +61,18 @@ const SELECT_VALUE: &str = "SELECT value FROM kv WHERE key = ?1";
 /// packages of many files.)
 const KV_COLUMNS: &str = "(key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)";
 
-/// The most keys a read may ask for and still run in place (see above);
+/// The most keys a call may name and still run in place (see above);
 /// larger batches, which copy more, go to the blocking pool.
-pub const IN_PLACE_READ_KEYS: usize = 16;
+pub const IN_PLACE_KEYS: usize = 16;
+
+/// Rows written between two checkpoints that [`SqliteStore::sync`] makes.
+/// A row of the registry's is one to a few pages of the log, so the log
+/// stays within a few MiB, about as SQLite's default of 1,000 pages keeps it.
+pub const CHECKPOINT_AFTER_CHANGES: u64 = 1_000;
+
+/// Pages of log after which SQLite checkpoints by itself, inside a commit:
+/// only a log of many large values between two syncs reaches it.
+const AUTO_CHECKPOINT_PAGES: u32 = 16_384;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -80,6 +94,8 @@ pub struct SqliteStore {
 struct Log {
     path: PathBuf,
     synced: GroupSync,
+    /// The connection's count of changed rows at the last checkpoint.
+    checkpointed: AtomicU64,
 }
 
 impl SqliteStore {
@@ -90,12 +106,15 @@ impl SqliteStore {
         // A commit appends to the log without waiting for the disk; a
         // request's answer waits for `sync` instead (see there).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Checkpoints come from `sync`, off the async workers.
+        conn.pragma_update(None, "wal_autocheckpoint", AUTO_CHECKPOINT_PAGES)?;
         let mut store = Self::init(conn)?;
         let mut log = path.as_os_str().to_owned();
         log.push("-wal");
         store.log = Some(Arc::new(Log {
             path: PathBuf::from(log),
             synced: GroupSync::default(),
+            checkpointed: AtomicU64::new(0),
         }));
         Ok(store)
     }
@@ -151,7 +170,8 @@ impl SqliteStore {
     /// and the database after it), and a request that wrote calls this
     /// before its answer goes out. Requests that finish together share one
     /// sync of the log (a group commit): a caller whose writes an earlier
-    /// caller's sync already covered returns without one.
+    /// caller's sync already covered returns without one. Every
+    /// [`CHECKPOINT_AFTER_CHANGES`] rows, one caller then checkpoints.
     pub fn sync(&self) -> Result<(), StoreError> {
         let Some(log) = &self.log else {
             return Ok(());
@@ -165,7 +185,28 @@ impl SqliteStore {
                     .and_then(|file| file.sync_data())
                     .map_err(|e| StoreError(format!("syncing {}: {e}", log.path.display())))
             },
-        )
+        )?;
+        self.checkpoint_if_due(log, written)
+    }
+
+    /// Copies the log into the database file if [`CHECKPOINT_AFTER_CHANGES`]
+    /// rows were written since the last copy and no other caller is making
+    /// it. A passive checkpoint: it copies what it can without waiting for
+    /// readers, and SQLite starts the log over once all of it is copied.
+    fn checkpoint_if_due(&self, log: &Log, written: u64) -> Result<(), StoreError> {
+        let last = log.checkpointed.load(Ordering::Acquire);
+        let due = written >= last.saturating_add(CHECKPOINT_AFTER_CHANGES);
+        if !due
+            || log
+                .checkpointed
+                .compare_exchange(last, written, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return Ok(());
+        }
+        self.conn()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -179,22 +220,15 @@ impl SqliteStore {
     }
 
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        write(&self.conn(), key, value)?;
-        Ok(())
+        Ok(write(&self.conn(), key, value)?)
     }
 
     pub fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.conn()
-            .prepare_cached("DELETE FROM kv WHERE key = ?1")?
-            .execute([key])?;
-        Ok(())
+        Ok(delete(&self.conn(), key)?)
     }
 
     pub fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn()
-            .prepare_cached("SELECT 1 FROM kv WHERE key = ?1")?
-            .exists([key])?)
+        Ok(exists(&self.conn(), key)?)
     }
 
     /// Keys in byte order, at most `limit` of them, starting after `cursor`.
@@ -226,18 +260,7 @@ impl SqliteStore {
     /// Adds `delta` to the counter at `key` (absent counts as 0) and returns
     /// the new value.
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = match read(&tx, key)? {
-            None => 0,
-            Some(bytes) => decode_counter(&bytes)?,
-        };
-        let next = current
-            .checked_add(delta)
-            .ok_or_else(|| StoreError(format!("counter {key:?} would overflow")))?;
-        write(&tx, key, &next.to_le_bytes())?;
-        tx.commit()?;
-        Ok(next)
+        increment(&mut self.conn(), key, delta)
     }
 
     /// Writes `value` only if the key still holds `expected`; with `None` it
@@ -249,59 +272,65 @@ impl SqliteStore {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if expected.is_some() && read(&tx, key)?.as_deref() != expected {
-            return Ok(false);
-        }
-        write(&tx, key, value)?;
-        tx.commit()?;
-        Ok(true)
+        swap(&mut self.conn(), key, expected, value)
     }
 
     /// The values at `keys`, one pair per key in the order asked (`None`
     /// when absent).
     pub fn get_many(&self, keys: Vec<String>) -> Result<KeyValues, StoreError> {
-        get_many_on(&self.conn(), &keys)
-    }
-
-    /// Runs `read` on the connection if no one holds it, `None` otherwise.
-    fn read_in_place<R>(
-        &self,
-        read: impl FnOnce(&Connection) -> Result<R, StoreError>,
-    ) -> Option<Result<R, StoreError>> {
-        let conn = match self.conn.try_lock() {
-            Ok(conn) => conn,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
-        Some(read(&conn))
+        get_many(&self.conn(), &keys)
     }
 
     /// Writes every pair in one transaction; for a key given twice the last
     /// value wins.
     pub fn set_many(&self, key_values: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for (key, value) in key_values {
-            write(&tx, key, value)?;
-        }
-        tx.commit()?;
-        Ok(())
+        set_many(&mut self.conn(), key_values)
     }
 
     /// Removes every key in one transaction; absent keys are skipped.
     pub fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut delete = tx.prepare_cached("DELETE FROM kv WHERE key = ?1")?;
-            for key in keys {
-                delete.execute([key])?;
-            }
+        delete_many(&mut self.conn(), keys)
+    }
+
+    /// Runs `call` on the connection: in place if no one holds it, else on
+    /// the blocking pool, where it waits for the connection (see the
+    /// module's doc).
+    async fn in_place_or_pool<R: Send + 'static>(
+        &self,
+        call: impl FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        match self.try_in_place(call) {
+            Ok(done) => done,
+            Err(call) => on_pool(self, move |db| call(&mut db.conn())).await,
         }
-        tx.commit()?;
-        Ok(())
+    }
+
+    /// Runs `call` on the connection if no one holds it; hands `call` back
+    /// otherwise.
+    fn try_in_place<R, F>(&self, call: F) -> Result<Result<R, StoreError>, F>
+    where
+        F: FnOnce(&mut Connection) -> Result<R, StoreError>,
+    {
+        let mut conn = match self.conn.try_lock() {
+            Ok(conn) => conn,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Err(call),
+        };
+        Ok(call(&mut conn))
+    }
+
+    /// [`SqliteStore::in_place_or_pool`] for a call naming `keys` keys; a
+    /// batch of more than [`IN_PLACE_KEYS`] always goes to the pool.
+    async fn batch<R: Send + 'static>(
+        &self,
+        keys: usize,
+        call: impl FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        if keys <= IN_PLACE_KEYS {
+            self.in_place_or_pool(call).await
+        } else {
+            on_pool(self, move |db| call(&mut db.conn())).await
+        }
     }
 }
 
@@ -335,7 +364,7 @@ fn move_to_rowid_table(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 /// [`SqliteStore::get_many`] on a connection already locked.
-fn get_many_on(conn: &Connection, keys: &[String]) -> Result<KeyValues, StoreError> {
+fn get_many(conn: &Connection, keys: &[String]) -> Result<KeyValues, StoreError> {
     let mut select = conn.prepare_cached(SELECT_VALUE)?;
     keys.iter()
         .map(|key| {
@@ -346,7 +375,7 @@ fn get_many_on(conn: &Connection, keys: &[String]) -> Result<KeyValues, StoreErr
 }
 
 /// Runs a database call of a clone of `store` on the blocking pool.
-async fn blocking<R: Send + 'static>(
+async fn on_pool<R: Send + 'static>(
     store: &SqliteStore,
     call: impl FnOnce(&SqliteStore) -> Result<R, StoreError> + Send + 'static,
 ) -> Result<R, StoreError> {
@@ -359,30 +388,32 @@ async fn blocking<R: Send + 'static>(
 #[async_trait]
 impl Backend for SqliteStore {
     async fn get(&self, key: String) -> Result<Option<Vec<u8>>, StoreError> {
-        if let Some(found) = self.read_in_place(|conn| Ok(read(conn, &key)?)) {
-            return found;
-        }
-        blocking(self, move |db| db.get(&key)).await
+        self.in_place_or_pool(move |conn| Ok(read(conn, &key)?))
+            .await
     }
 
     async fn set(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
-        blocking(self, move |db| db.set(&key, &value)).await
+        self.in_place_or_pool(move |conn| Ok(write(conn, &key, &value)?))
+            .await
     }
 
     async fn delete(&self, key: String) -> Result<(), StoreError> {
-        blocking(self, move |db| db.delete(&key)).await
+        self.in_place_or_pool(move |conn| Ok(delete(conn, &key)?))
+            .await
     }
 
     async fn exists(&self, key: String) -> Result<bool, StoreError> {
-        blocking(self, move |db| db.exists(&key)).await
+        self.in_place_or_pool(move |conn| Ok(exists(conn, &key)?))
+            .await
     }
 
     async fn list_keys(&self, cursor: Option<String>, limit: usize) -> Result<KeyPage, StoreError> {
-        blocking(self, move |db| db.list_keys(cursor.as_deref(), limit)).await
+        on_pool(self, move |db| db.list_keys(cursor.as_deref(), limit)).await
     }
 
     async fn increment(&self, key: String, delta: i64) -> Result<i64, StoreError> {
-        blocking(self, move |db| db.increment(&key, delta)).await
+        self.in_place_or_pool(move |conn| increment(conn, &key, delta))
+            .await
     }
 
     async fn swap(
@@ -391,37 +422,36 @@ impl Backend for SqliteStore {
         expected: Option<Vec<u8>>,
         value: Vec<u8>,
     ) -> Result<bool, StoreError> {
-        blocking(self, move |db| db.swap(&key, expected.as_deref(), &value)).await
+        self.in_place_or_pool(move |conn| swap(conn, &key, expected.as_deref(), &value))
+            .await
     }
 
     async fn get_many(&self, keys: Vec<String>) -> Result<KeyValues, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        if keys.len() <= IN_PLACE_READ_KEYS {
-            if let Some(found) = self.read_in_place(|conn| get_many_on(conn, &keys)) {
-                return found;
-            }
-        }
-        blocking(self, move |db| db.get_many(keys)).await
+        self.batch(keys.len(), move |conn| get_many(conn, &keys))
+            .await
     }
 
     async fn set_many(&self, key_values: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
         if key_values.is_empty() {
             return Ok(());
         }
-        blocking(self, move |db| db.set_many(&key_values)).await
+        self.batch(key_values.len(), move |conn| set_many(conn, &key_values))
+            .await
     }
 
     async fn delete_many(&self, keys: Vec<String>) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
         }
-        blocking(self, move |db| db.delete_many(&keys)).await
+        self.batch(keys.len(), move |conn| delete_many(conn, &keys))
+            .await
     }
 
     async fn sync(&self) -> Result<(), StoreError> {
-        blocking(self, |db| db.sync()).await
+        on_pool(self, |db| db.sync()).await
     }
 }
 
@@ -437,6 +467,68 @@ fn write(conn: &Connection, key: &str, value: &[u8]) -> rusqlite::Result<()> {
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     )?
     .execute(rusqlite::params![key, value])?;
+    Ok(())
+}
+
+fn delete(conn: &Connection, key: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM kv WHERE key = ?1")?
+        .execute([key])?;
+    Ok(())
+}
+
+fn exists(conn: &Connection, key: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM kv WHERE key = ?1")?
+        .exists([key])
+}
+
+/// [`SqliteStore::increment`] on a connection already locked.
+fn increment(conn: &mut Connection, key: &str, delta: i64) -> Result<i64, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current = match read(&tx, key)? {
+        None => 0,
+        Some(bytes) => decode_counter(&bytes)?,
+    };
+    let next = current
+        .checked_add(delta)
+        .ok_or_else(|| StoreError(format!("counter {key:?} would overflow")))?;
+    write(&tx, key, &next.to_le_bytes())?;
+    tx.commit()?;
+    Ok(next)
+}
+
+/// [`SqliteStore::swap`] on a connection already locked.
+fn swap(
+    conn: &mut Connection,
+    key: &str,
+    expected: Option<&[u8]>,
+    value: &[u8],
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if expected.is_some() && read(&tx, key)?.as_deref() != expected {
+        return Ok(false);
+    }
+    write(&tx, key, value)?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// [`SqliteStore::set_many`] on a connection already locked.
+fn set_many(conn: &mut Connection, key_values: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (key, value) in key_values {
+        write(&tx, key, value)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// [`SqliteStore::delete_many`] on a connection already locked.
+fn delete_many(conn: &mut Connection, keys: &[String]) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for key in keys {
+        delete(&tx, key)?;
+    }
+    tx.commit()?;
     Ok(())
 }
 
@@ -632,20 +724,28 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_read_that_finds_the_connection_busy_waits_for_it_on_the_pool_not_a_worker() {
+    async fn a_call_that_finds_the_connection_busy_waits_for_it_on_the_pool_not_a_worker() {
         let s = store();
         s.set("k", b"v").unwrap();
         let held = s.conn();
-        // More waiting reads than workers, given time to start.
-        let reads: Vec<_> = (0..8)
+        // More waiting calls than workers, given time to start: reads and
+        // writes, each of which runs in place when the connection is free.
+        let calls: Vec<_> = (0..8)
             .map(|i| {
                 let store = s.clone();
                 tokio::spawn(async move {
-                    match i % 2 {
+                    let key = format!("w{i}");
+                    match i % 4 {
                         0 => Backend::get(&store, "k".into()).await,
-                        _ => Backend::get_many(&store, vec!["k".into()])
+                        1 => Backend::get_many(&store, vec!["k".into()])
                             .await
                             .map(|mut found| found.remove(0).1),
+                        2 => Backend::set(&store, key, b"v".to_vec())
+                            .await
+                            .map(|()| Some(b"v".to_vec())),
+                        _ => Backend::swap(&store, key, None, b"v".to_vec())
+                            .await
+                            .map(|written| written.then(|| b"v".to_vec())),
                     }
                 })
             })
@@ -657,11 +757,44 @@ mod tests {
         tokio::spawn(async move { sent.send(42).unwrap() });
         let ran = ran.recv_timeout(std::time::Duration::from_secs(5));
         assert_eq!(ran, Ok(42), "no worker was free to run another task");
-        assert!(reads.iter().all(|read| !read.is_finished()));
+        assert!(calls.iter().all(|call| !call.is_finished()));
         drop(held);
-        for read in reads {
-            assert_eq!(read.await.unwrap().unwrap(), Some(b"v".to_vec()));
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap(), Some(b"v".to_vec()));
         }
+        assert_eq!(s.get("w2").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(s.get("w3").unwrap(), Some(b"v".to_vec()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn syncs_copy_the_log_into_the_database_every_so_many_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.sqlite3");
+        let s = SqliteStore::open(&path).unwrap();
+        let database_bytes = || std::fs::metadata(&path).unwrap().len();
+        let value = vec![7u8; 4096];
+        let rows = CHECKPOINT_AFTER_CHANGES - 10;
+        for i in 0..rows {
+            Backend::set(&s, format!("k{i}"), value.clone())
+                .await
+                .unwrap();
+        }
+        Backend::sync(&s).await.unwrap();
+        // Still in the log only: neither the commits nor that sync copied.
+        let before = database_bytes();
+        assert!(before < 64 << 10, "{before} bytes");
+        for i in rows..rows + 10 {
+            Backend::set(&s, format!("k{i}"), value.clone())
+                .await
+                .unwrap();
+        }
+        Backend::sync(&s).await.unwrap();
+        let after = database_bytes();
+        let copied = CHECKPOINT_AFTER_CHANGES * value.len() as u64;
+        assert!(after >= copied, "{after} bytes after the checkpoint");
+        drop(s);
+        let reopened = SqliteStore::open_existing(&path).unwrap();
+        assert_eq!(reopened.get("k0").unwrap(), Some(value));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
