@@ -29,13 +29,15 @@
 //! The inherent methods are synchronous, for offline tools (`genreg gc`,
 //! `genreg token revoke`). The [`Backend`] implementation runs a call of at
 //! most [`IN_PLACE_KEYS`] keys that finds the connection free in place, on
-//! the async worker: neither a read from SQLite's page cache nor a commit
-//! that appends to the log waits on the disk, and each takes microseconds,
-//! less than handing it to another thread and back (a 1 KiB download, which
-//! reads once, costs 14% less CPU this way, a publish 6% to 10% less). A
-//! call that finds the connection busy, larger batches, listings and syncs
-//! go to tokio's blocking pool, so a worker never waits for the connection
-//! or the disk.
+//! the async worker: a read from SQLite's page cache and a commit appended
+//! to the log wait for no sync, and each takes microseconds, less than
+//! handing it to another thread and back (a 1 KiB download, which reads
+//! once, costs 14% less CPU this way, a publish 7% to 15% less). A call
+//! that finds the connection busy, larger batches, listings, syncs and
+//! checkpoints go to tokio's blocking pool, so a worker never waits for the
+//! connection or a sync. (A write in place does wait while another process,
+//! such as `genreg token revoke`, holds the file's write lock: for the
+//! length of that process's own transaction.)
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
