@@ -192,14 +192,17 @@ impl SqliteStore {
                     .map_err(|e| StoreError(format!("syncing {}: {e}", log.path.display())))
             },
         )?;
-        self.checkpoint_if_due(log, written)
+        self.checkpoint_if_due(log, written);
+        Ok(())
     }
 
     /// Copies the log into the database file if [`CHECKPOINT_AFTER_CHANGES`]
     /// rows were written since the last copy and no other caller is making
     /// it. A passive checkpoint: it copies what it can without waiting for
     /// readers, and SQLite starts the log over once all of it is copied.
-    fn checkpoint_if_due(&self, log: &Log, written: u64) -> Result<(), StoreError> {
+    /// The caller's writes are durable already, so a failed checkpoint is
+    /// reported and left to the next sync rather than failing the caller.
+    fn checkpoint_if_due(&self, log: &Log, written: u64) {
         let last = log.checkpointed.load(Ordering::Acquire);
         let due = written >= last.saturating_add(CHECKPOINT_AFTER_CHANGES);
         if !due
@@ -208,11 +211,20 @@ impl SqliteStore {
                 .compare_exchange(last, written, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
         {
-            return Ok(());
+            return;
         }
-        self.conn()
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        Ok(())
+        let checkpoint = self
+            .conn()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if let Err(e) = checkpoint {
+            eprintln!("warning: checkpointing {}: {e}", log.path.display());
+            let _ = log.checkpointed.compare_exchange(
+                written,
+                last,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
