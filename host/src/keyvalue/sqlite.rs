@@ -65,7 +65,7 @@ const KV_COLUMNS: &str = "(key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)";
 
 /// The most keys a call may name and still run in place (see above);
 /// larger batches, which copy more, go to the blocking pool.
-pub const IN_PLACE_KEYS: usize = 16;
+const IN_PLACE_KEYS: usize = 16;
 
 /// Rows written between two checkpoints that [`SqliteStore::sync`] makes.
 /// A row is one page of the log for a small value and up to about 20 for
@@ -74,7 +74,7 @@ pub const IN_PLACE_KEYS: usize = 16;
 /// under publishes into one package), where SQLite's default would
 /// checkpoint every 1,000 pages (4 MiB). Each checkpoint syncs the
 /// database file, so fewer of them cost less.
-pub const CHECKPOINT_AFTER_CHANGES: u64 = 1_000;
+const CHECKPOINT_AFTER_CHANGES: u64 = 1_000;
 
 /// Pages of log (64 MiB) after which SQLite checkpoints by itself, inside
 /// a commit: a bound for a log of many large values between two syncs.
