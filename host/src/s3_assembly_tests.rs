@@ -55,7 +55,6 @@ async fn joined_ahead(fs: &FastFs, upload_id: &str, parts: usize) -> PathBuf {
     }
 }
 
-/// Three parts: 5 MiB, 5 MiB and 1000 bytes.
 /// An upload of `key` whose one part (5 MiB) was joined ahead: its id and
 /// its assembly.
 async fn one_part_joined_ahead(fs: &FastFs, key: &str) -> (String, PathBuf) {
@@ -71,6 +70,7 @@ fn assert_no_assembly_left(fs: &FastFs, root: &Path) {
     assert!(temporaries(root).is_empty());
 }
 
+/// Three parts: 5 MiB, 5 MiB and 1000 bytes.
 fn three_parts() -> [Vec<u8>; 3] {
     [pattern(5 * MIB, 1), pattern(5 * MIB, 2), pattern(1000, 3)]
 }
