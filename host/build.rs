@@ -1,4 +1,5 @@
-//! Builds the `generic-registry` component (wasm32-wasip2, release) so that
+//! Builds the `generic-registry` component (wasm32-wasip2, with the
+//! workspace's `component` profile, as `spin build` does) so that
 //! `cargo run -p genreg` and `cargo test --workspace` need nothing else, and
 //! exports its path as `GENREG_COMPONENT`.
 //!
@@ -44,7 +45,8 @@ fn main() {
     command
         .args([
             "build",
-            "--release",
+            "--profile",
+            "component",
             "--target",
             TARGET,
             "-p",
@@ -71,7 +73,7 @@ fn main() {
 
     let wasm = target_dir
         .join(TARGET)
-        .join("release")
+        .join("component")
         .join("generic_registry.wasm");
     assert!(
         wasm.exists(),

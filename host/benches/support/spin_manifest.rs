@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::ensure;
 
 /// The `source` line of the repository's spin.toml, replaced in the copy.
-const MANIFEST_SOURCE: &str = "source = \"target/wasm32-wasip2/release/generic_registry.wasm\"";
+const MANIFEST_SOURCE: &str = "source = \"target/wasm32-wasip2/component/generic_registry.wasm\"";
 
 /// The workspace root (host/'s parent).
 pub fn workspace() -> PathBuf {

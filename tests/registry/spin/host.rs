@@ -33,7 +33,7 @@ const SHARED_SPIN: &str = "../shared/bin/spin";
 const STATE_DIR: &str = "state";
 
 /// The `source` line of the repository's spin.toml, replaced in the copy.
-const MANIFEST_SOURCE: &str = "source = \"target/wasm32-wasip2/release/generic_registry.wasm\"";
+const MANIFEST_SOURCE: &str = "source = \"target/wasm32-wasip2/component/generic_registry.wasm\"";
 
 pub struct SpinRegistry {
     url: String,
