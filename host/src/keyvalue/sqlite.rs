@@ -358,13 +358,15 @@ impl SqliteStore {
     /// `wait`. `None` if it stays held that long, or if a call on the
     /// blocking pool holds it (which may wait on the disk).
     fn lock_in_place(&self, wait: Duration) -> Option<MutexGuard<'_, Connection>> {
-        let start = Instant::now();
+        // The clock is read only once the connection was found held.
+        let mut waiting_since = None;
         let conn = loop {
             match self.conn.try_lock() {
                 Ok(conn) => break conn,
                 Err(TryLockError::Poisoned(p)) => break p.into_inner(),
                 Err(TryLockError::WouldBlock)
-                    if self.held_in_place.load(Ordering::Relaxed) && start.elapsed() < wait =>
+                    if self.held_in_place.load(Ordering::Relaxed)
+                        && waiting_since.get_or_insert_with(Instant::now).elapsed() < wait =>
                 {
                     for _ in 0..32 {
                         std::hint::spin_loop();
