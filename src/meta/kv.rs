@@ -165,7 +165,7 @@ pub fn update_then_read<K: KeyValue, T, E: From<KvError>>(
         let read_at = kv.now_millis();
         let (cas, current) = kv.read_for_swap(key)?;
         if let Some((value, result)) = unconfirmed.take() {
-            if current.as_deref() == Some(value.as_slice()) {
+            if holds(current.as_deref(), &value) {
                 return Ok(result);
             }
         }
@@ -186,7 +186,7 @@ pub fn update_then_read<K: KeyValue, T, E: From<KvError>>(
                     batch.extend_from_slice(read_after);
                     kv.read_ahead(&batch);
                 }
-                if kv.get(key)?.as_deref() == Some(value.as_slice()) {
+                if holds(kv.get(key)?.as_deref(), &value) {
                     return Ok(result);
                 }
             }
@@ -198,6 +198,26 @@ pub fn update_then_read<K: KeyValue, T, E: From<KvError>>(
         }
     }
     Err(KvError::Store(format!("too many conflicting writes to {key}")).into())
+}
+
+/// Whether a value read back is the one written. Compares 16 bytes at a
+/// time: `==` on byte slices is a byte-at-a-time `memcmp` in WebAssembly,
+/// and a package record read back after each publish runs to tens of
+/// kilobytes.
+fn holds(read: Option<&[u8]>, written: &[u8]) -> bool {
+    let Some(read) = read else {
+        return false;
+    };
+    if read.len() != written.len() {
+        return false;
+    }
+    let (read_blocks, read_rest) = read.as_chunks::<16>();
+    let (written_blocks, written_rest) = written.as_chunks::<16>();
+    read_blocks
+        .iter()
+        .zip(written_blocks)
+        .all(|(r, w)| u128::from_ne_bytes(*r) == u128::from_ne_bytes(*w))
+        && read_rest == written_rest
 }
 
 /// How often a claimer waiting out the clock skew reads the key again: the
@@ -321,4 +341,25 @@ fn previous_epoch_claimed<K: KeyValue>(kv: &K, key: &str, epoch: i64) -> Result<
 /// or decimal text (Redis); see `genreg_layout::counter`.
 pub fn decode_counter(bytes: &[u8]) -> Option<i64> {
     genreg_layout::counter::decode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::holds;
+
+    #[test]
+    fn a_value_read_back_holds_the_write_only_when_every_byte_matches() {
+        let written: Vec<u8> = (0..=255u8).cycle().take(16 * 5 + 7).collect();
+        assert!(holds(Some(&written), &written));
+        assert!(!holds(None, &written));
+        assert!(!holds(Some(&written[..written.len() - 1]), &written));
+        // A change in each of the blocks compared 16 bytes at a time, and
+        // in the bytes after them.
+        for at in [0, 15, 16, 47, 79, 80, written.len() - 1] {
+            let mut read = written.clone();
+            read[at] ^= 1;
+            assert!(!holds(Some(&read), &written), "byte {at}");
+        }
+        assert!(holds(Some(b""), b""));
+    }
 }
