@@ -272,3 +272,25 @@ fn linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
     variables::add_to_linker(&mut linker, State::variables)?;
     Ok(linker)
 }
+
+#[cfg(test)]
+mod tests {
+    /// What `.cargo/config.toml` links the component with: room for the
+    /// heap of a usual request, so its instance does not grow its memory.
+    const INITIAL_MEMORY: u64 = 4 << 20;
+
+    #[tokio::test]
+    async fn the_component_starts_with_room_for_a_requests_heap() {
+        let pre = super::load(&crate::component_path()).await.unwrap();
+        let resources = pre
+            .instance_pre()
+            .component()
+            .resources_required()
+            .expect("the component imports no core module");
+        let pages = resources.max_initial_memory_size.expect("it has a memory");
+        assert!(
+            pages * 65536 >= INITIAL_MEMORY,
+            "the component starts with {pages} pages of memory"
+        );
+    }
+}
