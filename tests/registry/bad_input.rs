@@ -214,3 +214,57 @@ async fn empty_credentials_are_anonymous_as_in_gitlab() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// The component keeps a 512 KiB stack (`.cargo/config.toml`): the deepest
+/// documents it reads, a GraphQL document at its bracket limit and a JSON
+/// body at serde_json's nesting limit, are answered, not trapped.
+#[tokio::test]
+async fn the_deepest_documents_fit_the_components_stack() {
+    let r = start().await;
+    let admin = r.admin();
+    let depth = 62; // with the query's braces and parentheses: 64 brackets
+    let query = format!(
+        "query {{ project(fullPath: {}\"acme/tools\"{}) {{ id }} }}",
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let answer = r
+        .client
+        .post(r.url("/api/graphql"))
+        .header("PRIVATE-TOKEN", &admin)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let body = answer.text().await.unwrap();
+    assert!(
+        !status.is_server_error(),
+        "GraphQL answered {status}: {body}"
+    );
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+        "{body}"
+    );
+
+    let nested = format!("{}1{}", "[".repeat(127), "]".repeat(127));
+    let answer = r
+        .client
+        .post(r.url("/api/v4/projects"))
+        .header("PRIVATE-TOKEN", &admin)
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"name\": {nested}, \"path\": \"deep\"}}"))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let body = answer.text().await.unwrap();
+    assert!(
+        status.is_client_error(),
+        "a nested JSON body answered {status}: {body}"
+    );
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+        "{body}"
+    );
+}
