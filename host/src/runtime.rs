@@ -277,9 +277,10 @@ fn linker(engine: &Engine) -> anyhow::Result<Linker<State>> {
 mod tests {
     /// What `.cargo/config.toml` links the component with: its stack, its
     /// data and room for the heap of a usual request, so its instance does
-    /// not grow its memory, and no more: Spin zeroes a slot's memory, up to
-    /// 2 MiB, after every request, and with 2 MiB its downloads ran 10% to
-    /// 14% slower (README, *The component's memory at the start*).
+    /// not grow its memory, and no more: Spin writes a slot's memory, up to
+    /// 2 MiB, back to its initial image after every request, and with 2 MiB
+    /// its downloads ran 10% to 14% slower (README, *The component's memory
+    /// at the start*).
     const INITIAL_MEMORY: u64 = 3 << 19;
 
     #[tokio::test]
