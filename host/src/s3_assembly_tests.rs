@@ -41,18 +41,9 @@ async fn upload_parts(fs: &FastFs, key: &str, upload_id: &str, parts: &[Vec<u8>]
 /// Waits until the assembly of `upload_id` holds `parts` parts (appending
 /// runs on the blocking pool); answers its file.
 async fn joined_ahead(fs: &FastFs, upload_id: &str, parts: usize) -> PathBuf {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (appended, path) = fs.assemblies.appended(upload_id);
-        if appended == parts {
-            return path;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{appended} of {parts} parts joined"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let joined = || fs.assemblies.appended(upload_id).0 == parts;
+    eventually(&format!("not all {parts} parts joined"), joined).await;
+    fs.assemblies.appended(upload_id).1
 }
 
 /// An upload of `key` whose one part (5 MiB) was joined ahead: its id and
@@ -73,9 +64,10 @@ async fn assert_no_assembly_left(fs: &FastFs, root: &Path) {
     .await;
 }
 
-/// Waits, up to 30 s, until `done` holds. An assembly's file goes with its
-/// last holder, and the append that joined a part may still hold it for a
-/// moment after the part is seen joined.
+/// Waits, up to 30 s, until `done` holds: appends run on the blocking
+/// pool, and an assembly's file goes with its last holder, which may be
+/// the append that joined a part, for a moment after the part is seen
+/// joined.
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done() {

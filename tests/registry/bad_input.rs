@@ -228,41 +228,28 @@ async fn the_deepest_documents_fit_the_components_stack() {
         "[".repeat(depth),
         "]".repeat(depth)
     );
-    let (status, body) = json_answer(
-        r.client
-            .post(r.url("/api/graphql"))
-            .header("PRIVATE-TOKEN", &admin)
-            .json(&json!({ "query": query })),
-    )
-    .await;
+    let answer = post(&r, "/api/graphql", Some(&admin), json!({ "query": query })).await;
+    let status = answer.status();
+    let body = json(answer).await;
     assert!(
         !status.is_server_error(),
         "GraphQL answered {status}: {body}"
     );
 
     let nested = format!("{}1{}", "[".repeat(127), "]".repeat(127));
-    let (status, body) = json_answer(
-        r.client
-            .post(r.url("/api/v4/projects"))
-            .header("PRIVATE-TOKEN", &admin)
-            .header("Content-Type", "application/json")
-            .body(format!("{{\"name\": {nested}, \"path\": \"deep\"}}")),
-    )
-    .await;
+    let answer = r
+        .client
+        .post(r.url("/api/v4/projects"))
+        .header("PRIVATE-TOKEN", &admin)
+        .header("Content-Type", "application/json")
+        .body(format!("{{\"name\": {nested}, \"path\": \"deep\"}}"))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status();
+    let body = json(answer).await;
     assert!(
         status.is_client_error(),
         "a nested JSON body answered {status}: {body}"
     );
-}
-
-/// Sends `request` and answers its status and body, which must be JSON.
-async fn json_answer(request: reqwest::RequestBuilder) -> (StatusCode, String) {
-    let answer = request.send().await.unwrap();
-    let status = answer.status();
-    let body = answer.text().await.unwrap();
-    assert!(
-        serde_json::from_str::<serde_json::Value>(&body).is_ok(),
-        "{status}: {body}"
-    );
-    (status, body)
 }
