@@ -39,9 +39,19 @@ async fn upload_parts(fs: &FastFs, key: &str, upload_id: &str, parts: &[Vec<u8>]
 }
 
 /// Waits until the assembly of `upload_id` holds `parts` parts (appending
-/// runs on the blocking pool); answers its file.
+/// runs on the blocking pool); answers its file. Looking holds the
+/// assembly, and an append that finds it held leaves its part to the
+/// holder, which only another append looks for again: so a look that
+/// finds a part missing asks for the stored parts again, as storing one
+/// does.
 async fn joined_ahead(fs: &FastFs, upload_id: &str, parts: usize) -> PathBuf {
-    let joined = || fs.assemblies.appended(upload_id).0 == parts;
+    let joined = || {
+        let joined = fs.assemblies.appended(upload_id).0 == parts;
+        if !joined {
+            fs.assemblies.part_stored(&fs.root, upload_id);
+        }
+        joined
+    };
     eventually(&format!("not all {parts} parts joined"), joined).await;
     fs.assemblies.appended(upload_id).1
 }
