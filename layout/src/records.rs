@@ -3,6 +3,7 @@
 //! their older files, and the file records that point into the bucket.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::keys;
@@ -89,8 +90,12 @@ impl PackageStatus {
 
 /// One version of one package in a project, with its files:
 /// `v1/pkg/<project id>/<name>/<version>`.
+///
+/// `F` is how its files are held: decoded ([`PackageFile`]), or as the
+/// JSON text they are stored as ([`RawFile`]), for a write that adds a
+/// file and carries the others through unread.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Package {
+pub struct Package<F = PackageFile> {
     pub id: u64,
     pub project_id: u64,
     pub name: String,
@@ -102,7 +107,7 @@ pub struct Package {
     pub last_downloaded_at: Option<Millis>,
     /// The newest files, oldest first; the same file name may appear
     /// several times. Older files are sealed into `segments`.
-    pub files: Vec<PackageFile>,
+    pub files: Vec<F>,
     /// Older files, in immutable segments, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<SegmentRef>,
@@ -129,20 +134,12 @@ pub struct IdBlock {
     pub end: u64,
 }
 
-impl Package {
+/// A file record as the JSON text it is stored as.
+pub type RawFile = Box<RawValue>;
+
+impl<F> Package<F> {
     pub fn is_deleted(&self) -> bool {
         self.deleted_at.is_some()
-    }
-
-    /// The newest file stored under this name among the record's own
-    /// files (the segments hold older ones).
-    pub fn newest_file(&self, stored_name: &str) -> Option<&PackageFile> {
-        self.files.iter().rev().find(|f| f.file_name == stored_name)
-    }
-
-    /// Whether the record itself holds the file with this id.
-    pub fn has_file(&self, file_id: u64) -> bool {
-        self.files.iter().any(|f| f.id == file_id)
     }
 
     /// How many files the package holds, sealed ones included.
@@ -154,6 +151,46 @@ impl Package {
     /// The key of one of this package's segments.
     pub fn segment_key(&self, segment: &SegmentRef) -> String {
         keys::package_segment(self.id, &segment.digest)
+    }
+
+    /// The same record with its files held another way.
+    pub fn try_map_files<G, E>(self, map: impl FnMut(F) -> Result<G, E>) -> Result<Package<G>, E> {
+        let files = self.files.into_iter().map(map).collect::<Result<_, E>>()?;
+        Ok(Package {
+            id: self.id,
+            project_id: self.project_id,
+            name: self.name,
+            version: self.version,
+            status: self.status,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_downloaded_at: self.last_downloaded_at,
+            files,
+            segments: self.segments,
+            deleted_at: self.deleted_at,
+            index_shard: self.index_shard,
+            file_ids: self.file_ids,
+        })
+    }
+}
+
+impl Package<RawFile> {
+    /// The record with its files decoded.
+    pub fn decode_files(self) -> Result<Package, serde_json::Error> {
+        self.try_map_files(|raw| serde_json::from_str(raw.get()))
+    }
+}
+
+impl Package {
+    /// The newest file stored under this name among the record's own
+    /// files (the segments hold older ones).
+    pub fn newest_file(&self, stored_name: &str) -> Option<&PackageFile> {
+        self.files.iter().rev().find(|f| f.file_name == stored_name)
+    }
+
+    /// Whether the record itself holds the file with this id.
+    pub fn has_file(&self, file_id: u64) -> bool {
+        self.files.iter().any(|f| f.id == file_id)
     }
 }
 
@@ -188,6 +225,13 @@ pub struct PackageFile {
     /// Where the bytes are in the bucket (under [`keys::OBJECT_PREFIX`]).
     pub object_key: String,
     pub created_at: Millis,
+}
+
+impl PackageFile {
+    /// The file's record as the JSON text it is stored as.
+    pub fn to_raw(&self) -> RawFile {
+        serde_json::value::to_raw_value(self).expect("file records always serialize")
+    }
 }
 
 /// `v1/upload-session/<project>/<id>` (ours): a file being uploaded to S3

@@ -12,6 +12,7 @@ pub mod packages;
 pub mod project_index;
 pub mod projects;
 pub mod protection;
+mod raw_files;
 pub mod read_ahead;
 pub mod tokens;
 pub mod upload_sessions;
@@ -21,9 +22,10 @@ use kv::{update_then_read, KeyValue, KvError, Step};
 use model::*;
 pub use packages::{
     commit_file, commit_file_with_id, delete_file, delete_package, file_by_id,
-    index_shards_read_ahead, listed_packages, mark_downloaded, newest_file, package, package_by_id,
-    package_files, package_location, package_summaries, prune_files, records_at, remove_file,
-    remove_package, settled, Commit, NewFile, INDEX_SHARD_SIZE,
+    index_shards_read_ahead, listed_packages, mark_downloaded, newest_file, newest_file_as_stored,
+    package, package_as_stored, package_by_id, package_files, package_location, package_summaries,
+    prune_files, records_at, remove_file, remove_package, settled, Commit, NewFile,
+    INDEX_SHARD_SIZE,
 };
 pub use projects::{
     create_project, delete_project, forget_if_project_deleted, project, NewProject, ProjectRef,

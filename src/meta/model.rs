@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 pub use genreg_layout::records::{
-    IdBlock, Millis, Package, PackageFile, PackageStatus, Project, Segment, SegmentRef, Visibility,
+    IdBlock, Millis, Package, PackageFile, PackageStatus, Project, RawFile, Segment, SegmentRef,
+    Visibility,
 };
 
 /// Package settings of one namespace (GitLab's namespace package settings).

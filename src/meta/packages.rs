@@ -58,8 +58,9 @@ use sha2::{Digest, Sha256};
 use super::kv::{decode_counter, KeyValue, KvError, Step};
 use super::model::{
     IdBlock, IndexShard, Marked, Millis, Package, PackageFile, PackageLocation, PackageStatus,
-    PackageSummary, Project, Segment, SegmentRef, DELETION,
+    PackageSummary, Project, RawFile, Segment, SegmentRef, DELETION,
 };
+use super::raw_files;
 use super::{
     decode, encode, keys, namespace_settings, raise_sequence, read, read_counter, update_record,
     update_record_then_read, MetaError, MAX_VALUE_BYTES,
@@ -82,6 +83,18 @@ pub fn package<K: KeyValue>(
     version: &str,
 ) -> Result<Option<Package>, MetaError> {
     let package: Option<Package> = read(kv, &keys::package(project_id, name, version))?;
+    Ok(package.filter(|p| !p.is_deleted()))
+}
+
+/// [`package`] with its files held as they are stored (see
+/// [`raw_files`]), for a request that needs one of them at most.
+pub fn package_as_stored<K: KeyValue>(
+    kv: &K,
+    project_id: u64,
+    name: &str,
+    version: &str,
+) -> Result<Option<Package<RawFile>>, MetaError> {
+    let package: Option<Package<RawFile>> = read(kv, &keys::package(project_id, name, version))?;
     Ok(package.filter(|p| !p.is_deleted()))
 }
 
@@ -145,6 +158,15 @@ pub fn file_by_id<K: KeyValue>(
     if let Some(file) = package.files.iter().find(|f| f.id == file_id) {
         return Ok(Some(file.clone()));
     }
+    sealed_file_by_id(kv, package, file_id)
+}
+
+/// [`file_by_id`] among the package's segments only.
+fn sealed_file_by_id<K: KeyValue, F>(
+    kv: &K,
+    package: &Package<F>,
+    file_id: u64,
+) -> Result<Option<PackageFile>, MetaError> {
     let holding = package.segments.iter().filter(|s| may_hold(s, file_id));
     Ok(read_segments_batched(kv, package.id, holding)?
         .into_iter()
@@ -172,6 +194,34 @@ pub fn newest_file<K: KeyValue>(
     if let Some(file) = package.newest_file(stored_name) {
         return Ok(Some(file.clone()));
     }
+    newest_sealed_file(kv, package, stored_name)
+}
+
+/// [`newest_file`] of a record whose files are held as stored.
+pub fn newest_file_as_stored<K: KeyValue>(
+    kv: &K,
+    package: &Package<RawFile>,
+    stored_name: &str,
+) -> Result<Option<PackageFile>, MetaError> {
+    let in_record = raw_files::newest_named(&package.files, stored_name).map_err(|e| {
+        corrupt(&keys::package(
+            package.project_id,
+            &package.name,
+            &package.version,
+        ))(e)
+    })?;
+    match in_record {
+        Some(file) => Ok(Some(file)),
+        None => newest_sealed_file(kv, package, stored_name),
+    }
+}
+
+/// [`newest_file`] among the package's segments only.
+fn newest_sealed_file<K: KeyValue, F>(
+    kv: &K,
+    package: &Package<F>,
+    stored_name: &str,
+) -> Result<Option<PackageFile>, MetaError> {
     let newest_first: Vec<&SegmentRef> = package.segments.iter().rev().collect();
     let mut rest = &newest_first[..];
     let mut batch = 1;
@@ -319,7 +369,7 @@ pub fn commit_file<K: KeyValue>(
     kv: &K,
     commit: &Commit,
     file: NewFile,
-) -> Result<(Package, PackageFile), MetaError> {
+) -> Result<(Package<RawFile>, PackageFile), MetaError> {
     commit_file_as(kv, commit, file, None)
 }
 
@@ -330,7 +380,7 @@ pub fn commit_file_with_id<K: KeyValue>(
     commit: &Commit,
     file: NewFile,
     file_id: u64,
-) -> Result<(Package, PackageFile), MetaError> {
+) -> Result<(Package<RawFile>, PackageFile), MetaError> {
     commit_file_as(kv, commit, file, Some(file_id))
 }
 
@@ -340,7 +390,7 @@ fn commit_file_as<K: KeyValue>(
     commit: &Commit,
     file: NewFile,
     given_id: Option<u64>,
-) -> Result<(Package, PackageFile), MetaError> {
+) -> Result<(Package<RawFile>, PackageFile), MetaError> {
     let key = keys::package(commit.project.id, commit.name, commit.version);
     let mut file = PackageFile {
         id: given_id.unwrap_or(0),
@@ -364,8 +414,11 @@ fn commit_file_as<K: KeyValue>(
     // change.
     let mut marked: Option<String> = None;
 
-    let package =
-        update_record_then_read(kv, &key, commit.read_after, |stored: Option<Package>| {
+    let package = update_record_then_read(
+        kv,
+        &key,
+        commit.read_after,
+        |stored: Option<Package<RawFile>>| {
             // This publish created the package, and a deletion that came
             // after it has deleted it since, the package's index entry
             // with it: the publish is done, and the package stays deleted.
@@ -376,7 +429,7 @@ fn commit_file_as<K: KeyValue>(
             }
             let (mut package, is_new) = match stored.filter(|p| !p.is_deleted()) {
                 // A retry after a write that landed but was not confirmed.
-                Some(package) if holds_file(kv, &package, tried_id, &file.object_key)? => {
+                Some(package) if holds_file(kv, &key, &package, tried_id, &file.object_key)? => {
                     return Ok(Step::Keep(package));
                 }
                 Some(package) => (package, false),
@@ -402,6 +455,7 @@ fn commit_file_as<K: KeyValue>(
             if is_refused_duplicate(
                 kv,
                 commit,
+                &key,
                 &package,
                 &file.file_name,
                 &mut duplicates_allowed,
@@ -417,15 +471,16 @@ fn commit_file_as<K: KeyValue>(
                 }
                 package.status = status;
             }
-            package.files.push(file.clone());
+            package.files.push(file.to_raw());
             package.updated_at = commit.now;
-            seal_if_full(kv, &mut package)?;
+            seal_if_full(kv, &key, &mut package)?;
             let bytes = encode(&package);
             if bytes.len() > MAX_VALUE_BYTES {
                 return Err(MetaError::PackageFull);
             }
             Ok(Step::Write(bytes, package))
-        })?;
+        },
+    )?;
 
     if let Some(reservation) = &reserved {
         if package.id != reservation.ids.next {
@@ -453,16 +508,18 @@ fn commit_file_as<K: KeyValue>(
 fn is_refused_duplicate<K: KeyValue>(
     kv: &K,
     commit: &Commit,
-    package: &Package,
+    key: &str,
+    package: &Package<RawFile>,
     file_name: &str,
     duplicates_allowed: &mut Option<bool>,
 ) -> Result<bool, MetaError> {
-    let held = if package.newest_file(file_name).is_some() {
+    let in_record = raw_files::newest_named(&package.files, file_name).map_err(corrupt(key))?;
+    let held = if in_record.is_some() {
         true
     } else if package.segments.is_empty() || allows_duplicates(kv, commit, duplicates_allowed)? {
         return Ok(false);
     } else {
-        newest_file(kv, package, file_name)?.is_some()
+        newest_sealed_file(kv, package, file_name)?.is_some()
     };
     Ok(held && !allows_duplicates(kv, commit, duplicates_allowed)?)
 }
@@ -483,7 +540,7 @@ fn allows_duplicates<K: KeyValue>(
     Ok(allowed)
 }
 
-fn new_package(id: u64, index_shard: u64, commit: &Commit) -> Package {
+fn new_package<F>(id: u64, index_shard: u64, commit: &Commit) -> Package<F> {
     Package {
         id,
         project_id: commit.project.id,
@@ -739,7 +796,7 @@ fn settle_creations<K: KeyValue>(
 }
 
 /// The shard of the project's index that lists this package.
-fn shard_of<K: KeyValue>(kv: &K, package: &Package) -> Result<Option<u64>, MetaError> {
+fn shard_of<K: KeyValue, F>(kv: &K, package: &Package<F>) -> Result<Option<u64>, MetaError> {
     if let Some(shard) = package.index_shard {
         return Ok(Some(shard));
     }
@@ -748,7 +805,11 @@ fn shard_of<K: KeyValue>(kv: &K, package: &Package) -> Result<Option<u64>, MetaE
 
 /// Marks a package's index entry pending with `change`, before that change
 /// is made to its record.
-fn mark_pending<K: KeyValue>(kv: &K, package: &Package, change: &str) -> Result<(), MetaError> {
+fn mark_pending<K: KeyValue, F>(
+    kv: &K,
+    package: &Package<F>,
+    change: &str,
+) -> Result<(), MetaError> {
     let Some(shard) = shard_of(kv, package)? else {
         return Ok(());
     };
@@ -763,7 +824,11 @@ fn mark_pending<K: KeyValue>(kv: &K, package: &Package, change: &str) -> Result<
 /// Writes a package's index entry from its record as it is now, and takes
 /// `change`'s mark off; the entry stays pending while other changes' marks
 /// are on it. Drops the entry when the record is no longer live.
-fn confirm_entry<K: KeyValue>(kv: &K, package: &Package, change: &str) -> Result<(), MetaError> {
+fn confirm_entry<K: KeyValue, F>(
+    kv: &K,
+    package: &Package<F>,
+    change: &str,
+) -> Result<(), MetaError> {
     let Some(shard) = shard_of(kv, package)? else {
         return Ok(());
     };
@@ -888,9 +953,9 @@ pub fn remove_file<K: KeyValue>(
 
 /// Removes the files named `file_name` beyond the newest `keep` from the
 /// package and returns them, so their objects can be deleted.
-pub fn prune_files<K: KeyValue>(
+pub fn prune_files<K: KeyValue, F>(
     kv: &K,
-    package: &Package,
+    package: &Package<F>,
     file_name: &str,
     keep: usize,
     now: Millis,
@@ -908,9 +973,9 @@ pub fn prune_files<K: KeyValue>(
 /// Removes the files that `pick` chooses (positions in the package's files,
 /// oldest first) from a live package, wherever they are stored, and returns
 /// them. Segments that lose files are written anew under their new digest.
-fn change_files<K: KeyValue>(
+fn change_files<K: KeyValue, F>(
     kv: &K,
-    found: &Package,
+    found: &Package<F>,
     now: Millis,
     pick: impl Fn(&[PackageFile]) -> Option<Vec<usize>>,
 ) -> Result<Vec<PackageFile>, MetaError> {
@@ -975,14 +1040,22 @@ fn without_files<K: KeyValue>(
 /// segment.
 fn holds_file<K: KeyValue>(
     kv: &K,
-    package: &Package,
+    key: &str,
+    package: &Package<RawFile>,
     file_id: Option<u64>,
     object_key: &str,
 ) -> Result<bool, MetaError> {
     let Some(file_id) = file_id else {
         return Ok(false);
     };
-    Ok(file_by_id(kv, package, file_id)?.is_some_and(|f| f.object_key == object_key))
+    if raw_files::with_object(&package.files, file_id, object_key)
+        .map_err(corrupt(key))?
+        .is_some()
+    {
+        return Ok(true);
+    }
+    // Sealed since the write that recorded it, maybe.
+    Ok(sealed_file_by_id(kv, package, file_id)?.is_some_and(|f| f.object_key == object_key))
 }
 
 /// The size of a new package's first block of file ids. Later blocks are
@@ -998,7 +1071,7 @@ pub const MAX_BLOCK: u64 = 1024;
 /// block is used up, a new one is drawn from the file sequence: one
 /// increment per block instead of one per file. A block drawn in an
 /// attempt whose write is lost is never used again.
-fn next_file_id<K: KeyValue>(kv: &K, package: &mut Package) -> Result<u64, MetaError> {
+fn next_file_id<K: KeyValue, F>(kv: &K, package: &mut Package<F>) -> Result<u64, MetaError> {
     let block = match package.file_ids.filter(|b| b.next < b.end) {
         Some(block) => block,
         None => draw_ids(kv, package.file_count().clamp(FIRST_BLOCK, MAX_BLOCK))?,
@@ -1020,14 +1093,27 @@ fn draw_ids<K: KeyValue>(kv: &K, count: u64) -> Result<IdBlock, MetaError> {
 }
 
 /// Seals the record's files into a segment once there are [`TAIL_FILES`].
-fn seal_if_full<K: KeyValue>(kv: &K, package: &mut Package) -> Result<(), MetaError> {
+fn seal_if_full<K: KeyValue>(
+    kv: &K,
+    key: &str,
+    package: &mut Package<RawFile>,
+) -> Result<(), MetaError> {
     if package.files.len() < TAIL_FILES {
         return Ok(());
     }
-    let sealed = write_segment(kv, package.id, &package.files)?;
+    let files = raw_files::decode_all(&package.files).map_err(corrupt(key))?;
+    let sealed = write_segment(kv, package.id, &files)?;
     package.segments.push(sealed);
     package.files.clear();
     Ok(())
+}
+
+/// How a record at `key` whose files do not decode is reported.
+fn corrupt(key: &str) -> impl Fn(serde_json::Error) -> MetaError + '_ {
+    move |e| MetaError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// The name of the segment holding exactly these files: a digest of their
@@ -1128,20 +1214,18 @@ pub const DOWNLOAD_STAMP_INTERVAL_MS: Millis = 60_000;
 /// Sets `last_downloaded_at` of the package a download just read, at most
 /// once per [`DOWNLOAD_STAMP_INTERVAL_MS`]. Best effort: a lost race means
 /// someone else just wrote a fresh time.
-pub fn mark_downloaded<K: KeyValue>(
+pub fn mark_downloaded<K: KeyValue, F>(
     kv: &K,
     project_id: u64,
-    downloaded: &Package,
+    downloaded: &Package<F>,
     now: Millis,
 ) -> Result<(), MetaError> {
-    let is_recent = |package: &Package| {
-        package
-            .last_downloaded_at
-            .is_some_and(|last| now - last < DOWNLOAD_STAMP_INTERVAL_MS)
+    let is_recent = |last_downloaded_at: Option<Millis>| {
+        last_downloaded_at.is_some_and(|last| now - last < DOWNLOAD_STAMP_INTERVAL_MS)
     };
     // The record the download already read says whether a stamp is due, so
     // most downloads of a busy package cost no store round trip here.
-    if is_recent(downloaded) {
+    if is_recent(downloaded.last_downloaded_at) {
         return Ok(());
     }
     let key = keys::package(project_id, &downloaded.name, &downloaded.version);
@@ -1149,8 +1233,8 @@ pub fn mark_downloaded<K: KeyValue>(
     let Some(bytes) = current else {
         return Ok(());
     };
-    let mut package: Package = decode(&key, &bytes)?;
-    if package.id != downloaded.id || is_recent(&package) {
+    let mut package: Package<RawFile> = decode(&key, &bytes)?;
+    if package.id != downloaded.id || is_recent(package.last_downloaded_at) {
         return Ok(());
     }
     package.last_downloaded_at = Some(now);

@@ -1,6 +1,30 @@
 use super::*;
 use crate::testing::MemoryStore;
 
+/// [`super::commit_file`], with the committed record's files decoded for
+/// the tests to look at.
+fn commit_file<K: KeyValue>(
+    kv: &K,
+    commit: &Commit,
+    file: NewFile,
+) -> Result<(Package, PackageFile), MetaError> {
+    super::commit_file(kv, commit, file).map(decoded)
+}
+
+/// [`super::commit_file_with_id`], with the files decoded.
+fn commit_file_with_id<K: KeyValue>(
+    kv: &K,
+    commit: &Commit,
+    file: NewFile,
+    file_id: u64,
+) -> Result<(Package, PackageFile), MetaError> {
+    super::commit_file_with_id(kv, commit, file, file_id).map(decoded)
+}
+
+fn decoded((package, file): (Package<RawFile>, PackageFile)) -> (Package, PackageFile) {
+    (package.decode_files().expect("stored files decode"), file)
+}
+
 fn new_project(kv: &MemoryStore, path: &str) -> Project {
     project_in(kv, "acme/platform", path)
 }
@@ -406,6 +430,42 @@ fn duplicates_are_refused_when_the_namespace_forbids_them() {
     let err = commit_file(&kv, &commit(&project), file("a.bin", "2")).unwrap_err();
     assert!(matches!(err, MetaError::Duplicate));
     commit_file(&kv, &commit(&project), file("b.bin", "3")).unwrap();
+}
+
+#[test]
+fn a_publish_carries_the_records_other_files_through_as_stored() {
+    let kv = MemoryStore::default();
+    let project = new_project(&kv, "tools");
+    forbid_duplicates(&kv, &project);
+    commit_file(&kv, &commit(&project), file("a.bin", "1")).unwrap();
+    // The first file as another writer could have stored it: spaces, other
+    // field order, and escapes in its name and object.
+    let key = keys::package(project.id, "tool", "1.0.0");
+    let stored = String::from_utf8(kv.get(&key).unwrap().unwrap()).unwrap();
+    let start = stored.find("\"files\":[").unwrap() + "\"files\":[".len();
+    let end = start + stored[start..].find('}').unwrap() + 1;
+    let first: PackageFile = serde_json::from_str(&stored[start..end]).unwrap();
+    let written = format!(
+        r#"{{ "created_at" : 5, "file_name" : "\u0061.bin", "id" : {}, "size" : 3, "md5" : "m", "sha1" : "s", "sha256" : "1", "object_key" : "objects\/1" }}"#,
+        first.id
+    );
+    kv.set(
+        &key,
+        format!("{}{written}{}", &stored[..start], &stored[end..]).as_bytes(),
+    )
+    .unwrap();
+
+    // Its name is still found: a duplicate is refused.
+    let err = commit_file(&kv, &commit(&project), file("a.bin", "2")).unwrap_err();
+    assert!(matches!(err, MetaError::Duplicate));
+    // Another name is recorded, and the first file's text is left as it was.
+    commit_file(&kv, &commit(&project), file("b.bin", "3")).unwrap();
+    let after = String::from_utf8(kv.get(&key).unwrap().unwrap()).unwrap();
+    assert!(after.contains(&written), "{after}");
+    let package = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
+    let names: Vec<&str> = package.files.iter().map(|f| f.file_name.as_str()).collect();
+    assert_eq!(names, ["a.bin", "b.bin"]);
+    assert_eq!(package.files[0].object_key, "objects/1");
 }
 
 #[test]

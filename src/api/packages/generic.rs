@@ -16,7 +16,7 @@ use crate::checksum;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Body, ByteSource, Method, Request, Response};
 use crate::meta::kv::KeyValue;
-use crate::meta::model::{Package, PackageFile, PackageStatus, Project};
+use crate::meta::model::{Package, PackageFile, PackageStatus, Project, RawFile};
 use crate::meta::read_ahead;
 use crate::meta::{self, Commit, MetaError, NewFile, ProjectRef};
 use crate::range::{self, RangeRequest};
@@ -171,7 +171,7 @@ pub fn commit_stored_file<K: KeyValue>(
     file: NewFile,
     file_id: Option<u64>,
     index_shards: Option<u64>,
-) -> ApiResult<(Package, PackageFile)> {
+) -> ApiResult<(Package<RawFile>, PackageFile)> {
     let object_key = file.object_key.clone();
     // A project deleted while the body streamed in may have gone over its
     // packages before this one was there: its record is read again after
@@ -225,7 +225,11 @@ pub fn commit_stored_file<K: KeyValue>(
 }
 
 /// GitLab's package file record, as `select=package_file` answers it.
-pub fn package_file_record(project: &Project, package: &Package, file: &PackageFile) -> Value {
+pub fn package_file_record<F>(
+    project: &Project,
+    package: &Package<F>,
+    file: &PackageFile,
+) -> Value {
     let url = format!(
         "/api/v4/projects/{}/packages/generic/{}/{}/{}",
         project.id, package.name, package.version, file.file_name
@@ -261,7 +265,7 @@ pub fn package_file_record(project: &Project, package: &Package, file: &PackageF
 fn apply_cleanup_policy<K: KeyValue>(
     ctx: &Context<K>,
     project: &Project,
-    package: &Package,
+    package: &Package<RawFile>,
     file: &PackageFile,
 ) {
     let pruned = meta::cleanup::policy(ctx.kv, project.id).and_then(|policy| {
@@ -293,25 +297,25 @@ pub fn download<K: KeyValue>(
     let coordinates = validate::file_coordinates(segments)
         .map_err(|invalid| ApiError::InvalidParams(validate::join_messages(&invalid)))?;
     let (project, _) = ctx.project_for(&actor, project_id, Right::Download)?;
-    let package = meta::package(
+    let package = meta::package_as_stored(
         ctx.kv,
         project.id,
         &coordinates.package_name,
         &coordinates.package_version,
     )?
     .ok_or_else(ApiError::not_found)?;
-    let file = meta::newest_file(ctx.kv, &package, &coordinates.stored_file_name)?
+    let file = meta::newest_file_as_stored(ctx.kv, &package, &coordinates.stored_file_name)?
         .ok_or_else(ApiError::not_found)?;
     serve_file(ctx, request, &project, &package, &file)
 }
 
 /// Answers a `GET` or `HEAD` for one file: headers from its record, the
 /// bytes streamed from object storage (or a redirect there).
-pub fn serve_file<K: KeyValue>(
+pub fn serve_file<K: KeyValue, F>(
     ctx: &Context<K>,
     request: &Request,
     project: &Project,
-    package: &Package,
+    package: &Package<F>,
     file: &PackageFile,
 ) -> ApiResult<Response> {
     let file_name = display_name(&file.file_name);
