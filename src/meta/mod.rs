@@ -12,7 +12,7 @@ pub mod packages;
 pub mod project_index;
 pub mod projects;
 pub mod protection;
-mod raw_files;
+mod raw;
 pub mod read_ahead;
 pub mod tokens;
 pub mod upload_sessions;

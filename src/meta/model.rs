@@ -224,7 +224,7 @@ impl Marked for PackageSummary {
 
 impl PackageSummary {
     /// The entry a live package's record calls for.
-    pub fn of(package: &Package) -> PackageSummary {
+    pub fn of<F>(package: &Package<F>) -> PackageSummary {
         PackageSummary {
             id: package.id,
             name: package.name.clone(),

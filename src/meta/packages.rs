@@ -53,14 +53,15 @@
 //! leaves at most a segment that nothing points to, and a write repeated by
 //! a retry writes the same bytes again.
 
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::kv::{decode_counter, KeyValue, KvError, Step};
 use super::model::{
     IdBlock, IndexShard, Marked, Millis, Package, PackageFile, PackageLocation, PackageStatus,
-    PackageSummary, Project, RawFile, Segment, SegmentRef, DELETION,
+    PackageSummary, Project, RawFile, Segment, SegmentRef, Shard, DELETION,
 };
-use super::raw_files;
+use super::raw;
 use super::{
     decode, encode, keys, namespace_settings, raise_sequence, read, read_counter, update_record,
     update_record_then_read, MetaError, MAX_VALUE_BYTES,
@@ -87,7 +88,7 @@ pub fn package<K: KeyValue>(
 }
 
 /// [`package`] with its files held as they are stored (see
-/// [`raw_files`]), for a request that needs one of them at most.
+/// [`raw`]), for a request that needs one of them at most.
 pub fn package_as_stored<K: KeyValue>(
     kv: &K,
     project_id: u64,
@@ -203,7 +204,7 @@ pub fn newest_file_as_stored<K: KeyValue>(
     package: &Package<RawFile>,
     stored_name: &str,
 ) -> Result<Option<PackageFile>, MetaError> {
-    let in_record = raw_files::newest_named(&package.files, stored_name).map_err(|e| {
+    let in_record = raw::newest_named(&package.files, stored_name).map_err(|e| {
         corrupt(&keys::package(
             package.project_id,
             &package.name,
@@ -255,7 +256,7 @@ pub fn package_summaries<K: KeyValue>(
         .iter()
         .map(|e| keys::package(project_id, &e.name, &e.version))
         .collect();
-    let records = records_at(kv, &record_keys)?;
+    let records: Vec<Option<Package<RawFile>>> = records_at(kv, &record_keys)?;
     let mut resolved = std::collections::HashMap::new();
     for (entry, record) in unsure.iter().zip(records) {
         resolved.insert(entry.id, settled(entry, record.as_ref()));
@@ -290,7 +291,10 @@ pub fn listed_packages<K: KeyValue>(
 }
 
 /// The package records at these keys, in one round trip.
-pub fn records_at<K: KeyValue>(kv: &K, keys: &[String]) -> Result<Vec<Option<Package>>, MetaError> {
+pub fn records_at<K: KeyValue, F: serde::de::DeserializeOwned>(
+    kv: &K,
+    keys: &[String],
+) -> Result<Vec<Option<Package<F>>>, MetaError> {
     let values = kv.get_many(keys)?;
     keys.iter()
         .zip(values)
@@ -300,7 +304,7 @@ pub fn records_at<K: KeyValue>(kv: &K, keys: &[String]) -> Result<Vec<Option<Pac
 
 /// What an entry says once its record is known: the package if the record
 /// is live under the entry's id, with the record's status.
-pub fn settled(entry: &PackageSummary, record: Option<&Package>) -> Option<PackageSummary> {
+pub fn settled<F>(entry: &PackageSummary, record: Option<&Package<F>>) -> Option<PackageSummary> {
     record
         .filter(|p| p.id == entry.id && !p.is_deleted())
         .map(PackageSummary::of)
@@ -513,7 +517,7 @@ fn is_refused_duplicate<K: KeyValue>(
     file_name: &str,
     duplicates_allowed: &mut Option<bool>,
 ) -> Result<bool, MetaError> {
-    let in_record = raw_files::newest_named(&package.files, file_name).map_err(corrupt(key))?;
+    let in_record = raw::newest_named(&package.files, file_name).map_err(corrupt(key))?;
     let held = if in_record.is_some() {
         true
     } else if package.segments.is_empty() || allows_duplicates(kv, commit, duplicates_allowed)? {
@@ -629,25 +633,27 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<Reservation, MetaErro
             let entered = update_record(
                 kv,
                 &key,
-                |stored: Option<IndexShard>| -> Result<_, MetaError> {
+                |stored: Option<Shard<Box<RawValue>>>| -> Result<_, MetaError> {
                     let absent = stored.is_none();
-                    let mut stored = stored.unwrap_or(IndexShard {
+                    let mut stored = stored.unwrap_or(Shard {
                         entries: Vec::new(),
                         file_ids: for_new_shard,
                         writes: 0,
                     });
+                    // Only the creating entries are decoded (see `raw`).
+                    let creating = raw::maybe_creating(&stored.entries).map_err(corrupt(&key))?;
                     // An entry equal to the one the last attempt wrote is
                     // that one, or one a creator of the same package wrote
                     // at the same moment from the same block, which names
                     // the same package: either way the package is entered.
                     if let Some(ids) = tried {
                         let mine = creating_entry(commit, ids.next, at);
-                        if stored.entries.contains(&mine) {
+                        if creating.iter().any(|(_, entry)| *entry == mine) {
                             return Ok(Step::Keep(Some(ids)));
                         }
                     }
-                    if settling_due(&stored.entries, at) {
-                        settle_creations(kv, project_id, &mut stored.entries, at)?;
+                    if settling_due(&creating, stored.entries.len(), at) {
+                        settle_creations(kv, project_id, &mut stored.entries, creating, at)?;
                     }
                     if stored.entries.len() >= INDEX_SHARD_SIZE as usize {
                         return Ok(Step::Keep(None));
@@ -659,7 +665,9 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<Reservation, MetaErro
                             end: rest.end,
                         });
                     }
-                    stored.entries.push(creating_entry(commit, ids.next, at));
+                    stored
+                        .entries
+                        .push(to_raw(&creating_entry(commit, ids.next, at)));
                     tried = Some(ids);
                     Ok(Step::Write(stored.encode_next(), Some(ids)))
                 },
@@ -679,7 +687,7 @@ fn reserve<K: KeyValue>(kv: &K, commit: &Commit) -> Result<Reservation, MetaErro
 /// which the shard's write claims; when that runs out the shard draws
 /// [`SHARD_BLOCK`] more from the file sequence. A block drawn for a write
 /// that is lost is never used again.
-fn take_first_block<K: KeyValue>(kv: &K, shard: &mut IndexShard) -> Result<IdBlock, MetaError> {
+fn take_first_block<K: KeyValue, E>(kv: &K, shard: &mut Shard<E>) -> Result<IdBlock, MetaError> {
     let block = match shard.file_ids.filter(|b| b.end - b.next >= FIRST_BLOCK) {
         Some(block) => block,
         None => draw_ids(kv, SHARD_BLOCK)?,
@@ -744,55 +752,70 @@ pub const SETTLE_AFTER_MS: Millis = 10_000;
 
 /// Whether a creation entering this shard settles its creating entries
 /// first: when enough are unsure, when one has waited long enough, or when
-/// the shard is full (an abandoned entry dropped may make room).
-fn settling_due(entries: &[PackageSummary], now: Millis) -> bool {
-    let unsure: Vec<Millis> = entries
+/// the shard is full (an abandoned entry dropped may make room). `creating`
+/// holds at least the shard's creating entries ([`raw::maybe_creating`]),
+/// `len` is how many entries it has.
+fn settling_due(creating: &[(usize, PackageSummary)], len: usize, now: Millis) -> bool {
+    let unsure: Vec<Millis> = creating
         .iter()
+        .map(|(_, entry)| entry)
         .filter(|e| !e.pending)
         .filter_map(|e| e.creating)
         .collect();
     unsure.len() >= SETTLE_BATCH
         || unsure.iter().any(|&at| now - at >= SETTLE_AFTER_MS)
-        || (!unsure.is_empty() && entries.len() >= INDEX_SHARD_SIZE as usize)
+        || (!unsure.is_empty() && len >= INDEX_SHARD_SIZE as usize)
 }
 
 /// Settles the creating entries of a shard about to be written: an entry
 /// whose record now exists takes the record's status and is trusted; one
 /// whose record never came is dropped once [`ABANDONED_AFTER_MS`] passed.
-/// Entries marked pending are left to the change that marked them. Reads
-/// the records in one round trip.
+/// Entries marked pending are left to the change that marked them.
+/// `creating` holds at least the shard's creating entries, decoded, with
+/// their positions in `entries`. Reads the records in one round trip.
 fn settle_creations<K: KeyValue>(
     kv: &K,
     project_id: u64,
-    entries: &mut Vec<PackageSummary>,
+    entries: &mut Vec<Box<RawValue>>,
+    creating: Vec<(usize, PackageSummary)>,
     now: Millis,
 ) -> Result<(), MetaError> {
-    let creating: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].creating.is_some() && !entries[i].pending)
+    let unsure: Vec<(usize, PackageSummary)> = creating
+        .into_iter()
+        .filter(|(_, e)| e.creating.is_some() && !e.pending)
         .collect();
-    if creating.is_empty() {
+    if unsure.is_empty() {
         return Ok(());
     }
-    let record_keys: Vec<String> = creating
+    let record_keys: Vec<String> = unsure
         .iter()
-        .map(|&i| keys::package(project_id, &entries[i].name, &entries[i].version))
+        .map(|(_, e)| keys::package(project_id, &e.name, &e.version))
         .collect();
-    let records = records_at(kv, &record_keys)?;
+    // Only the records' heads are needed: their files stay undecoded.
+    let records: Vec<Option<Package<RawFile>>> = records_at(kv, &record_keys)?;
     let mut abandoned = Vec::new();
-    for (&i, record) in creating.iter().zip(records) {
-        match settled(&entries[i], record.as_ref()) {
-            Some(summary) => entries[i] = summary,
-            None if entries[i]
+    for ((i, entry), record) in unsure.iter().zip(records) {
+        match settled(entry, record.as_ref()) {
+            Some(summary) => entries[*i] = to_raw(&summary),
+            None if entry
                 .creating
                 .is_some_and(|then| now - then > ABANDONED_AFTER_MS) =>
             {
-                abandoned.push(entries[i].id);
+                abandoned.push(*i);
             }
             None => {}
         }
     }
-    entries.retain(|e| !abandoned.contains(&e.id));
+    // In ascending order: removed from the last, the others stay in place.
+    for i in abandoned.into_iter().rev() {
+        entries.remove(i);
+    }
     Ok(())
+}
+
+/// An index entry as the JSON text it is stored as.
+fn to_raw(entry: &PackageSummary) -> Box<RawValue> {
+    serde_json::value::to_raw_value(entry).expect("index entries always serialize")
 }
 
 /// The shard of the project's index that lists this package.
@@ -1048,7 +1071,7 @@ fn holds_file<K: KeyValue>(
     let Some(file_id) = file_id else {
         return Ok(false);
     };
-    if raw_files::with_object(&package.files, file_id, object_key)
+    if raw::with_object(&package.files, file_id, object_key)
         .map_err(corrupt(key))?
         .is_some()
     {
@@ -1101,7 +1124,7 @@ fn seal_if_full<K: KeyValue>(
     if package.files.len() < TAIL_FILES {
         return Ok(());
     }
-    let files = raw_files::decode_all(&package.files).map_err(corrupt(key))?;
+    let files = raw::decode_all(&package.files).map_err(corrupt(key))?;
     let sealed = write_segment(kv, package.id, &files)?;
     package.segments.push(sealed);
     package.files.clear();

@@ -1,17 +1,25 @@
-//! A package record's files read without decoding them.
+//! Records read without decoding them: a package record's files and an
+//! index shard's entries, held as the JSON text they are stored as.
 //!
-//! A publish into a package changes its record by one file. Decoding every
-//! file record it holds (up to [`super::packages::TAIL_FILES`]) and encoding
-//! them again was the largest part of such a publish's work in the
-//! component; holding them as the JSON text they are stored as
-//! ([`RawFile`]) carries them through unread. What the publish asks of
-//! them, whether one has a given name (or, for a retry, its object), is
-//! answered by a search of their text, and a file is decoded only when it
-//! may be the one.
+//! A publish into a package changes its record by one file, and a new
+//! package adds one entry to its index shard. Decoding every file (up to
+//! [`super::packages::TAIL_FILES`]) or entry (up to
+//! [`super::INDEX_SHARD_SIZE`]) and encoding them again was the largest part
+//! of such a publish's work in the component; held as text they are carried
+//! through unread. What the publish asks of them (which file has a name,
+//! or for a retry an object; which entries are still being created) is
+//! answered by a search of their text, and only those that may be the
+//! ones are decoded.
+//!
+//! The search rests on one fact of JSON: a value whose text holds no `\`
+//! has no escape in any of its strings, so each of its strings and keys
+//! appears in it quoted, exactly as written.
 
 use memchr::memmem::Finder;
 
-use super::model::{PackageFile, RawFile};
+use serde_json::value::RawValue;
+
+use super::model::{PackageFile, PackageSummary, RawFile};
 
 /// The newest of `files` (oldest first) stored under `name`, decoded.
 pub fn newest_named(files: &[RawFile], name: &str) -> serde_json::Result<Option<PackageFile>> {
@@ -32,22 +40,17 @@ pub fn with_object(
 /// The newest of `files` that is `wanted`, among those that may hold the
 /// string `value` (a `wanted` file must hold it in one of its fields).
 ///
-/// A file record whose text holds no `\` has no escape in any of its
-/// strings, so if one of its strings is `value` (a string that needs no
-/// escape in JSON) its text holds `"value"` as it is. Records without that
-/// text are skipped unread; the others, and all of them when `value` needs
-/// escaping, are decoded to ask `wanted`.
+/// Records whose text holds no `\` nor `"value"` cannot be the one and
+/// are skipped unread; the others, and all of them when `value` itself
+/// needs escaping, are decoded to ask `wanted`.
 fn newest_holding(
     files: &[RawFile],
     value: &str,
     wanted: impl Fn(&PackageFile) -> bool,
 ) -> serde_json::Result<Option<PackageFile>> {
-    let quoted = serde_json::to_string(value)?;
-    let searchable = !quoted[1..quoted.len() - 1].contains('\\');
-    let finder = Finder::new(quoted.as_bytes());
+    let search = Search::new(value)?;
     for raw in files.iter().rev() {
-        let text = raw.get().as_bytes();
-        if searchable && memchr::memchr(b'\\', text).is_none() && finder.find(text).is_none() {
+        if !search.may_hold(raw) {
             continue;
         }
         let file: PackageFile = serde_json::from_str(raw.get())?;
@@ -56,6 +59,48 @@ fn newest_holding(
         }
     }
     Ok(None)
+}
+
+/// The entries of an index shard that may be creating (those whose text
+/// may hold the key `creating`: see `meta::packages`), decoded, with their
+/// positions.
+pub fn maybe_creating(
+    entries: &[Box<RawValue>],
+) -> serde_json::Result<Vec<(usize, PackageSummary)>> {
+    let search = Search::new("creating")?;
+    let mut decoded = Vec::new();
+    for (i, raw) in entries.iter().enumerate() {
+        if search.may_hold(raw) {
+            decoded.push((i, serde_json::from_str(raw.get())?));
+        }
+    }
+    Ok(decoded)
+}
+
+/// A search of JSON texts for one string, as a key or a value.
+struct Search {
+    /// The string as JSON writes it, quotes included.
+    quoted: Finder<'static>,
+    /// Whether the string needs no escape, so that a text without `\`
+    /// holds it only as `quoted`.
+    plain: bool,
+}
+
+impl Search {
+    fn new(value: &str) -> serde_json::Result<Search> {
+        let quoted = serde_json::to_string(value)?;
+        let plain = !quoted[1..quoted.len() - 1].contains('\\');
+        Ok(Search {
+            quoted: Finder::new(quoted.as_bytes()).into_owned(),
+            plain,
+        })
+    }
+
+    /// Whether `raw` may hold the string: false only when it cannot.
+    fn may_hold(&self, raw: &RawValue) -> bool {
+        let text = raw.get().as_bytes();
+        !self.plain || memchr::memchr(b'\\', text).is_some() || self.quoted.find(text).is_some()
+    }
 }
 
 /// Every one of `files`, decoded.
@@ -135,6 +180,27 @@ mod tests {
             10
         );
         assert_eq!(newest_named(&quoted, "say").unwrap(), None);
+    }
+
+    #[test]
+    fn every_creating_entry_is_decoded_and_few_others() {
+        let entries: Vec<Box<RawValue>> = [
+            r#"{"id":1,"name":"a","version":"1","status":"default","created_at":0}"#,
+            r#"{"id":2,"name":"a","version":"2","status":"default","created_at":0,"creating":5}"#,
+            // Named like the key: decoded, and found settled.
+            r#"{"id":3,"name":"creating","version":"1","status":"default","created_at":0}"#,
+            // The key written with an escape.
+            r#"{"id":4,"name":"a","version":"4","status":"default","created_at":0,"creating":6}"#,
+            r#"{"id":5,"name":"a","version":"5","status":"default","created_at":0,"pending":true,"creating":7}"#,
+        ]
+        .into_iter()
+        .map(raw)
+        .collect();
+        let decoded = maybe_creating(&entries).unwrap();
+        let positions: Vec<usize> = decoded.iter().map(|(i, _)| *i).collect();
+        assert_eq!(positions, [1, 2, 3, 4]);
+        let creating: Vec<Option<i64>> = decoded.iter().map(|(_, e)| e.creating).collect();
+        assert_eq!(creating, [Some(5), None, Some(6), Some(7)]);
     }
 
     #[test]
