@@ -154,7 +154,7 @@ impl<F> Package<F> {
     }
 
     /// The same record with its files held another way.
-    pub fn try_map_files<G, E>(self, map: impl FnMut(F) -> Result<G, E>) -> Result<Package<G>, E> {
+    fn try_map_files<G, E>(self, map: impl FnMut(F) -> Result<G, E>) -> Result<Package<G>, E> {
         let files = self.files.into_iter().map(map).collect::<Result<_, E>>()?;
         Ok(Package {
             id: self.id,

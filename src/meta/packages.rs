@@ -369,6 +369,9 @@ pub struct Commit<'a> {
 /// The file's id comes from the package's block of ids (see
 /// [`next_file_id`]), so most publishes into an existing package write
 /// nothing but its record.
+///
+/// Answers the record as written, its files held as they are stored (see
+/// [`raw`]: they are never decoded as a whole), and the file.
 pub fn commit_file<K: KeyValue>(
     kv: &K,
     commit: &Commit,

@@ -22,7 +22,7 @@ use crate::auth::{policy, Actor, Right};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{Request, Response};
 use crate::meta::kv::KeyValue;
-use crate::meta::model::{Package, PackageFile, PackageSummary, Project};
+use crate::meta::model::{Package, PackageFile, PackageSummary, Project, RawFile};
 use crate::meta::{self, read_ahead};
 use crate::router::{GroupId, NumericId, ProjectId};
 
@@ -127,8 +127,8 @@ impl ListQuery {
 }
 
 /// The package as the Packages API shows it.
-pub fn package_entity(
-    package: &Package,
+pub fn package_entity<F>(
+    package: &Package<F>,
     project: &Project,
     public_url: &str,
     may_delete: bool,
@@ -284,10 +284,11 @@ fn record_key(summary: &PackageSummary, project: &Project) -> String {
     read_ahead::package(project.id, &summary.name, &summary.version)
 }
 
-/// The package records a page has read, by key.
+/// The package records a page has read, by key, their files left as
+/// stored (a page shows none of them).
 struct PageRecords<'a, K> {
     kv: &'a K,
-    read: std::collections::HashMap<String, Option<Package>>,
+    read: std::collections::HashMap<String, Option<Package<RawFile>>>,
 }
 
 impl<'a, K: KeyValue> PageRecords<'a, K> {
@@ -311,12 +312,12 @@ impl<'a, K: KeyValue> PageRecords<'a, K> {
         Ok(())
     }
 
-    fn get(&self, key: &str) -> Option<&Package> {
+    fn get(&self, key: &str) -> Option<&Package<RawFile>> {
         self.read.get(key).and_then(Option::as_ref)
     }
 
     /// The record at `key`, forgotten here so a long page holds few.
-    fn take(&mut self, key: &str) -> Option<Package> {
+    fn take(&mut self, key: &str) -> Option<Package<RawFile>> {
         self.read.remove(key).flatten()
     }
 }
