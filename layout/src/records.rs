@@ -148,14 +148,25 @@ impl<F> Package<F> {
         sealed + self.files.len() as u64
     }
 
+    /// The key of the package's record.
+    pub fn record_key(&self) -> String {
+        keys::package(self.project_id, &self.name, &self.version)
+    }
+
     /// The key of one of this package's segments.
     pub fn segment_key(&self, segment: &SegmentRef) -> String {
         keys::package_segment(self.id, &segment.digest)
     }
+}
 
-    /// The same record with its files held another way.
-    fn try_map_files<G, E>(self, map: impl FnMut(F) -> Result<G, E>) -> Result<Package<G>, E> {
-        let files = self.files.into_iter().map(map).collect::<Result<_, E>>()?;
+impl Package<RawFile> {
+    /// The record with its files decoded.
+    pub fn decode_files(self) -> Result<Package, serde_json::Error> {
+        let files = self
+            .files
+            .iter()
+            .map(|raw| serde_json::from_str(raw.get()))
+            .collect::<Result<_, _>>()?;
         Ok(Package {
             id: self.id,
             project_id: self.project_id,
@@ -171,13 +182,6 @@ impl<F> Package<F> {
             index_shard: self.index_shard,
             file_ids: self.file_ids,
         })
-    }
-}
-
-impl Package<RawFile> {
-    /// The record with its files decoded.
-    pub fn decode_files(self) -> Result<Package, serde_json::Error> {
-        self.try_map_files(|raw| serde_json::from_str(raw.get()))
     }
 }
 

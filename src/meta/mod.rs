@@ -81,10 +81,15 @@ fn read_counter<K: KeyValue>(kv: &K, key: &str) -> Result<u64, MetaError> {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, MetaError> {
-    serde_json::from_slice(bytes).map_err(|e| MetaError::Corrupt {
+    serde_json::from_slice(bytes).map_err(corrupt(key))
+}
+
+/// How a record at `key` that does not decode is reported.
+fn corrupt(key: &str) -> impl Fn(serde_json::Error) -> MetaError + '_ {
+    move |e| MetaError::Corrupt {
         key: key.to_string(),
         reason: e.to_string(),
-    })
+    }
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {

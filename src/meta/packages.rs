@@ -63,8 +63,8 @@ use super::model::{
 };
 use super::raw;
 use super::{
-    decode, encode, keys, namespace_settings, raise_sequence, read, read_counter, update_record,
-    update_record_then_read, MetaError, MAX_VALUE_BYTES,
+    corrupt, decode, encode, keys, namespace_settings, raise_sequence, read, read_counter,
+    update_record, update_record_then_read, MetaError, MAX_VALUE_BYTES,
 };
 
 /// Packages per shard of a project's package index. With names and versions
@@ -204,17 +204,18 @@ pub fn newest_file_as_stored<K: KeyValue>(
     package: &Package<RawFile>,
     stored_name: &str,
 ) -> Result<Option<PackageFile>, MetaError> {
-    let in_record = raw::newest_named(&package.files, stored_name).map_err(|e| {
-        corrupt(&keys::package(
-            package.project_id,
-            &package.name,
-            &package.version,
-        ))(e)
-    })?;
-    match in_record {
+    match newest_in_record(package, stored_name)? {
         Some(file) => Ok(Some(file)),
         None => newest_sealed_file(kv, package, stored_name),
     }
+}
+
+/// [`newest_file`] among the record's own files, held as stored.
+fn newest_in_record(
+    package: &Package<RawFile>,
+    stored_name: &str,
+) -> Result<Option<PackageFile>, MetaError> {
+    raw::newest_named(&package.files, stored_name).map_err(corrupt_record(package))
 }
 
 /// [`newest_file`] among the package's segments only.
@@ -436,7 +437,7 @@ fn commit_file_as<K: KeyValue>(
             }
             let (mut package, is_new) = match stored.filter(|p| !p.is_deleted()) {
                 // A retry after a write that landed but was not confirmed.
-                Some(package) if holds_file(kv, &key, &package, tried_id, &file.object_key)? => {
+                Some(package) if holds_file(kv, &package, tried_id, &file.object_key)? => {
                     return Ok(Step::Keep(package));
                 }
                 Some(package) => (package, false),
@@ -462,7 +463,6 @@ fn commit_file_as<K: KeyValue>(
             if is_refused_duplicate(
                 kv,
                 commit,
-                &key,
                 &package,
                 &file.file_name,
                 &mut duplicates_allowed,
@@ -480,7 +480,7 @@ fn commit_file_as<K: KeyValue>(
             }
             package.files.push(file.to_raw());
             package.updated_at = commit.now;
-            seal_if_full(kv, &key, &mut package)?;
+            seal_if_full(kv, &mut package)?;
             let bytes = encode(&package);
             if bytes.len() > MAX_VALUE_BYTES {
                 return Err(MetaError::PackageFull);
@@ -515,13 +515,11 @@ fn commit_file_as<K: KeyValue>(
 fn is_refused_duplicate<K: KeyValue>(
     kv: &K,
     commit: &Commit,
-    key: &str,
     package: &Package<RawFile>,
     file_name: &str,
     duplicates_allowed: &mut Option<bool>,
 ) -> Result<bool, MetaError> {
-    let in_record = raw::newest_named(&package.files, file_name).map_err(corrupt(key))?;
-    let held = if in_record.is_some() {
+    let held = if newest_in_record(package, file_name)?.is_some() {
         true
     } else if package.segments.is_empty() || allows_duplicates(kv, commit, duplicates_allowed)? {
         return Ok(false);
@@ -858,7 +856,7 @@ fn confirm_entry<K: KeyValue, F>(
     let Some(shard) = shard_of(kv, package)? else {
         return Ok(());
     };
-    let record_key = keys::package(package.project_id, &package.name, &package.version);
+    let record_key = package.record_key();
     let index_key = keys::package_index(package.project_id, shard);
     update_record(kv, &index_key, |stored: Option<IndexShard>| {
         let Some(mut shard) = stored else {
@@ -929,7 +927,7 @@ pub fn remove_package<K: KeyValue>(
 ) -> Result<Option<Vec<PackageFile>>, MetaError> {
     let package_id = package.id;
     mark_pending(kv, package, DELETION)?;
-    let key = keys::package(package.project_id, &package.name, &package.version);
+    let key = package.record_key();
     let removed = update_record(
         kv,
         &key,
@@ -1006,7 +1004,7 @@ fn change_files<K: KeyValue, F>(
     pick: impl Fn(&[PackageFile]) -> Option<Vec<usize>>,
 ) -> Result<Vec<PackageFile>, MetaError> {
     let package_id = found.id;
-    let key = keys::package(found.project_id, &found.name, &found.version);
+    let key = found.record_key();
     update_record(kv, &key, |stored: Option<Package>| {
         let Some(mut package) = stored.filter(|p| p.id == package_id && !p.is_deleted()) else {
             return Ok(Step::Keep(Vec::new()));
@@ -1066,7 +1064,6 @@ fn without_files<K: KeyValue>(
 /// segment.
 fn holds_file<K: KeyValue>(
     kv: &K,
-    key: &str,
     package: &Package<RawFile>,
     file_id: Option<u64>,
     object_key: &str,
@@ -1075,7 +1072,7 @@ fn holds_file<K: KeyValue>(
         return Ok(false);
     };
     if raw::with_object(&package.files, file_id, object_key)
-        .map_err(corrupt(key))?
+        .map_err(corrupt_record(package))?
         .is_some()
     {
         return Ok(true);
@@ -1119,27 +1116,21 @@ fn draw_ids<K: KeyValue>(kv: &K, count: u64) -> Result<IdBlock, MetaError> {
 }
 
 /// Seals the record's files into a segment once there are [`TAIL_FILES`].
-fn seal_if_full<K: KeyValue>(
-    kv: &K,
-    key: &str,
-    package: &mut Package<RawFile>,
-) -> Result<(), MetaError> {
+fn seal_if_full<K: KeyValue>(kv: &K, package: &mut Package<RawFile>) -> Result<(), MetaError> {
     if package.files.len() < TAIL_FILES {
         return Ok(());
     }
-    let files = raw::decode_all(&package.files).map_err(corrupt(key))?;
+    let files = raw::decode_all(&package.files).map_err(corrupt_record(package))?;
     let sealed = write_segment(kv, package.id, &files)?;
     package.segments.push(sealed);
     package.files.clear();
     Ok(())
 }
 
-/// How a record at `key` whose files do not decode is reported.
-fn corrupt(key: &str) -> impl Fn(serde_json::Error) -> MetaError + '_ {
-    move |e| MetaError::Corrupt {
-        key: key.to_string(),
-        reason: e.to_string(),
-    }
+/// How a package record whose files do not decode is reported: its key is
+/// made only then.
+fn corrupt_record<F>(package: &Package<F>) -> impl Fn(serde_json::Error) -> MetaError + '_ {
+    move |e| corrupt(&package.record_key())(e)
 }
 
 /// The name of the segment holding exactly these files: a digest of their
