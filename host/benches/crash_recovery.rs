@@ -6,8 +6,8 @@
 //! more publishes have answered 201, the process is killed with SIGKILL and started
 //! again on the same data directory. For each kill it measures:
 //!
-//! - restart: from SIGKILL to the new process serving (it compiles the
-//!   component again);
+//! - restart: from SIGKILL to the new process serving (it loads the
+//!   compiled component from the compile cache the first start filled);
 //! - recovery: from serving again until every client has had a 201 again
 //!   (each retries its interrupted publish; a creation claim the dead
 //!   process left makes requests for that key answer 503 for up to 35 s);
