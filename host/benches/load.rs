@@ -1100,11 +1100,12 @@ fn print_row(server: &str, name: &str, phase: &Phase) {
     );
 }
 
-/// The issue's targets for `genreg`, for each of its columns (on the
-/// disk, and in memory when measured). With both, each publish phase also
-/// gets the disk's share of its CPU: what keeping the data directory on the
-/// disk (its syncs above all) costs a publish in this run, against the CPU a publish may take at the target
-/// rate on these cores (`wrk`'s share included).
+/// The issue's targets for `genreg`, for each of its columns (its data
+/// directory where the bench keeps its files, usually on the disk, and in
+/// `/dev/shm` when measured). With both, each publish phase also gets the
+/// disk's share of its CPU: what keeping the data directory there (its
+/// syncs above all) costs a publish in this run, against the CPU a publish
+/// may take at the target rate on these cores (`wrk`'s share included).
 fn print_targets(columns: &[&Column]) {
     for column in columns {
         println!();
@@ -1144,9 +1145,10 @@ fn print_targets(columns: &[&Column]) {
             let (on_disk, in_memory) =
                 (on_disk.cpu_ms_per_request(), in_memory.cpu_ms_per_request());
             println!(
-                "{name}: {on_disk:.3} ms of server CPU each on the disk, {in_memory:.3} in memory: \
-                 the disk costs {:.3} ms more; {PUBLISH_RATE_TARGET:.0}/s on {cores} cores \
-                 leaves {budget:.2} ms, wrk's share included",
+                "{name}: {on_disk:.3} ms of server CPU each with the data directory where the \
+                 bench keeps its files, {in_memory:.3} in /dev/shm: {:.3} ms more there; \
+                 {PUBLISH_RATE_TARGET:.0}/s on {cores} cores leaves {budget:.2} ms, wrk's share \
+                 included",
                 on_disk - in_memory
             );
         }
