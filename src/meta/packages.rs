@@ -83,8 +83,7 @@ pub fn package<K: KeyValue>(
     name: &str,
     version: &str,
 ) -> Result<Option<Package>, MetaError> {
-    let package: Option<Package> = read(kv, &keys::package(project_id, name, version))?;
-    Ok(package.filter(|p| !p.is_deleted()))
+    live_package(kv, project_id, name, version)
 }
 
 /// [`package`] with its files held as they are stored (see
@@ -95,7 +94,17 @@ pub fn package_as_stored<K: KeyValue>(
     name: &str,
     version: &str,
 ) -> Result<Option<Package<RawFile>>, MetaError> {
-    let package: Option<Package<RawFile>> = read(kv, &keys::package(project_id, name, version))?;
+    live_package(kv, project_id, name, version)
+}
+
+/// The live package with this name and version, its files read as `F`.
+fn live_package<K: KeyValue, F: serde::de::DeserializeOwned>(
+    kv: &K,
+    project_id: u64,
+    name: &str,
+    version: &str,
+) -> Result<Option<Package<F>>, MetaError> {
+    let package: Option<Package<F>> = read(kv, &keys::package(project_id, name, version))?;
     Ok(package.filter(|p| !p.is_deleted()))
 }
 
@@ -1233,7 +1242,6 @@ pub const DOWNLOAD_STAMP_INTERVAL_MS: Millis = 60_000;
 /// someone else just wrote a fresh time.
 pub fn mark_downloaded<K: KeyValue, F>(
     kv: &K,
-    project_id: u64,
     downloaded: &Package<F>,
     now: Millis,
 ) -> Result<(), MetaError> {
@@ -1245,7 +1253,7 @@ pub fn mark_downloaded<K: KeyValue, F>(
     if is_recent(downloaded.last_downloaded_at) {
         return Ok(());
     }
-    let key = keys::package(project_id, &downloaded.name, &downloaded.version);
+    let key = downloaded.record_key();
     let (cas, current) = kv.read_for_swap(&key)?;
     let Some(bytes) = current else {
         return Ok(());

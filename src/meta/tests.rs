@@ -654,7 +654,7 @@ fn last_downloaded_at_moves_at_most_once_a_minute() {
     };
     let stamp = |kv: &MemoryStore, now| {
         let read = package(kv, project.id, "tool", "1.0.0").unwrap().unwrap();
-        mark_downloaded(kv, project.id, &read, now).unwrap();
+        mark_downloaded(kv, &read, now).unwrap();
     };
     stamp(&kv, 100_000);
     assert_eq!(at(&kv), Some(100_000));
@@ -664,7 +664,7 @@ fn last_downloaded_at_moves_at_most_once_a_minute() {
     // not stamp it again.
     let stale = package(&kv, project.id, "tool", "1.0.0").unwrap().unwrap();
     stamp(&kv, 160_000);
-    mark_downloaded(&kv, project.id, &stale, 170_000).unwrap();
+    mark_downloaded(&kv, &stale, 170_000).unwrap();
     assert_eq!(at(&kv), Some(160_000));
 }
 

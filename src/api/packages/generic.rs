@@ -306,7 +306,7 @@ pub fn download<K: KeyValue>(
     .ok_or_else(ApiError::not_found)?;
     let file = meta::newest_file_as_stored(ctx.kv, &package, &coordinates.stored_file_name)?
         .ok_or_else(ApiError::not_found)?;
-    serve_file(ctx, request, &project, &package, &file)
+    serve_file(ctx, request, &package, &file)
 }
 
 /// Answers a `GET` or `HEAD` for one file: headers from its record, the
@@ -314,7 +314,6 @@ pub fn download<K: KeyValue>(
 pub fn serve_file<K: KeyValue, F>(
     ctx: &Context<K>,
     request: &Request,
-    project: &Project,
     package: &Package<F>,
     file: &PackageFile,
 ) -> ApiResult<Response> {
@@ -333,7 +332,7 @@ pub fn serve_file<K: KeyValue, F>(
     }
     let is_get = request.method == Method::Get;
     if is_get {
-        if let Err(e) = meta::mark_downloaded(ctx.kv, project.id, package, ctx.now_millis()) {
+        if let Err(e) = meta::mark_downloaded(ctx.kv, package, ctx.now_millis()) {
             eprintln!("warning: last_downloaded_at not updated: {e}");
         }
     }

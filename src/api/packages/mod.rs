@@ -475,7 +475,7 @@ pub fn download_file<K: KeyValue>(
         .transpose()?
         .flatten()
         .ok_or(ApiError::NotFound("Not found"))?;
-    generic::serve_file(ctx, request, &project, &package, &file)
+    generic::serve_file(ctx, request, &package, &file)
 }
 
 /// The package `:package_id` a caller may delete from, or deletes: the
