@@ -68,9 +68,12 @@
 //! `GENREG_BENCH_DIR=<dir>` keeps the data directories, Spin's state and
 //! the S3 objects under `<dir>` (e.g. `/dev/shm`, to see what the disk's
 //! flushes cost); the bench prints what one SQLite write transaction costs
-//! there, with the rollback journal and in WAL mode, and what one durable
-//! 1 KiB object costs (its time, and its CPU with the kernel's work in its
-//! system calls).
+//! there, with the rollback journal and in WAL mode, what Spin's default
+//! store alone serves there to 16 callers each making a publish phase's
+//! store calls as `genreg`'s log counted them (`spin_store_alone.rs`: as
+//! Spin creates the file, with one write fewer, and in WAL mode), and what
+//! one durable 1 KiB object costs (its time, and its CPU with the kernel's
+//! work in its system calls).
 //! `GENREG_BENCH_GENREG_IN_MEMORY=1` adds the same phases on a second
 //! `genreg` whose data directory is in `/dev/shm`, beside the first, with
 //! their own rows of targets, and says per publish phase how much more
@@ -153,6 +156,8 @@ mod proc_stats;
 mod redis_server;
 #[path = "support/spin_manifest.rs"]
 mod spin_manifest;
+#[path = "support/spin_store_alone.rs"]
+mod spin_store_alone;
 
 use bench_dir::Journal;
 use genreg::request_counts::Counted;
@@ -162,6 +167,7 @@ use proc_stats::{
 };
 use redis_server::{RedisServer, RedisTotals};
 use spin_manifest::{workspace, write_spin_manifest};
+use spin_store_alone::StoreCalls;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -306,6 +312,7 @@ async fn main() -> anyhow::Result<()> {
             1.0 / mean.as_secs_f64()
         );
     }
+    print_spin_store_alone(&columns, seconds)?;
     let (object_time, object_cpu) = bench_dir::durable_object_cost()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
@@ -342,6 +349,56 @@ async fn main() -> anyhow::Result<()> {
             "{} phase(s) had errors: their figures do not count",
             failures.len()
         );
+    }
+    Ok(())
+}
+
+/// Prints what Spin's default store alone serves at the bench's
+/// concurrency when each caller makes the store calls a publish made on
+/// `genreg` (its access log's counts, per phase): as Spin creates the store
+/// file, with one write fewer per publish, and in WAL mode. What `spin up`
+/// measured beside it can be no better.
+fn print_spin_store_alone(columns: &[Column], seconds: u64) -> anyhow::Result<()> {
+    let Some(genreg) = columns.iter().find(|c| c.server == "genreg") else {
+        return Ok(());
+    };
+    let duration = Duration::from_secs(seconds.min(5));
+    for name in PUBLISH_PHASES {
+        let Some(logged) = phase(genreg, name).and_then(|p| p.logged.as_ref()) else {
+            continue;
+        };
+        let per_publish =
+            |count: u64| (count as f64 / logged.requests.max(1) as f64).round() as u32;
+        let total = logged.total;
+        let swaps = per_publish(total.swaps - total.lost_swaps);
+        let calls = StoreCalls {
+            reads: per_publish(total.reads - total.lost_swaps).saturating_sub(swaps),
+            swaps,
+            writes: per_publish(total.writes),
+        };
+        let mut runs = vec![("as Spin creates the store file", Journal::Rollback, calls)];
+        if calls.writes > 0 {
+            let fewer = StoreCalls {
+                writes: calls.writes - 1,
+                ..calls
+            };
+            runs.push(("with one write fewer", Journal::Rollback, fewer));
+        }
+        runs.push(("in WAL mode", Journal::Wal, calls));
+        for (how, journal, calls) in runs {
+            let served = spin_store_alone::serve(journal, CONNECTIONS, calls, duration)?;
+            println!(
+                "Spin's default store alone, {CONNECTIONS} callers, {name} ({} reads, {} \
+                 swaps, {} writes per publish, as genreg's log counted them; {how}): \
+                 {:.0} publishes/s, p50 {:.1} ms, p99 {:.1} ms",
+                calls.reads,
+                calls.swaps,
+                calls.writes,
+                served.publishes_per_second,
+                ms(served.p50),
+                ms(served.p99)
+            );
+        }
     }
     Ok(())
 }
