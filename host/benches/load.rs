@@ -370,9 +370,9 @@ fn print_spin_store_alone(columns: &[Column], seconds: u64) -> anyhow::Result<()
         let per_publish =
             |count: u64| (count as f64 / logged.requests.max(1) as f64).round() as u32;
         let total = logged.total;
-        let swaps = per_publish(total.swaps - total.lost_swaps);
+        let swaps = per_publish(total.swaps.saturating_sub(total.lost_swaps));
         let calls = StoreCalls {
-            reads: per_publish(total.reads - total.lost_swaps).saturating_sub(swaps),
+            reads: per_publish(total.reads.saturating_sub(total.lost_swaps)).saturating_sub(swaps),
             swaps,
             writes: per_publish(total.writes),
         };
