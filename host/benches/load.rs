@@ -356,8 +356,9 @@ async fn main() -> anyhow::Result<()> {
 /// Prints what Spin's default store alone serves at the bench's
 /// concurrency when each caller makes the store calls a publish made on
 /// `genreg` (its access log's counts, per phase): as Spin creates the store
-/// file, with one write fewer per publish, and in WAL mode. What `spin up`
-/// measured beside it can be no better.
+/// file, with one write fewer per publish, and in WAL mode: the figures a
+/// `spin up` of the same calls approaches as the component's own work
+/// between them shrinks.
 fn print_spin_store_alone(columns: &[Column], seconds: u64) -> anyhow::Result<()> {
     let Some(genreg) = columns.iter().find(|c| c.server == "genreg") else {
         return Ok(());
