@@ -389,8 +389,8 @@ fn print_spin_store_alone(columns: &[Column], seconds: u64) -> anyhow::Result<()
         for (how, journal, calls) in runs {
             let served = spin_store_alone::serve(journal, CONNECTIONS, calls, duration)?;
             println!(
-                "Spin's default store alone, {CONNECTIONS} callers, {name} ({} reads, {} \
-                 swaps, {} writes per publish, as genreg's log counted them; {how}): \
+                "Spin's default store alone, {CONNECTIONS} callers, {name} (per publish: \
+                 reads {}, swaps {}, writes {}, as genreg's log counted them; {how}): \
                  {:.0} publishes/s, p50 {:.1} ms, p99 {:.1} ms",
                 calls.reads,
                 calls.swaps,

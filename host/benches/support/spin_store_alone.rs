@@ -47,6 +47,11 @@ const WRITTEN_BYTES: usize = 400;
 const READ_KEY: &str = "read";
 /// The key every caller swaps.
 const SWAPPED_KEY: &str = "swapped";
+/// Spin's read of one key.
+const SELECT: &str = "SELECT value FROM spin_key_value WHERE store=$1 AND key=$2";
+/// Spin's write of one key, in `set` and in `increment`.
+const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3) \
+                      ON CONFLICT(store, key) DO UPDATE SET value=$3";
 
 /// Runs `callers` threads making `calls` per publish on a new store file
 /// (in `journal` mode) for `duration`.
@@ -158,7 +163,7 @@ impl Store {
     fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
         Ok(self
             .lock()
-            .prepare_cached("SELECT value FROM spin_key_value WHERE store=$1 AND key=$2")?
+            .prepare_cached(SELECT)?
             .query_row(params!["default", key], |row| row.get(0))
             .optional()?)
     }
@@ -166,10 +171,7 @@ impl Store {
     /// Spin's `set`: an upsert, committed on its own.
     fn set(&self, key: &str, value: &[u8]) -> anyhow::Result<()> {
         self.lock()
-            .prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT(store, key) DO UPDATE SET value=$3",
-            )?
+            .prepare_cached(UPSERT)?
             .execute(params!["default", key, value])?;
         Ok(())
     }
@@ -179,18 +181,17 @@ impl Store {
         let mut connection = self.lock();
         let transaction = connection.transaction()?;
         let current: Option<Vec<u8>> = transaction
-            .prepare_cached("SELECT value FROM spin_key_value WHERE store=$1 AND key=$2")?
+            .prepare_cached(SELECT)?
             .query_row(params!["default", key], |row| row.get(0))
             .optional()?;
         let count = current
             .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
             .map_or(0, i64::from_le_bytes);
-        transaction
-            .prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT(store, key) DO UPDATE SET value=$3",
-            )?
-            .execute(params!["default", key, (count + 1).to_le_bytes()])?;
+        transaction.prepare_cached(UPSERT)?.execute(params![
+            "default",
+            key,
+            (count + 1).to_le_bytes()
+        ])?;
         transaction.commit()?;
         Ok(())
     }
