@@ -47,7 +47,7 @@ use genreg_token::Secrets;
 use tokio::net::TcpListener;
 
 pub use crate::keyvalue::KvConfig;
-pub use crate::runtime::{use_compile_cache, CompileCache};
+pub use crate::runtime::{use_compile_cache, use_profiler, CompileCache, Profiler};
 pub use genreg_token;
 
 use crate::handler::{GuestHandler, GuestLimits};

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use genreg::genreg_token::{self, Claims, Grant, Kind, Role, Scope, Secrets};
-use genreg::{banner, CompileCache, Config, KvConfig, Limits, Registry, S3Config};
+use genreg::{banner, CompileCache, Config, KvConfig, Limits, Profiler, Registry, S3Config};
 
 #[derive(Parser)]
 #[command(
@@ -349,6 +349,28 @@ struct Up {
     /// cache, as `spin up --disable-cache`.
     #[arg(long, env = "GENREG_DISABLE_CACHE")]
     disable_cache: bool,
+    /// Describe the component's compiled code to a profiler, as `wasmtime
+    /// run --profile`: `perfmap` writes `/tmp/perf-<pid>.map`, which `perf
+    /// report` reads; `jitdump` writes `jit-<pid>.dump` for `perf inject
+    /// --jit`.
+    #[arg(long, env = "GENREG_PROFILE", value_name = "PROFILER")]
+    profile: Option<ProfileArg>,
+}
+
+/// `--profile`'s choices.
+#[derive(Clone, Copy, ValueEnum)]
+enum ProfileArg {
+    Perfmap,
+    Jitdump,
+}
+
+impl From<ProfileArg> for Profiler {
+    fn from(arg: ProfileArg) -> Self {
+        match arg {
+            ProfileArg::Perfmap => Profiler::PerfMap,
+            ProfileArg::Jitdump => Profiler::JitDump,
+        }
+    }
 }
 
 impl Up {
@@ -458,6 +480,9 @@ fn run_spin_store(store: SpinStore) -> anyhow::Result<()> {
 
 fn run_up(up: Up) -> anyhow::Result<()> {
     genreg::use_compile_cache(&up.compile_cache())?;
+    if let Some(profile) = up.profile {
+        genreg::use_profiler(profile.into())?;
+    }
     let mut config = Config::new(&up.data);
     config.listen = up.listen;
     config.kv = up.kv;
@@ -914,6 +939,29 @@ mod tests {
         let alone = limits(&["--max-response-body", "2MiB"]);
         assert_eq!(alone.max_response_body, Some(2 << 20));
         assert_eq!(alone.max_request_body, None);
+    }
+
+    #[test]
+    fn up_describes_the_component_to_a_profiler_only_when_asked() {
+        let up = |extra: &[&str]| {
+            let args = ["genreg", "up"].iter().chain(extra);
+            match Cli::try_parse_from(args).map(|cli| cli.command) {
+                Ok(Command::Up(up)) => Ok(up.profile.map(Profiler::from)),
+                Ok(_) => unreachable!(),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        assert_eq!(up(&[]).unwrap(), None);
+        assert_eq!(
+            up(&["--profile", "perfmap"]).unwrap(),
+            Some(Profiler::PerfMap)
+        );
+        assert_eq!(
+            up(&["--profile", "jitdump"]).unwrap(),
+            Some(Profiler::JitDump)
+        );
+        let refused = up(&["--profile", "vtune"]).unwrap_err();
+        assert!(refused.contains("perfmap"), "{refused}");
     }
 
     #[test]

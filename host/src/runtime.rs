@@ -24,8 +24,8 @@ use anyhow::Context as _;
 use tokio::sync::OnceCell;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
-    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
-    StoreLimits, StoreLimitsBuilder,
+    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+    ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder,
 };
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
@@ -51,6 +51,27 @@ pub enum CompileCache {
 }
 
 static CACHE: OnceLock<Option<wasmtime::Cache>> = OnceLock::new();
+
+/// How the component's compiled code is made known to a profiler such as
+/// `perf`, as `wasmtime run --profile`: without it, a profile shows the
+/// component's functions as bare addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profiler {
+    /// `/tmp/perf-<pid>.map`, which `perf report` reads by itself.
+    PerfMap,
+    /// `jit-<pid>.dump` in the working directory, for `perf inject --jit`.
+    JitDump,
+}
+
+static PROFILER: OnceLock<Profiler> = OnceLock::new();
+
+/// Chooses the profiler the component's code is described to; must come
+/// before the first component is compiled.
+pub fn use_profiler(profiler: Profiler) -> anyhow::Result<()> {
+    PROFILER
+        .set(profiler)
+        .map_err(|_| anyhow::anyhow!("the profiler is chosen once, before compiling"))
+}
 
 /// Chooses the compile cache of this process; must come before the first
 /// component is compiled. A configuration that cannot be used is an error,
@@ -96,6 +117,11 @@ pub fn engine() -> &'static Engine {
         config.cache(cache);
         config.epoch_interruption(true);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling()));
+        match PROFILER.get() {
+            Some(Profiler::PerfMap) => config.profiler(ProfilingStrategy::PerfMap),
+            Some(Profiler::JitDump) => config.profiler(ProfilingStrategy::JitDump),
+            None => &mut config,
+        };
         let engine = Engine::new(&config).unwrap_or_else(|e| {
             // The pool reserves its address space up front; where that is
             // refused (a `ulimit -v`), instances get their memory one by one.

@@ -1,6 +1,7 @@
 //! `genreg up` keeps the compiled component in wasmtime's cache, as `spin
 //! up` does, so a restart loads it instead of compiling it again; and
-//! `--disable-cache` leaves the cache alone.
+//! `--disable-cache` leaves the cache alone. `--profile perfmap` names the
+//! component's compiled functions for `perf`.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ fn start(root: &Path, extra: &[&str]) -> Up {
         .env("XDG_CACHE_HOME", root.join("cache"))
         .env_remove("GENREG_CACHE")
         .env_remove("GENREG_DISABLE_CACHE")
+        .env_remove("GENREG_PROFILE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -91,4 +93,33 @@ fn the_compiled_component_is_cached_unless_the_cache_is_disabled() {
     drop(start(uncached.path(), &["--disable-cache"]));
     let files = files_under(&uncached.path().join("cache"));
     assert!(files.is_empty(), "--disable-cache wrote {files:?}");
+}
+
+/// The perf map wasmtime writes for the process `pid` (always under
+/// `/tmp`, where `perf` looks for it).
+fn perf_map(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/tmp/perf-{pid}.map"))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_perf_map_names_the_components_functions_only_when_asked() {
+    let root = tempfile::tempdir().expect("a temporary directory");
+    let profiled = start(root.path(), &["--profile", "perfmap"]);
+    let map = perf_map(profiled.0.id());
+    let named = std::fs::read_to_string(&map);
+    drop(profiled);
+    let _ = std::fs::remove_file(&map);
+    let named = named.expect("--profile perfmap wrote the perf map");
+    // Each line is `<start> <size> <name>`; the component's own functions
+    // carry its crate's name.
+    assert!(
+        named.lines().any(|line| line.contains("generic_registry")),
+        "no function of the component in {}",
+        map.display()
+    );
+
+    let plain = start(root.path(), &[]);
+    let map = perf_map(plain.0.id());
+    assert!(!map.exists(), "{} written without --profile", map.display());
 }
