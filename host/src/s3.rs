@@ -48,6 +48,8 @@ mod part_etags;
 mod parts;
 #[path = "s3_plain.rs"]
 mod plain;
+#[path = "s3_stored_parts.rs"]
+mod stored_parts;
 #[cfg(test)]
 #[path = "s3_test_support.rs"]
 mod test_support;
@@ -270,7 +272,7 @@ macro_rules! s3_impl {
 
             async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
                 let (upload_id, number) = (req.input.upload_id.clone(), req.input.part_number);
-                let answer = parts::upload(&self.root, req).await?;
+                let answer = parts::upload(&self.root, &self.assemblies, req).await?;
                 if let Some(etag) = &answer.output.e_tag {
                     self.part_etags.remember(&self.root, &upload_id, number, etag);
                 }
@@ -295,15 +297,14 @@ macro_rules! s3_impl {
                 let input = req.input.clone();
                 uploads::ensure_open(&self.uploads_root, &input.upload_id)?;
                 let mut answer = self.inner.list_parts(req).await?;
+                stored_parts::add_assembled(&self.root, &input.upload_id, &mut answer.output);
                 self.part_etags.page(&self.root, &input, &mut answer.output).await;
                 Ok(answer)
             }
 
             async fn complete_multipart_upload(&self, req: S3Request<CompleteMultipartUploadInput>) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
                 if complete::needs_s3s_fs(&req.input) {
-                    drop(self.assemblies.take(&self.root, &req.input.upload_id));
-                    let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-                    return self.synced(bucket, key, self.inner.complete_multipart_upload(req)).await;
+                    return self.complete_in_s3s_fs(req).await;
                 }
                 complete::complete(&self.root, &self.part_etags, &self.completing, &self.assemblies, req).await
             }
@@ -338,6 +339,45 @@ s3_impl! {
 }
 
 impl FastFs {
+    /// CompleteMultipartUpload by s3s-fs, which reads the parts from their
+    /// files: the parts written into the assembly get files first, and
+    /// what is left of the upload goes once s3s-fs completed it.
+    async fn complete_in_s3s_fs(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let upload_id = req.input.upload_id.clone();
+        let root = self.root.clone();
+        let assembly = self.assemblies.take(&root, &upload_id);
+        let given_files = tokio::task::spawn_blocking({
+            let (root, upload_id) = (root.clone(), upload_id.clone());
+            move || {
+                // Nothing more is written into it meanwhile.
+                let _held = assembly.as_ref().map(|shared| shared.assembly());
+                stored_parts::give_assembled_parts_files(&root, &upload_id)
+            }
+        })
+        .await;
+        match given_files {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(s3s::s3_error!(e, InternalError)),
+            Err(e) => {
+                return Err(s3s::s3_error!(
+                    InternalError,
+                    "copying the parts out failed: {e}"
+                ))
+            }
+        }
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let answer = self
+            .synced(bucket, key, self.inner.complete_multipart_upload(req))
+            .await?;
+        if let Err(e) = stored_parts::remove_upload_files(&root, &upload_id) {
+            eprintln!("warning: removing the parts of completed upload {upload_id}: {e}");
+        }
+        Ok(answer)
+    }
+
     /// The answer of `store`, an s3s-fs call that stores the object at
     /// `bucket`/`key`, once that object is synced (see
     /// [`files::sync_stored`]).

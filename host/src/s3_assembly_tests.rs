@@ -65,13 +65,23 @@ async fn one_part_joined_ahead(fs: &FastFs, key: &str) -> (String, PathBuf) {
     (id, assembly)
 }
 
-/// That no upload has an assembly, and that their files are gone.
+/// That no upload has an assembly, and that no file of an upload's parts
+/// (part, marker, assembly) nor a temporary file is left.
 async fn assert_no_assembly_left(fs: &FastFs, root: &Path) {
     assert_eq!(fs.assemblies.count(), 0);
-    eventually("an assembly's file is left", || {
-        temporaries(root).is_empty()
+    eventually("a file of an upload's parts is left", || {
+        temporaries(root).is_empty() && upload_files(root).is_empty()
     })
     .await;
+}
+
+/// The files of uploads' parts in the server's root: parts, markers,
+/// assemblies.
+fn upload_files(root: &Path) -> Vec<String> {
+    names_in(root)
+        .into_iter()
+        .filter(|name| name.starts_with(".upload_id-"))
+        .collect()
 }
 
 /// Waits, up to 30 s, until `done` holds: appends run on the blocking
@@ -139,29 +149,82 @@ async fn parts_joined_ahead_become_the_object() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_that_come_in_order_are_written_once_into_the_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let id = create_upload(&fs, "files/w").await;
+    let data = three_parts();
+    let etags = upload_parts(&fs, "files/w", &id, &data).await;
+    // No part has a file: each is a marker and its range of the assembly.
+    let (held, assembly) = fs.assemblies.appended(&id);
+    assert_eq!(held, 3);
+    let mut files = upload_files(dir.path());
+    files.retain(|name| name.contains(".part-"));
+    assert!(files.is_empty(), "{files:?}");
+    let assembly_inode = inode(&assembly);
+
+    complete(
+        &fs,
+        "files/w",
+        &id,
+        &[(1, &etags[0]), (2, &etags[1]), (3, &etags[2])],
+    )
+    .await;
+    assert!(object(dir.path(), "files/w") == data.concat());
+    let object_path = dir.path().join("genreg/files/w");
+    assert_eq!(
+        inode(&object_path),
+        assembly_inode,
+        "the assembly is the object"
+    );
+    assert_no_assembly_left(&fs, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_part_stored_again_after_it_was_joined_is_read_from_its_file() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
     let id = create_upload(&fs, "files/b").await;
     let data = three_parts();
-    let etags = upload_parts(&fs, "files/b", &id, &data).await;
+    // Parts 2 and 3 first, as files; part 1, in order, into the assembly,
+    // which then copies parts 2 and 3 from their files.
+    let second = upload_part(&fs, "files/b", &id, 2, data[1].clone()).await;
+    let third = upload_part(&fs, "files/b", &id, 3, data[2].clone()).await;
+    let first = upload_part(&fs, "files/b", &id, 1, data[0].clone()).await;
     let assembly = joined_ahead(&fs, &id, 3).await;
     let assembly_inode = inode(&assembly);
     // Part 2 again, other bytes of the same length: its file is new.
     let again = pattern(5 * MIB, 9);
-    let second = upload_part(&fs, "files/b", &id, 2, again.clone()).await;
+    let second_again = upload_part(&fs, "files/b", &id, 2, again.clone()).await;
+    assert_ne!(second, second_again);
 
     complete(
         &fs,
         "files/b",
         &id,
-        &[(1, &etags[0]), (2, &second), (3, &etags[2])],
+        &[(1, &first), (2, &second_again), (3, &third)],
     )
     .await;
     assert!(object(dir.path(), "files/b") == [data[0].clone(), again, data[2].clone()].concat());
     // Part 1 was kept, the others appended from their files.
     assert_eq!(inode(&dir.path().join("genreg/files/b")), assembly_inode);
-    assert!(temporaries(dir.path()).is_empty());
+    assert_no_assembly_left(&fs, dir.path()).await;
+
+    // All three written in order, then part 2 again: part 3 lies in the
+    // assembly past the part stored again, so the parts are joined anew.
+    let id = create_upload(&fs, "files/b2").await;
+    let etags = upload_parts(&fs, "files/b2", &id, &data).await;
+    let again = pattern(5 * MIB, 8);
+    let second = upload_part(&fs, "files/b2", &id, 2, again.clone()).await;
+    complete(
+        &fs,
+        "files/b2",
+        &id,
+        &[(1, &etags[0]), (2, &second), (3, &etags[2])],
+    )
+    .await;
+    assert!(object(dir.path(), "files/b2") == [data[0].clone(), again, data[2].clone()].concat());
+    assert_no_assembly_left(&fs, dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,12 +267,106 @@ async fn an_upload_aborted_by_another_process_loses_its_assembly_at_the_next_par
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
     let (gone, assembly) = one_part_joined_ahead(&fs, "files/f").await;
-    // `genreg gc` aborts through a server of its own: this one is not told.
+    // `genreg gc` aborts through a server of its own: this one is not told,
+    // but the abort removes the upload's files, the assembly among them.
     super::super::uploads::abort(&fs.uploads_root, request(abort_input("files/f", &gone))).unwrap();
-    assert!(assembly.exists());
+    assert!(!assembly.exists());
+    assert_eq!(fs.assemblies.count(), 1);
 
     let next = create_upload(&fs, "files/g").await;
     upload_part(&fs, "files/g", &next, 1, pattern(1000, 2)).await;
     assert_eq!(fs.assemblies.count(), 1);
-    eventually("the assembly is still there", || !assembly.exists()).await;
+    assert_eq!(
+        upload_files(dir.path()),
+        [
+            format!(".upload_id-{next}.assembled-1"),
+            format!(".upload_id-{next}.assembly")
+        ]
+    );
+}
+
+/// ListParts's parts of `upload_id`, as part number, size and ETag.
+async fn listed_parts(fs: &FastFs, key: &str, upload_id: &str) -> Vec<(i32, i64, ETag)> {
+    let input = ListPartsInput {
+        bucket: "genreg".into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+        ..Default::default()
+    };
+    let output = fs.list_parts(request(input)).await.unwrap().output;
+    output
+        .parts
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.part_number.unwrap(), p.size.unwrap(), p.e_tag.unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_parts_written_in_order_are_listed_completed_and_aborted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = three_parts();
+    let (id, aborted, etags) = {
+        let fs = server(dir.path());
+        let id = create_upload(&fs, "files/r").await;
+        let etags = upload_parts(&fs, "files/r", &id, &data[..2]).await;
+        let aborted = create_upload(&fs, "files/s").await;
+        upload_parts(&fs, "files/s", &aborted, &data[..1]).await;
+        (id, aborted, etags)
+    };
+
+    // A new server over the same files: it knows the parts only from them.
+    let fs = server(dir.path());
+    let sizes = [data[0].len() as i64, data[1].len() as i64];
+    assert_eq!(
+        listed_parts(&fs, "files/r", &id).await,
+        [
+            (1, sizes[0], etags[0].clone()),
+            (2, sizes[1], etags[1].clone())
+        ]
+    );
+    // The assembly is appended to no more: part 3 is a file.
+    let third = upload_part(&fs, "files/r", &id, 3, data[2].clone()).await;
+    assert!(upload_files(dir.path()).contains(&format!(".upload_id-{id}.part-3")));
+    complete(
+        &fs,
+        "files/r",
+        &id,
+        &[(1, &etags[0]), (2, &etags[1]), (3, &third)],
+    )
+    .await;
+    assert!(object(dir.path(), "files/r") == data.concat());
+
+    fs.abort_multipart_upload(request(abort_input("files/s", &aborted)))
+        .await
+        .unwrap();
+    assert_no_assembly_left(&fs, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditional_completion_by_s3s_fs_reads_parts_written_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = server(dir.path());
+    let id = create_upload(&fs, "files/i").await;
+    let data = three_parts();
+    let etags = upload_parts(&fs, "files/i", &id, &data).await;
+    let parts = (1..)
+        .zip(&etags)
+        .map(|(number, etag)| CompletedPart {
+            part_number: Some(number),
+            e_tag: Some(etag.clone()),
+            ..Default::default()
+        })
+        .collect();
+    let input = CompleteMultipartUploadInput {
+        bucket: "genreg".into(),
+        key: "files/i".into(),
+        upload_id: id,
+        multipart_upload: Some(CompletedMultipartUpload { parts: Some(parts) }),
+        if_none_match: Some(ETagCondition::Any),
+        ..Default::default()
+    };
+    fs.complete_multipart_upload(request(input)).await.unwrap();
+    assert!(object(dir.path(), "files/i") == data.concat());
+    assert_no_assembly_left(&fs, dir.path()).await;
 }

@@ -14,7 +14,8 @@
 //!   s3s-fs removes when it starts, then renamed into place;
 //! - the upload's metadata moved to the object's, its ETag
 //!   (md5 of the parts' ETags, `-<count>`) in the object's internal info;
-//! - the upload's own file and its parts removed, last.
+//! - the upload's own file removed, then its parts (their files, the
+//!   markers of those written into the assembly, the assembly), last.
 //!
 //! When the parts were joined ahead as they arrived (`s3_assembly.rs`),
 //! that copy becomes the object instead, with the parts it lacks appended.
@@ -27,7 +28,7 @@
 //! still match, so an upload begun before an upgrade completes.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use md5::{Digest as _, Md5};
@@ -38,6 +39,7 @@ use super::assembly::{lock, Assemblies};
 use super::files;
 use super::part_etags::{part_path, PartEtags};
 use super::parts;
+use super::stored_parts::{self, StoredPart};
 use super::uploads;
 
 /// S3's smallest part but the last.
@@ -84,7 +86,7 @@ pub fn needs_s3s_fs(input: &CompleteMultipartUploadInput) -> bool {
 /// One part to join, checked.
 struct CheckedPart {
     number: i32,
-    path: PathBuf,
+    stored: StoredPart,
     /// The part's ETag, as bytes.
     etag: [u8; 16],
 }
@@ -119,18 +121,18 @@ pub async fn complete(
     let joined = {
         let e_tag = e_tag.clone();
         tokio::task::spawn_blocking(move || {
-            let numbered: Vec<(i32, &Path)> =
-                parts.iter().map(|p| (p.number, p.path.as_path())).collect();
+            let numbered: Vec<(i32, &StoredPart)> =
+                parts.iter().map(|p| (p.number, &p.stored)).collect();
             let assembled = match &assembly {
                 Some(shared) => shared.assembly().complete(&numbered, &object)?,
                 None => false,
             };
-            let paths: Vec<PathBuf> = parts.into_iter().map(|p| p.path).collect();
             if !assembled {
-                join_parts(&root_owned, &paths, &object)?;
+                let stored: Vec<&StoredPart> = parts.iter().map(|p| &p.stored).collect();
+                join_parts(&root_owned, &stored, &object)?;
             }
             finish_object(&root_owned, &bucket, &key, &upload, &e_tag)?;
-            remove_upload(&root_owned, &upload, &paths);
+            remove_upload(&root_owned, &upload);
             Ok::<_, std::io::Error>(())
         })
         .await
@@ -173,9 +175,9 @@ async fn check_parts(
         }
         previous = number;
         let path = part_path(root, &input.upload_id, number);
-        let size = std::fs::metadata(&path)
-            .map_err(|_| s3_error!(InvalidPart, "part {number} was not uploaded"))?
-            .len();
+        let (stored_part, size) = stored_parts::stored_part(root, &input.upload_id, number)
+            .and_then(|stored| Some((stored.clone(), stored.len()?)))
+            .ok_or_else(|| s3_error!(InvalidPart, "part {number} was not uploaded"))?;
         if index + 1 < listed.len() && size < MIN_PART_SIZE {
             return Err(s3_error!(EntityTooSmall));
         }
@@ -202,7 +204,11 @@ async fn check_parts(
                 ))
             }
         };
-        checked.push(CheckedPart { number, path, etag });
+        checked.push(CheckedPart {
+            number,
+            stored: stored_part,
+            etag,
+        });
     }
     Ok(checked)
 }
@@ -238,12 +244,11 @@ fn multipart_etag(parts: &[CheckedPart]) -> String {
 }
 
 /// Appends the parts into a temporary file and renames it to `object`.
-fn join_parts(root: &Path, parts: &[PathBuf], object: &Path) -> std::io::Result<()> {
+fn join_parts(root: &Path, parts: &[&StoredPart], object: &Path) -> std::io::Result<()> {
     files::with_temporary(root, "join", |temporary| {
         let mut joined = std::fs::File::create_new(temporary)?;
         for part in parts {
-            let mut source = std::fs::File::open(part)?;
-            std::io::copy(&mut source, &mut joined)?;
+            std::io::copy(&mut part.open()?, &mut joined)?;
         }
         joined.sync_data()?;
         files::rename_durably(temporary, object)
@@ -275,13 +280,14 @@ fn finish_object(
     files::write_replacing(root, &info_path, "info", &serde_json::to_vec(&info)?)
 }
 
-/// Removes the upload's own file, then its parts: the upload is done.
-fn remove_upload(root: &Path, upload_id: &str, parts: &[PathBuf]) {
+/// Removes the upload's own file, then its parts, their markers and its
+/// assembly: the upload is done.
+fn remove_upload(root: &Path, upload_id: &str) {
     if let Err(e) = std::fs::remove_file(files::upload_info_path(root, upload_id)) {
         eprintln!("warning: completed upload {upload_id}: {e}");
     }
-    for part in parts {
-        let _ = std::fs::remove_file(part);
+    if let Err(e) = stored_parts::remove_upload_files(root, upload_id) {
+        eprintln!("warning: removing the parts of completed upload {upload_id}: {e}");
     }
 }
 

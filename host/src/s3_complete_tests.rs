@@ -2,7 +2,7 @@ use md5::{Digest as _, Md5};
 use s3s::dto::*;
 use s3s::S3;
 
-use super::super::assembly::is_assembly;
+use super::super::stored_parts::give_assembled_parts_files;
 use super::super::test_support::{
     abort_input, create_upload, head, names_in, pattern, request, server, upload_part, MIB,
 };
@@ -44,8 +44,10 @@ async fn parts_are_joined_into_the_object_as_s3s_fs_would_join_them() {
         .complete_multipart_upload(request(completion("files/ours", &ours, &etags)))
         .await
         .unwrap();
-    // The same parts joined by s3s-fs itself, for comparison.
+    // The same parts joined by s3s-fs itself, for comparison (it reads
+    // only parts' files).
     let (theirs, their_etags) = upload_two_parts(&fs, "files/theirs").await;
+    give_assembled_parts_files(&fs.root, &theirs).unwrap();
     fs.inner
         .complete_multipart_upload(request(completion("files/theirs", &theirs, &their_etags)))
         .await
@@ -70,11 +72,11 @@ async fn parts_are_joined_into_the_object_as_s3s_fs_would_join_them() {
     assert_eq!(etag, Some(ETag::Strong(expected_etag)));
 
     // The upload is gone: its parts, its file, the remembered ETags. (The
-    // upload s3s-fs completed behind this server's back keeps the copy of
-    // its parts joined ahead, `s3_assembly.rs`, until it is aborted.)
+    // upload s3s-fs completed behind this server's back keeps its assembly,
+    // `s3_assembly.rs`, until it is aborted.)
     let left: Vec<_> = names_in(dir.path())
         .into_iter()
-        .filter(|name| name.contains(&ours) || (name.starts_with(".tmp.") && !is_assembly(name)))
+        .filter(|name| name.contains(&ours) || name.starts_with(".tmp."))
         .collect();
     assert!(left.is_empty(), "{left:?}");
     let known = fs.part_etags.known.lock().unwrap().clone();
@@ -111,6 +113,8 @@ async fn an_etag_an_earlier_version_answered_still_completes() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
     let (id, etags) = upload_two_parts(&fs, "files/e").await;
+    // Earlier versions stored every part as a file.
+    give_assembled_parts_files(&fs.root, &id).unwrap();
     // A client that stored the parts before an upgrade holds their md5
     // (s3s-fs's ETag) or the head of their SHA-256.
     let first = pattern(5 * MIB, 1);

@@ -64,12 +64,6 @@ pub fn internal_info_path(root: &Path, bucket: &str, key: &str) -> PathBuf {
     ))
 }
 
-/// Whether `name` is a temporary file made for `purpose`.
-#[cfg(test)]
-pub fn is_temporary_for(name: &str, purpose: &str) -> bool {
-    name.starts_with(&format!(".tmp.{purpose}-"))
-}
-
 /// A new temporary file name in `root`, one s3s-fs removes when it starts.
 pub fn temporary_path(root: &Path, purpose: &str) -> PathBuf {
     let mut random = [0u8; 8];

@@ -6,9 +6,10 @@
 //! whether more follow and gives every part its ETag.
 //!
 //! A part's ETag is what UploadPart answered (`s3_parts.rs`). It is
-//! remembered when the part is stored, and computed from the part's file
-//! when it is not known (parts stored before a restart). Entries go when
-//! their part file does (the upload was completed or aborted).
+//! remembered when the part is stored, and computed from the part's bytes
+//! (its file, or its range of the assembly) when it is not known (parts
+//! stored before a restart). Entries go when their part does (the upload
+//! was completed or aborted).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use s3s::dto::{ETag, ListPartsInput, ListPartsOutput};
+
+use super::stored_parts;
 
 /// Parts in one answer when the request does not say (S3's default).
 const DEFAULT_MAX_PARTS: i32 = 1000;
@@ -93,14 +96,17 @@ impl PartEtags {
         }
     }
 
-    /// Hashes a stored part's file on the blocking pool and remembers its
-    /// ETag (for a part s3s-fs stored, which answered another); `None` when
-    /// the part cannot be read.
+    /// Hashes a stored part (its file, or its range of the assembly) on the
+    /// blocking pool and remembers its ETag (for a part s3s-fs stored,
+    /// which answered another); `None` when the part cannot be read.
     pub async fn hash_stored(&self, root: &Path, upload_id: &str, number: i32) -> Option<String> {
         let path = part_path(root, upload_id, number);
         let hashed = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || super::parts::etag_of_file(&path)
+            let (root, upload_id) = (root.to_path_buf(), upload_id.to_string());
+            move || {
+                let part = stored_parts::stored_part(&root, &upload_id, number)?;
+                super::parts::etag_of_stored(&part)
+            }
         })
         .await
         .ok()
@@ -131,10 +137,13 @@ impl PartEtags {
         known.get(path).cloned()
     }
 
-    /// Drops the entries of parts whose files are gone.
+    /// Drops the entries of parts that are gone: neither their file nor
+    /// their marker in the assembly is left.
     fn forget_gone_parts(&self) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
-        known.retain(|path, _| path.exists());
+        known.retain(|path, _| {
+            path.exists() || stored_parts::marker_of_part_path(path).is_some_and(|m| m.exists())
+        });
     }
 }
 

@@ -12,7 +12,7 @@
 //! sent with `x-amz-checksum-sha256` (upload sessions) or `Content-MD5` is
 //! hashed with that digest as well, and checked.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD;
@@ -26,8 +26,10 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 use xxhash_rust::xxh3::Xxh3Default;
 
+use super::assembly::{Assemblies, Shared};
 use super::files;
 use super::part_etags::part_path;
+use super::stored_parts::StoredPart;
 use super::uploads;
 
 /// The highest part number S3 accepts.
@@ -84,14 +86,18 @@ impl Expected {
     }
 }
 
-/// Stores part `part_number` of an open upload under `root`.
+/// Stores part `part_number` of an open upload under `root`: written into
+/// the upload's assembly when it comes in order (`s3_assembly.rs`), else
+/// as a file of its own.
 pub async fn upload(
     root: &Path,
+    assemblies: &Assemblies,
     req: S3Request<UploadPartInput>,
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let access_key = req.credentials.as_ref().map(|c| c.access_key.clone());
     let input = req.input;
-    if !(1..=MAX_PART_NUMBER).contains(&input.part_number) {
+    let number = input.part_number;
+    if !(1..=MAX_PART_NUMBER).contains(&number) {
         return Err(s3_error!(
             InvalidArgument,
             "Part number must be an integer between 1 and 10000, inclusive"
@@ -100,11 +106,13 @@ pub async fn upload(
     uploads::ensure_owner(root, &input.upload_id, access_key.as_deref())?;
     let expected = Expected::of(&input)?;
     let mut body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
-    let path = part_path(root, &input.upload_id, input.part_number);
-    let root = root.to_path_buf();
+    let assembly = assemblies.of(root, &input.upload_id);
+    let (root, upload_id) = (root.to_path_buf(), input.upload_id);
 
     let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
-    let writer = tokio::task::spawn_blocking(move || store(rx, &root, &path, &expected));
+    let writer = tokio::task::spawn_blocking(move || {
+        store(rx, &root, &upload_id, number, &assembly, &expected)
+    });
     let mut broke_off = None;
     while let Some(chunk) = body.next().await {
         match chunk {
@@ -136,28 +144,48 @@ pub async fn upload(
     }))
 }
 
-/// Writes the pieces to a temporary file in `root`, hashing them; at the
-/// end checks them against `expected` and renames the file to `path`.
-/// Answers the part's ETag; on any failure the temporary file is removed.
+/// Writes the pieces, hashing them, at the end of the upload's assembly
+/// when the part comes in order, else to a temporary file in `root`
+/// renamed to the part's path once it checks out against `expected`.
+/// Answers the part's ETag; on any failure nothing of it is kept.
 fn store(
     mut rx: mpsc::Receiver<Piece>,
     root: &Path,
-    path: &Path,
+    upload_id: &str,
+    number: i32,
+    assembly: &Shared,
     expected: &Expected,
 ) -> S3Result<String> {
+    if let Some(mut in_order) = assembly.write_in_order(root, upload_id, number) {
+        return match receive(&mut rx, in_order.file(), expected) {
+            Ok((etag, length)) => {
+                in_order
+                    .keep(length)
+                    .map_err(|e| s3_error!(e, InternalError))?;
+                Ok(etag)
+            }
+            Err(e) => {
+                in_order.discard();
+                Err(e)
+            }
+        };
+    }
+    let path = part_path(root, upload_id, number);
     files::with_temporary(root, "part", |temporary| {
-        let etag = write_checked(&mut rx, temporary, expected)?;
-        files::rename_creating_dir(temporary, path).map_err(|e| s3_error!(e, InternalError))?;
+        let mut file = std::fs::File::create(temporary).map_err(|e| s3_error!(e, InternalError))?;
+        let (etag, _) = receive(&mut rx, &mut file, expected)?;
+        files::rename_creating_dir(temporary, &path).map_err(|e| s3_error!(e, InternalError))?;
         Ok(etag)
     })
 }
 
-fn write_checked(
+/// Writes the pieces to `file` where it stands, hashing them; at the end
+/// checks them against `expected`. Answers the part's ETag and length.
+fn receive(
     rx: &mut mpsc::Receiver<Piece>,
-    temporary: &Path,
+    file: &mut std::fs::File,
     expected: &Expected,
-) -> S3Result<String> {
-    let file = std::fs::File::create(temporary).map_err(|e| s3_error!(e, InternalError))?;
+) -> S3Result<(String, u64)> {
     let mut file = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
     let mut tag = Xxh3Default::new();
     let mut sha256 = expected.sha256.as_ref().map(|_| Sha256::new());
@@ -204,7 +232,7 @@ fn write_checked(
             ));
         }
     }
-    Ok(etag_of(&tag))
+    Ok((etag_of(&tag), length))
 }
 
 fn too_long_or_short() -> s3s::S3Error {
@@ -216,11 +244,11 @@ fn etag_of(tag: &Xxh3Default) -> String {
     format!("{:032x}", tag.digest128())
 }
 
-/// The ETag of the part stored at `path`, hashed from the file; `None` when
-/// it cannot be read.
-pub fn etag_of_file(path: &Path) -> Option<String> {
+/// The ETag of a stored part, hashed from its bytes; `None` when they
+/// cannot be read.
+pub fn etag_of_stored(part: &StoredPart) -> Option<String> {
     let mut tag = Xxh3Default::new();
-    read_file(path, |bytes| tag.update(bytes))?;
+    read_all(part.open().ok()?, |bytes| tag.update(bytes))?;
     Some(etag_of(&tag))
 }
 
@@ -241,11 +269,15 @@ pub fn earlier_etags_of_file(path: &Path) -> Option<[[u8; 16]; 2]> {
 
 /// Hands the file at `path` to `take` in pieces; `None` when it cannot be
 /// read.
-fn read_file(path: &Path, mut take: impl FnMut(&[u8])) -> Option<()> {
-    let mut file = std::fs::File::open(path).ok()?;
+fn read_file(path: &Path, take: impl FnMut(&[u8])) -> Option<()> {
+    read_all(std::fs::File::open(path).ok()?, take)
+}
+
+/// Hands what `source` reads to `take` in pieces; `None` when it fails.
+fn read_all(mut source: impl std::io::Read, mut take: impl FnMut(&[u8])) -> Option<()> {
     let mut buffer = vec![0; WRITE_BUFFER];
     loop {
-        match file.read(&mut buffer).ok()? {
+        match source.read(&mut buffer).ok()? {
             0 => return Some(()),
             n => take(&buffer[..n]),
         }

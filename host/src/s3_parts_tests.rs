@@ -6,6 +6,7 @@ use s3s::{S3ErrorCode, S3};
 use sha2::{Digest as _, Sha256};
 
 use super::super::assembly::is_assembly;
+use super::super::stored_parts::{assembly_path, stored_part};
 use super::super::test_support::{create_upload, names_in, pattern, request, server, MIB};
 use super::super::FastFs;
 use super::*;
@@ -53,13 +54,32 @@ async fn upload(fs: &FastFs, input: UploadPartInput) -> S3Result<String> {
     }
 }
 
-/// The names of the files in the server's root: parts and temporary files
-/// (but the assemblies of parts joined ahead, `s3_assembly.rs`).
+/// The names of the files in the server's root that parts leave: their
+/// files, the markers of those written into the assembly, and temporary
+/// files (but the assembly itself).
 fn root_files(fs: &FastFs) -> Vec<String> {
     names_in(&fs.root)
         .into_iter()
-        .filter(|name| name.contains(".part") && !is_assembly(name))
+        .filter(|name| {
+            (name.contains(".part") || name.contains(".assembled-")) && !is_assembly(name)
+        })
         .collect()
+}
+
+/// That nothing of a refused part is kept: no file, no marker, and an
+/// assembly that holds no more than the parts stored before.
+fn assert_nothing_kept(fs: &FastFs, upload_id: &str, assembled: u64) {
+    assert!(root_files(fs).is_empty(), "{:?}", root_files(fs));
+    let assembly = std::fs::metadata(assembly_path(&fs.root, upload_id)).map_or(0, |m| m.len());
+    assert_eq!(assembly, assembled);
+}
+
+/// The bytes stored for part `number`, in its file or in the assembly.
+fn stored(fs: &FastFs, upload_id: &str, number: i32) -> Vec<u8> {
+    let part = stored_part(&fs.root, upload_id, number).expect("the part is stored");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut part.open().unwrap(), &mut bytes).unwrap();
+    bytes
 }
 
 #[tokio::test]
@@ -67,18 +87,37 @@ async fn a_part_is_stored_whole_with_its_xxh3_as_etag() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
     let upload_id = create_upload(&fs, KEY).await;
-    // More pieces than the writer's queue holds.
-    let data = pattern(3 * MIB + 123, 5);
-    let etag = upload(&fs, part_input(&upload_id, 1, chunks_of(&data, 64 * 1024)))
+    // Part 3 comes out of order and is a file; part 1 comes in order and
+    // is written into the assembly, with no file of its own.
+    for (number, in_assembly) in [(3, false), (1, true)] {
+        // More pieces than the writer's queue holds.
+        let data = pattern(3 * MIB + 123, number as u8);
+        let etag = upload(
+            &fs,
+            part_input(&upload_id, number, chunks_of(&data, 64 * 1024)),
+        )
         .await
         .unwrap();
 
-    assert_eq!(etag, part_etag(&data));
-    let path = part_path(&fs.root, &upload_id, 1);
-    assert!(std::fs::read(&path).unwrap() == data);
-    // The same ETag is found again from the file, as after a restart.
-    assert_eq!(etag_of_file(&path), Some(etag));
-    assert_eq!(root_files(&fs), [format!(".upload_id-{upload_id}.part-1")]);
+        assert_eq!(etag, part_etag(&data));
+        assert!(stored(&fs, &upload_id, number) == data);
+        assert_eq!(
+            part_path(&fs.root, &upload_id, number).exists(),
+            !in_assembly,
+            "{number}"
+        );
+        // The same ETag is found again from the stored bytes, as after a
+        // restart.
+        let part = stored_part(&fs.root, &upload_id, number).unwrap();
+        assert_eq!(etag_of_stored(&part), Some(etag));
+    }
+    assert_eq!(
+        root_files(&fs),
+        [
+            format!(".upload_id-{upload_id}.assembled-1"),
+            format!(".upload_id-{upload_id}.part-3")
+        ]
+    );
 }
 
 #[tokio::test]
@@ -86,15 +125,18 @@ async fn a_part_sent_again_replaces_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
     let upload_id = create_upload(&fs, KEY).await;
-    let first = upload(&fs, part_input(&upload_id, 2, chunks_of(b"first", 2)))
-        .await
-        .unwrap();
-    let second = upload(&fs, part_input(&upload_id, 2, chunks_of(b"second", 4)))
-        .await
-        .unwrap();
-    assert_ne!(first, second);
-    let path = part_path(&fs.root, &upload_id, 2);
-    assert_eq!(std::fs::read(path).unwrap(), b"second");
+    // Part 2 first, as a file, and again; part 1 in order, into the
+    // assembly, then again, as a file; and each once more.
+    for number in [2, 1, 2, 1] {
+        let first = upload(&fs, part_input(&upload_id, number, chunks_of(b"first", 2)))
+            .await
+            .unwrap();
+        let second = upload(&fs, part_input(&upload_id, number, chunks_of(b"second", 4)))
+            .await
+            .unwrap();
+        assert_ne!(first, second);
+        assert_eq!(stored(&fs, &upload_id, number), b"second", "{number}");
+    }
 }
 
 #[tokio::test]
@@ -109,42 +151,46 @@ async fn sent_digests_are_checked_and_a_mismatch_keeps_nothing() {
     let wrong_sha256 = STANDARD.encode(Sha256::digest(&other));
     let wrong_md5 = STANDARD.encode(<Md5 as md5::Digest>::digest(&other));
 
-    for (sha256, md5) in [
-        (Some(&wrong_sha256), None),
-        (None, Some(&wrong_md5)),
-        (Some(&sha256), Some(&wrong_md5)),
-        (Some(&wrong_sha256), Some(&md5)),
-    ] {
-        let mut input = part_input(&upload_id, 1, chunks_of(&data, 7_000));
-        input.checksum_sha256 = sha256.cloned();
-        input.content_md5 = md5.cloned();
+    // Part 2 out of order (a file), then part 1 in order (the assembly).
+    for number in [2, 1] {
+        for (sha256, md5) in [
+            (Some(&wrong_sha256), None),
+            (None, Some(&wrong_md5)),
+            (Some(&sha256), Some(&wrong_md5)),
+            (Some(&wrong_sha256), Some(&md5)),
+        ] {
+            let mut input = part_input(&upload_id, number, chunks_of(&data, 7_000));
+            input.checksum_sha256 = sha256.cloned();
+            input.content_md5 = md5.cloned();
+            let refused = upload(&fs, input).await.unwrap_err();
+            assert_eq!(
+                refused.code(),
+                &S3ErrorCode::BadDigest,
+                "{sha256:?} {md5:?}"
+            );
+            assert_nothing_kept(&fs, &upload_id, 0);
+        }
+
+        // Digests that are no base64 are refused before the body is read.
+        let mut input = part_input(&upload_id, number, chunks_of(&data, 7_000));
+        input.content_md5 = Some("not base64!".into());
         let refused = upload(&fs, input).await.unwrap_err();
-        assert_eq!(
-            refused.code(),
-            &S3ErrorCode::BadDigest,
-            "{sha256:?} {md5:?}"
-        );
-        assert!(root_files(&fs).is_empty(), "{:?}", root_files(&fs));
+        assert_eq!(refused.code(), &S3ErrorCode::InvalidDigest);
+        let mut input = part_input(&upload_id, number, chunks_of(&data, 7_000));
+        input.checksum_sha256 = Some("not base64!".into());
+        let refused = upload(&fs, input).await.unwrap_err();
+        assert_eq!(refused.code(), &S3ErrorCode::InvalidRequest);
+        assert_nothing_kept(&fs, &upload_id, 0);
     }
 
-    // Digests that are no base64 are refused before the body is read.
-    let mut input = part_input(&upload_id, 1, chunks_of(&data, 7_000));
-    input.content_md5 = Some("not base64!".into());
-    let refused = upload(&fs, input).await.unwrap_err();
-    assert_eq!(refused.code(), &S3ErrorCode::InvalidDigest);
-    let mut input = part_input(&upload_id, 1, chunks_of(&data, 7_000));
-    input.checksum_sha256 = Some("not base64!".into());
-    let refused = upload(&fs, input).await.unwrap_err();
-    assert_eq!(refused.code(), &S3ErrorCode::InvalidRequest);
-    assert!(root_files(&fs).is_empty(), "{:?}", root_files(&fs));
-
-    let mut input = part_input(&upload_id, 1, chunks_of(&data, 7_000));
-    input.checksum_sha256 = Some(sha256);
-    input.content_md5 = Some(md5);
-    let etag = upload(&fs, input).await.unwrap();
-    assert_eq!(etag, part_etag(&data));
-    let path = part_path(&fs.root, &upload_id, 1);
-    assert!(std::fs::read(path).unwrap() == data);
+    for number in [2, 1] {
+        let mut input = part_input(&upload_id, number, chunks_of(&data, 7_000));
+        input.checksum_sha256 = Some(sha256.clone());
+        input.content_md5 = Some(md5.clone());
+        let etag = upload(&fs, input).await.unwrap();
+        assert_eq!(etag, part_etag(&data));
+        assert!(stored(&fs, &upload_id, number) == data);
+    }
 }
 
 #[tokio::test]
@@ -152,22 +198,34 @@ async fn a_body_that_breaks_off_or_misses_its_length_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let fs = server(dir.path());
     let upload_id = create_upload(&fs, KEY).await;
-
-    let mut chunks = chunks_of(&pattern(MIB, 1), 64 * 1024);
-    chunks.push(Err(std::io::Error::other("connection reset")));
-    let refused = upload(&fs, part_input(&upload_id, 1, chunks))
+    let first = pattern(1_000, 1);
+    upload(&fs, part_input(&upload_id, 1, chunks_of(&first, 300)))
         .await
-        .unwrap_err();
-    assert_eq!(refused.code(), &S3ErrorCode::IncompleteBody);
-    assert!(root_files(&fs).is_empty(), "{:?}", root_files(&fs));
+        .unwrap();
 
-    for announced in [999, 1_001] {
-        let mut input = part_input(&upload_id, 1, chunks_of(&pattern(1_000, 2), 300));
-        input.content_length = Some(announced);
-        let refused = upload(&fs, input).await.unwrap_err();
-        assert_eq!(refused.code(), &S3ErrorCode::IncompleteBody, "{announced}");
-        assert!(root_files(&fs).is_empty(), "{:?}", root_files(&fs));
+    // Part 3 out of order (a file), part 2 in order (the assembly, which
+    // keeps part 1 whole).
+    for number in [3, 2] {
+        let mut chunks = chunks_of(&pattern(MIB, 1), 64 * 1024);
+        chunks.push(Err(std::io::Error::other("connection reset")));
+        let refused = upload(&fs, part_input(&upload_id, number, chunks))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), &S3ErrorCode::IncompleteBody);
+        let marker = [format!(".upload_id-{upload_id}.assembled-1")];
+        assert_eq!(root_files(&fs), marker);
+
+        for announced in [999, 1_001] {
+            let mut input = part_input(&upload_id, number, chunks_of(&pattern(1_000, 2), 300));
+            input.content_length = Some(announced);
+            let refused = upload(&fs, input).await.unwrap_err();
+            assert_eq!(refused.code(), &S3ErrorCode::IncompleteBody, "{announced}");
+            assert_eq!(root_files(&fs), marker);
+        }
     }
+    let assembly = std::fs::metadata(assembly_path(&fs.root, &upload_id)).unwrap();
+    assert_eq!(assembly.len(), 1_000);
+    assert!(stored(&fs, &upload_id, 1) == first);
 }
 
 #[tokio::test]

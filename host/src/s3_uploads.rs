@@ -18,6 +18,7 @@ use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result};
 
 use super::files;
+use super::stored_parts;
 
 /// One open upload of a bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,8 +157,10 @@ fn well_formed(id: &str) -> bool {
     !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
-/// AbortMultipartUpload: removes the upload's parts, its metadata and the
-/// upload itself (last, so a failure leaves it listed and retried later).
+/// AbortMultipartUpload: removes the upload's parts (with the markers and
+/// assembly of those written in order, `s3_stored_parts.rs`), its metadata
+/// and the upload itself (last, so a failure leaves it listed and retried
+/// later).
 pub fn abort(
     root: &Path,
     req: S3Request<AbortMultipartUploadInput>,
@@ -173,21 +176,11 @@ pub fn abort(
         return Err(s3_error!(NoSuchUpload));
     }
     let metadata = files::metadata_path(root, &input.bucket, &input.key, Some(id));
-    let parts = format!(".upload_id-{id}.part-");
     let remove = |path: &Path| match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(s3_error!(e, InternalError)),
         _ => Ok(()),
     };
-    for entry in std::fs::read_dir(root).map_err(|e| s3_error!(e, InternalError))? {
-        let entry = entry.map_err(|e| s3_error!(e, InternalError))?;
-        if entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.starts_with(&parts))
-        {
-            remove(&entry.path())?;
-        }
-    }
+    stored_parts::remove_upload_files(root, id).map_err(|e| s3_error!(e, InternalError))?;
     remove(&metadata)?;
     remove(&info)?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))

@@ -557,8 +557,10 @@ async fn wait_for_open_uploads(data: &Path, cut: &CutPoint) {
     for _ in 0..2400 {
         let uploads =
             count_upload_files(data, |n| n.starts_with(".upload-") && n.ends_with(".json"));
+        // Part 1 comes in order: it is written into the upload's assembly,
+        // with a marker in place of its own file.
         let parts = count_upload_files(data, |n| {
-            n.starts_with(".upload_id-") && n.ends_with(".part-1")
+            n.starts_with(".upload_id-") && (n.ends_with(".part-1") || n.ends_with(".assembled-1"))
         });
         if uploads >= cut.open && (!cut.first_part_done || parts >= cut.open) {
             return;

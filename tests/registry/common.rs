@@ -222,9 +222,10 @@ impl TestRegistry {
         files
     }
 
-    /// What the embedded S3 server (s3s-fs) keeps of multipart uploads that
-    /// were neither completed nor aborted: `.upload-<id>.json` and
-    /// `.upload_id-<id>.part-<n>` files.
+    /// What the embedded S3 server keeps of multipart uploads that were
+    /// neither completed nor aborted: `.upload-<id>.json` and the
+    /// `.upload_id-<id>.*` files of their parts (part files, markers of the
+    /// parts written into the assembly, the assembly).
     pub fn unfinished_uploads(&self) -> Vec<PathBuf> {
         let root = self.registry.s3_root().expect("embedded S3");
         let mut files = Vec::new();
