@@ -409,8 +409,10 @@ impl Assembly {
     /// that are the completion's first ones are kept, the rest appended
     /// from their files, the whole synced and renamed to `object`.
     /// `Ok(false)` when the completion's first part is not the assembly's,
-    /// or a later one lies in the assembly beyond what is kept: the caller
-    /// joins the parts itself. Closes the assembly either way.
+    /// or a part past those kept lives only in the assembly (one the
+    /// completion reads, or one cutting the assembly back would lose should
+    /// the completion fail): the caller joins the parts itself. Closes the
+    /// assembly either way.
     pub fn complete(
         &mut self,
         parts: &[(i32, &StoredPart)],
@@ -419,10 +421,12 @@ impl Assembly {
         self.closed = true;
         let kept = self.kept(parts);
         let rest = &parts[kept..];
+        let only_here = |stored: &StoredPart| !matches!(stored, StoredPart::File(_));
         if kept == 0
-            || rest
+            || rest.iter().any(|(_, stored)| only_here(stored))
+            || self.parts[kept..]
                 .iter()
-                .any(|(_, stored)| !matches!(stored, StoredPart::File(_)))
+                .any(|appended| matches!(appended.source, Source::Written))
         {
             return Ok(false);
         }
