@@ -239,6 +239,17 @@ async fn a_completion_of_some_parts_keeps_only_the_first_ones_joined() {
     complete(&fs, "files/c", &id, &[(1, &etags[0]), (3, &etags[2])]).await;
     assert!(object(dir.path(), "files/c") == [data[0].clone(), data[2].clone()].concat());
 
+    // Parts 1 and 2 of three written in order: part 3 lives only in the
+    // assembly, so it is not cut back (a completion that failed after
+    // cutting would lose it): the parts are joined into a new file.
+    let id = create_upload(&fs, "files/c2").await;
+    let etags = upload_parts(&fs, "files/c2", &id, &data).await;
+    let assembly = joined_ahead(&fs, &id, 3).await;
+    let assembly_inode = inode(&assembly);
+    complete(&fs, "files/c2", &id, &[(1, &etags[0]), (2, &etags[1])]).await;
+    assert!(object(dir.path(), "files/c2") == [data[0].clone(), data[1].clone()].concat());
+    assert_ne!(inode(&dir.path().join("genreg/files/c2")), assembly_inode);
+
     // Parts 2 and 3: nothing joined ahead is the completion's, so the
     // parts are joined from their files and the assembly removed.
     let id = create_upload(&fs, "files/d").await;
