@@ -251,6 +251,27 @@ struct Appended {
     end: u64,
 }
 
+impl Appended {
+    /// Whether `stored`, where the completion finds the part, is still this
+    /// part, which starts at `start` in the assembly at `assembly`.
+    fn is(&self, stored: &StoredPart, start: u64, assembly: &Path) -> bool {
+        match (&self.source, stored) {
+            (
+                Source::Written,
+                StoredPart::Assembled {
+                    assembly: a,
+                    start: s,
+                    end,
+                },
+            ) => a == assembly && *s == start && *end == self.end,
+            (Source::Copied(identity), StoredPart::File(path)) => {
+                std::fs::metadata(path).is_ok_and(|m| Identity::of(&m) == *identity)
+            }
+            _ => false,
+        }
+    }
+}
+
 enum Source {
     /// Written straight into the assembly; it has a marker.
     Written,
@@ -384,20 +405,7 @@ impl Assembly {
             .enumerate()
             .take_while(|(index, ((number, stored), appended))| {
                 let holds = usize::try_from(*number).ok() == Some(index + 1)
-                    && match (&appended.source, stored) {
-                        (
-                            Source::Written,
-                            StoredPart::Assembled {
-                                assembly,
-                                start: s,
-                                end,
-                            },
-                        ) => *assembly == self.path && *s == start && *end == appended.end,
-                        (Source::Copied(identity), StoredPart::File(path)) => {
-                            std::fs::metadata(path).is_ok_and(|m| Identity::of(&m) == *identity)
-                        }
-                        _ => false,
-                    };
+                    && appended.is(stored, start, &self.path);
                 start = appended.end;
                 holds
             })

@@ -75,6 +75,25 @@ async fn assert_no_assembly_left(fs: &FastFs, root: &Path) {
     .await;
 }
 
+/// That the assembly (by its inode) became the object `key`, holding
+/// `data`, and that nothing of its upload is left.
+async fn assert_assembly_became(
+    fs: &FastFs,
+    root: &Path,
+    key: &str,
+    data: &[u8],
+    assembly_inode: u64,
+) {
+    assert!(object(root, key) == data);
+    let object_path = root.join("genreg").join(key);
+    assert_eq!(
+        inode(&object_path),
+        assembly_inode,
+        "the assembly is the object"
+    );
+    assert_no_assembly_left(fs, root).await;
+}
+
 /// The files of uploads' parts in the server's root: parts, markers,
 /// assemblies.
 fn upload_files(root: &Path) -> Vec<String> {
@@ -138,14 +157,7 @@ async fn parts_joined_ahead_become_the_object() {
         &[(1, &first), (2, &second), (3, &third)],
     )
     .await;
-    assert!(object(dir.path(), "files/a") == data.concat());
-    let object_path = dir.path().join("genreg/files/a");
-    assert_eq!(
-        inode(&object_path),
-        assembly_inode,
-        "the assembly is the object"
-    );
-    assert_no_assembly_left(&fs, dir.path()).await;
+    assert_assembly_became(&fs, dir.path(), "files/a", &data.concat(), assembly_inode).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,14 +182,7 @@ async fn parts_that_come_in_order_are_written_once_into_the_object() {
         &[(1, &etags[0]), (2, &etags[1]), (3, &etags[2])],
     )
     .await;
-    assert!(object(dir.path(), "files/w") == data.concat());
-    let object_path = dir.path().join("genreg/files/w");
-    assert_eq!(
-        inode(&object_path),
-        assembly_inode,
-        "the assembly is the object"
-    );
-    assert_no_assembly_left(&fs, dir.path()).await;
+    assert_assembly_became(&fs, dir.path(), "files/w", &data.concat(), assembly_inode).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
