@@ -330,6 +330,14 @@ async fn after_a_restart_parts_written_in_order_are_listed_completed_and_aborted
         upload_parts(&fs, "files/s", &aborted, &data[..1]).await;
         (id, aborted, etags)
     };
+    // A part being written when the server died: its bytes reached the
+    // assembly, its marker never did.
+    let assembly = super::super::stored_parts::assembly_path(dir.path(), &id);
+    let mut file = std::fs::File::options()
+        .append(true)
+        .open(&assembly)
+        .unwrap();
+    std::io::Write::write_all(&mut file, &pattern(MIB, 7)).unwrap();
 
     // A new server over the same files: it knows the parts only from them.
     let fs = server(dir.path());

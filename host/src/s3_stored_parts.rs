@@ -19,6 +19,15 @@
 //! remove them with the parts; s3s-fs's own ListParts skips them (they are
 //! not `.part-<n>`), and the listing adds the assembled parts back
 //! (`add_assembled`).
+//!
+//! What a crash between two steps leaves:
+//! - between a part's bytes and its marker: bytes past the last marked
+//!   part, which no marker names (the part was not acknowledged);
+//! - in a completion, after the assembly was renamed into the object and
+//!   before the upload's files went: markers that name bytes of an
+//!   assembly that is gone, so their parts count as not stored, and the
+//!   upload is aborted later (`genreg gc`), as the registry never recorded
+//!   the object.
 
 use std::fs::File;
 use std::io::{Read, Seek as _, SeekFrom};
@@ -252,6 +261,11 @@ mod tests {
         assert_eq!(stored_part(root, "u", 3), None);
         std::fs::write(marker_path(root, "u", 4), b"garbage").unwrap();
         assert_eq!(stored_part(root, "u", 4), None);
+
+        // The assembly gone (renamed into its object): its parts with it.
+        std::fs::remove_file(assembly_path(root, "u")).unwrap();
+        assert_eq!(stored_part(root, "u", 1), None);
+        assert!(stored_part(root, "u", 2).is_some(), "a file is its part");
     }
 
     #[test]
