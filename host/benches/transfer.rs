@@ -375,9 +375,10 @@ async fn measure(
 /// writes every dirty page to the disk (`sync`) and, where the bench may
 /// (as root), drops the clean ones (`/proc/sys/vm/drop_caches`). On a
 /// virtual machine whose page cache held the earlier runs' gigabytes, an
-/// upload through the registry, which copies its bytes into the page cache
-/// twice (the parts, then the object), ran up to 1.8x slower, at up to 1.7x
-/// the CPU, than from a dropped cache; a `sync` alone did not change that.
+/// upload through the registry, which then copied its bytes into the page
+/// cache twice (the parts, then the object), ran up to 1.8x slower, at up
+/// to 1.7x the CPU, than from a dropped cache; a `sync` alone did not change
+/// that.
 /// Answers whether the cache was dropped.
 async fn settle_page_cache() -> bool {
     tokio::task::spawn_blocking(|| {

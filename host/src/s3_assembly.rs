@@ -84,7 +84,6 @@ impl Assemblies {
     pub fn part_stored(&self, root: &Path, upload_id: &str) {
         let shared = self.of(root, upload_id);
         shared.wanted.store(true, Ordering::SeqCst);
-        let (root, upload_id) = (root.to_path_buf(), upload_id.to_string());
         tokio::task::spawn_blocking(move || {
             // One task appends at a time; one that finds it busy leaves the
             // part to it, as it looks again once it lets go.
@@ -93,7 +92,7 @@ impl Assemblies {
                     break;
                 };
                 shared.wanted.store(false, Ordering::SeqCst);
-                assembly.catch_up(&root, &upload_id);
+                assembly.catch_up();
             }
         });
     }
@@ -133,14 +132,14 @@ impl Shared {
     /// stored as a file). Waits for a copy of a part's file to the
     /// assembly, which is short, but not for a part being written, which
     /// lasts as long as its client sends it.
-    pub fn write_in_order(&self, root: &Path, upload_id: &str, number: i32) -> Option<InOrder<'_>> {
+    pub fn write_in_order(&self, number: i32) -> Option<InOrder<'_>> {
         let mut assembly = match self.assembly.try_lock() {
             Ok(assembly) => assembly,
             Err(_) if self.writing.load(Ordering::SeqCst) => return None,
             Err(_) => lock(&self.assembly),
         };
         let next = i32::try_from(assembly.parts.len() + 1).ok()?;
-        if assembly.closed || number != next || part_path(root, upload_id, number).exists() {
+        if assembly.closed || number != next || assembly.part_file(number).exists() {
             return None;
         }
         let start = assembly.end();
@@ -148,6 +147,7 @@ impl Shared {
             .open()
             .and_then(|file| file.seek(SeekFrom::Start(start)));
         if let Err(e) = opened {
+            let upload_id = &assembly.upload_id;
             eprintln!("warning: writing part {number} of upload {upload_id} in place: {e}");
             assembly.closed = true;
             return None;
@@ -349,17 +349,23 @@ impl Assembly {
         Ok(self.file.insert(file))
     }
 
+    /// Where part `number` of this upload has its file, if it has one.
+    fn part_file(&self, number: i32) -> PathBuf {
+        part_path(&self.root, &self.upload_id, number)
+    }
+
     /// Appends every stored part file that follows the last appended part.
-    fn catch_up(&mut self, root: &Path, upload_id: &str) {
+    fn catch_up(&mut self) {
         while !self.closed {
             let number = self.parts.len() + 1;
             let Ok(number) = i32::try_from(number) else {
                 break;
             };
-            let Ok(mut part) = File::open(part_path(root, upload_id, number)) else {
+            let Ok(mut part) = File::open(self.part_file(number)) else {
                 break;
             };
             if let Err(e) = self.append(&mut part) {
+                let upload_id = &self.upload_id;
                 eprintln!("warning: joining part {number} of upload {upload_id} ahead: {e}");
                 self.closed = true;
                 break;

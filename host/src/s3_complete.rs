@@ -176,7 +176,10 @@ async fn check_parts(
         previous = number;
         let path = part_path(root, &input.upload_id, number);
         let (stored_part, size) = stored_parts::stored_part(root, &input.upload_id, number)
-            .and_then(|stored| Some((stored.clone(), stored.len()?)))
+            .and_then(|stored| {
+                let size = stored.len()?;
+                Some((stored, size))
+            })
             .ok_or_else(|| s3_error!(InvalidPart, "part {number} was not uploaded"))?;
         if index + 1 < listed.len() && size < MIN_PART_SIZE {
             return Err(s3_error!(EntityTooSmall));

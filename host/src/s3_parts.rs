@@ -156,7 +156,7 @@ fn store(
     assembly: &Shared,
     expected: &Expected,
 ) -> S3Result<String> {
-    if let Some(mut in_order) = assembly.write_in_order(root, upload_id, number) {
+    if let Some(mut in_order) = assembly.write_in_order(number) {
         return match receive(&mut rx, in_order.file(), expected) {
             Ok((etag, length)) => {
                 in_order

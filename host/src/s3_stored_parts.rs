@@ -39,11 +39,6 @@ use s3s::dto::{ListPartsOutput, Part, Timestamp};
 use super::files;
 use super::part_etags::part_path;
 
-/// The file that every file of `upload_id`'s parts starts its name with.
-pub fn upload_files_prefix(upload_id: &str) -> String {
-    format!(".upload_id-{upload_id}.")
-}
-
 /// The upload's assembly: its parts joined in order (`s3_assembly.rs`).
 pub fn assembly_path(root: &Path, upload_id: &str) -> PathBuf {
     root.join(format!(".upload_id-{upload_id}.assembly"))
@@ -146,15 +141,14 @@ fn read_marker(path: &Path) -> Option<(u64, u64)> {
     (start <= end).then_some((start, end))
 }
 
-/// Adds to s3s-fs's ListParts answer (which lists the parts' files) the
-/// parts that live only in the assembly, with their size and the time
-/// they were stored.
-pub fn add_assembled(root: &Path, upload_id: &str, output: &mut ListPartsOutput) {
+/// The parts of `upload_id` that live only in the assembly (a marker and
+/// no file), with the time each was stored.
+fn assembled_parts(root: &Path, upload_id: &str) -> Vec<(i32, StoredPart, SystemTime)> {
     let prefix = format!(".upload_id-{upload_id}.assembled-");
     let Ok(entries) = std::fs::read_dir(root) else {
-        return;
+        return Vec::new();
     };
-    let parts = output.parts.get_or_insert_with(Vec::new);
+    let mut parts = Vec::new();
     for entry in entries.map_while(Result::ok) {
         let name = entry.file_name();
         let Some(number) = name
@@ -165,13 +159,24 @@ pub fn add_assembled(root: &Path, upload_id: &str, output: &mut ListPartsOutput)
             continue;
         };
         let Some(part @ StoredPart::Assembled { .. }) = stored_part(root, upload_id, number) else {
-            continue; // Its file is the part, and s3s-fs listed it.
+            continue; // Its file is the part.
         };
         let modified = entry
             .metadata()
             .and_then(|m| m.modified())
             .unwrap_or_else(|_| SystemTime::now());
-        parts.push(Part {
+        parts.push((number, part, modified));
+    }
+    parts
+}
+
+/// Adds to s3s-fs's ListParts answer (which lists the parts' files) the
+/// parts that live only in the assembly, with their size and the time
+/// they were stored.
+pub fn add_assembled(root: &Path, upload_id: &str, output: &mut ListPartsOutput) {
+    let listed = output.parts.get_or_insert_with(Vec::new);
+    for (number, part, modified) in assembled_parts(root, upload_id) {
+        listed.push(Part {
             part_number: Some(number),
             size: part.len().and_then(|len| i64::try_from(len).ok()),
             last_modified: Some(Timestamp::from(modified)),
@@ -184,17 +189,7 @@ pub fn add_assembled(root: &Path, upload_id: &str, output: &mut ListPartsOutput)
 /// of its own (copied out, then renamed into place), for a reader that
 /// knows only parts' files: s3s-fs's CompleteMultipartUpload.
 pub fn give_assembled_parts_files(root: &Path, upload_id: &str) -> std::io::Result<()> {
-    let mut listed = ListPartsOutput::default();
-    add_assembled(root, upload_id, &mut listed);
-    for number in listed
-        .parts
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p.part_number)
-    {
-        let Some(part @ StoredPart::Assembled { .. }) = stored_part(root, upload_id, number) else {
-            continue;
-        };
+    for (number, part, _) in assembled_parts(root, upload_id) {
         let path = part_path(root, upload_id, number);
         files::with_temporary(root, "part", |temporary| {
             let mut copy = File::create_new(temporary)?;
@@ -208,7 +203,7 @@ pub fn give_assembled_parts_files(root: &Path, upload_id: &str) -> std::io::Resu
 /// Removes every file of `upload_id`'s parts under `root`: parts, markers
 /// and the assembly. Answers the first failure but for files already gone.
 pub fn remove_upload_files(root: &Path, upload_id: &str) -> std::io::Result<()> {
-    let prefix = upload_files_prefix(upload_id);
+    let prefix = format!(".upload_id-{upload_id}.");
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
         if entry
