@@ -125,7 +125,13 @@ impl GuestHandler {
 
     /// Runs the guest on `req` and returns its response (or a 4xx/5xx made
     /// here when the request is unusable or the guest fails before answering).
-    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<LoggedBody> {
+    /// `req` comes from a client's connection, or from an instance's self
+    /// request (see [`crate::outbound`]).
+    pub async fn handle<B: RequestBody>(
+        &self,
+        req: Request<B>,
+        client: SocketAddr,
+    ) -> Response<LoggedBody> {
         let mut log = RequestLog {
             method: req.method().clone(),
             path: req.uri().path().to_string(),
@@ -223,9 +229,9 @@ impl GuestHandler {
 
     /// Runs a fresh instance on `req`; it holds `instance` until it returns
     /// (which may be after the response is sent).
-    async fn run_guest(
+    async fn run_guest<B: RequestBody>(
         &self,
-        req: Request<ClientBody>,
+        req: Request<ClientBody<B>>,
         instance: OwnedSemaphorePermit,
         counts: Arc<RequestCounts>,
     ) -> Result<GuestResponse, GuestFailure> {
@@ -533,6 +539,18 @@ impl Drop for LoggedBody {
     }
 }
 
+/// A request body the guest can be given: a client connection's, or a
+/// self request's.
+pub trait RequestBody:
+    Body<Data = Bytes, Error: Into<wasmtime_wasi_http::Error>> + Send + Unpin + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: Body<Data = Bytes, Error: Into<wasmtime_wasi_http::Error>> + Send + Unpin + 'static
+{
+}
+
 /// The client's request body as the guest sees it.
 ///
 /// - A read that gets no byte for the body timeout fails, so a client that
@@ -543,8 +561,8 @@ impl Drop for LoggedBody {
 ///   with unread data resets it, and a client still sending its body (a
 ///   streaming `fetch`) may then lose the response. A client that waits for
 ///   `100 Continue` and was not told to send is not drained.
-pub struct ClientBody {
-    inner: Option<Incoming>,
+pub struct ClientBody<B: RequestBody = Incoming> {
+    inner: Option<B>,
     /// What the host lets through (see [`limits`]).
     cap: RequestBodyCap,
     timeout: Duration,
@@ -556,13 +574,8 @@ pub struct ClientBody {
     done: bool,
 }
 
-impl ClientBody {
-    fn new(
-        inner: Incoming,
-        timeout: Duration,
-        expects_continue: bool,
-        cap: RequestBodyCap,
-    ) -> Self {
+impl<B: RequestBody> ClientBody<B> {
+    fn new(inner: B, timeout: Duration, expects_continue: bool, cap: RequestBodyCap) -> Self {
         ClientBody {
             inner: Some(inner),
             cap,
@@ -583,12 +596,12 @@ impl ClientBody {
             .poll(cx)
     }
 
-    fn needs_draining(&self, body: &Incoming) -> bool {
+    fn needs_draining(&self, body: &B) -> bool {
         !self.done && !body.is_end_stream() && (self.polled || !self.expects_continue)
     }
 }
 
-impl Body for ClientBody {
+impl<B: RequestBody> Body for ClientBody<B> {
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
 
@@ -635,7 +648,7 @@ impl Body for ClientBody {
     }
 }
 
-impl Drop for ClientBody {
+impl<B: RequestBody> Drop for ClientBody<B> {
     fn drop(&mut self) {
         let Some(body) = self.inner.take() else {
             return;
@@ -650,7 +663,7 @@ impl Drop for ClientBody {
 }
 
 /// Reads and drops up to [`DRAIN_BYTES`] of `body` within [`DRAIN_TIME`].
-async fn drain(mut body: Incoming) {
+async fn drain<B: RequestBody>(mut body: B) {
     let discard = async {
         let mut left = DRAIN_BYTES;
         while left > 0 {

@@ -40,6 +40,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -52,7 +53,7 @@ pub use genreg_token;
 
 use crate::handler::{GuestHandler, GuestLimits};
 use crate::keyvalue::{SqliteStore, WasiKeyValueCtx};
-use crate::outbound::{AllowedHosts, InProcessS3, OutboundHttp};
+use crate::outbound::{AllowedHosts, InProcessS3, OutboundHttp, SelfRequests};
 use crate::serve::{ConnectionLimits, ServerHandle};
 use crate::state::Imports;
 use crate::variables::VariablesCtx;
@@ -305,9 +306,10 @@ impl Registry {
             .collect::<BTreeMap<_, _>>();
         let store = config.kv.open(&data_dir).await?;
         // What the repository's spin.toml allows: S3 and self requests.
+        let self_requests = SelfRequests::new(local);
         let mut outbound =
             OutboundHttp::new(AllowedHosts::from_urls([variables["s3_endpoint"].as_str()]))
-                .with_self_requests(local);
+                .with_self_requests(self_requests.clone());
         if let Some(s3) = in_process_s3 {
             outbound = outbound.with_in_process_s3(s3);
         }
@@ -317,7 +319,13 @@ impl Registry {
             variables: VariablesCtx::new(variables),
         };
 
-        let guest = GuestHandler::new(pre, imports, local, config.limits.guests());
+        let guest = Arc::new(GuestHandler::new(
+            pre,
+            imports,
+            local,
+            config.limits.guests(),
+        ));
+        self_requests.connect(&guest);
         let http = serve::spawn_with(listener, config.limits.connections(), move |peer| {
             let guest = guest.clone();
             hyper::service::service_fn(move |req| {

@@ -6,9 +6,10 @@
 //! before any connection is made, the error Spin gives.
 //!
 //! Self requests (authority `self.alt`, or none), which the repository's
-//! `spin.toml` allows with `http://self`, go to the registry's own listener
-//! over loopback, as Spin sends them to its own address: another instance
-//! of the component answers.
+//! `spin.toml` allows with `http://self`, go to the registry's own listener,
+//! as Spin sends them to its own address: another instance of the
+//! component answers. The listener is in this process, so they are handed
+//! to it without a connection ([`SelfRequests`]).
 //!
 //! Plain `http` requests go through one pooled client shared by every
 //! instance ([`PlainHttpPool`]): a request reuses an idle keep-alive
@@ -18,7 +19,6 @@
 //! the embedded S3 server are answered in process ([`InProcessS3`]).
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -36,8 +36,11 @@ use crate::request_counts::RequestCounts;
 
 #[path = "outbound_in_process.rs"]
 mod in_process;
+#[path = "outbound_self.rs"]
+mod self_requests;
 
 pub use in_process::InProcessS3;
+pub use self_requests::SelfRequests;
 
 /// One allowed origin. Hosts compare case-insensitively; a missing port is
 /// the scheme's default.
@@ -126,7 +129,7 @@ pub struct OutboundHttp {
     allowed: Arc<AllowedHosts>,
     plain: Arc<PlainHttpPool>,
     /// Where self requests go: the registry's own listener.
-    own_address: Option<SocketAddr>,
+    self_requests: Option<SelfRequests>,
     /// The embedded S3 server, answered in process.
     in_process: Option<InProcessS3>,
     /// The request's counts, in the copy of the hooks one request uses.
@@ -138,7 +141,7 @@ impl OutboundHttp {
         OutboundHttp {
             allowed: Arc::new(allowed),
             plain: Arc::default(),
-            own_address: None,
+            self_requests: None,
             in_process: None,
             counts: None,
         }
@@ -157,15 +160,9 @@ impl OutboundHttp {
         self
     }
 
-    /// Allows self requests, sent to `listener` (the registry's address;
-    /// an unspecified one is reached over loopback).
-    pub fn with_self_requests(mut self, listener: SocketAddr) -> Self {
-        let ip = match listener.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        self.own_address = Some(SocketAddr::new(ip, listener.port()));
+    /// Allows self requests, answered by `registry`.
+    pub fn with_self_requests(mut self, registry: SelfRequests) -> Self {
+        self.self_requests = Some(registry);
         self
     }
 }
@@ -174,21 +171,6 @@ impl OutboundHttp {
 /// authority, or no authority at all.
 fn is_self_request(uri: &http::Uri) -> bool {
     uri.authority().is_none_or(|a| a.host() == "self.alt")
-}
-
-/// `request` readdressed to `own_address`, its `Host` header dropped (as
-/// Spin does) so the client sets the one of the address.
-fn to_own_address<B>(
-    mut request: http::Request<B>,
-    own_address: SocketAddr,
-) -> Option<http::Request<B>> {
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", http::uri::PathAndQuery::as_str);
-    *request.uri_mut() = format!("http://{own_address}{path}").parse().ok()?;
-    request.headers_mut().remove(http::header::HOST);
-    Some(request)
 }
 
 /// How long a pooled connection may stay idle before it is closed: shorter
@@ -376,16 +358,26 @@ impl WasiHttpHooks for OutboundHttp {
         _body_result: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let self_request = is_self_request(request.uri());
-        let request = match (self_request, self.own_address) {
-            (true, Some(own_address)) => to_own_address(request, own_address),
-            (true, None) => None,
-            (false, _) => Some(request).filter(|r| self.allowed.allows(r.uri())),
+        let allowed = if self_request {
+            self.self_requests.is_some()
+        } else {
+            self.allowed.allows(request.uri())
         };
-        let Some(request) = request else {
+        if !allowed {
             return Box::new(async { Err(Error::HttpRequestDenied) });
-        };
+        }
         if let Some(counts) = &self.counts {
             counts.sent(self_request);
+        }
+        if let Some(registry) = self.self_requests.clone().filter(|_| self_request) {
+            return Box::new(async move {
+                let timeouts = Timeouts::of(options);
+                let response = registry
+                    .send(request, timeouts.first_byte, timeouts.between_bytes)
+                    .await?;
+                // The instance answering writes the body: nothing to drive.
+                Ok((response, nothing_to_drive()))
+            });
         }
         if let Some(s3) = self
             .in_process
@@ -422,6 +414,7 @@ impl WasiHttpHooks for OutboundHttp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     fn allowed(endpoint: &str) -> AllowedHosts {
         AllowedHosts::from_urls([endpoint])
@@ -542,15 +535,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn self_requests_go_to_the_registrys_own_listener() {
+    async fn self_requests_never_connect_to_the_listener() {
         let (url, connections) = counting_server().await;
         let own: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
-        // Bound to every address: reached over loopback.
-        let listener = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), own.port());
+        let registry = SelfRequests::new(own);
         let mut hooks =
-            OutboundHttp::new(allowed("http://127.0.0.1:9")).with_self_requests(listener);
-        assert_eq!(get(&mut hooks, "http://self.alt/x").await.unwrap(), "1");
-        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1);
+            OutboundHttp::new(allowed("http://127.0.0.1:9")).with_self_requests(registry);
+        // Handed to the registry's handler, which is not there yet: no
+        // connection is made instead.
+        let unanswered = get(&mut hooks, "http://self.alt/x").await;
+        assert!(
+            matches!(unanswered, Err(Error::ConnectionRefused)),
+            "{unanswered:?}"
+        );
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0);
         // Without them, denied like any host not allowed.
         let mut without = OutboundHttp::new(allowed(&url));
         let denied = get(&mut without, "http://self.alt/x").await;
@@ -569,10 +567,11 @@ mod tests {
         let own: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
         let counts = Arc::new(RequestCounts::default());
         let mut hooks = OutboundHttp::new(allowed(&url))
-            .with_self_requests(own)
+            .with_self_requests(SelfRequests::new(own))
             .counting_into(counts.clone());
         get(&mut hooks, &format!("{url}/object")).await.unwrap();
-        get(&mut hooks, "http://self.alt/-/sha256").await.unwrap();
+        // Sent, though no registry answers it here.
+        let _ = get(&mut hooks, "http://self.alt/-/sha256").await;
         let denied = get(&mut hooks, "http://127.0.0.1:9/x").await;
         assert!(matches!(denied, Err(Error::HttpRequestDenied)));
         assert!(counts.to_string().ends_with("s3=1 self=1"), "{counts}");

@@ -1,6 +1,9 @@
 //! The real `genreg` binary as a child process: `genreg up` on a data
 //! directory (embedded S3 server), killed with SIGKILL and started again on
-//! the same directory; `genreg gc`.
+//! the same directory; `genreg gc`. Also included on its own (`#[path]`)
+//! by tests that need only the process.
+
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
