@@ -350,6 +350,23 @@ fn nothing_to_drive() -> ConnectionWork {
     Box::new(async { Ok(()) })
 }
 
+/// An answer made in this process (by the embedded S3 server, or by the
+/// registry to a self request), under the guest's timeouts as one over a
+/// connection would be: its head within the first-byte timeout, then a
+/// body that fails when no frame comes for the between-bytes timeout.
+/// Nothing runs beside it: its body is written by whoever answers.
+async fn within_timeouts(
+    answer: impl Future<Output = Result<http::Response<WasiBody>, Error>>,
+    timeouts: Timeouts,
+) -> SendResult {
+    let response = tokio::time::timeout(timeouts.first_byte, answer)
+        .await
+        .map_err(|_| Error::ConnectionReadTimeout)??;
+    let response =
+        response.map(|body| BetweenBytesTimeout::new(body, timeouts.between_bytes).boxed_unsync());
+    Ok((response, nothing_to_drive()))
+}
+
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
@@ -369,29 +386,18 @@ impl WasiHttpHooks for OutboundHttp {
         if let Some(counts) = &self.counts {
             counts.sent(self_request);
         }
+        let timeouts = Timeouts::of(options);
         if let Some(registry) = self.self_requests.clone().filter(|_| self_request) {
-            return Box::new(async move {
-                let timeouts = Timeouts::of(options);
-                let response = registry
-                    .send(request, timeouts.first_byte, timeouts.between_bytes)
-                    .await?;
-                // The instance answering writes the body: nothing to drive.
-                Ok((response, nothing_to_drive()))
-            });
+            return Box::new(
+                async move { within_timeouts(registry.send(request), timeouts).await },
+            );
         }
         if let Some(s3) = self
             .in_process
             .clone()
             .filter(|s3| s3.serves(request.uri()))
         {
-            return Box::new(async move {
-                let timeouts = Timeouts::of(options);
-                let response = s3
-                    .send(request, timeouts.first_byte, timeouts.between_bytes)
-                    .await?;
-                // Nothing runs beside the answer: its body reads the files.
-                Ok((response, nothing_to_drive()))
-            });
+            return Box::new(async move { within_timeouts(s3.send(request), timeouts).await });
         }
         if request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
             let plain = self.plain.clone();

@@ -12,13 +12,11 @@
 //! and digests). Everyone else (presigned URLs, the web interface's parts,
 //! `genreg gc`, another host) still reaches the server over TCP.
 
-use std::time::Duration;
-
 use http_body::Body as _;
 use http_body_util::BodyExt as _;
 use wasmtime_wasi_http::{Error, WasiBody};
 
-use super::{BetweenBytesTimeout, Origin};
+use super::Origin;
 
 /// The embedded S3 server's service, and the origin the component reaches
 /// it at.
@@ -43,20 +41,18 @@ impl InProcessS3 {
         Origin::of_uri(uri).is_some_and(|o| o == self.origin)
     }
 
-    /// Answers `request`: the response head within `first_byte_timeout`
-    /// (a `PUT`'s whole body is taken by then), then a body that fails when
-    /// no frame comes for `between_bytes_timeout`.
+    /// Answers `request` (a `PUT`'s whole body is taken before the head),
+    /// the body streamed from the files.
     pub async fn send(
         &self,
         request: http::Request<WasiBody>,
-        first_byte_timeout: Duration,
-        between_bytes_timeout: Duration,
     ) -> Result<http::Response<WasiBody>, Error> {
         let is_head = request.method() == http::Method::HEAD;
         let request = as_received(request)?;
-        let response = tokio::time::timeout(first_byte_timeout, self.service.call(request))
+        let response = self
+            .service
+            .call(request)
             .await
-            .map_err(|_| Error::ConnectionReadTimeout)?
             .map_err(|e| Error::InternalError(Some(format!("embedded S3 server: {e:?}"))))?;
         let (mut parts, body) = response.into_parts();
         // What hyper's server adds on the wire for a body of known size.
@@ -72,10 +68,7 @@ impl InProcessS3 {
         let body = body
             .map_err(|e| Error::InternalError(Some(format!("embedded S3 server: {e}"))))
             .boxed_unsync();
-        Ok(http::Response::from_parts(
-            parts,
-            BetweenBytesTimeout::new(body, between_bytes_timeout).boxed_unsync(),
-        ))
+        Ok(http::Response::from_parts(parts, body))
     }
 }
 
@@ -118,6 +111,7 @@ mod tests {
     use bytes::Bytes;
     use http_body_util::{Full, StreamBody};
     use rusty_s3::{Bucket, Credentials, S3Action as _, UrlStyle};
+    use std::time::Duration;
 
     const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -165,7 +159,7 @@ mod tests {
         s3: &InProcessS3,
         request: http::Request<WasiBody>,
     ) -> (http::StatusCode, http::HeaderMap, Vec<u8>) {
-        let response = s3.send(request, TIMEOUT, TIMEOUT).await.unwrap();
+        let response = s3.send(request).await.unwrap();
         let (parts, body) = response.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes().to_vec();
         (parts.status, parts.headers, bytes)
@@ -267,11 +261,17 @@ mod tests {
             .header(http::header::CONTENT_LENGTH, 10)
             .body(stalled)
             .unwrap();
-        let error = s3
-            .send(request, Duration::from_millis(200), TIMEOUT)
-            .await
-            .unwrap_err();
-        assert!(matches!(error, Error::ConnectionReadTimeout), "{error:?}");
+        let timeouts = super::super::Timeouts {
+            connect: TIMEOUT,
+            first_byte: Duration::from_millis(200),
+            between_bytes: TIMEOUT,
+        };
+        let answer = super::super::within_timeouts(s3.send(request), timeouts).await;
+        assert!(
+            matches!(answer, Err(Error::ConnectionReadTimeout)),
+            "{:?}",
+            answer.map(|(response, _)| response.status())
+        );
         drop(sender);
     }
 

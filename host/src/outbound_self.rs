@@ -13,12 +13,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
 
 use http_body_util::BodyExt as _;
 use wasmtime_wasi_http::{Error, WasiBody};
 
-use super::BetweenBytesTimeout;
 use crate::handler::GuestHandler;
 
 /// The registry's own listener, whose handler answers self requests once
@@ -52,15 +50,11 @@ impl SelfRequests {
         let _ = self.handler.set(Arc::downgrade(handler));
     }
 
-    /// Runs a fresh instance on `request` and returns its answer: the head
-    /// within `first_byte_timeout`, then a body streamed as the instance
-    /// writes it, which fails when no frame comes for
-    /// `between_bytes_timeout` (the timeouts a connection would have had).
+    /// Runs a fresh instance on `request` and returns its answer, the body
+    /// streamed as the instance writes it.
     pub async fn send(
         &self,
         request: http::Request<WasiBody>,
-        first_byte_timeout: Duration,
-        between_bytes_timeout: Duration,
     ) -> Result<http::Response<WasiBody>, Error> {
         let handler = self
             .handler
@@ -68,13 +62,8 @@ impl SelfRequests {
             .and_then(Weak::upgrade)
             .ok_or(Error::ConnectionRefused)?;
         let request = as_received(request, self.address)?;
-        let response =
-            tokio::time::timeout(first_byte_timeout, handler.handle(request, self.address))
-                .await
-                .map_err(|_| Error::ConnectionReadTimeout)?;
-        Ok(response.map(|body| {
-            BetweenBytesTimeout::new(body.boxed_unsync(), between_bytes_timeout).boxed_unsync()
-        }))
+        let response = handler.handle(request, self.address).await;
+        Ok(response.map(|body| body.boxed_unsync()))
     }
 }
 
