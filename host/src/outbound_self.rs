@@ -5,11 +5,11 @@
 //! registry's listener is in this process, so the request is handed to its
 //! handler as the listener hands it a request, with the `Host` a loopback
 //! connection would have had and the listener's own address as the
-//! client's: the same headers, limits, timeouts and log line, without
-//! writing and parsing HTTP/1 twice and copying the body through the
-//! kernel both ways. The component's large
-//! uploads send their whole body this way to a helper instance (see
-//! `src/blob/sha256_helper.rs`).
+//! client's: the same headers, limits and log line, without writing and
+//! parsing HTTP/1 twice and copying the body through the kernel both ways.
+//! The timeouts the guest set apply as over a connection (`outbound.rs`).
+//! The component's large uploads send the rest of their body this way to
+//! a helper instance (`src/blob/sha256_helper.rs`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock, Weak};
