@@ -30,6 +30,13 @@ async fn complete(fs: &FastFs, key: &str, upload_id: &str, parts: &[(i32, &ETag)
 }
 
 /// Uploads `parts` as parts 1, 2, ... in turn; answers their ETags.
+/// Completes `upload_id` with the parts numbered 1, 2, ... in the order of
+/// `etags`.
+async fn complete_in_order(fs: &FastFs, key: &str, upload_id: &str, etags: &[&ETag]) {
+    let parts: Vec<(i32, &ETag)> = (1..).zip(etags.iter().copied()).collect();
+    complete(fs, key, upload_id, &parts).await;
+}
+
 async fn upload_parts(fs: &FastFs, key: &str, upload_id: &str, parts: &[Vec<u8>]) -> Vec<ETag> {
     let mut etags = Vec::new();
     for (number, part) in (1..).zip(parts) {
@@ -150,13 +157,7 @@ async fn parts_joined_ahead_become_the_object() {
     let assembly = joined_ahead(&fs, &id, 3).await;
     let assembly_inode = inode(&assembly);
 
-    complete(
-        &fs,
-        "files/a",
-        &id,
-        &[(1, &first), (2, &second), (3, &third)],
-    )
-    .await;
+    complete_in_order(&fs, "files/a", &id, &[&first, &second, &third]).await;
     assert_assembly_became(&fs, dir.path(), "files/a", &data.concat(), assembly_inode).await;
 }
 
@@ -175,13 +176,7 @@ async fn parts_that_come_in_order_are_written_once_into_the_object() {
     assert!(files.is_empty(), "{files:?}");
     let assembly_inode = inode(&assembly);
 
-    complete(
-        &fs,
-        "files/w",
-        &id,
-        &[(1, &etags[0]), (2, &etags[1]), (3, &etags[2])],
-    )
-    .await;
+    complete_in_order(&fs, "files/w", &id, &[&etags[0], &etags[1], &etags[2]]).await;
     assert_assembly_became(&fs, dir.path(), "files/w", &data.concat(), assembly_inode).await;
 }
 
@@ -203,13 +198,7 @@ async fn a_part_stored_again_after_it_was_joined_is_read_from_its_file() {
     let second_again = upload_part(&fs, "files/b", &id, 2, again.clone()).await;
     assert_ne!(second, second_again);
 
-    complete(
-        &fs,
-        "files/b",
-        &id,
-        &[(1, &first), (2, &second_again), (3, &third)],
-    )
-    .await;
+    complete_in_order(&fs, "files/b", &id, &[&first, &second_again, &third]).await;
     assert!(object(dir.path(), "files/b") == [data[0].clone(), again, data[2].clone()].concat());
     // Part 1 was kept, the others appended from their files.
     assert_eq!(inode(&dir.path().join("genreg/files/b")), assembly_inode);
@@ -221,13 +210,7 @@ async fn a_part_stored_again_after_it_was_joined_is_read_from_its_file() {
     let etags = upload_parts(&fs, "files/b2", &id, &data).await;
     let again = pattern(5 * MIB, 8);
     let second = upload_part(&fs, "files/b2", &id, 2, again.clone()).await;
-    complete(
-        &fs,
-        "files/b2",
-        &id,
-        &[(1, &etags[0]), (2, &second), (3, &etags[2])],
-    )
-    .await;
+    complete_in_order(&fs, "files/b2", &id, &[&etags[0], &second, &etags[2]]).await;
     assert!(object(dir.path(), "files/b2") == [data[0].clone(), again, data[2].clone()].concat());
     assert_no_assembly_left(&fs, dir.path()).await;
 }
@@ -251,7 +234,7 @@ async fn a_completion_of_some_parts_keeps_only_the_first_ones_joined() {
     let etags = upload_parts(&fs, "files/c2", &id, &data).await;
     let assembly = joined_ahead(&fs, &id, 3).await;
     let assembly_inode = inode(&assembly);
-    complete(&fs, "files/c2", &id, &[(1, &etags[0]), (2, &etags[1])]).await;
+    complete_in_order(&fs, "files/c2", &id, &[&etags[0], &etags[1]]).await;
     assert!(object(dir.path(), "files/c2") == [data[0].clone(), data[1].clone()].concat());
     assert_ne!(inode(&dir.path().join("genreg/files/c2")), assembly_inode);
 
@@ -352,13 +335,7 @@ async fn after_a_restart_parts_written_in_order_are_listed_completed_and_aborted
     // The assembly is appended to no more: part 3 is a file.
     let third = upload_part(&fs, "files/r", &id, 3, data[2].clone()).await;
     assert!(upload_files(dir.path()).contains(&format!(".upload_id-{id}.part-3")));
-    complete(
-        &fs,
-        "files/r",
-        &id,
-        &[(1, &etags[0]), (2, &etags[1]), (3, &third)],
-    )
-    .await;
+    complete_in_order(&fs, "files/r", &id, &[&etags[0], &etags[1], &third]).await;
     assert!(object(dir.path(), "files/r") == data.concat());
 
     fs.abort_multipart_upload(request(abort_input("files/s", &aborted)))
